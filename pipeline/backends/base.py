@@ -1,0 +1,173 @@
+"""The one small interface every backend implements, and the errors they raise.
+
+A backend turns a `Request` (system text, user text, sampling settings) into a `Completion`.
+Backends classify failures so the runner can decide: `Transient` is retried with backoff,
+`Unreachable` means the server is down (the run stops, exit 3), `ContextOverflow` means the
+text must be cut further, and `Rejected` is a per-item error that retrying cannot fix.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from pipeline.prompts import FORMATS
+
+
+@dataclass(frozen=True)
+class Request:
+    prompt: str
+    system: str = ""
+    max_tokens: int = 256
+    temperature: float = 0.0
+    stop: tuple[str, ...] = ()
+    grammar: str = ""
+    format: str = "auto"
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    stop_reason: str | None = None  # "eos" | "word" | "limit" | None when the server won't say
+    timings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    kind: str  # "llama.cpp" | "koboldcpp" | "openai"
+    url: str
+    model: str
+    slots: int = 1
+    n_ctx: int | None = None
+    chat_format: str = "chatml"
+    vision: bool = False
+    version: str = ""
+
+
+class BackendError(Exception):
+    """Base of every backend failure; the message is one line a person can read."""
+
+
+class Transient(BackendError):
+    """Worth retrying: 5xx, busy, loading, garbage, an empty answer, a dropped connection."""
+
+
+class Busy(Transient):
+    """HTTP 503: the server is busy (koboldcpp's queue is full) or still loading its model."""
+
+
+class Unreachable(Transient):
+    """Nothing answers at the URL (connection refused, no route)."""
+
+
+class Rejected(BackendError):
+    """The server refused this request for good (bad grammar, bad parameters)."""
+
+
+class ContextOverflow(Rejected):
+    def __init__(self, message: str, prompt_tokens: int | None, n_ctx: int | None) -> None:
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens
+        self.n_ctx = n_ctx
+
+
+class Backend:
+    """Shared HTTP plumbing; subclasses implement probe(), complete() and count_tokens()."""
+
+    kind = "http"
+
+    def __init__(self, url: str, timeout: float = 300.0, api_key: str | None = None) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.Client(
+            base_url=self.url,
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            headers=headers,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        )
+        self.info: ServerInfo | None = None
+
+    def close(self) -> None:
+        self.client.close()
+
+    def probe(self) -> ServerInfo:
+        raise NotImplementedError
+
+    def complete(self, request: Request) -> Completion:
+        raise NotImplementedError
+
+    def count_tokens(self, text: str) -> int | None:
+        """Tokens in `text` by the server's own tokenizer, or None if it cannot say."""
+        return None
+
+    # -- helpers ------------------------------------------------------------------------
+    def raw_prompt(self, request: Request) -> tuple[str, list[str]]:
+        """For raw-completion APIs: the text wrapped in the chat format, and the stop list."""
+        name = request.format
+        if name == "auto":
+            name = self.info.chat_format if self.info else "chatml"
+        fmt = FORMATS[name]
+        stop = list(dict.fromkeys([*request.stop, *fmt.stop]))
+        return fmt.wrap(request.prompt, request.system), stop
+
+    def _send(
+        self, method: str, path: str, payload: Any = None, timeout: float | None = None
+    ) -> httpx.Response:
+        try:
+            kwargs: dict[str, Any] = {"json": payload} if payload is not None else {}
+            if timeout is not None:
+                kwargs["timeout"] = timeout
+            return self.client.request(method, path, **kwargs)
+        except httpx.ConnectError as e:
+            raise Unreachable(f"cannot connect to {self.url}: {_reason(e)}") from None
+        except httpx.TimeoutException:
+            raise Transient(f"no answer from {self.url}{path} in time") from None
+        except httpx.TransportError as e:
+            raise Transient(f"connection to {self.url} dropped: {_reason(e)}") from None
+
+    def _json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise Transient(
+                f"{self.url} answered HTTP {response.status_code} with something that is not"
+                f" JSON: {response.text[:80]!r}"
+            ) from None
+
+    def _raise_for_status(self, response: httpx.Response) -> None:
+        """Map an HTTP error status to the right error class, with the server's message."""
+        status = response.status_code
+        if status < 400:
+            return
+        message = _error_message(response)
+        if status == 503:
+            raise Busy(f"HTTP 503 from {self.url}: {message}")
+        if status >= 500:
+            raise Transient(f"HTTP {status} from {self.url}: {message}")
+        raise Rejected(f"HTTP {status} from {self.url}: {message}")
+
+
+def _reason(error: Exception) -> str:
+    text = str(error) or type(error).__name__
+    return text.split("] ")[-1] if "] " in text else text
+
+
+def _error_message(response: httpx.Response) -> str:
+    """Both llama.cpp's {"error":{"message"}} and koboldcpp's {"detail":{"msg"}} shapes."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:200] or response.reason_phrase
+    if isinstance(body, dict):
+        for outer, inner in (("error", "message"), ("detail", "msg")):
+            value = body.get(outer)
+            if isinstance(value, dict) and inner in value:
+                return str(value[inner])
+            if isinstance(value, str):
+                return value
+    return json.dumps(body)[:200]

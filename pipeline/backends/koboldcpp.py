@@ -1,0 +1,103 @@
+"""koboldcpp's native API: `/api/extra/version`, `/api/v1/generate` (one generation at a time)."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+
+from pipeline.backends.base import (
+    Backend,
+    BackendError,
+    Completion,
+    Rejected,
+    Request,
+    ServerInfo,
+    Transient,
+)
+from pipeline.prompts import guess_format
+
+
+class KoboldBackend(Backend):
+    kind = "koboldcpp"
+
+    def __init__(self, url: str, timeout: float = 300.0, api_key: str | None = None) -> None:
+        super().__init__(url, timeout, api_key)
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+
+    def probe(self) -> ServerInfo:
+        response = self._send("GET", "/api/extra/version", timeout=10)
+        self._raise_for_status(response)
+        version = self._json(response)
+        model = self._value("/api/v1/model", "result") or ""
+        n_ctx = self._value("/api/extra/true_max_context_length", "value")
+        model = str(model).removeprefix("koboldcpp/")
+        self.info = ServerInfo(
+            kind=self.kind,
+            url=self.url,
+            model=model,
+            slots=1,  # koboldcpp generates one at a time; more requests only queue (or 503)
+            n_ctx=int(n_ctx) if isinstance(n_ctx, int | float) else None,
+            chat_format=guess_format(model),
+            vision=bool(version.get("vision")),
+            version=str(version.get("version", "")),
+        )
+        return self.info
+
+    def _value(self, path: str, key: str) -> object:
+        try:
+            response = self._send("GET", path, timeout=10)
+            if response.status_code == 200:
+                return self._json(response).get(key)
+        except (BackendError, AttributeError):
+            pass
+        return None
+
+    def complete(self, request: Request) -> Completion:
+        prompt, stop = self.raw_prompt(request)
+        genkey = "KCPP" + secrets.token_hex(4)
+        payload: dict[str, object] = {
+            "prompt": prompt,
+            "max_length": request.max_tokens,
+            "temperature": request.temperature,
+            "stop_sequence": stop,
+            "trim_stop": True,  # otherwise the stop sequence is left at the end of the text
+            "genkey": genkey,
+        }
+        if self.info and self.info.n_ctx:
+            payload["max_context_length"] = self.info.n_ctx
+        if request.grammar:
+            payload["grammar"] = request.grammar
+        with self._lock:
+            self._running.add(genkey)
+        try:
+            response = self._send("POST", "/api/v1/generate", payload)
+        finally:
+            with self._lock:
+                self._running.discard(genkey)
+        self._raise_for_status(response)
+        body = self._json(response)
+        results = body.get("results") if isinstance(body, dict) else None
+        if not results or not isinstance(results[0], dict) or "text" not in results[0]:
+            raise Transient(f"{self.url}/api/v1/generate answered without results[0].text")
+        # finish_reason is "length" even when a stop sequence ended it: not reported.
+        return Completion(text=str(results[0]["text"]))
+
+    def count_tokens(self, text: str) -> int | None:
+        try:
+            response = self._send("POST", "/api/extra/tokencount", {"prompt": text}, timeout=60)
+            if response.status_code != 200:
+                return None
+            value = self._json(response).get("value")
+        except (Transient, Rejected, AttributeError):
+            return None
+        return int(value) if isinstance(value, int) else None
+
+    def abort_running(self) -> None:
+        """koboldcpp keeps generating after the client leaves: stop what we started."""
+        with self._lock:
+            keys = list(self._running)
+        for key in keys:
+            with contextlib.suppress(BackendError):
+                self._send("POST", "/api/extra/abort", {"genkey": key}, timeout=5)

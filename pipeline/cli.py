@@ -1,0 +1,325 @@
+"""The `pipe` command: thin click commands over the library. No logic of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+from pipeline import __version__, sources
+from pipeline import recipe as recipes
+from pipeline.actions import Action, Result, Sidecar
+from pipeline.connection import open_backend
+from pipeline.errors import PipeError, UsageError
+from pipeline.paths import default_db_path
+from pipeline.runner import Item, Options, Runner, file_items, stdin_item
+from pipeline.state import Store
+
+
+def db_option(func: Any) -> Any:
+    return click.option(
+        "--db",
+        type=click.Path(dir_okay=False),
+        envvar="PIPE_DB",
+        help="State database (default: in the user data folder; env PIPE_DB).",
+    )(func)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pipe")
+def cli() -> None:
+    """Map local generative-AI models over folders of files, resumably.
+
+    \b
+    pipe run summarize-text notes/
+    find notes -name '*.md' | pipe run summarize-text -
+    cat report.txt | pipe run summarize-text
+    """
+
+
+@cli.command()
+@click.argument("recipe_name", metavar="RECIPE")
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
+@click.option(
+    "--backend",
+    "backend_urls",
+    multiple=True,
+    envvar="PIPE_BACKEND",
+    help="Server URL (llama.cpp/llamafile, koboldcpp or OpenAI-compatible); env PIPE_BACKEND.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Requests in flight (default: the server's slots).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON Lines records on stdout.")
+@click.option(
+    "--write",
+    type=click.Choice(["stdout", "sidecar"]),
+    default=None,
+    help="Where answers go (default: the recipe's; sidecar writes a file beside each input).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="Override a recipe field, e.g. --set ask.max_tokens=200.",
+)
+@click.option(
+    "--redo", is_flag=True, help="Do finished files again (the answer cache is bypassed too)."
+)
+@click.option(
+    "-0", "--null", "null_separated", is_flag=True, help="Paths on stdin are NUL-separated."
+)
+@click.option(
+    "--include",
+    multiple=True,
+    metavar="GLOB",
+    help="Only files matching (replaces the recipe's inputs).",
+)
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Leave out files matching.")
+@click.option("--hidden", is_flag=True, help="Include hidden files and folders.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr; errors only.")
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Further attempts per model call after a failure.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=600,
+    show_default=True,
+    help="Seconds to wait for one model answer.",
+)
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=30,
+    show_default=True,
+    help="Seconds to wait for a server that is starting or went away.",
+)
+@db_option
+def run(
+    recipe_name: str,
+    paths: tuple[str, ...],
+    backend_urls: tuple[str, ...],
+    jobs: int | None,
+    as_json: bool,
+    write: str | None,
+    overrides: tuple[str, ...],
+    redo: bool,
+    null_separated: bool,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    hidden: bool,
+    quiet: bool,
+    retries: int,
+    timeout: float,
+    wait: float,
+    db: str | None,
+) -> None:
+    """Run RECIPE over files, folders and globs (or '-' for paths on stdin).
+
+    With no PATH, the text piped on stdin is the one item.
+    """
+    recipe = recipes.load(recipe_name, overrides)
+    items, headers = _items(paths, recipe, include, exclude, hidden, null_separated)
+    say = _Messages(quiet)
+    with open_backend(list(backend_urls), wait=wait, timeout=timeout, say=say.info) as backend:
+        info = backend.info
+        assert info is not None
+        say.info(
+            f"using {info.kind} at {info.url} (model {info.model or 'unknown'}, "
+            f"{jobs or info.slots} in flight)"
+        )
+        store = Store(db or default_db_path())
+        try:
+            action_kwargs: dict[str, Any] = {
+                "out": sys.stdout,
+                "as_json": as_json,
+                "headers": headers,
+                "model": info.model,
+            }
+            action: Action
+            if (write or recipe.action) == "sidecar" and write != "stdout":
+                action = Sidecar(recipe, store, **action_kwargs)
+            else:
+                action = Action(**action_kwargs)
+            options = Options(
+                jobs=jobs or 0,
+                redo=redo,
+                retries=retries,
+                down_wait=wait,
+                progress=not quiet and sys.stderr.isatty(),
+                on_error=say.item_error,
+                on_note=say.item_note,
+            )
+            runner = Runner(recipe, backend, store, action, options)
+            summary = runner.run(items, sys.argv[1:])
+        finally:
+            store.close()
+    c = summary.counts
+    tokens = c.prompt_tokens + c.completion_tokens
+    say.info(
+        f"{c.done} done, {c.cached} from cache, {c.skipped} skipped, {c.failed} failed"
+        f" · {tokens:,} tokens · {summary.seconds:.1f} s (run {summary.run_id})"
+    )
+    if summary.stopped == "backend":
+        say.error("the backend stopped answering; run the same command again to go on")
+    elif summary.stopped:
+        say.error(f"interrupted ({summary.stopped}); finished files are saved, run again to go on")
+    sys.exit(summary.exit_code)
+
+
+def _items(
+    paths: tuple[str, ...],
+    recipe: recipes.Recipe,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    hidden: bool,
+    null_separated: bool,
+) -> tuple[Iterator[Item], bool]:
+    """The items to process and whether answers need a `==> path <==` header."""
+    if not paths:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError(
+                "give files or folders (or '-' to read paths from stdin), or pipe text in; "
+                f"e.g. pipe run {recipe.name} notes/"
+            )
+        data = sys.stdin.buffer.read()
+        if not data:
+            raise UsageError("stdin was empty: pipe text in, or give files or folders")
+        return iter([stdin_item(data)]), False
+    filters = sources.Filters(patterns=include or recipe.inputs, exclude=exclude, hidden=hidden)
+    args: Iterator[str] = _expand_dash(paths, null_separated)
+    single_file = len(paths) == 1 and paths[0] != "-" and os.path.isfile(paths[0])
+    return file_items(sources.expand(args, filters)), not single_file
+
+
+def _expand_dash(paths: tuple[str, ...], null_separated: bool) -> Iterator[str]:
+    for path in paths:
+        if path == "-":
+            yield from sources.stdin_paths(sys.stdin, null_separated)
+        else:
+            yield path
+
+
+class _Messages:
+    """People's messages go to stderr; --quiet keeps only errors."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(f"pipe: {message}", err=True)
+
+    def error(self, message: str) -> None:
+        click.echo(f"pipe: {message}", err=True)
+
+    def item_error(self, result: Result) -> None:
+        self.error(f"{result.path}: {result.error}")
+
+    def item_note(self, result: Result) -> None:
+        self.info(f"{result.path}: skipped: {'; '.join(result.notes)}")
+
+
+@cli.command(name="recipes")
+def list_recipes() -> None:
+    """List built-in and user recipes, and where each comes from."""
+    rows = recipes.available()
+    width = max((len(name) for name, *_ in rows), default=0)
+    for name, origin, path, description in rows:
+        click.echo(f"{name:<{width}}  {origin:<8}  {description}  ({path})")
+
+
+@cli.command()
+@click.option("-n", "--limit", type=int, default=20, show_default=True, help="How many runs.")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines.")
+@db_option
+def runs(limit: int, as_json: bool, db: str | None) -> None:
+    """Past runs, newest first: id, recipe, start, counts and exit status."""
+    store = _open_existing(db)
+    for row in store.runs(limit):
+        if as_json:
+            click.echo(json.dumps(row))
+            continue
+        status = (
+            row["status"]
+            if row["exit_code"] is None
+            else f"{row['status']} (exit {row['exit_code']})"
+        )
+        click.echo(
+            f"{row['id']:>5}  {row['recipe']:<18} {row['started'][:19].replace('T', ' ')}  "
+            f"{row['done'] + row['cached']} done, {row['skipped']} skipped, {row['failed']} failed"
+            f"  {status}"
+        )
+
+
+@cli.command()
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines.")
+@db_option
+def show(path: str, as_json: bool, db: str | None) -> None:
+    """One file's history: runs, answers, errors and timings."""
+    store = _open_existing(db)
+    key = sources.display(os.path.abspath(path)) if path != "<stdin>" else path
+    rows = list(store.item_history(key))
+    if not rows:
+        raise UsageError(f"no history for {path} in {store.path}")
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+            continue
+        took = f"{row['duration_ms'] / 1000:.1f} s" if row["duration_ms"] is not None else "-"
+        tokens = (row["prompt_tokens"] or 0) + (row["completion_tokens"] or 0)
+        click.echo(
+            f"run {row['run_id']}  {row['started'][:19].replace('T', ' ')}  {row['recipe']}  "
+            f"{row['status']}  {took}  {tokens} tokens  model {row['model'] or '-'}"
+        )
+        for label, value in (
+            ("note", row["note"]),
+            ("error", row["error"]),
+            ("answer", row["answer"]),
+        ):
+            if value:
+                click.echo(f"    {label}: {value.strip()}".replace("\n", "\n    "))
+
+
+def _open_existing(db: str | None) -> Store:
+    path = db or str(default_db_path())
+    if not os.path.exists(path):
+        raise UsageError(f"no database at {path} yet: run 'pipe run RECIPE PATH' first")
+    return Store(path)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("pipe: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(2 if isinstance(e, click.UsageError) else e.exit_code)
+    except PipeError as e:
+        click.echo(f"pipe: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("pipe: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        # `pipe run … | head`: the reader left; that is not an error worth a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)

@@ -1,0 +1,284 @@
+"""Recipes: TOML files that say which files to take, what to ask a model, what to do after.
+
+A recipe has one `[ask]` table, or several `[[steps]]` (each with a `name`) where a later
+step's prompt can use an earlier step's answer as `{NAME}` (or the previous one as
+`{answer}`). `[then]` says what happens to the final answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pipeline import paths
+from pipeline.errors import RecipeError
+from pipeline.prompts import FORMATS
+from pipeline.templates import Template, TemplateError, compile_template
+
+ASK_KINDS = ("text",)
+ACTIONS = ("print", "sidecar")
+# Fields every prompt may use; steps add their own names.
+ITEM_FIELDS = {"text", "name", "path", "stem", "ext", "answer"}
+NAME_FIELDS = {"path", "name", "stem", "ext", "dir", "recipe"}
+
+_TOP_KEYS = {"description", "inputs", "ask", "steps", "then"}
+_STEP_KEYS = {
+    "name",
+    "kind",
+    "system",
+    "prompt",
+    "max_tokens",
+    "temperature",
+    "stop",
+    "grammar",
+    "format",
+}
+_THEN_KEYS = {"action", "sidecar"}
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    kind: str
+    prompt: Template
+    system: str = ""
+    max_tokens: int = 256
+    temperature: float = 0.0
+    stop: tuple[str, ...] = ()
+    grammar: str = ""
+    format: str = "auto"
+
+    def key(self) -> dict[str, Any]:
+        """Everything in this step that shapes the model request (for cache fingerprints)."""
+        return {
+            "kind": self.kind,
+            "system": self.system,
+            "prompt": self.prompt.source,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "stop": list(self.stop),
+            "grammar": self.grammar,
+            "format": self.format,
+        }
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    origin: str  # "built-in", "user" or the path it was loaded from
+    path: Path
+    description: str
+    inputs: tuple[str, ...]
+    steps: tuple[Step, ...]
+    action: str = "print"
+    sidecar: Template = field(default_factory=lambda: compile_template("{path}.answer.txt"))
+
+    def ask_key(self, model: str) -> str:
+        """A digest of every step and the model: a change means every file is done again."""
+        blob = json.dumps([model, [s.key() for s in self.steps]], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def builtin_recipes_dir() -> Path:
+    """Inside the installed package; the repo's `recipes/` when running from a checkout."""
+    try:
+        packaged = Path(str(resources.files("pipeline.recipes")))
+        if packaged.is_dir() and any(packaged.glob("*.toml")):
+            return packaged
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parent.parent / "recipes"
+
+
+def available() -> list[tuple[str, str, Path, str]]:
+    """(name, origin, path, description) for every recipe; user recipes shadow built-ins."""
+    found: dict[str, tuple[str, str, Path, str]] = {}
+    for origin, folder in (("built-in", builtin_recipes_dir()), ("user", paths.user_recipes_dir())):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.toml")):
+            try:
+                description = str(_read_toml(path).get("description", ""))
+            except RecipeError as e:
+                description = f"(invalid: {e})"
+            found[path.stem] = (path.stem, origin, path, description)
+    return sorted(found.values())
+
+
+def find(name_or_path: str) -> tuple[Path, str]:
+    """Resolve `summarize-text` or `./my.toml` to a file and where it came from."""
+    candidate = Path(name_or_path).expanduser()
+    if name_or_path.endswith(".toml") or "/" in name_or_path:
+        if not candidate.is_file():
+            raise RecipeError(f"recipe file {name_or_path} not found")
+        return candidate, str(candidate)
+    for origin, folder in (("user", paths.user_recipes_dir()), ("built-in", builtin_recipes_dir())):
+        path = folder / f"{name_or_path}.toml"
+        if path.is_file():
+            return path, origin
+    names = ", ".join(n for n, *_ in available())
+    raise RecipeError(f"no recipe named '{name_or_path}'; try one of: {names} (or a .toml path)")
+
+
+def load(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    path, origin = find(name_or_path)
+    data = _read_toml(path)
+    for item in overrides:
+        apply_override(data, item, path)
+    return parse(data, path, origin)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise RecipeError(f"{path}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise RecipeError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def apply_override(data: dict[str, Any], assignment: str, path: Path) -> None:
+    """`--set ask.max_tokens=200`: the value is read as TOML when it parses, else a string."""
+    dotted, sep, raw = assignment.partition("=")
+    if not sep or not dotted.strip():
+        raise RecipeError(f"--set {assignment!r}: expected FIELD=VALUE, e.g. ask.max_tokens=200")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    keys = dotted.strip().split(".")
+    target: Any = data
+    for i, key in enumerate(keys[:-1]):
+        if isinstance(target, list):
+            target = _step_by_name(target, key, path, ".".join(keys[: i + 1]))
+        else:
+            target = target.setdefault(key, {})
+        if not isinstance(target, dict | list):
+            raise RecipeError(f"{path}: --set {dotted}: {'.'.join(keys[: i + 1])} is not a table")
+    if isinstance(target, list):
+        raise RecipeError(f"{path}: --set {dotted}: name a step, e.g. steps.NAME.max_tokens")
+    target[keys[-1]] = value
+
+
+def _step_by_name(steps: list[Any], key: str, path: Path, where: str) -> Any:
+    for step in steps:
+        if isinstance(step, dict) and step.get("name") == key:
+            return step
+    if key.isdigit() and int(key) < len(steps):
+        return steps[int(key)]
+    raise RecipeError(f"{path}: --set {where}: no step named '{key}'")
+
+
+def parse(data: dict[str, Any], path: Path, origin: str = "") -> Recipe:
+    where = str(path)
+    _no_unknown_keys(data, _TOP_KEYS, where, "")
+    description = _typed(data, "description", str, where, "", "")
+    inputs = _typed(data, "inputs", list, where, "", ["*"])
+    if not all(isinstance(i, str) for i in inputs):
+        raise RecipeError(f'{where}: inputs: expected a list of glob strings like "*.txt"')
+
+    if ("ask" in data) == ("steps" in data):
+        raise RecipeError(f"{where}: expected either an [ask] table or [[steps]], not both/neither")
+    if "ask" in data:
+        if not isinstance(data["ask"], dict):
+            raise RecipeError(f"{where}: ask: expected a table")
+        raw_steps = [(data["ask"], "ask")]
+    else:
+        if not isinstance(data["steps"], list) or not data["steps"]:
+            raise RecipeError(f"{where}: steps: expected one or more [[steps]] tables")
+        raw_steps = [(s, f"steps[{i}]") for i, s in enumerate(data["steps"])]
+
+    steps: list[Step] = []
+    for raw, label in raw_steps:
+        known = {s.name for s in steps}
+        steps.append(_parse_step(raw, where, label, known))
+
+    then = data.get("then", {})
+    if not isinstance(then, dict):
+        raise RecipeError(f"{where}: then: expected a table")
+    _no_unknown_keys(then, _THEN_KEYS, where, "then.")
+    action = _typed(then, "action", str, where, "then.", "print")
+    if action not in ACTIONS:
+        raise RecipeError(
+            f"{where}: then.action: expected one of {', '.join(ACTIONS)}, got {action!r}"
+        )
+    sidecar_src = _typed(then, "sidecar", str, where, "then.", "{path}.answer.txt")
+    sidecar = _template(sidecar_src, NAME_FIELDS, where, "then.sidecar")
+    name = path.stem
+    return Recipe(
+        name, origin or str(path), path, description, tuple(inputs), tuple(steps), action, sidecar
+    )
+
+
+def _parse_step(raw: Any, where: str, label: str, earlier: set[str]) -> Step:
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{where}: {label}: expected a table")
+    p = f"{label}."
+    _no_unknown_keys(raw, _STEP_KEYS, where, p)
+    name = _typed(raw, "name", str, where, p, "answer")
+    if not name.isidentifier() or name in ITEM_FIELDS - {"answer"} or name in earlier:
+        raise RecipeError(f"{where}: {p}name: {name!r} must be a new identifier, not a field name")
+    kind = _typed(raw, "kind", str, where, p, "text")
+    if kind not in ASK_KINDS:
+        raise RecipeError(f"{where}: {p}kind: expected one of {', '.join(ASK_KINDS)}, got {kind!r}")
+    if "prompt" not in raw:
+        raise RecipeError(f"{where}: {p}prompt: missing (the text sent to the model)")
+    prompt = _template(
+        _typed(raw, "prompt", str, where, p, ""), ITEM_FIELDS | earlier, where, p + "prompt"
+    )
+    max_tokens = _typed(raw, "max_tokens", int, where, p, 256)
+    if max_tokens < 1:
+        raise RecipeError(f"{where}: {p}max_tokens: expected a positive whole number")
+    temperature = _typed(raw, "temperature", (int, float), where, p, 0.0)
+    stop = _typed(raw, "stop", list, where, p, [])
+    if not all(isinstance(s, str) for s in stop):
+        raise RecipeError(f"{where}: {p}stop: expected a list of strings")
+    fmt = _typed(raw, "format", str, where, p, "auto")
+    if fmt != "auto" and fmt not in FORMATS:
+        raise RecipeError(
+            f"{where}: {p}format: expected auto or one of {', '.join(FORMATS)}, got {fmt!r}"
+        )
+    return Step(
+        name=name,
+        kind=kind,
+        prompt=prompt,
+        system=_typed(raw, "system", str, where, p, ""),
+        max_tokens=max_tokens,
+        temperature=float(temperature),
+        stop=tuple(stop),
+        grammar=_typed(raw, "grammar", str, where, p, ""),
+        format=fmt,
+    )
+
+
+def _template(source: str, allowed: set[str], where: str, label: str) -> Template:
+    try:
+        return compile_template(source, allowed)
+    except TemplateError as e:
+        raise RecipeError(f"{where}: {label}: {e}") from None
+
+
+def _no_unknown_keys(table: dict[str, Any], known: set[str], where: str, prefix: str) -> None:
+    for key in table:
+        if key not in known:
+            raise RecipeError(
+                f"{where}: {prefix}{key}: unknown field; expected one of {', '.join(sorted(known))}"
+            )
+
+
+def _typed(
+    table: dict[str, Any], key: str, kind: Any, where: str, prefix: str, default: Any
+) -> Any:
+    if key not in table:
+        return default
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, kind):
+        expected = {str: "a string", int: "a whole number", list: "a list"}.get(kind, "a number")
+        raise RecipeError(f"{where}: {prefix}{key}: expected {expected}, got {value!r}")
+    return value

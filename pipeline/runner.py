@@ -1,0 +1,546 @@
+"""The map engine: stream items, skip finished ones, keep every server slot busy, record all.
+
+The main thread walks the sources, decides skips from the store, claims items, and records
+results (every database write happens here). Worker threads read and hash files, look up
+the answer cache, and call the model with retries. Workers are daemon threads, so an
+interrupt never waits for a slow model: claims of unfinished items are released, and the
+next run does them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import random
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.actions import Action, Result
+from pipeline.backends import (
+    Backend,
+    Busy,
+    ContextOverflow,
+    Rejected,
+    Request,
+    Transient,
+    Unreachable,
+)
+from pipeline.recipe import Recipe, Step
+from pipeline.sources import Entry
+from pipeline.state import HEARTBEAT_SECONDS, Counts, Store, now_iso
+from pipeline.texts import LoadedText, NotText, decode, fit, load_text
+
+STDIN_PATH = "<stdin>"
+CONTEXT_MARGIN = 16  # tokens kept free for BOS/special tokens the server adds
+REORDER_WINDOW = 512  # items admitted but not yet shown, at most (bounds memory)
+
+
+@dataclass
+class Options:
+    jobs: int = 0  # 0: the server's slot count
+    redo: bool = False
+    retries: int = 3  # further attempts after the first, for each model call
+    down_wait: float = 30.0  # how long a backend may be unreachable mid-run before we stop
+    busy_wait: float = 300.0  # how long to keep retrying "busy"/"loading" answers
+    backoff: float = 0.5
+    progress: bool = False
+    on_error: Callable[[Result], None] | None = None  # a per-item failure, for stderr
+    on_note: Callable[[Result], None] | None = None  # a file skipped for a reason
+
+
+@dataclass
+class Summary:
+    run_id: int
+    counts: Counts
+    seconds: float
+    exit_code: int
+    stopped: str | None = None  # why the run ended early, when it did
+
+
+@dataclass
+class Item:
+    entry: Entry
+    data: bytes | None = None  # text given on stdin instead of a file
+    previous_hash: str | None = None
+
+    @property
+    def path(self) -> str:
+        return self.entry.path
+
+
+class BackendDown(Exception):
+    pass
+
+
+class Interrupted(Exception):
+    pass
+
+
+@dataclass
+class _Done:
+    item: Item
+    result: Result
+    hash: str | None = None
+    fingerprint: str | None = None
+    cache_rows: list[dict[str, Any]] = field(default_factory=list)
+    fatal: str | None = None
+    record: bool = True  # False: already settled in the store (a skip), only shown
+
+
+class Runner:
+    def __init__(
+        self, recipe: Recipe, backend: Backend, store: Store, action: Action, options: Options
+    ) -> None:
+        self.recipe = recipe
+        self.backend = backend
+        self.store = store
+        self.action = action
+        self.options = options
+        assert backend.info is not None, "probe the backend before running"
+        self.info = backend.info
+        self.model = self.info.model
+        self.ask_key = recipe.ask_key(self.model)
+        self.jobs = options.jobs or self.info.slots or 1
+        self.counts = Counts()
+        self.stop = threading.Event()
+        self.stopped: str | None = None
+        self._tasks: queue.Queue[tuple[int, Item] | None] = queue.Queue()
+        self._results: queue.Queue[tuple[int, _Done]] = queue.Queue()
+        self._room_cache: dict[str, int] = {}
+
+    # -- main thread --------------------------------------------------------------------
+    def run(self, items: Iterable[Item], args: list[str]) -> Summary:
+        started = time.monotonic()
+        self.run_id = self.store.start_run(
+            self.recipe.name, self.recipe.origin, args, self.info.url, self.model
+        )
+        workers = [
+            threading.Thread(target=self._work, daemon=True, name=f"pipe-worker-{i}")
+            for i in range(self.jobs)
+        ]
+        for w in workers:
+            w.start()
+        self._bar = _progress(self.options.progress)
+        previous_handlers = _catch_signals(self._on_signal)
+        # Results are recorded and shown in input order: `pending` holds each admitted item
+        # (None while a worker has it) until every earlier item is out.
+        self._pending: dict[int, _Done | None] = {}
+        self._next_out = 0
+        self._in_workers = 0
+        seq = 0
+        last_beat = time.monotonic()
+        try:
+            iterator: Iterator[Item] = iter(items)
+            while not self.stop.is_set():
+                self._collect(block=False)
+                # One queued item per worker beyond those running keeps every slot busy.
+                if self._in_workers >= self.jobs * 2 or seq - self._next_out >= REORDER_WINDOW:
+                    self._collect(block=True)
+                    continue
+                item = next(iterator, None)
+                if item is None:
+                    break
+                done = self._admit(item)
+                self._pending[seq] = done
+                if done is None:
+                    self._tasks.put((seq, item))
+                    self._in_workers += 1
+                seq += 1
+                self._flush()
+                if time.monotonic() - last_beat > HEARTBEAT_SECONDS:
+                    self.store.heartbeat(self.run_id, self.counts)
+                    last_beat = time.monotonic()
+            while self._in_workers > 0 and not self.stop.is_set():
+                self._collect(block=True)
+            self._collect(block=False)  # keep answers that arrived as we stopped
+            self._flush(everything=True)
+        finally:
+            _restore_signals(previous_handlers)
+            for _ in workers:
+                self._tasks.put(None)
+            if self._bar is not None:
+                self._bar.close()
+        exit_code = self._exit_code()
+        status = {0: "done", 1: "failed", 3: "backend-down"}.get(exit_code, "interrupted")
+        self.store.end_run(self.run_id, status, exit_code, self.counts)
+        return Summary(
+            self.run_id, self.counts, time.monotonic() - started, exit_code, self.stopped
+        )
+
+    def _exit_code(self) -> int:
+        if self.stopped == "backend":
+            return 3
+        if self.stopped:
+            return 128 + (signal.SIGTERM if self.stopped == "SIGTERM" else signal.SIGINT)
+        return 1 if self.counts.failed else 0
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        if self.stop.is_set():
+            raise KeyboardInterrupt  # a second Ctrl-C: leave now
+        self.stopped = signal.Signals(signum).name
+        self.stop.set()
+        abort = getattr(self.backend, "abort_running", None)
+        if abort:
+            threading.Thread(target=abort, daemon=True).start()
+
+    def _admit(self, item: Item) -> _Done | None:
+        """Decide from the store whether an item needs work (None: claimed, send it to a
+        worker) or is already settled (a result to show, nothing to record)."""
+        entry = item.entry
+        if entry.error:
+            return _Done(item, Result(entry.path, "failed", error=entry.error))
+        if item.data is not None:
+            return None  # stdin text: no file to track, the answer cache still applies
+        st = entry.stat
+        assert st is not None
+        key = entry.key
+        row = self.store.item(self.recipe.name, key)
+        if not (
+            row
+            and not self.options.redo
+            and row.is_finished(st.st_size, st.st_mtime_ns, self.ask_key)
+        ):
+            verdict, row = self.store.claim(
+                self.recipe.name,
+                key,
+                self.run_id,
+                st.st_size,
+                st.st_mtime_ns,
+                self.ask_key,
+                self.options.redo,
+            )
+            if verdict == "claimed":
+                item.previous_hash = row.hash if row else None
+                return None
+            if verdict == "busy":
+                result = Result(item.path, "skipped", notes=["another run is processing it"])
+                return _Done(item, result, record=False)
+        assert row is not None
+        answer = None
+        if row.fingerprint and row.status == "done":
+            answer = self.store.cached_answer(row.fingerprint)
+        notes = [row.reason] if row.reason else []
+        return _Done(item, Result(item.path, "skipped", answer=answer, notes=notes), record=False)
+
+    def _collect(self, block: bool) -> None:
+        """Take finished work from the workers (waiting a little for one if `block`)."""
+        while True:
+            try:
+                seq, done = self._results.get(timeout=0.1) if block else self._results.get_nowait()
+            except queue.Empty:
+                return
+            block = False
+            self._in_workers -= 1
+            if done.fatal:
+                self.stopped = self.stopped or "backend"
+                self.stop.set()
+                del self._pending[seq]
+                self.store.release(self.recipe.name, done.item.entry.key, self.run_id)
+                if self.options.on_error:
+                    self.options.on_error(Result(done.item.path, "failed", error=done.fatal))
+                continue
+            self._pending[seq] = done
+            self._flush()
+
+    def _flush(self, everything: bool = False) -> None:
+        while self._next_out in self._pending and self._pending[self._next_out] is not None:
+            done = self._pending.pop(self._next_out)
+            assert done is not None
+            self._finish(done)
+            self._next_out += 1
+        if everything:  # stopping: record whatever finished, in any order
+            for seq in sorted(self._pending):
+                done = self._pending.pop(seq)
+                if done is not None:
+                    self._finish(done)
+
+    def _finish(self, done: _Done) -> None:
+        result = done.result
+        self.action.apply(result)  # may turn a result into a failure (e.g. sidecar refused)
+        if self._bar is not None:
+            self._bar.update(1)
+        if not done.record:
+            self.counts.skipped += 1
+            return
+        status = {"done": "done", "cached": "done", "skipped": "skipped"}.get(
+            result.status, "failed"
+        )
+        counter = {"done": "done", "cached": "cached", "skipped": "skipped"}.get(
+            result.status, "failed"
+        )
+        setattr(self.counts, counter, getattr(self.counts, counter) + 1)
+        self.counts.prompt_tokens += result.prompt_tokens or 0
+        self.counts.completion_tokens += result.completion_tokens or 0
+        entry = done.item.entry
+        if result.status == "failed" and self.options.on_error:
+            self.options.on_error(result)
+        elif result.status == "skipped" and self.options.on_note:
+            self.options.on_note(result)  # first seen: say why (empty, binary…) once
+        history = {
+            "status": result.status,
+            "fingerprint": done.fingerprint,
+            "error": result.error,
+            "note": "; ".join(result.notes) or None,
+            "started": now_iso(),
+            "duration_ms": result.duration_ms,
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "attempts": result.attempts,
+        }
+        if entry.stat is None or done.item.data is not None:
+            # Not a tracked file (a bad argument, or stdin text): history and cache only.
+            path = STDIN_PATH if done.item.data is not None else entry.key
+            self.store.record_untracked(
+                self.run_id, self.recipe.name, path, history, done.cache_rows
+            )
+        else:
+            self.store.finish(
+                self.recipe.name,
+                entry.key,
+                self.run_id,
+                status=status,
+                size=entry.stat.st_size,
+                mtime_ns=entry.stat.st_mtime_ns,
+                hash=done.hash,
+                ask_key=self.ask_key,
+                fingerprint=done.fingerprint if status == "done" else None,
+                reason=result.error or ("; ".join(result.notes) if status == "skipped" else None),
+                attempts=result.attempts,
+                history=history,
+                cache_rows=done.cache_rows,
+            )
+
+    # -- worker threads -----------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            seq, item = task
+            if self.stop.is_set():
+                continue  # interrupted: leave it for the next run
+            try:
+                done = self._process(item)
+            except Interrupted:
+                continue
+            except BackendDown as e:
+                done = _Done(item, Result(item.path, "failed"), fatal=str(e))
+            except Exception as e:  # a bug must cost one item, not the run
+                done = _Done(item, Result(item.path, "failed", error=f"internal error: {e!r}"))
+            self._results.put((seq, done))
+
+    def _process(self, item: Item) -> _Done:
+        started = time.monotonic()
+        try:
+            loaded = self._load(item)
+        except NotText as e:
+            return _Done(item, Result(item.path, "skipped", notes=[str(e)]))
+        except OSError as e:
+            return _Done(item, Result(item.path, "failed", error=f"cannot read: {e.strerror or e}"))
+        result = Result(item.path, "cached", notes=list(loaded.notes), is_file=item.data is None)
+        done = _Done(item, result, hash=loaded.hash)
+        answers: dict[str, str] = {}
+        previous = ""
+        for step in self.recipe.steps:
+            fingerprint = self._fingerprint(loaded.hash, step, answers)
+            answer = None if self.options.redo else self.store.cached_answer(fingerprint)
+            if answer is None:
+                try:
+                    answer = self._ask(step, item, loaded, answers, previous, result)
+                except (Rejected, Transient) as e:
+                    result.status, result.error = "failed", str(e)
+                    break
+                result.status = "done"
+                done.cache_rows.append(
+                    {
+                        "fingerprint": fingerprint,
+                        "step": step.name,
+                        "answer": answer,
+                        "model": self.model,
+                        "prompt_tokens": result.prompt_tokens,
+                        "completion_tokens": result.completion_tokens,
+                        "duration_ms": int((time.monotonic() - started) * 1000),
+                    }
+                )
+            answers[step.name] = previous = answer
+            done.fingerprint = fingerprint
+        else:
+            result.answer = previous
+        result.duration_ms = int((time.monotonic() - started) * 1000)
+        return done
+
+    def _load(self, item: Item) -> LoadedText:
+        max_bytes = max(64 * 1024, (self.info.n_ctx or 32768) * 16)
+        if item.data is not None:
+            return decode(item.data)
+        return load_text(item.path, max_bytes)
+
+    def _fingerprint(self, content_hash: str, step: Step, answers: dict[str, str]) -> str:
+        blob = json.dumps([content_hash, self.model, step.key(), answers], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def _fields(
+        self, item: Item, text: str, answers: dict[str, str], previous: str
+    ) -> dict[str, Any]:
+        name = os.path.basename(item.path) if item.data is None else ""
+        stem, ext = os.path.splitext(name)
+        return {
+            "text": text,
+            "name": name,
+            "path": item.path if item.data is None else "",
+            "stem": stem,
+            "ext": ext,
+            "answer": previous,
+            **answers,
+        }
+
+    def _ask(
+        self,
+        step: Step,
+        item: Item,
+        loaded: LoadedText,
+        answers: dict[str, str],
+        previous: str,
+        result: Result,
+    ) -> str:
+        """One model call for one step: fit the text, retry what is worth retrying."""
+        uses_text = any(f.name == "text" for f in step.prompt.fields)
+        text = loaded.text
+        room = self._room(step, item, answers, previous) if uses_text else None
+        overflow_tries = 0
+        while True:
+            if room is not None:
+                text, note = fit(loaded.text, room, self.backend.count_tokens)
+                if note and note not in result.notes:
+                    result.notes.append(note)
+                if not text.strip():
+                    raise Rejected(note or "no room for the text in the model's context")
+            prompt = step.prompt.render(self._fields(item, text, answers, previous))
+            request = Request(
+                prompt=prompt,
+                system=step.system,
+                max_tokens=step.max_tokens,
+                temperature=step.temperature,
+                stop=step.stop,
+                grammar=step.grammar,
+                format=step.format,
+            )
+            try:
+                completion = self._call_with_retries(request, result)
+            except ContextOverflow as e:
+                overflow_tries += 1
+                if overflow_tries > 3 or not uses_text:
+                    raise
+                # The server counted for us: shrink the text by the amount it overflowed.
+                budget = (e.n_ctx or self.info.n_ctx or 2048) - step.max_tokens - CONTEXT_MARGIN
+                excess = (e.prompt_tokens or 0) - budget
+                current = room if room is not None else len(text.encode())
+                room = max(0, current - max(excess, current // 4) - CONTEXT_MARGIN)
+                continue
+            result.prompt_tokens = (result.prompt_tokens or 0) + (completion.prompt_tokens or 0)
+            result.completion_tokens = (result.completion_tokens or 0) + (
+                completion.completion_tokens or 0
+            )
+            return completion.text.strip()
+
+    def _room(self, step: Step, item: Item, answers: dict[str, str], previous: str) -> int | None:
+        """Tokens left for `{text}` once the prompt around it and the answer are counted."""
+        n_ctx = self.info.n_ctx
+        if not n_ctx:
+            return None
+        key = step.name + (
+            item.path if any(f.name in ("name", "path", "stem") for f in step.prompt.fields) else ""
+        )
+        if key not in self._room_cache or answers:
+            empty = step.prompt.render(self._fields(item, "", answers, previous))
+            wrapped, _ = self.backend.raw_prompt(
+                Request(prompt=empty, system=step.system, format=step.format)
+            )
+            overhead = self.backend.count_tokens(wrapped) or len(wrapped.encode())
+            room = n_ctx - step.max_tokens - overhead - CONTEXT_MARGIN
+            if answers:
+                return room
+            self._room_cache[key] = room
+        return self._room_cache[key]
+
+    def _call_with_retries(self, request: Request, result: Result) -> Any:
+        attempts = 0
+        busy_since: float | None = None
+        down_since: float | None = None
+        while True:
+            if self.stop.is_set():
+                raise Interrupted
+            result.attempts += 1
+            try:
+                completion = self.backend.complete(request)
+                if not completion.text.strip():
+                    raise Transient("the model gave an empty answer")
+                return completion
+            except ContextOverflow:
+                raise
+            except Unreachable as e:
+                down_since = down_since or time.monotonic()
+                if time.monotonic() - down_since > self.options.down_wait:
+                    raise BackendDown(
+                        f"{e} (for {self.options.down_wait:.0f} s); stopping"
+                    ) from None
+                self._sleep(min(2.0, self.options.backoff * 2))
+            except Busy:
+                # Busy or loading: not this item's fault; keep trying for a while.
+                down_since = None
+                busy_since = busy_since or time.monotonic()
+                if time.monotonic() - busy_since > self.options.busy_wait:
+                    raise
+                self._sleep(self._delay(min(attempts + 1, 5)))
+            except Transient as e:
+                down_since = None
+                attempts += 1
+                if attempts > self.options.retries:
+                    raise Transient(f"{e} (after {result.attempts} attempts)") from None
+                self._sleep(self._delay(attempts))
+
+    def _delay(self, attempt: int) -> float:
+        base = self.options.backoff * 2 ** (attempt - 1)
+        return min(base, 30.0) * random.uniform(0.75, 1.25)
+
+    def _sleep(self, seconds: float) -> None:
+        if self.stop.wait(seconds):
+            raise Interrupted
+
+
+def file_items(entries: Iterable[Entry]) -> Iterator[Item]:
+    for entry in entries:
+        yield Item(entry)
+
+
+def stdin_item(data: bytes) -> Item:
+    return Item(Entry(STDIN_PATH), data=data)
+
+
+def _progress(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(unit="file", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+def _catch_signals(handler: Callable[[int, Any], None]) -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)

@@ -1,0 +1,167 @@
+"""Turn command-line arguments into a lazy stream of files.
+
+Folders are walked depth-first, one directory listing at a time, so a tree of a million
+files starts processing at once and memory does not grow with the tree. Problems with one
+path (unreadable, vanished, a symlink loop) become an entry with an error, never an exception.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import os
+import stat as stat_module
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO
+
+GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str  # as the user will see it (relative when they gave a relative path)
+    stat: os.stat_result | None = None
+    error: str | None = None
+
+    @property
+    def key(self) -> str:
+        """A stable identity across working directories: the absolute path, printable."""
+        return display(os.path.abspath(self.path))
+
+
+def display(path: str) -> str:
+    """A path as text; bytes that are not UTF-8 are shown as \\xNN (names stay unique)."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+@dataclass(frozen=True)
+class Filters:
+    patterns: tuple[str, ...] = ("*",)  # a file found in a folder must match one
+    exclude: tuple[str, ...] = ()
+    hidden: bool = False
+
+    def wanted(self, name: str, relative: str) -> bool:
+        if any(_match(name, relative, p) for p in self.exclude):
+            return False
+        return any(_match(name, relative, p) for p in self.patterns)
+
+
+def _match(name: str, relative: str, pattern: str) -> bool:
+    if "/" in pattern:
+        return fnmatch.fnmatch(relative, pattern)
+    return fnmatch.fnmatch(name.lower(), pattern.lower())
+
+
+def stdin_paths(stream: IO[str], null_separated: bool = False) -> Iterator[str]:
+    """Paths from stdin, one per line (or NUL-separated with -0), read as they arrive."""
+    if not null_separated:
+        for line in stream:
+            line = line.rstrip("\r\n")
+            if line:
+                yield line
+        return
+    pending = ""
+    while chunk := stream.read(65536):
+        pending += chunk
+        *complete, pending = pending.split("\0")
+        yield from (p for p in complete if p)
+    if pending.strip("\n"):
+        yield pending.rstrip("\n")
+
+
+def expand(args: Iterable[str], filters: Filters) -> Iterator[Entry]:
+    """Every file named by `args`: files as given, folders walked, globs expanded."""
+    for arg in args:
+        try:
+            st = os.stat(arg)
+        except FileNotFoundError:
+            if GLOB_CHARS & set(arg):
+                yield from _expand_glob(arg, filters)
+            else:
+                yield Entry(arg, error="no such file or folder")
+            continue
+        except OSError as e:
+            yield Entry(arg, error=f"cannot read: {e.strerror}")
+            continue
+        if stat_module.S_ISDIR(st.st_mode):
+            yield from walk(arg, filters)
+        elif stat_module.S_ISREG(st.st_mode):
+            # A file named explicitly is taken whatever its extension; --exclude still applies.
+            name = os.path.basename(arg)
+            if not any(_match(name, arg, p) for p in filters.exclude):
+                yield Entry(arg, st)
+        else:
+            yield Entry(arg, error="not a regular file")
+
+
+def _expand_glob(pattern: str, filters: Filters) -> Iterator[Entry]:
+    matches = sorted(glob.glob(pattern, recursive=True, include_hidden=filters.hidden))
+    if not matches:
+        yield Entry(pattern, error="no file matches this pattern")
+    for path in matches:
+        if os.path.isdir(path):
+            yield from walk(path, filters)
+        else:
+            yield from expand([path], filters)
+
+
+def walk(root: str, filters: Filters) -> Iterator[Entry]:
+    """Depth-first, sorted by name; hidden entries skipped unless asked; loops detected."""
+    seen_dirs: set[tuple[int, int]] = set()
+    try:
+        st = os.stat(root)
+        seen_dirs.add((st.st_dev, st.st_ino))
+    except OSError as e:
+        yield Entry(root, error=f"cannot read folder: {e.strerror}")
+        return
+    stack: list[Iterator[os.DirEntry[str]]] = []
+    listing = _list(root)
+    if isinstance(listing, Entry):
+        yield listing
+        return
+    stack.append(listing)
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            continue
+        if not filters.hidden and entry.name.startswith("."):
+            continue
+        try:
+            is_dir = entry.is_dir()  # follows symlinks
+            st = entry.stat()
+        except OSError as e:
+            if entry.is_symlink():
+                continue  # a dangling link is not a file anyone meant to process
+            yield Entry(entry.path, error=f"cannot read: {e.strerror}")
+            continue
+        if is_dir:
+            ident = (st.st_dev, st.st_ino)
+            if ident in seen_dirs:
+                continue  # a symlink loop or a second way into the same folder
+            seen_dirs.add(ident)
+            sub = _list(entry.path)
+            if isinstance(sub, Entry):
+                yield sub
+            else:
+                stack.append(sub)
+            continue
+        if not stat_module.S_ISREG(st.st_mode):
+            continue
+        relative = os.path.relpath(entry.path, root)
+        if filters.wanted(entry.name, relative):
+            yield Entry(entry.path, st)
+
+
+def _list(folder: str) -> Iterator[os.DirEntry[str]] | Entry:
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as e:
+        return Entry(folder, error=f"cannot read folder: {e.strerror}")
+    return iter(entries)

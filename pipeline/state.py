@@ -1,0 +1,453 @@
+"""The SQLite store: runs, per-file items and history, and the answer cache.
+
+One database (WAL mode) shared by every run; each process writes from one thread. Two runs
+over the same files at once are kept apart by claims: an item being processed has
+status 'running' and the id of its run, and a claim is only taken over when that run is
+gone (ended, its process dead, or silent for longer than STALE_SECONDS).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+
+STALE_SECONDS = 60.0
+HEARTBEAT_SECONDS = 5.0
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _m001_initial(db: sqlite_utils.Database) -> None:
+    db["runs"].create(
+        {
+            "id": int,
+            "recipe": str,
+            "recipe_origin": str,
+            "args": str,
+            "backend": str,
+            "model": str,
+            "started": str,
+            "ended": str,
+            "status": str,
+            "exit_code": int,
+            "done": int,
+            "cached": int,
+            "skipped": int,
+            "failed": int,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "pid": int,
+            "host": str,
+            "heartbeat": float,
+        },
+        pk="id",
+    )
+    db["items"].create(
+        {
+            "id": int,
+            "recipe": str,
+            "path": str,
+            "size": int,
+            "mtime_ns": int,
+            "hash": str,
+            "ask_key": str,
+            "fingerprint": str,
+            "status": str,
+            "reason": str,
+            "attempts": int,
+            "run_id": int,
+            "updated": str,
+        },
+        pk="id",
+    )
+    db["items"].create_index(["recipe", "path"], unique=True)
+    db["history"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "recipe": str,
+            "path": str,
+            "status": str,
+            "fingerprint": str,
+            "error": str,
+            "note": str,
+            "started": str,
+            "duration_ms": int,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "attempts": int,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["history"].create_index(["path"])
+    db["cache"].create(
+        {
+            "fingerprint": str,
+            "step": str,
+            "answer": str,
+            "model": str,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "duration_ms": int,
+            "created": str,
+        },
+        pk="fingerprint",
+    )
+    db["outputs"].create({"path": str, "digest": str, "written": str}, pk="path")
+
+
+# Append only: each runs once per database, in order, recorded in `_migrations`.
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
+    ("001_initial", _m001_initial),
+]
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    status: str
+    size: int
+    mtime_ns: int
+    hash: str | None
+    ask_key: str | None
+    fingerprint: str | None
+    run_id: int | None
+    reason: str | None
+
+    def is_finished(self, size: int, mtime_ns: int, ask_key: str) -> bool:
+        """Done (or skipped for a reason) with this very file and recipe: nothing to do."""
+        return (
+            self.status in ("done", "skipped")
+            and self.size == size
+            and self.mtime_ns == mtime_ns
+            and self.ask_key == ask_key
+        )
+
+
+@dataclass
+class Counts:
+    done: int = 0
+    cached: int = 0
+    skipped: int = 0
+    failed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Store:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), isolation_level=None, timeout=30, check_same_thread=False)
+        self.conn = conn
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; WAL never corrupts
+        self.migrate()
+        self._alive: dict[int, tuple[float, bool]] = {}
+        self._owner = threading.get_ident()
+        self._local = threading.local()
+        self.host = socket.gethostname()
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite-utils over the same connection; imported lazily (it costs ~0.2 s at start)."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def migrate(self) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT)"
+            )
+            done = {r[0] for r in self.conn.execute("SELECT name FROM _migrations")}
+            for name, func in MIGRATIONS:
+                if name not in done:
+                    func(self.db)
+                    self.conn.execute(
+                        "INSERT INTO _migrations (name, applied) VALUES (?, ?)", (name, now_iso())
+                    )
+
+    class _Tx:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.conn.execute("BEGIN IMMEDIATE")
+            return self.conn
+
+        def __exit__(self, exc_type: Any, *_: Any) -> None:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def transaction(self) -> Store._Tx:
+        return Store._Tx(self.conn)
+
+    # -- runs ---------------------------------------------------------------------------
+    def start_run(self, recipe: str, origin: str, args: list[str], backend: str, model: str) -> int:
+        with self.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO runs (recipe, recipe_origin, args, backend, model, started, status,"
+                " pid, host, heartbeat, done, cached, skipped, failed, prompt_tokens,"
+                " completion_tokens) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?,"
+                " 0, 0, 0, 0, 0, 0)",
+                (
+                    recipe,
+                    origin,
+                    json.dumps(args),
+                    backend,
+                    model,
+                    now_iso(),
+                    os.getpid(),
+                    self.host,
+                    time.time(),
+                ),
+            )
+            return int(cur.lastrowid or 0)
+
+    def heartbeat(self, run_id: int, counts: Counts) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE runs SET heartbeat = ?, done = ?, cached = ?, skipped = ?, failed = ?,"
+                " prompt_tokens = ?, completion_tokens = ? WHERE id = ?",
+                (
+                    time.time(),
+                    counts.done,
+                    counts.cached,
+                    counts.skipped,
+                    counts.failed,
+                    counts.prompt_tokens,
+                    counts.completion_tokens,
+                    run_id,
+                ),
+            )
+
+    def end_run(self, run_id: int, status: str, exit_code: int, counts: Counts) -> None:
+        self.heartbeat(run_id, counts)
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE runs SET ended = ?, status = ?, exit_code = ? WHERE id = ?",
+                (now_iso(), status, exit_code, run_id),
+            )
+            # Release claims this run still holds (interrupted work is simply not done yet).
+            c.execute(
+                "UPDATE items SET status = 'pending' WHERE run_id = ? AND status = 'running'",
+                (run_id,),
+            )
+
+    def run_alive(self, run_id: int) -> bool:
+        cached = self._alive.get(run_id)
+        if cached and time.monotonic() - cached[0] < 2.0:
+            return cached[1]
+        row = self.conn.execute(
+            "SELECT status, pid, host, heartbeat FROM runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        alive = bool(row) and row[0] == "running" and time.time() - (row[3] or 0) < STALE_SECONDS
+        if alive and row[2] == self.host:
+            alive = _pid_alive(row[1])
+        self._alive[run_id] = (time.monotonic(), alive)
+        return alive
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        return self._dicts("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+
+    def _dicts(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        cursor = self.conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    # -- items --------------------------------------------------------------------------
+    def item(self, recipe: str, path: str) -> ItemRow | None:
+        row = self.conn.execute(
+            "SELECT status, size, mtime_ns, hash, ask_key, fingerprint, run_id, reason"
+            " FROM items WHERE recipe = ? AND path = ?",
+            (recipe, path),
+        ).fetchone()
+        return ItemRow(*row) if row else None
+
+    def claim(
+        self,
+        recipe: str,
+        path: str,
+        run_id: int,
+        size: int,
+        mtime_ns: int,
+        ask_key: str,
+        redo: bool,
+    ) -> tuple[str, ItemRow | None]:
+        """Take an item for this run. Returns ("claimed", previous row), ("busy", row) when
+        another live run holds it, or ("finished", row) when it is already done as it is."""
+        with self.transaction() as c:
+            row = c.execute(
+                "SELECT status, size, mtime_ns, hash, ask_key, fingerprint, run_id, reason"
+                " FROM items WHERE recipe = ? AND path = ?",
+                (recipe, path),
+            ).fetchone()
+            previous = ItemRow(*row) if row else None
+            if previous and not redo and previous.is_finished(size, mtime_ns, ask_key):
+                return "finished", previous
+            if (
+                previous
+                and previous.status == "running"
+                and previous.run_id != run_id
+                and self.run_alive(previous.run_id or 0)
+            ):
+                return "busy", previous
+            c.execute(
+                "INSERT INTO items (recipe, path, size, mtime_ns, status, attempts, run_id,"
+                " updated) VALUES (?, ?, ?, ?, 'running', 0, ?, ?)"
+                " ON CONFLICT (recipe, path) DO UPDATE SET status = 'running', run_id = ?,"
+                " updated = excluded.updated",
+                (recipe, path, size, mtime_ns, run_id, now_iso(), run_id),
+            )
+        return "claimed", previous
+
+    def finish(
+        self,
+        recipe: str,
+        path: str,
+        run_id: int,
+        *,
+        status: str,
+        size: int,
+        mtime_ns: int,
+        hash: str | None,
+        ask_key: str,
+        fingerprint: str | None,
+        reason: str | None,
+        attempts: int,
+        history: dict[str, Any],
+        cache_rows: list[dict[str, Any]],
+    ) -> None:
+        """Record an item's outcome, its history line and new cache entries in one commit."""
+        with self.transaction() as c:
+            self._insert_cache(c, cache_rows)
+            c.execute(
+                "UPDATE items SET status = ?, size = ?, mtime_ns = ?, hash = ?, ask_key = ?,"
+                " fingerprint = ?, reason = ?, attempts = attempts + ?, run_id = ?, updated = ?"
+                " WHERE recipe = ? AND path = ?",
+                (
+                    status,
+                    size,
+                    mtime_ns,
+                    hash,
+                    ask_key,
+                    fingerprint,
+                    reason,
+                    attempts,
+                    run_id,
+                    now_iso(),
+                    recipe,
+                    path,
+                ),
+            )
+            self._insert_history(c, run_id, recipe, path, history)
+
+    @staticmethod
+    def _insert_cache(c: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            c.execute(
+                "INSERT OR REPLACE INTO cache (fingerprint, step, answer, model, prompt_tokens,"
+                " completion_tokens, duration_ms, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row["fingerprint"],
+                    row["step"],
+                    row["answer"],
+                    row["model"],
+                    row["prompt_tokens"],
+                    row["completion_tokens"],
+                    row["duration_ms"],
+                    now_iso(),
+                ),
+            )
+
+    @staticmethod
+    def _insert_history(
+        c: sqlite3.Connection, run_id: int, recipe: str, path: str, history: dict[str, Any]
+    ) -> None:
+        c.execute(
+            "INSERT INTO history (run_id, recipe, path, status, fingerprint, error, note,"
+            " started, duration_ms, prompt_tokens, completion_tokens, attempts)"
+            " VALUES (:run_id, :recipe, :path, :status, :fingerprint, :error, :note,"
+            " :started, :duration_ms, :prompt_tokens, :completion_tokens, :attempts)",
+            {"run_id": run_id, "recipe": recipe, "path": path, **history},
+        )
+
+    def record_untracked(
+        self,
+        run_id: int,
+        recipe: str,
+        path: str,
+        history: dict[str, Any],
+        cache_rows: list[dict[str, Any]],
+    ) -> None:
+        """History (and cache) for something that is not a tracked file: stdin text, a bad path."""
+        with self.transaction() as c:
+            self._insert_cache(c, cache_rows)
+            self._insert_history(c, run_id, recipe, path, history)
+
+    def release(self, recipe: str, path: str, run_id: int) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE items SET status = 'pending' WHERE recipe = ? AND path = ? AND run_id = ?"
+                " AND status = 'running'",
+                (recipe, path, run_id),
+            )
+
+    def item_history(self, path: str) -> list[dict[str, Any]]:
+        return self._dicts(
+            "SELECT h.*, c.answer, r.model FROM history h LEFT JOIN cache c"
+            " ON c.fingerprint = h.fingerprint LEFT JOIN runs r ON r.id = h.run_id"
+            " WHERE h.path = ? ORDER BY h.id",
+            (path,),
+        )
+
+    # -- files pipe wrote (sidecars) ------------------------------------------------------
+    def output_digest(self, path: str) -> str | None:
+        row = self.conn.execute("SELECT digest FROM outputs WHERE path = ?", (path,)).fetchone()
+        return row[0] if row else None
+
+    def remember_output(self, path: str, digest: str) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO outputs (path, digest, written) VALUES (?, ?, ?)",
+                (path, digest, now_iso()),
+            )
+
+    # -- cache --------------------------------------------------------------------------
+    def cached_answer(self, fingerprint: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT answer FROM cache WHERE fingerprint = ?", (fingerprint,)
+        ).fetchone()
+        return row[0] if row else None
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

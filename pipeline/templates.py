@@ -1,0 +1,111 @@
+"""A tiny, safe template language for prompts and file names.
+
+`{text}`, `{exif.date:%Y-%m-%d}`, `{answer|slug}`; `{{` and `}}` are literal braces.
+Unlike `str.format`, a field is only ever looked up in a plain mapping (no attribute or
+index access), and values are inserted once: model output placed into a template is never
+itself treated as a template.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+_FIELD = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+
+Filter = Callable[[str], str]
+FILTERS: dict[str, Filter] = {
+    "lower": str.lower,
+    "upper": str.upper,
+    "strip": str.strip,
+    "first_line": lambda s: s.strip().splitlines()[0] if s.strip() else "",
+}
+
+
+class TemplateError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    spec: str
+    filters: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Template:
+    source: str
+    parts: tuple[str | Field, ...]
+
+    @property
+    def fields(self) -> list[Field]:
+        return [p for p in self.parts if isinstance(p, Field)]
+
+    def render(self, values: Mapping[str, Any]) -> str:
+        out: list[str] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            value = lookup(values, part.name)
+            text = format(value, part.spec) if part.spec else _to_str(value)
+            for name in part.filters:
+                text = FILTERS[name](text)
+            out.append(text)
+        return "".join(out)
+
+
+def _to_str(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def lookup(values: Mapping[str, Any], dotted: str) -> Any:
+    """Find `a.b.c` in nested mappings; a missing field is a TemplateError."""
+    current: Any = values
+    for key in dotted.split("."):
+        if not isinstance(current, Mapping) or key not in current:
+            raise TemplateError(f"no field {{{dotted}}}")
+        current = current[key]
+    return current
+
+
+def compile_template(source: str, allowed: set[str] | None = None) -> Template:
+    """Parse once; with `allowed`, every field's first name must be one of them."""
+    parts: list[str | Field] = []
+    pos = 0
+    for m in _FIELD.finditer(source):
+        parts.append(source[pos : m.start()])
+        pos = m.end()
+        token = m.group(0)
+        if token in ("{{", "}}"):
+            parts.append(token[0])
+            continue
+        if m.group(1) is None:
+            raise TemplateError(
+                f"unmatched '{token}' at character {m.start() + 1} (use '{token * 2}')"
+            )
+        parts.append(_parse_field(m.group(1).strip(), allowed))
+    parts.append(source[pos:])
+    return Template(source, tuple(p for p in parts if p != ""))
+
+
+def _parse_field(body: str, allowed: set[str] | None) -> Field:
+    head, *filters = [s.strip() for s in body.split("|")]
+    name, _, spec = head.partition(":")
+    if not _NAME.match(name):
+        raise TemplateError(f"bad field name {{{body}}}")
+    if allowed is not None and name.split(".")[0] not in allowed:
+        raise TemplateError(f"unknown field {{{name}}}; known: {', '.join(sorted(allowed))}")
+    for f in filters:
+        if f not in FILTERS:
+            raise TemplateError(f"unknown filter '|{f}'; known: {', '.join(sorted(FILTERS))}")
+    return Field(name, spec, tuple(filters))
+
+
+def register_filter(name: str, func: Filter) -> None:
+    """Lets other modules (naming) add filters such as `slug` without an import cycle."""
+    FILTERS[name] = func

@@ -1,0 +1,1 @@
+"""Built-in recipes (TOML files); this file only makes the folder an importable package."""

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import FakeKobold, FakeLlama
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def pipe_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own user folder and database; no real user state is touched."""
+    home = tmp_path / "pipe-home"
+    monkeypatch.setenv("PIPE_HOME", str(home))
+    for var in ("PIPE_BACKEND", "PIPE_DB", "PIPE_CONFIG_DIR", "PIPE_DATA_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def llama() -> Iterator[FakeLlama]:
+    with FakeLlama(slots=2) as server:
+        yield server
+
+
+@pytest.fixture
+def kobold() -> Iterator[FakeKobold]:
+    with FakeKobold() as server:
+        yield server
+
+
+@pytest.fixture
+def notes(tmp_path: Path) -> Path:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for i in range(1, 4):
+        (folder / f"note{i}.md").write_text(f"Note number {i}. The harbour was busy today.\n")
+    return folder
+
+
+def run_pipe(
+    *args: str, input: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a subprocess, as a user or a cron job would run it."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        input=input if input is not None else b"",
+        capture_output=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+    return subprocess.CompletedProcess(
+        proc.args,
+        proc.returncode,
+        proc.stdout.decode(errors="replace"),
+        proc.stderr.decode(errors="replace"),
+    )

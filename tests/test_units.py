@@ -1,0 +1,277 @@
+"""Unit tests for the pieces: templates, recipes, sources, text preparation, state, backends."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline import recipe as recipes
+from pipeline.backends import Busy, ContextOverflow, Rejected, Request, Unreachable, connect, detect
+from pipeline.errors import RecipeError
+from pipeline.prompts import FORMATS, guess_format
+from pipeline.sources import Entry, Filters, expand, stdin_paths, walk
+from pipeline.state import Store
+from pipeline.templates import TemplateError, compile_template
+from pipeline.texts import NotText, decode, fit, load_text
+from tests.fakes import FakeKobold, FakeLlama, count_tokens, free_port
+
+# -- templates ----------------------------------------------------------------------------
+
+
+def test_template_fields_specs_filters_and_braces() -> None:
+    t = compile_template("{{x}} {name|upper} {n:03d} {a.b}", {"name", "n", "a"})
+    assert t.render({"name": "cat", "n": 7, "a": {"b": "deep"}}) == "{x} CAT 007 deep"
+
+
+def test_template_inserts_values_once() -> None:
+    t = compile_template("Q: {text}", {"text"})
+    assert t.render({"text": "{text} {__class__}"}) == "Q: {text} {__class__}"
+
+
+@pytest.mark.parametrize("source", ["{nope}", "{text", "text}", "{text|shout}", "{a-b}"])
+def test_template_errors(source: str) -> None:
+    with pytest.raises(TemplateError):
+        compile_template(source, {"text"})
+
+
+# -- recipes ------------------------------------------------------------------------------
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "r.toml"
+    path.write_text(text)
+    return path
+
+
+def test_builtin_recipe_loads_and_set_overrides() -> None:
+    r = recipes.load("summarize-text", ["ask.max_tokens=42", "ask.stop=['END']"])
+    assert r.steps[0].max_tokens == 42 and r.steps[0].stop == ("END",)
+    assert r.origin == "built-in" and "*.md" in r.inputs
+    assert r.ask_key("m1") != r.ask_key("m2")
+    assert r.ask_key("m1") != recipes.load("summarize-text").ask_key("m1")
+
+
+def test_steps_can_use_earlier_answers(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[[steps]]
+name = "gist"
+prompt = "Gist of {text}"
+[[steps]]
+name = "title"
+prompt = "Title for {gist} (previous: {answer})"
+""",
+    )
+    r = recipes.load(str(path), ["steps.title.max_tokens=8"])
+    assert [s.name for s in r.steps] == ["gist", "title"] and r.steps[1].max_tokens == 8
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[ask]\nprompt = 1\n", "ask.prompt: expected a string"),
+        ("[ask]\nprompt = 'x'\nkind = 'video'\n", "ask.kind: expected one of text"),
+        ("[ask]\nprompt = '{later}'\n", "ask.prompt: unknown field {later}"),
+        ("[ask]\nprompt = 'x'\nformat = 'klingon'\n", "ask.format: expected auto or one of"),
+        ("colour = 'red'\n[ask]\nprompt = 'x'\n", "colour: unknown field"),
+        ("[ask]\nsystem = 'x'\n", "ask.prompt: missing"),
+        ("[ask]\nprompt = 'x'\n[then]\naction = 'explode'\n", "then.action: expected one of"),
+        ("inputs = 'x'\n[ask]\nprompt = 'x'\n", "inputs: expected a list"),
+        ("[ask\n", "not valid TOML"),
+    ],
+)
+def test_recipe_errors_name_file_and_field(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(RecipeError) as e:
+        recipes.load(str(path))
+    assert str(path) in str(e.value) and message in str(e.value)
+
+
+def test_set_needs_field_equals_value(tmp_path: Path) -> None:
+    with pytest.raises(RecipeError, match="expected FIELD=VALUE"):
+        recipes.load("summarize-text", ["ask.max_tokens"])
+
+
+# -- sources ------------------------------------------------------------------------------
+
+
+def names(entries: list[Entry]) -> list[str]:
+    return [os.path.basename(e.path) for e in entries]
+
+
+def test_walk_sorted_filtered_hidden_and_loops(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "z.txt").write_text("z")
+    (tmp_path / "a.txt").write_text("a")
+    (tmp_path / "c.jpg").write_text("c")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "h.txt").write_text("h")
+    (tmp_path / "b" / "loop").symlink_to(tmp_path)
+    (tmp_path / "dangling.txt").symlink_to(tmp_path / "gone")
+    found = list(walk(str(tmp_path), Filters(patterns=("*.txt",))))
+    assert names(found) == ["a.txt", "z.txt"]
+    with_hidden = list(walk(str(tmp_path), Filters(patterns=("*.txt",), hidden=True)))
+    assert names(with_hidden) == ["h.txt", "a.txt", "z.txt"]
+    excluded = list(walk(str(tmp_path), Filters(patterns=("*",), exclude=("b/*", "*.jpg"))))
+    assert names(excluded) == ["a.txt"]
+
+
+def test_unreadable_folder_is_an_entry_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Root reads mode-000 folders anyway, so the refusal is simulated where it happens.
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "open").mkdir()
+    (tmp_path / "open" / "a.txt").write_text("a")
+    real_scandir = os.scandir
+
+    def scandir(path: str):  # type: ignore[no-untyped-def]
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    found = list(walk(str(tmp_path), Filters()))
+    assert found[0].error == "cannot read folder: Permission denied"
+    assert names(found[1:]) == ["a.txt"]
+
+
+def test_non_utf8_names_and_globs(tmp_path: Path) -> None:
+    raw = os.fsencode(str(tmp_path)) + b"/caf\xe9.txt"
+    with open(raw, "wb") as f:
+        f.write(b"x")
+    found = list(expand([str(tmp_path / "*.txt")], Filters()))
+    assert len(found) == 1 and found[0].error is None
+    assert "\\xe9" in found[0].key  # printable, and unique
+    assert list(expand([str(tmp_path / "*.nothing")], Filters()))[0].error
+
+
+def test_stdin_paths_newlines_and_nul() -> None:
+    import io
+
+    assert list(stdin_paths(io.StringIO("a\nb c\n\n"))) == ["a", "b c"]
+    assert list(stdin_paths(io.StringIO("a\nb\0c\0"), null_separated=True)) == ["a\nb", "c"]
+
+
+# -- texts --------------------------------------------------------------------------------
+
+
+def test_decode_rules() -> None:
+    with pytest.raises(NotText, match="empty"):
+        decode(b"")
+    with pytest.raises(NotText, match="binary"):
+        decode(b"PK\x03\x04\x00\x00")
+    loaded = decode(b"caf\xe9")
+    assert loaded.text == "caf\ufffd" and "invalid UTF-8" in loaded.notes[0]
+    assert decode("héllo".encode("utf-16")).text == "héllo"
+    assert decode(b"\xef\xbb\xbfbom").text == "bom"
+
+
+def test_load_text_keeps_a_head_and_hashes_everything(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_bytes("é".encode() * 100)
+    loaded = load_text(str(path), max_bytes=51)
+    assert loaded.text == "é" * 25 and loaded.size == 200 and len(loaded.hash) == 64
+    assert load_text(str(path), 10_000).hash == loaded.hash
+
+
+def test_fit_uses_the_tokenizer_only_when_needed() -> None:
+    calls: list[int] = []
+
+    def counter(text: str) -> int:
+        calls.append(len(text))
+        return count_tokens(text)
+
+    assert fit("short text", 100, counter) == ("short text", None) and calls == []
+    text = "word " * 10_000
+    cut, note = fit(text, 500, counter)
+    assert count_tokens(cut) <= 500 and note and "cut to" in note
+    assert max(calls) <= 500 * 6  # never the whole text
+    cut, note = fit(text, 500, lambda _: None)
+    assert len(cut.encode()) <= 500 and "estimated" in (note or "")
+
+
+# -- prompts ------------------------------------------------------------------------------
+
+
+def test_formats_and_guesses() -> None:
+    assert guess_format("gemma-3-270m-q4_k_m.gguf", "<|im_start|>") == "gemma"
+    assert guess_format("SmolLM2-135M-Instruct.Q4_1") == "chatml"
+    assert guess_format("llava-v1.5-7b") == "llava"
+    assert guess_format("", "{{ '[INST]' }}") == "mistral"
+    assert guess_format("mystery") == "chatml"
+    assert FORMATS["llava"].wrap("Describe.", "Sys") == "Sys\n### User: Describe.\n### Assistant:"
+
+
+# -- state --------------------------------------------------------------------------------
+
+
+def test_claims_keep_two_runs_apart(tmp_path: Path) -> None:
+    a, b = Store(tmp_path / "s.db"), Store(tmp_path / "s.db")
+    run_a = a.start_run("r", "built-in", [], "u", "m")
+    run_b = b.start_run("r", "built-in", [], "u", "m")
+    assert a.claim("r", "/f", run_a, 1, 1, "k", False)[0] == "claimed"
+    assert b.claim("r", "/f", run_b, 1, 1, "k", False)[0] == "busy"
+    a.end_run(run_a, "interrupted", 130, __import__("pipeline.state").state.Counts())
+    assert b.claim("r", "/f", run_b, 1, 1, "k", False)[0] == "claimed"  # released on end
+
+
+def test_claim_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    dead = store.start_run("r", "built-in", [], "u", "m")
+    store.conn.execute("UPDATE runs SET pid = 999999999 WHERE id = ?", (dead,))
+    store.claim("r", "/f", dead, 1, 1, "k", False)
+    fresh = Store(tmp_path / "s.db")
+    mine = fresh.start_run("r", "built-in", [], "u", "m")
+    assert fresh.claim("r", "/f", mine, 1, 1, "k", False)[0] == "claimed"
+
+
+def test_migrations_run_once(tmp_path: Path) -> None:
+    Store(tmp_path / "s.db").close()
+    store = Store(tmp_path / "s.db")
+    assert [r[0] for r in store.conn.execute("SELECT name FROM _migrations")] == ["001_initial"]
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+# -- backends -----------------------------------------------------------------------------
+
+
+def test_detect_each_kind() -> None:
+    with FakeLlama() as llama, FakeKobold() as kobold:
+        assert detect(llama.url) == "llama.cpp"
+        assert detect(kobold.url) == "koboldcpp"
+    with pytest.raises(Unreachable):
+        detect(f"http://127.0.0.1:{free_port()}")
+
+
+def test_llama_backend_probe_and_errors() -> None:
+    with FakeLlama(slots=3, n_ctx=300, failures=["busy"]) as server:
+        backend = connect(server.url)
+        info = backend.info
+        assert info and info.slots == 3 and info.n_ctx == 300 and info.chat_format == "gemma"
+        with pytest.raises(Busy):
+            backend.complete(Request("hi"))
+        with pytest.raises(ContextOverflow) as e:
+            backend.complete(Request("x" * 3000))
+        assert e.value.n_ctx == 300 and (e.value.prompt_tokens or 0) > 300
+        done = backend.complete(Request("hi", max_tokens=8))
+        assert done.text.startswith("Summary") and done.stop_reason == "eos"
+        assert backend.count_tokens("abcdef") == 2
+
+
+def test_kobold_backend_probe_generate_and_tokencount() -> None:
+    with FakeKobold(n_ctx=2048, failures=["500"]) as server:
+        backend = connect(server.url)
+        assert backend.info and backend.info.kind == "koboldcpp" and backend.info.n_ctx == 2048
+        assert backend.info.model == "SmolLM2-135M-Instruct.Q4_1"
+        with pytest.raises(Exception, match="HTTP 500"):
+            backend.complete(Request("hi"))
+        assert backend.complete(Request("hi")).text.startswith("Summary")
+        assert backend.count_tokens("abcdef") == 2
+
+
+def test_rejected_is_not_transient() -> None:
+    assert not issubclass(Rejected, Busy)
