@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
+from pipeline import embedded
 from pipeline.backends import DEFAULT_URLS, Backend, BackendError, Transient, Unreachable, connect
+from pipeline.embedded import EmbeddedServer
 from pipeline.errors import BackendUnavailable, UsageError
 
 HOW_TO_START = (
@@ -22,11 +25,23 @@ def open_backend(
 ) -> Iterator[Backend]:
     if len(urls) > 1:
         raise UsageError("several --backend URLs are not supported yet; give one")
-    backend = _connect_or_explain(urls[0], wait, timeout) if urls else _default(timeout, say)
+    embedded: EmbeddedServer | None = None
+    if urls:
+        backend = _connect_or_explain(urls[0], wait, timeout)
+    else:
+        backend_or_none = _on_default_ports(timeout)
+        if backend_or_none is None:
+            embedded = _start_embedded(say)
+            backend_or_none = _connect_or_explain(embedded.url, wait, timeout)
+            if backend_or_none.info:
+                backend_or_none.info = replace(backend_or_none.info, kind="embedded model")
+        backend = backend_or_none
     try:
         yield backend
     finally:
         backend.close()
+        if embedded:
+            embedded.stop()
 
 
 def _connect_or_explain(url: str, wait: float, timeout: float) -> Backend:
@@ -40,12 +55,23 @@ def _connect_or_explain(url: str, wait: float, timeout: float) -> Backend:
         raise BackendUnavailable(str(e)) from None
 
 
-def _default(timeout: float, say: Callable[[str], None]) -> Backend:
+def _on_default_ports(timeout: float) -> Backend | None:
     for url in DEFAULT_URLS:
         try:
             return connect(url, wait=0, timeout=timeout)
         except BackendError:
             continue
-    raise BackendUnavailable(
-        f"no model server found at {' or '.join(DEFAULT_URLS)}; {HOW_TO_START}"
+    return None
+
+
+def _start_embedded(say: Callable[[str], None]) -> EmbeddedServer:
+    where = " or ".join(u.removeprefix("http://") for u in DEFAULT_URLS)
+    if not embedded.available():
+        raise BackendUnavailable(f"no model server found at {where}; {HOW_TO_START}")
+    server = EmbeddedServer()
+    say(
+        f"no model server at {where}: starting the embedded model {server.model.stem}"
+        " (small and weak; for real work start your own server and pass --backend URL)"
     )
+    server.url = server.start()
+    return server

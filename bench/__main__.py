@@ -1,0 +1,276 @@
+"""pipe's benchmarks: `just bench` (all that can run here) or `python -m bench NAME...`.
+
+Each benchmark runs the real `pipe` command in a subprocess and prints its figures against
+the target from issue #3; results are also written to bench/results/latest.json.
+
+  overhead     instant fake server: files/s end to end            target >= 300 files/s
+  concurrency  fake with 4 slots, 200 ms each, 100 files          target <= 5.5 s (ideal 5 s)
+  resume       second run over 10,000 finished files              target <= 2 s, 0 model calls
+  memory       walk a 100,000-file tree (peak RSS)                target < 150 MB
+  real         real llama.cpp server: pipe vs a bare client       target pipe >= 95 % of bare
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes import FakeLlama  # noqa: E402
+
+RESULTS: dict[str, Any] = {}
+
+
+def pipe(*args: str, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[bytes], int]:
+    """Run pipe; returns wall seconds, the process, and its peak RSS in KB."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        capture_output=True,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if proc.returncode != 0:
+        sys.exit(f"pipe failed ({proc.returncode}): {proc.stderr.decode()[-800:]}")
+    return wall, proc, max(after, before)
+
+
+def make_tree(root: Path, n: int, per_dir: int = 500, size: int = 200) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        folder = root / f"d{i // per_dir:04}"
+        if i % per_dir == 0:
+            folder.mkdir(exist_ok=True)
+        (folder / f"f{i:06}.txt").write_text(f"File {i}. " + "word " * (size // 5))
+    return root
+
+
+def report(name: str, figures: dict[str, Any], ok: bool, target: str) -> None:
+    RESULTS[name] = {**figures, "target": target, "met": ok}
+    shown = ", ".join(f"{k} {v}" for k, v in figures.items())
+    print(f"{name:<12} {shown}  [{'ok' if ok else 'MISSED'}: {target}]", flush=True)
+
+
+def bench_overhead(tmp: Path) -> None:
+    tree = make_tree(tmp / "overhead", 3000)
+    with FakeLlama(slots=4) as server:
+        rates = []
+        for i in range(3):
+            env = {"PIPE_HOME": str(tmp / f"home-overhead-{i}")}
+            wall, _, _ = pipe(
+                "run", "summarize-text", str(tree), "--backend", server.url, "-q", env=env
+            )
+            rates.append(3000 / wall)
+    best, median = max(rates), statistics.median(rates)
+    report(
+        "overhead",
+        {"files/s median": round(median), "best": round(best), "runs": [round(r) for r in rates]},
+        median >= 300,
+        ">= 300 files/s",
+    )
+
+
+def bench_concurrency(tmp: Path) -> None:
+    tree = make_tree(tmp / "concurrency", 100)
+    with FakeLlama(slots=4, latency=0.2) as server:
+        wall, _, _ = pipe(
+            "run",
+            "summarize-text",
+            str(tree),
+            "--backend",
+            server.url,
+            "-q",
+            env={"PIPE_HOME": str(tmp / "home-concurrency")},
+        )
+        active = server.max_active
+    report(
+        "concurrency",
+        {"seconds": round(wall, 2), "ideal": 5.0, "max in flight": active},
+        wall <= 5.5,
+        "<= 5.5 s",
+    )
+
+
+def bench_resume(tmp: Path) -> None:
+    tree = make_tree(tmp / "resume", 10_000)
+    env = {"PIPE_HOME": str(tmp / "home-resume")}
+    with FakeLlama(slots=4) as server:
+        first, _, _ = pipe(
+            "run", "summarize-text", str(tree), "--backend", server.url, "-q", env=env
+        )
+        calls = server.generate_calls
+        walls = []
+        for _ in range(3):
+            wall, proc, rss = pipe(
+                "run", "summarize-text", str(tree), "--backend", server.url, "-q", env=env
+            )
+            walls.append(wall)
+        new_calls = server.generate_calls - calls
+    median = statistics.median(walls)
+    report(
+        "resume",
+        {
+            "first run s": round(first, 1),
+            "re-run s median": round(median, 2),
+            "model calls": new_calls,
+            "peak RSS MB": round(rss / 1024),
+        },
+        median <= 2.0 and new_calls == 0,
+        "<= 2 s and 0 model calls",
+    )
+
+
+def bench_memory(tmp: Path) -> None:
+    tree = make_tree(tmp / "memory", 100_000, per_dir=1000, size=10)
+    code = (
+        "import resource, sys\n"
+        "from pipeline.sources import Filters, expand\n"
+        "n = sum(1 for _ in expand([sys.argv[1]], Filters(patterns=('*.txt',))))\n"
+        "print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tree)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    ).stdout.split()
+    files, rss_mb = int(out[0]), int(out[1]) / 1024
+    report(
+        "memory",
+        {"files walked": files, "peak RSS MB": round(rss_mb, 1)},
+        rss_mb < 150 and files == 100_000,
+        "< 150 MB",
+    )
+
+
+def bench_real(tmp: Path) -> None:
+    """pipe against a real llama-server vs a bare client sending the very same requests."""
+    import httpx
+
+    from pipeline.backends import Request, connect
+    from pipeline.recipe import load as load_recipe
+    from tests import real_servers
+
+    try:
+        server = real_servers.llama_server(tmp, ctx=2048, slots=1)
+    except BaseException as e:  # pytest's Skipped is a BaseException
+        report("real", {"skipped": str(e)}, False, "needs a built llama-server")
+        return
+    server.start()
+    n, jobs = 12, 1
+    try:
+
+        def files(tag: str) -> Path:
+            folder = tmp / f"real-{tag}"
+            folder.mkdir()
+            for i in range(n):
+                (folder / f"doc{i:02}.txt").write_text(
+                    f"Document {tag}-{i}. "
+                    + ("The harbour was quiet and the boats came home. " * 30)
+                )
+            return folder
+
+        def bare(folder: Path) -> float:
+            """The same /completion bodies pipe sends, from a plain loop: the ceiling."""
+            step = load_recipe("summarize-text", ["ask.max_tokens=32"]).steps[0]
+            backend = connect(server.url)
+            bodies = []
+            for path in sorted(folder.iterdir()):
+                user = step.prompt.render({"text": path.read_text()})
+                prompt, stop = backend.raw_prompt(Request(user, step.system))
+                bodies.append(
+                    {
+                        "prompt": prompt,
+                        "n_predict": 32,
+                        "temperature": 0,
+                        "stop": stop,
+                        "cache_prompt": True,
+                    }
+                )
+            backend.close()
+            start = time.perf_counter()
+            with httpx.Client(base_url=server.url, timeout=600) as client:
+                for body in bodies:  # one at a time, like pipe with -j 1 on a 1-slot server
+                    client.post("/completion", json=body).raise_for_status()
+            return n / (time.perf_counter() - start)
+
+        def piped(folder: Path) -> float:
+            wall, _, _ = pipe(
+                "run",
+                "summarize-text",
+                str(folder),
+                "--backend",
+                server.url,
+                "-q",
+                "-j",
+                str(jobs),
+                "--set",
+                "ask.max_tokens=32",
+                env={"PIPE_HOME": str(tmp / f"home-{folder.name}")},
+            )
+            return n / wall
+
+        bare_a = bare(files("a"))
+        pipe_b = piped(files("b"))
+        bare_c = bare(files("c"))
+        pipe_d = piped(files("d"))
+    finally:
+        server.stop()
+    bare_rate = statistics.mean([bare_a, bare_c])
+    pipe_rate = statistics.mean([pipe_b, pipe_d])
+    ratio = pipe_rate / bare_rate
+    report(
+        "real",
+        {
+            "bare files/s": round(bare_rate, 3),
+            "pipe files/s": round(pipe_rate, 3),
+            "ratio": f"{ratio:.1%}",
+            "runs": [round(x, 3) for x in (bare_a, pipe_b, bare_c, pipe_d)],
+        },
+        ratio >= 0.95,
+        "pipe >= 95% of bare client",
+    )
+
+
+BENCHMARKS = {
+    "overhead": bench_overhead,
+    "concurrency": bench_concurrency,
+    "resume": bench_resume,
+    "memory": bench_memory,
+    "real": bench_real,
+}
+
+
+def main() -> None:
+    names = sys.argv[1:] or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        sys.exit(f"unknown benchmark {unknown}; choose from {', '.join(BENCHMARKS)}")
+    print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="pipe-bench-") as tmp:
+        for name in names:
+            BENCHMARKS[name](Path(tmp))
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(RESULTS, indent=2))
+    missed = [k for k, v in RESULTS.items() if not v["met"]]
+    sys.exit(1 if missed else 0)
+
+
+if __name__ == "__main__":
+    main()

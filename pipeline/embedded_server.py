@@ -1,0 +1,223 @@
+"""The embedded model server: the subset of llama.cpp's server API that pipe uses
+(`/health`, `/props`, `/tokenize`, `/completion`), over cyllama's prebuilt llama.cpp bindings.
+
+pipe starts it (`python -m pipeline.embedded_server --model FILE`) when no server is running,
+talks to it with the same llama.cpp backend code as any other server, and stops it at the
+end. cyllama's own server is not used: in 0.2.18 it answers only the first request (its slot
+reset does not clear the KV cache), speaks only OpenAI chat, and its C server binds 0.0.0.0.
+
+It listens on 127.0.0.1 only, and prints `listening on PORT` once the model is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class Model:
+    """One context (one slot): requests take turns, as on a llama-server with -np 1."""
+
+    def __init__(self, path: str, n_ctx: int, threads: int) -> None:
+        from cyllama.llama import llama_cpp as L
+
+        L.disable_logging()
+        self.L = L
+        self.path = path
+        self.model = L.LlamaModel(path_model=path)
+        self.vocab = self.model.get_vocab()
+        params = L.LlamaContextParams()
+        params.n_ctx = n_ctx
+        params.n_batch = n_ctx
+        self.context = L.LlamaContext(self.model, params, verbose=False)
+        self.context.set_n_threads(threads, threads)
+        self.n_ctx = n_ctx
+        self.lock = threading.Lock()
+
+    def tokenize(self, text: str, special: bool) -> list[int]:
+        return list(self.vocab.tokenize(text, add_special=special, parse_special=special))
+
+    def complete(
+        self, prompt: str, n_predict: int, temperature: float, stop: list[str], grammar: str
+    ) -> dict[str, Any]:
+        tokens = self.tokenize(prompt, special=True)
+        if n_predict < 0:
+            n_predict = self.n_ctx
+        if len(tokens) >= self.n_ctx:
+            raise ContextExceeded(len(tokens), self.n_ctx)
+        with self.lock:
+            started = time.perf_counter()
+            self.context.kv_cache_clear()
+            sampler = self._sampler(temperature, grammar)
+            if self.context.decode(self.L.llama_batch_get_one(tokens, 0)) != 0:
+                raise RuntimeError("the model could not read the prompt")
+            prompt_ms = (time.perf_counter() - started) * 1000
+            text, n_past, stop_type, word = "", len(tokens), "limit", ""
+            generated = 0
+            while generated < n_predict and n_past < self.n_ctx - 1:
+                token = sampler.sample(self.context, -1)
+                if self.vocab.is_eog(token):
+                    stop_type = "eos"
+                    break
+                sampler.accept(token)
+                text += self.vocab.token_to_piece(token, 0, False)
+                generated += 1
+                hit = next((s for s in stop if s and s in text), None)
+                if hit:
+                    text, stop_type, word = text[: text.index(hit)], "word", hit
+                    break
+                if self.context.decode(self.L.llama_batch_get_one([token], n_past)) != 0:
+                    break
+                n_past += 1
+            total_ms = (time.perf_counter() - started) * 1000
+        return {
+            "content": text,
+            "stop": True,
+            "model": os.path.basename(self.path),
+            "tokens_predicted": generated,
+            "tokens_evaluated": len(tokens),
+            "truncated": False,
+            "stop_type": stop_type,
+            "stopping_word": word,
+            "id_slot": 0,
+            "timings": {
+                "prompt_n": len(tokens),
+                "prompt_ms": prompt_ms,
+                "predicted_n": generated,
+                "predicted_ms": total_ms - prompt_ms,
+            },
+        }
+
+    def _sampler(self, temperature: float, grammar: str) -> Any:
+        sampler = self.L.LlamaSampler(self.L.LlamaSamplerChainParams())
+        if grammar:
+            sampler.add_grammar(self.vocab, grammar, "root")
+        if temperature <= 0:
+            sampler.add_greedy()
+        else:
+            sampler.add_min_p(0.05, 1)
+            sampler.add_temp(temperature)
+            sampler.add_dist(int.from_bytes(os.urandom(4), "little"))
+        return sampler
+
+
+class ContextExceeded(Exception):
+    def __init__(self, n_prompt: int, n_ctx: int) -> None:
+        super().__init__(
+            f"request ({n_prompt} tokens) exceeds the available context size ({n_ctx} tokens)"
+        )
+        self.n_prompt = n_prompt
+        self.n_ctx = n_ctx
+
+
+def make_handler(model: Model) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "pipe-embedded"
+        wbufsize = 1 << 16
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+        def answer(self, status: int, body: Any) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def error(self, status: int, message: str, kind: str, **extra: Any) -> None:
+            self.answer(
+                status, {"error": {"code": status, "message": message, "type": kind, **extra}}
+            )
+
+        def do_GET(self) -> None:
+            if self.path == "/health":
+                self.answer(200, {"status": "ok"})
+            elif self.path == "/props":
+                self.answer(
+                    200,
+                    {
+                        "default_generation_settings": {"n_ctx": model.n_ctx},
+                        "total_slots": 1,
+                        "model_path": model.path,
+                        "model_alias": os.path.basename(model.path),
+                        "modalities": {"vision": False},
+                        "chat_template": "",
+                        "build_info": "pipe-embedded (cyllama)",
+                    },
+                )
+            else:
+                self.error(404, "File Not Found", "not_found_error")
+
+        def do_POST(self) -> None:
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError as e:
+                self.error(500, f"bad JSON: {e}", "server_error")
+                return
+            if self.path == "/tokenize":
+                self.answer(200, {"tokens": model.tokenize(str(body.get("content", "")), False)})
+            elif self.path == "/completion":
+                self.completion(body)
+            else:
+                self.error(404, "File Not Found", "not_found_error")
+
+        def completion(self, body: dict[str, Any]) -> None:
+            if not isinstance(body.get("prompt"), str):
+                self.error(400, "key 'prompt' not found", "invalid_request_error")
+                return
+            try:
+                result = model.complete(
+                    body["prompt"],
+                    int(body.get("n_predict", -1)),
+                    float(body.get("temperature", 0.8)),
+                    [str(s) for s in body.get("stop") or []],
+                    str(body.get("grammar") or ""),
+                )
+            except ContextExceeded as e:
+                self.error(
+                    400,
+                    str(e),
+                    "exceed_context_size_error",
+                    n_prompt_tokens=e.n_prompt,
+                    n_ctx=e.n_ctx,
+                )
+                return
+            except Exception as e:  # the model failed; the client retries or records it
+                self.error(500, str(e), "server_error")
+                return
+            self.answer(200, result)
+
+    return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--ctx", type=int, default=2048)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+    model = Model(args.model, args.ctx, args.threads)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(model))
+    server.daemon_threads = True
+    print(f"listening on {server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
