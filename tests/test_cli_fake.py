@@ -379,3 +379,48 @@ def test_interrupt_saves_state_and_rerun_finishes(tmp_path: Path, pipe_home: Pat
     assert len(done) == 20 and all(n == 1 for _, n in done)
     # Each file reached the model once, except at most the one in flight at the interrupt.
     assert server.generate_calls <= 21
+
+
+def test_two_step_recipe_reuses_the_first_steps_answers(llama: FakeLlama, notes: Path) -> None:
+    recipe = notes.parent / "two-step.toml"
+    recipe.write_text(
+        'inputs = ["*.md"]\n'
+        '[[steps]]\nname = "gist"\nprompt = "Gist: {text}"\nformat = "raw"\n'
+        '[[steps]]\nname = "title"\nprompt = "Title from {gist}"\nformat = "raw"\n'
+    )
+    r = run_pipe("run", str(recipe), str(notes), "--backend", llama.url, "--json")
+    assert r.returncode == 0, r.stderr
+    assert llama.generate_calls == 6
+    prompts = [b["prompt"] for p, b in llama.requests if p == "/completion"]
+    assert sum(p.startswith("Gist: Note number") for p in prompts) == 3
+    assert sum(p.startswith("Title from Summary ") for p in prompts) == 3
+    # Changing only the second step asks only the second step again.
+    r = run_pipe(
+        "run",
+        str(recipe),
+        str(notes),
+        "--backend",
+        llama.url,
+        "--json",
+        "--set",
+        "steps.title.prompt=A better title from {gist}",
+    )
+    assert llama.generate_calls == 9
+    assert all(a["status"] == "done" for a in answers(r.stdout))
+
+
+def test_a_hung_request_times_out_and_is_retried(notes: Path) -> None:
+    with FakeLlama(failures=["hang"]) as server:
+        r = run_pipe(
+            "run",
+            "summarize-text",
+            str(notes / "note1.md"),
+            "--backend",
+            server.url,
+            "--timeout",
+            "1",
+            "--json",
+        )
+    assert r.returncode == 0, r.stderr
+    assert answers(r.stdout)[0]["status"] == "done"
+    assert server.generate_calls == 2
