@@ -44,13 +44,18 @@ def notes(tmp_path: Path) -> Path:
     return folder
 
 
+def pipe_cmd(*args: str) -> list[str]:
+    """The command line that runs the real CLI with this interpreter."""
+    return [sys.executable, "-m", "pipeline", *args]
+
+
 def run_pipe(
     *args: str, input: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """The real CLI in a subprocess, as a user or a cron job would run it."""
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
+        pipe_cmd(*args),
         input=input if input is not None else b"",
         capture_output=True,
         env=full_env,

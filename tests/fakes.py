@@ -356,6 +356,11 @@ KOBOLD_HEADERS = [
 ]
 
 
+KOBOLD_BUSY = {
+    "detail": {"msg": "Server is busy; please try again later.", "type": "service_unavailable"}
+}
+
+
 class FakeKobold(FakeServer):
     """koboldcpp 1.76 (captures/koboldcpp): HTTP/1.0, one generation at a time, 6 more queue,
     the 8th concurrent request gets 503 busy; prompts over the context are cut from the front."""
@@ -423,30 +428,12 @@ class FakeKobold(FakeServer):
                 busy = False
                 self.waiting += 1
         if busy:
-            h.send(
-                503,
-                {
-                    "detail": {
-                        "msg": "Server is busy; please try again later.",
-                        "type": "service_unavailable",
-                    }
-                },
-                KOBOLD_HEADERS,
-            )
+            h.send(503, KOBOLD_BUSY, KOBOLD_HEADERS)
             return
         try:
             failure = self.next_failure()
             if failure == "busy":
-                h.send(
-                    503,
-                    {
-                        "detail": {
-                            "msg": "Server is busy; please try again later.",
-                            "type": "service_unavailable",
-                        }
-                    },
-                    KOBOLD_HEADERS,
-                )
+                h.send(503, KOBOLD_BUSY, KOBOLD_HEADERS)
                 return
             if failure == "500":
                 h.send(

@@ -108,6 +108,12 @@ class RealServer:
             time.sleep(0.2)
         raise RuntimeError(f"server not ready in {timeout} s; log: {self.tail()}")
 
+    def __enter__(self) -> RealServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
     def kill(self) -> None:
         """SIGKILL: the server dies mid-request, as in a crash or an OOM kill."""
         if self.proc and self.proc.poll() is None:

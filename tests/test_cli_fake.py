@@ -7,13 +7,12 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_pipe
+from tests.conftest import ROOT, pipe_cmd, run_pipe
 from tests.fakes import FakeKobold, FakeLlama, count_tokens, free_port
 
 
@@ -323,17 +322,7 @@ def test_two_runs_at_once_never_send_a_file_twice(tmp_path: Path) -> None:
     for i in range(40):
         (folder / f"f{i:02}.txt").write_text(f"File {i}\n")
     with FakeLlama(slots=2, latency=0.05) as server:
-        cmd = [
-            sys.executable,
-            "-m",
-            "pipeline",
-            "run",
-            "summarize-text",
-            str(folder),
-            "--backend",
-            server.url,
-            "-q",
-        ]
+        cmd = pipe_cmd("run", "summarize-text", str(folder), "--backend", server.url, "-q")
         procs = [
             subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             for _ in range(2)
@@ -350,16 +339,7 @@ def test_interrupt_saves_state_and_rerun_finishes(tmp_path: Path, pipe_home: Pat
     for i in range(20):
         (folder / f"f{i:02}.txt").write_text(f"File {i}\n")
     with FakeLlama(slots=1, latency=0.2) as server:
-        cmd = [
-            sys.executable,
-            "-m",
-            "pipeline",
-            "run",
-            "summarize-text",
-            str(folder),
-            "--backend",
-            server.url,
-        ]
+        cmd = pipe_cmd("run", "summarize-text", str(folder), "--backend", server.url)
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(1.5)
         proc.send_signal(signal.SIGINT)

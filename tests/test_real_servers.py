@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests import real_servers
-from tests.conftest import ROOT, run_pipe
+from tests.conftest import ROOT, pipe_cmd, run_pipe
 
 pytestmark = pytest.mark.real
 
@@ -72,7 +71,7 @@ def kill_mid_run_then_finish(
         "-q",
     ]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args],
+        pipe_cmd(*args),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -100,36 +99,20 @@ def kill_mid_run_then_finish(
     assert all('"answer": "' in line for line in lines)
 
 
-def with_server(
+@pytest.mark.parametrize(
+    "make", [real_servers.llama_server, real_servers.koboldcpp], ids=["llama.cpp", "koboldcpp"]
+)
+def test_summarize_kill_restart(
     make: Callable[[Path], real_servers.RealServer], tmp_path: Path
-) -> real_servers.RealServer:
-    server = make(tmp_path)
-    server.start()
-    return server
-
-
-def test_llama_server_summarize_kill_restart(tmp_path: Path) -> None:
-    server = with_server(real_servers.llama_server, tmp_path)
-    try:
+) -> None:
+    with make(tmp_path) as server:
         folder = make_notes(tmp_path / "notes", 6)
         kill_mid_run_then_finish(server, folder, tmp_path / "state.db", 6)
-    finally:
-        server.stop()
-
-
-def test_koboldcpp_summarize_kill_restart(tmp_path: Path) -> None:
-    server = with_server(real_servers.koboldcpp, tmp_path)
-    try:
-        folder = make_notes(tmp_path / "notes", 6)
-        kill_mid_run_then_finish(server, folder, tmp_path / "state.db", 6)
-    finally:
-        server.stop()
 
 
 def test_llama_server_text_on_stdin_and_context_cut(tmp_path: Path) -> None:
     """A text far over the context is cut with the server's own tokenizer and answered."""
-    server = with_server(lambda t: real_servers.llama_server(t, ctx=512), tmp_path)
-    try:
+    with real_servers.llama_server(tmp_path, ctx=512) as server:
         big = ("The lighthouse keeper counted the ships that passed each night. " * 400).encode()
         r = run_pipe(
             "run",
@@ -144,8 +127,6 @@ def test_llama_server_text_on_stdin_and_context_cut(tmp_path: Path) -> None:
         )
         assert r.returncode == 0, r.stderr
         assert '"cut to' in r.stdout and '"status": "done"' in r.stdout
-    finally:
-        server.stop()
 
 
 def test_embedded_model_when_no_server_runs(tmp_path: Path) -> None:

@@ -106,6 +106,17 @@ class Backend:
         return None
 
     # -- helpers ------------------------------------------------------------------------
+    def _count_with(self, path: str, payload: dict[str, Any], read: Any) -> int | None:
+        """Ask a tokenizer endpoint; None (so callers estimate) when it cannot answer."""
+        try:
+            response = self._send("POST", path, payload, timeout=60)
+            if response.status_code != 200:
+                return None
+            count = read(self._json(response))
+        except (BackendError, AttributeError, TypeError):
+            return None
+        return count if isinstance(count, int) else None
+
     def raw_prompt(self, request: Request) -> tuple[str, list[str]]:
         """For raw-completion APIs: the text wrapped in the chat format, and the stop list."""
         name = request.format

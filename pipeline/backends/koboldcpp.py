@@ -11,7 +11,6 @@ from pipeline.backends.base import (
     Backend,
     BackendError,
     Completion,
-    Rejected,
     Request,
     ServerInfo,
     Transient,
@@ -86,14 +85,7 @@ class KoboldBackend(Backend):
         return Completion(text=str(results[0]["text"]))
 
     def count_tokens(self, text: str) -> int | None:
-        try:
-            response = self._send("POST", "/api/extra/tokencount", {"prompt": text}, timeout=60)
-            if response.status_code != 200:
-                return None
-            value = self._json(response).get("value")
-        except (Transient, Rejected, AttributeError):
-            return None
-        return int(value) if isinstance(value, int) else None
+        return self._count_with("/api/extra/tokencount", {"prompt": text}, lambda b: b.get("value"))
 
     def abort_running(self) -> None:
         """koboldcpp keeps generating after the client leaves: stop what we started."""

@@ -6,7 +6,6 @@ from pipeline.backends.base import (
     Backend,
     Completion,
     ContextOverflow,
-    Rejected,
     Request,
     ServerInfo,
     Transient,
@@ -70,14 +69,7 @@ class LlamaCppBackend(Backend):
         )
 
     def count_tokens(self, text: str) -> int | None:
-        try:
-            response = self._send("POST", "/tokenize", {"content": text}, timeout=60)
-            if response.status_code != 200:
-                return None
-            tokens = self._json(response).get("tokens")
-        except (Transient, Rejected, AttributeError):
-            return None
-        return len(tokens) if isinstance(tokens, list) else None
+        return self._count_with("/tokenize", {"content": text}, lambda b: len(b["tokens"]))
 
 
 def _stop_reason(body: dict[str, object]) -> str | None:
