@@ -12,9 +12,14 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any, Protocol
+from xml.sax.saxutils import escape
 
+from pipeline import renames
+from pipeline.naming import UnusableName, plan_renames, safe_filename, slug
 from pipeline.recipe import Recipe
+from pipeline.renames import Move, Outcome
 from pipeline.templates import TemplateError
 
 
@@ -32,6 +37,9 @@ class Result:
     duration_ms: int | None = None
     attempts: int = 0
     is_file: bool = True
+    fields: dict[str, Any] = field(default_factory=dict)  # exif, ext, step answers: for names
+    deferred: bool = False  # the action finishes it at the end of the run (renames)
+    new_path: str | None = None
 
     def record(self, model: str) -> dict[str, Any]:
         out: dict[str, Any] = {"path": self.path, "status": self.status}
@@ -41,6 +49,8 @@ class Result:
             out["error"] = self.error
         if self.notes:
             out["note"] = "; ".join(self.notes)
+        if self.new_path:
+            out["new_path"] = self.new_path
         out["model"] = model
         for key in ("prompt_tokens", "completion_tokens", "duration_ms"):
             if getattr(self, key) is not None:
@@ -74,6 +84,10 @@ class Action:
         """Called for every finished item (skipped ones included, with the cached answer)."""
         self.emit(result)
 
+    def close(self, run_id: int) -> list[Result]:
+        """At the end of the run: finish deferred items and return them (renames)."""
+        return []
+
     def emit(self, result: Result) -> None:
         if self.as_json:
             self.out.write(json.dumps(result.record(self.model), ensure_ascii=False) + "\n")
@@ -90,10 +104,13 @@ class Action:
 class Sidecar(Action):
     """Write the answer to a file beside the input, named by the recipe's `then.sidecar`."""
 
-    def __init__(self, recipe: Recipe, outputs: OutputLog, **kwargs: Any) -> None:
+    def __init__(
+        self, recipe: Recipe, outputs: OutputLog, dry_run: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.recipe = recipe
         self.outputs = outputs
+        self.dry_run = dry_run
 
     def target(self, path: str) -> str:
         folder, name = os.path.split(path)
@@ -117,11 +134,17 @@ class Sidecar(Action):
             raise ActionError("sidecar name is the input file itself")
         return target
 
+    def content(self, answer: str) -> str:
+        return answer.rstrip("\n") + "\n"
+
     def apply(self, result: Result) -> None:
         if result.answer is not None and result.is_file:
             try:
                 target = self.target(result.path)
-                self.write(target, result.answer.rstrip("\n") + "\n")
+                if self.dry_run:
+                    self.out.write(f"{result.path} -> {target}\n")
+                else:
+                    self.write(target, self.content(result.answer))
             except (ActionError, OSError) as e:
                 result.status, result.error = "failed", f"sidecar: {e}"
         if self.as_json or not result.is_file:
@@ -149,5 +172,190 @@ class Sidecar(Action):
         self.outputs.remember_output(os.path.abspath(target), _digest(data))
 
 
+class XmpSidecar(Sidecar):
+    """`photo.jpg.xmp` (the darktable/digiKam convention: one sidecar per file, never
+    shared with a raw file of the same stem) with the answer as dc:description."""
+
+    def target(self, path: str) -> str:
+        return path + ".xmp"
+
+    def content(self, answer: str) -> str:
+        return XMP_TEMPLATE.format(description=xml_escape(answer.strip()))
+
+
+XMP_TEMPLATE = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="pipe">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">
+   <dc:description>
+    <rdf:Alt>
+     <rdf:li xml:lang="x-default">{description}</rdf:li>
+    </rdf:Alt>
+   </dc:description>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+<?xpacket end="w"?>
+"""
+
+
+def xml_escape(text: str) -> str:
+    """Escape for XML text, dropping characters XML 1.0 cannot hold (model output may
+    contain any of them)."""
+    allowed = "".join(c for c in text if c in "\t\n\r" or ord(c) >= 0x20)
+    return escape(allowed, {'"': "&quot;"})
+
+
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+class RenameAction(Action):
+    """Collects answers during the run; at the end plans every new name at once (collisions
+    need the whole batch), then prints the plan (dry run) or journals and applies it."""
+
+    def __init__(self, recipe: Recipe, store: Any, dry_run: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.recipe = recipe
+        self.store = store
+        self.dry_run = dry_run
+        self.collected: list[Result] = []
+
+    def apply(self, result: Result) -> None:
+        if result.status in ("failed", "skipped") or result.answer is None or not result.is_file:
+            if self.as_json:
+                self.emit(result)
+            return
+        result.deferred = True
+        self.collected.append(result)
+
+    def close(self, run_id: int) -> list[Result]:
+        wanted: list[tuple[Path, str]] = []
+        planned: dict[str, Result] = {}
+        for counter, result in enumerate(self.collected, 1):
+            key = os.path.abspath(result.path)
+            if self.store.renamed_by_pipe(key):
+                result.status, result.deferred = "done", False
+                result.notes.append("already renamed by pipe")
+                continue
+            try:
+                wanted.append((Path(result.path), self.new_name(result, counter)))
+            except (UnusableName, TemplateError) as e:
+                result.status, result.error, result.deferred = "failed", str(e), False
+                continue
+            planned[str(Path(result.path))] = result
+        in_batch = {str(Path(r.path)) for r in self.collected}
+        moves = plan_moves(wanted, in_batch)
+        for result in self.collected:
+            if result.deferred and not any(m.old == str(Path(result.path)) for m in moves):
+                result.status, result.deferred = "done", False
+                result.notes.append("already named")
+        if self.dry_run:
+            outcomes = [Outcome(m.old, m.new, "planned", companion=m.companion) for m in moves]
+        else:
+            outcomes = renames.apply(self.store, run_id, moves)
+        for outcome in outcomes:
+            self._show(outcome)
+            result = planned.get(outcome.old)
+            if result is None or outcome.companion:
+                continue
+            result.deferred = False
+            if outcome.state == "applied":
+                result.status, result.new_path = "done", outcome.new
+            elif outcome.state == "planned":
+                result.status, result.new_path = "planned", outcome.new
+            else:
+                result.status, result.error = "failed", f"not renamed: {outcome.reason}"
+        for result in self.collected:
+            if self.as_json:
+                self.emit(result)
+        return self.collected
+
+    def new_name(self, result: Result, counter: int) -> str:
+        """The file's new name from the recipe's template; UnusableName if nothing is left."""
+        assert self.recipe.new_name is not None
+        fields = dict(result.fields)
+        answer = result.answer or ""
+        if not slug(answer):
+            raise UnusableName(
+                f"the model's answer gives nothing usable for a name: {answer!r:.60}"
+            )
+        name = os.path.basename(result.path)
+        stem, ext = os.path.splitext(name)
+        real_ext = str(fields.get("ext") or ext)
+        fields.update(answer=answer, name=name, stem=stem, ext=real_ext, counter=counter)
+        rendered = self.recipe.new_name.render(fields)
+        new_stem, rendered_ext = os.path.splitext(rendered)
+        if rendered_ext.lower() != real_ext.lower():
+            new_stem = rendered  # the template did not end with {ext}: keep all of it
+        return safe_filename(new_stem, real_ext)
+
+    def _show(self, outcome: Outcome) -> None:
+        if self.as_json:
+            return
+        mark = {"applied": "", "planned": ""}.get(
+            outcome.state, f"  [{outcome.state}: {outcome.reason}]"
+        )
+        self.out.write(f"{outcome.old} -> {outcome.new}{mark}\n")
+        self.out.flush()
+
+
+def plan_moves(wanted: list[tuple[Path, str]], in_batch: set[str]) -> list[Move]:
+    """New names for every file and its companions (IMG_1.CR2, IMG_1.xmp, IMG_1.jpg.txt move
+    with IMG_1.jpg), collisions resolved against the disk and the whole batch."""
+    companions = {str(old): find_companions(old, in_batch) for old, _ in wanted}
+
+    def also_free(old: Path, candidate: Path) -> list[Path]:
+        return [companion_target(old, c, candidate) for c in companions[str(old)]]
+
+    moves: list[Move] = []
+    for group, (old, new) in enumerate(plan_renames(wanted, also_free=also_free)):
+        moves.append(Move(str(old), str(new), group))
+        for companion in companions[str(old)]:
+            target = companion_target(old, companion, new)
+            moves.append(Move(str(companion), str(target), group, companion=True))
+    return moves
+
+
+def find_companions(photo: Path, in_batch: set[str]) -> list[Path]:
+    """Files beside `photo` that belong to it: same stem with another extension (raw, XMP),
+    or its full name plus a suffix (IMG_1.jpg.txt); never another photo of this batch."""
+    try:
+        names = os.listdir(photo.parent)
+    except OSError:
+        return []
+    stem = photo.stem.casefold()
+    found = []
+    for name in sorted(names):
+        candidate = photo.parent / name
+        if name == photo.name or str(candidate) in in_batch:
+            continue
+        folded = name.casefold()
+        belongs = os.path.splitext(folded)[0] == stem or folded.startswith(
+            photo.name.casefold() + "."
+        )
+        if belongs and candidate.is_file() and not candidate.is_symlink():
+            found.append(candidate)
+    return found
+
+
+def companion_target(photo: Path, companion: Path, new_photo: Path) -> Path:
+    if companion.name.casefold().startswith(photo.name.casefold() + "."):
+        return new_photo.parent / (new_photo.name + companion.name[len(photo.name) :])
+    return new_photo.parent / (new_photo.stem + companion.name[len(photo.stem) :])
+
+
+def make_action(
+    recipe: Recipe, write: str | None, store: Any, dry_run: bool, **kwargs: Any
+) -> Action:
+    """The action for a run: the recipe's `then.action`, or what --write asks for."""
+    kind = write or recipe.action
+    if kind == "stdout":
+        kind = "print"
+    if kind == "rename":
+        return RenameAction(recipe, store, dry_run, **kwargs)
+    if kind == "sidecar":
+        return Sidecar(recipe, store, dry_run=dry_run, **kwargs)
+    if kind == "xmp":
+        return XmpSidecar(recipe, store, dry_run=dry_run, **kwargs)
+    return Action(**kwargs)

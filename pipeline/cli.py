@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 import click
 
-from pipeline import __version__, sources
+from pipeline import __version__, renames, sources
 from pipeline import recipe as recipes
-from pipeline.actions import Action, Result, Sidecar
+from pipeline.actions import Result, make_action
 from pipeline.connection import open_backend
 from pipeline.errors import PipeError, UsageError
-from pipeline.paths import default_db_path
+from pipeline.paths import default_db_path, display_path
 from pipeline.runner import Item, Options, Runner, file_items, stdin_item
 from pipeline.state import Store
 
@@ -59,9 +60,10 @@ def cli() -> None:
     help="Requests in flight (default: the server's slots).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON Lines records on stdout.")
+@click.option("--dry-run", is_flag=True, help="Show what would happen; change no file.")
 @click.option(
     "--write",
-    type=click.Choice(["stdout", "sidecar"]),
+    type=click.Choice(["stdout", "sidecar", "xmp"]),
     default=None,
     help="Where answers go (default: the recipe's; sidecar writes a file beside each input).",
 )
@@ -115,6 +117,7 @@ def run(
     backend_urls: tuple[str, ...],
     jobs: int | None,
     as_json: bool,
+    dry_run: bool,
     write: str | None,
     overrides: tuple[str, ...],
     redo: bool,
@@ -144,17 +147,16 @@ def run(
         )
         store = Store(db or default_db_path())
         try:
-            action_kwargs: dict[str, Any] = {
-                "out": sys.stdout,
-                "as_json": as_json,
-                "headers": headers,
-                "model": info.model,
-            }
-            action: Action
-            if (write or recipe.action) == "sidecar" and write != "stdout":
-                action = Sidecar(recipe, store, **action_kwargs)
-            else:
-                action = Action(**action_kwargs)
+            action = make_action(
+                recipe,
+                write,
+                store,
+                dry_run,
+                out=sys.stdout,
+                as_json=as_json,
+                headers=headers,
+                model=info.model,
+            )
             options = Options(
                 jobs=jobs or 0,
                 redo=redo,
@@ -163,6 +165,8 @@ def run(
                 progress=not quiet and sys.stderr.isatty(),
                 on_error=say.item_error,
                 on_note=say.item_note,
+                on_info=say.info,
+                dry_run=dry_run,
             )
             runner = Runner(recipe, backend, store, action, options)
             summary = runner.run(items, sys.argv[1:])
@@ -170,10 +174,14 @@ def run(
             store.close()
     c = summary.counts
     tokens = c.prompt_tokens + c.completion_tokens
+    done = "previewed" if dry_run else "done"
     say.info(
-        f"{c.done} done, {c.cached} from cache, {c.skipped} skipped, {c.failed} failed"
+        f"{c.done} {done}, {c.cached} from cache, {c.skipped} skipped, {c.failed} failed"
         f" · {tokens:,} tokens · {summary.seconds:.1f} s (run {summary.run_id})"
     )
+    if dry_run and summary.exit_code in (0, 1):
+        command = " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--dry-run")
+        say.info(f"dry run: nothing was changed. To apply: pipe {command}")
     if summary.stopped == "backend":
         say.error("the backend stopped answering; run the same command again to go on")
     elif summary.stopped:
@@ -273,7 +281,7 @@ def runs(limit: int, as_json: bool, db: str | None) -> None:
 def show(path: str, as_json: bool, db: str | None) -> None:
     """One file's history: runs, answers, errors and timings."""
     store = _open_existing(db)
-    key = sources.display(os.path.abspath(path)) if path != "<stdin>" else path
+    key = display_path(path) if path != "<stdin>" else path
     rows = list(store.item_history(key))
     if not rows:
         raise UsageError(f"no history for {path} in {store.path}")
@@ -294,6 +302,37 @@ def show(path: str, as_json: bool, db: str | None) -> None:
         ):
             if value:
                 click.echo(f"    {label}: {value.strip()}".replace("\n", "\n    "))
+
+
+@cli.command()
+@click.argument("run_id", type=int, required=False)
+@db_option
+def undo(run_id: int | None, db: str | None) -> None:
+    """Put back the names a rename run changed (default: the last one), newest first.
+
+    A file that changed since, or whose old name is taken now, is left alone and reported.
+    """
+    store = _open_existing(db)
+    for outcome in renames.reconcile(store):
+        click.echo(f"pipe: journal: {outcome.old} -> {outcome.new}: {outcome.reason}", err=True)
+    run_id = run_id or store.last_rename_run()
+    if run_id is None:
+        click.echo("pipe: nothing to undo: no rename run has applied renames", err=True)
+        return
+    outcomes = renames.undo(store, run_id)
+    if not outcomes:
+        click.echo(f"pipe: nothing to undo in run {run_id}", err=True)
+        return
+    refused = 0
+    for outcome in outcomes:
+        if outcome.state == "undone":
+            click.echo(f"{outcome.old} -> {outcome.new}")
+        else:
+            refused += 1
+            click.echo(f"pipe: {outcome.old}: not undone: {outcome.reason}", err=True)
+    undone = len(outcomes) - refused
+    click.echo(f"pipe: run {run_id}: {undone} renames undone, {refused} refused", err=True)
+    sys.exit(1 if refused else 0)
 
 
 def _open_existing(db: str | None) -> Store:

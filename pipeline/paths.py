@@ -39,3 +39,14 @@ def default_db_path() -> Path:
     if os.environ.get("PIPE_DB"):
         return Path(os.environ["PIPE_DB"])
     return data_dir() / "pipe.db"
+
+
+def display_path(path: str) -> str:
+    """How a file is keyed in the store: its absolute path as text, with bytes that are not
+    UTF-8 shown as \\xNN (names stay unique, and SQLite gets valid text)."""
+    absolute = os.path.abspath(path)
+    try:
+        absolute.encode("utf-8")
+        return absolute
+    except UnicodeEncodeError:
+        return os.fsencode(absolute).decode("utf-8", "backslashreplace")

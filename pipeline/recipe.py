@@ -15,21 +15,26 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pipeline import paths
+from pipeline import naming, paths
 from pipeline.errors import RecipeError
 from pipeline.prompts import FORMATS
 from pipeline.templates import Template, TemplateError, compile_template
 
-ASK_KINDS = ("text",)
-ACTIONS = ("print", "sidecar")
+assert naming.slug  # importing naming registers the |slug filters used in templates
+ASK_KINDS = ("text", "vision")
+ACTIONS = ("print", "sidecar", "xmp", "rename")
+DATES = ("original", "mtime")
 # Fields every prompt may use; steps add their own names.
-ITEM_FIELDS = {"text", "name", "path", "stem", "ext", "answer"}
+ITEM_FIELDS = {"text", "name", "path", "stem", "ext", "answer", "exif"}
 NAME_FIELDS = {"path", "name", "stem", "ext", "dir", "recipe"}
+# A new name for a renamed file may also use the answers, EXIF and a counter.
+RENAME_FIELDS = {"name", "stem", "ext", "answer", "exif", "counter"}
 
 _TOP_KEYS = {"description", "inputs", "ask", "steps", "then"}
 _STEP_KEYS = {
     "name",
     "kind",
+    "image_size",
     "system",
     "prompt",
     "max_tokens",
@@ -38,7 +43,7 @@ _STEP_KEYS = {
     "grammar",
     "format",
 }
-_THEN_KEYS = {"action", "sidecar"}
+_THEN_KEYS = {"action", "sidecar", "name", "date"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class Step:
     stop: tuple[str, ...] = ()
     grammar: str = ""
     format: str = "auto"
+    image_size: int = 1024  # long side of the image sent to a vision model
 
     def key(self) -> dict[str, Any]:
         """Everything in this step that shapes the model request (for cache fingerprints)."""
@@ -64,6 +70,7 @@ class Step:
             "stop": list(self.stop),
             "grammar": self.grammar,
             "format": self.format,
+            **({"image_size": self.image_size} if self.kind == "vision" else {}),
         }
 
 
@@ -77,6 +84,16 @@ class Recipe:
     steps: tuple[Step, ...]
     action: str = "print"
     sidecar: Template = field(default_factory=lambda: compile_template("{path}.answer.txt"))
+    new_name: Template | None = None  # then.name, for action = "rename"
+    date: str = "original"  # which date {exif.date} is: the photo's own, or the file's mtime
+
+    @property
+    def needs_image(self) -> bool:
+        return any(s.kind == "vision" for s in self.steps)
+
+    @property
+    def needs_text(self) -> bool:
+        return any(f.name == "text" for s in self.steps for f in s.prompt.fields)
 
     def ask_key(self, model: str) -> str:
         """A digest of every step and the model: a change means every file is done again."""
@@ -210,9 +227,23 @@ def parse(data: dict[str, Any], path: Path, origin: str = "") -> Recipe:
         )
     sidecar_src = _typed(then, "sidecar", str, where, "then.", "{path}.answer.txt")
     sidecar = _template(sidecar_src, NAME_FIELDS, where, "then.sidecar")
-    name = path.stem
+    name_src = _typed(then, "name", str, where, "then.", "{answer|slug}{ext}")
+    answers = {s.name for s in steps}
+    new_name = _template(name_src, RENAME_FIELDS | answers, where, "then.name")
+    date = _typed(then, "date", str, where, "then.", "original")
+    if date not in DATES:
+        raise RecipeError(f"{where}: then.date: expected one of {', '.join(DATES)}, got {date!r}")
     return Recipe(
-        name, origin or str(path), path, description, tuple(inputs), tuple(steps), action, sidecar
+        name=path.stem,
+        origin=origin or str(path),
+        path=path,
+        description=description,
+        inputs=tuple(inputs),
+        steps=tuple(steps),
+        action=action,
+        sidecar=sidecar,
+        new_name=new_name,
+        date=date,
     )
 
 
@@ -239,6 +270,9 @@ def _parse_step(raw: Any, where: str, label: str, earlier: set[str]) -> Step:
     stop = _typed(raw, "stop", list, where, p, [])
     if not all(isinstance(s, str) for s in stop):
         raise RecipeError(f"{where}: {p}stop: expected a list of strings")
+    image_size = _typed(raw, "image_size", int, where, p, 1024)
+    if not 64 <= image_size <= 4096:
+        raise RecipeError(f"{where}: {p}image_size: expected 64 to 4096 pixels, got {image_size}")
     fmt = _typed(raw, "format", str, where, p, "auto")
     if fmt != "auto" and fmt not in FORMATS:
         raise RecipeError(
@@ -254,6 +288,7 @@ def _parse_step(raw: Any, where: str, label: str, earlier: set[str]) -> Step:
         stop=tuple(stop),
         grammar=_typed(raw, "grammar", str, where, p, ""),
         format=fmt,
+        image_size=image_size,
     )
 
 

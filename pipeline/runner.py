@@ -22,20 +22,25 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline import renames
 from pipeline.actions import Action, Result
 from pipeline.backends import (
     Backend,
     Busy,
     ContextOverflow,
+    NoVision,
     Rejected,
     Request,
     Transient,
     Unreachable,
 )
+from pipeline.errors import BackendUnavailable
+from pipeline.media import ImageError, prepare_image, read_metadata, real_extension
+from pipeline.paths import display_path
 from pipeline.recipe import Recipe, Step
 from pipeline.sources import Entry
 from pipeline.state import HEARTBEAT_SECONDS, Counts, Store, now_iso
-from pipeline.texts import LoadedText, NotText, decode, fit, load_text
+from pipeline.texts import NotText, decode, fit, hash_file, load_text
 
 STDIN_PATH = "<stdin>"
 CONTEXT_MARGIN = 16  # tokens kept free for BOS/special tokens the server adds
@@ -49,10 +54,12 @@ class Options:
     retries: int = 3  # further attempts after the first, for each model call
     down_wait: float = 30.0  # how long a backend may be unreachable mid-run before we stop
     busy_wait: float = 300.0  # how long to keep retrying "busy"/"loading" answers
+    dry_run: bool = False  # show what would happen; change no file and finish no item
     backoff: float = 0.5
     progress: bool = False
     on_error: Callable[[Result], None] | None = None  # a per-item failure, for stderr
     on_note: Callable[[Result], None] | None = None  # a file skipped for a reason
+    on_info: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -81,6 +88,39 @@ class BackendDown(Exception):
 
 class Interrupted(Exception):
     pass
+
+
+@dataclass
+class Loaded:
+    """What a worker read from one item."""
+
+    hash: str
+    notes: list[str] = field(default_factory=list)
+    text: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)  # exif, real extension
+    _images: dict[int, bytes] = field(default_factory=dict)
+
+    def image(self, path: str, size: int) -> bytes:
+        """The upload JPEG, made once per size on first need (never for cache hits)."""
+        if size not in self._images:
+            self._images[size] = prepare_image(path, max_side=size).jpeg
+        return self._images[size]
+
+
+def _same_type(ext: str) -> set[str]:
+    return {
+        ".jpg": {".jpg", ".jpeg", ".jpe"},
+        ".tif": {".tif", ".tiff"},
+        ".heic": {".heic", ".heif"},
+    }.get(ext, {ext})
+
+
+def _not_an_image(path: str) -> str:
+    if os.path.isdir(path):
+        return "is a folder"
+    if os.path.getsize(path) == 0:
+        return "empty file"
+    return "not an image (or a format pipe cannot read)"
 
 
 @dataclass
@@ -132,6 +172,16 @@ class Runner:
         # Results are recorded and shown in input order: `pending` holds each admitted item
         # (None while a worker has it) until every earlier item is out.
         self._pending: dict[int, _Done | None] = {}
+        self._deferred: list[_Done] = []
+        for outcome in renames.reconcile(self.store):  # a journal left by a killed run
+            if self.options.on_info:
+                self.options.on_info(f"journal: {outcome.old} -> {outcome.new}: {outcome.reason}")
+        if self.recipe.needs_image:
+            try:
+                self.backend.check_vision()
+            except NoVision as e:
+                self.store.end_run(self.run_id, "backend-down", 3, self.counts)
+                raise BackendUnavailable(str(e)) from None
         self._next_out = 0
         self._in_workers = 0
         seq = 0
@@ -161,6 +211,8 @@ class Runner:
                 self._collect(block=True)
             self._collect(block=False)  # keep answers that arrived as we stopped
             self._flush(everything=True)
+            if not self.stop.is_set():
+                self._close_action()
         finally:
             _restore_signals(previous_handlers)
             for _ in workers:
@@ -269,10 +321,41 @@ class Runner:
         if not done.record:
             self.counts.skipped += 1
             return
+        if result.deferred:
+            # Finished by the action at the end (renames). Keep the answers now, so a run
+            # killed before then costs no model time again.
+            self.store.save_answers(done.cache_rows)
+            done.cache_rows = []
+            self._deferred.append(done)
+            return
+        self._record(done)
+
+    def _close_action(self) -> None:
+        """Let the action finish what it deferred (plan and apply renames), then record it."""
+        self.action.close(self.run_id)
+        for done in self._deferred:
+            self._record(done)
+            result, stat = done.result, done.item.entry.stat
+            if result.new_path and stat is not None and result.status == "done":
+                self.store.adopt(
+                    self.recipe.name,
+                    display_path(result.new_path),
+                    self.run_id,
+                    stat.st_size,
+                    stat.st_mtime_ns,
+                    done.hash,
+                    self.ask_key,
+                    done.fingerprint,
+                )
+
+    def _record(self, done: _Done) -> None:
+        result = done.result
         status = {"done": "done", "cached": "done", "skipped": "skipped"}.get(
             result.status, "failed"
         )
-        counter = {"done": "done", "cached": "cached", "skipped": "skipped"}.get(
+        if self.options.dry_run and status == "done" or result.status == "planned":
+            status = "pending"  # previewed, not done: the real run does it (from the cache)
+        counter = {"done": "done", "cached": "cached", "skipped": "skipped", "planned": "done"}.get(
             result.status, "failed"
         )
         setattr(self.counts, counter, getattr(self.counts, counter) + 1)
@@ -342,9 +425,12 @@ class Runner:
             loaded = self._load(item)
         except NotText as e:
             return _Done(item, Result(item.path, "skipped", notes=[str(e)]))
+        except ImageError as e:
+            return _Done(item, Result(item.path, "failed", error=str(e)))
         except OSError as e:
             return _Done(item, Result(item.path, "failed", error=f"cannot read: {e.strerror or e}"))
         result = Result(item.path, "cached", notes=list(loaded.notes), is_file=item.data is None)
+        result.fields = dict(loaded.fields)
         done = _Done(item, result, hash=loaded.hash)
         answers: dict[str, str] = {}
         previous = ""
@@ -354,6 +440,9 @@ class Runner:
             if answer is None:
                 try:
                     answer = self._ask(step, item, loaded, answers, previous, result)
+                except ImageError as e:
+                    result.status, result.error = "failed", str(e)
+                    break
                 except (Rejected, Transient) as e:
                     result.status, result.error = "failed", str(e)
                     break
@@ -373,14 +462,34 @@ class Runner:
             done.fingerprint = fingerprint
         else:
             result.answer = previous
+            result.fields.update(answers)
         result.duration_ms = int((time.monotonic() - started) * 1000)
         return done
 
-    def _load(self, item: Item) -> LoadedText:
+    def _load(self, item: Item) -> Loaded:
+        if self.recipe.needs_image:
+            if item.data is not None:
+                raise ImageError("this recipe needs image files, not text on stdin")
+            return self._load_image_item(item)
         max_bytes = max(64 * 1024, (self.info.n_ctx or 32768) * 16)
-        if item.data is not None:
-            return decode(item.data)
-        return load_text(item.path, max_bytes)
+        text = decode(item.data) if item.data is not None else load_text(item.path, max_bytes)
+        return Loaded(hash=text.hash, notes=text.notes, text=text.text)
+
+    def _load_image_item(self, item: Item) -> Loaded:
+        """Hash and EXIF only: the image is decoded later, and only if the model is asked."""
+        path = item.path
+        real = real_extension(path)
+        if real is None:
+            raise ImageError(_not_an_image(path))
+        mtime = item.entry.stat.st_mtime if item.entry.stat else None
+        fields = {
+            "exif": read_metadata(path).fields(mtime, prefer=self.recipe.date),
+            "ext": real,
+        }
+        notes = []
+        if os.path.splitext(path)[1].lower() not in _same_type(real):
+            notes.append(f"content is {real[1:].upper()}, name says {os.path.splitext(path)[1]}")
+        return Loaded(hash=hash_file(path), notes=notes, fields=fields)
 
     def _fingerprint(self, content_hash: str, step: Step, answers: dict[str, str]) -> str:
         blob = json.dumps([content_hash, self.model, step.key(), answers], sort_keys=True)
@@ -405,7 +514,7 @@ class Runner:
         self,
         step: Step,
         item: Item,
-        loaded: LoadedText,
+        loaded: Loaded,
         answers: dict[str, str],
         previous: str,
         result: Result,
@@ -422,7 +531,9 @@ class Runner:
                     result.notes.append(note)
                 if not text.strip():
                     raise Rejected(note or "no room for the text in the model's context")
-            prompt = step.prompt.render(self._fields(item, text, answers, previous))
+            prompt = step.prompt.render(
+                {**loaded.fields, **self._fields(item, text, answers, previous)}
+            )
             request = Request(
                 prompt=prompt,
                 system=step.system,
@@ -431,6 +542,7 @@ class Runner:
                 stop=step.stop,
                 grammar=step.grammar,
                 format=step.format,
+                images=(loaded.image(item.path, step.image_size),) if step.kind == "vision" else (),
             )
             try:
                 completion = self._call_with_retries(request, result)

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
+from pipeline.paths import display_path
+
 GLOB_CHARS = set("*?[")
 
 
@@ -27,16 +29,7 @@ class Entry:
     @property
     def key(self) -> str:
         """A stable identity across working directories: the absolute path, printable."""
-        return display(os.path.abspath(self.path))
-
-
-def display(path: str) -> str:
-    """A path as text; bytes that are not UTF-8 are shown as \\xNN (names stay unique)."""
-    try:
-        path.encode("utf-8")
-        return path
-    except UnicodeEncodeError:
-        return os.fsencode(path).decode("utf-8", "backslashreplace")
+        return display_path(self.path)
 
 
 @dataclass(frozen=True)

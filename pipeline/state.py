@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.paths import display_path
+
 if TYPE_CHECKING:
     import sqlite_utils
 
@@ -112,9 +114,35 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
     db["outputs"].create({"path": str, "digest": str, "written": str}, pk="path")
 
 
+def _m002_renames(db: sqlite_utils.Database) -> None:
+    db["renames"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "grp": int,
+            "companion": int,
+            "old_path": str,
+            "new_path": str,
+            "dev": int,
+            "ino": int,
+            "size": int,
+            "mtime_ns": int,
+            "state": str,  # planned | applied | failed | abandoned | undone
+            "reason": str,
+            "planned": str,
+            "updated": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["renames"].create_index(["run_id", "state"])
+    db["renames"].create_index(["new_path"])
+
+
 # Append only: each runs once per database, in order, recorded in `_migrations`.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
+    ("002_renames", _m002_renames),
 ]
 
 
@@ -392,6 +420,34 @@ class Store:
             {"run_id": run_id, "recipe": recipe, "path": path, **history},
         )
 
+    def save_answers(self, cache_rows: list[dict[str, Any]]) -> None:
+        if cache_rows:
+            with self.transaction() as c:
+                self._insert_cache(c, cache_rows)
+
+    def adopt(
+        self,
+        recipe: str,
+        path: str,
+        run_id: int,
+        size: int,
+        mtime_ns: int,
+        hash: str | None,
+        ask_key: str,
+        fingerprint: str | None,
+    ) -> None:
+        """A renamed file is finished under its new name too (a re-run skips it by stat)."""
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO items (recipe, path, size, mtime_ns, hash, ask_key, fingerprint,"
+                " status, attempts, run_id, updated) VALUES (?, ?, ?, ?, ?, ?, ?, 'done', 0, ?, ?)"
+                " ON CONFLICT (recipe, path) DO UPDATE SET size = excluded.size,"
+                " mtime_ns = excluded.mtime_ns, hash = excluded.hash, ask_key = excluded.ask_key,"
+                " fingerprint = excluded.fingerprint, status = 'done', run_id = excluded.run_id,"
+                " updated = excluded.updated",
+                (recipe, path, size, mtime_ns, hash, ask_key, fingerprint, run_id, now_iso()),
+            )
+
     def record_untracked(
         self,
         run_id: int,
@@ -421,6 +477,91 @@ class Store:
             (path,),
         )
 
+    # -- the rename journal ---------------------------------------------------------------
+    def journal_renames(
+        self, run_id: int, moves: list[tuple[Any, tuple[int, int, int, int]]]
+    ) -> list[int]:
+        """Write the whole plan (one transaction) before any file is touched."""
+        ids = []
+        with self.transaction() as c:
+            for move, (dev, ino, size, mtime_ns) in moves:
+                cur = c.execute(
+                    "INSERT INTO renames (run_id, grp, companion, old_path, new_path, dev, ino,"
+                    " size, mtime_ns, state, planned, updated)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
+                    (
+                        run_id,
+                        move.group,
+                        int(move.companion),
+                        move.old,
+                        move.new,
+                        dev,
+                        ino,
+                        size,
+                        mtime_ns,
+                        now_iso(),
+                        now_iso(),
+                    ),
+                )
+                ids.append(int(cur.lastrowid or 0))
+        return ids
+
+    def mark_rename(self, rename_id: int, state: str, reason: str | None = None) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE renames SET state = ?, reason = ?, updated = ? WHERE id = ?",
+                (state, reason, now_iso(), rename_id),
+            )
+
+    def rename_identity(self, rename_id: int) -> tuple[int, int, int, int]:
+        row = self.conn.execute(
+            "SELECT dev, ino, size, mtime_ns FROM renames WHERE id = ?", (rename_id,)
+        ).fetchone()
+        return tuple(row)  # type: ignore[return-value]
+
+    def orphaned_renames(self) -> list[tuple[int, str, str, tuple[int, int, int, int]]]:
+        """Planned renames of runs that are no longer alive (killed mid-apply)."""
+        rows = self.conn.execute(
+            "SELECT id, run_id, old_path, new_path, dev, ino, size, mtime_ns FROM renames"
+            " WHERE state = 'planned' ORDER BY id"
+        ).fetchall()
+        return [
+            (r[0], path_from_db(r[2]), path_from_db(r[3]), tuple(r[4:8]))  # type: ignore[misc]
+            for r in rows
+            if not self.run_alive(r[1])
+        ]
+
+    def applied_renames(self, run_id: int) -> list[tuple[int, str, str, tuple[int, int, int, int]]]:
+        rows = self.conn.execute(
+            "SELECT id, old_path, new_path, dev, ino, size, mtime_ns FROM renames"
+            " WHERE run_id = ? AND state = 'applied' ORDER BY id DESC",
+            (run_id,),
+        ).fetchall()
+        return [
+            (r[0], path_from_db(r[1]), path_from_db(r[2]), tuple(r[3:7]))  # type: ignore[misc]
+            for r in rows
+        ]
+
+    def reopen(self, old: str, new: str) -> None:
+        """After an undo: the file is back under `old` and not done for any recipe."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM items WHERE path = ?", (display_path(new),))
+            c.execute("UPDATE items SET status = 'pending' WHERE path = ?", (display_path(old),))
+
+    def last_rename_run(self) -> int | None:
+        row = self.conn.execute(
+            "SELECT MAX(run_id) FROM renames WHERE state = 'applied'"
+        ).fetchone()
+        return row[0] if row else None
+
+    def renamed_by_pipe(self, path: str) -> bool:
+        """Whether `path` is the result of an applied (not undone) rename."""
+        row = self.conn.execute(
+            "SELECT 1 FROM renames WHERE new_path = ? AND state = 'applied' LIMIT 1",
+            (path_to_db(path),),
+        ).fetchone()
+        return row is not None
+
     # -- files pipe wrote (sidecars) ------------------------------------------------------
     def output_digest(self, path: str) -> str | None:
         row = self.conn.execute("SELECT digest FROM outputs WHERE path = ?", (path,)).fetchone()
@@ -439,6 +580,20 @@ class Store:
             "SELECT answer FROM cache WHERE fingerprint = ?", (fingerprint,)
         ).fetchone()
         return row[0] if row else None
+
+
+def path_to_db(path: str) -> str | bytes:
+    """Text when the name is valid UTF-8 (readable in any SQLite tool); the raw bytes
+    otherwise, so a journal can always put back exactly the name that was there."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
+def path_from_db(value: str | bytes) -> str:
+    return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 def _pid_alive(pid: int | None) -> bool:

@@ -8,6 +8,7 @@ Run one by hand:  python -m tests.fakes llama --port 8080 --latency 0.2 --slots 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import hashlib
 import json
@@ -26,6 +27,48 @@ Answer = Callable[[str], str]
 def default_answer(prompt: str) -> str:
     """Deterministic, different for every prompt, recognisable in tests."""
     return f"Summary {hashlib.sha1(prompt.encode()).hexdigest()[:10]}."
+
+
+WORDS = (
+    "red",
+    "quiet",
+    "harbour",
+    "boat",
+    "green",
+    "hill",
+    "old",
+    "street",
+    "dog",
+    "sunset",
+    "market",
+    "bridge",
+    "winter",
+    "garden",
+    "river",
+    "tower",
+)
+IMAGE_TOKENS = 64  # what one image costs in the prompt (the tiny projector's 64 embeddings)
+MEDIA_MARKER = "<__media_DoXQXIz2HE15pCZtqhFRkuSkfNHM04mj__>"
+
+
+def vision_answer(prompt: str) -> str:
+    """Three words chosen by the image (its digest is in `prompt` for image requests)."""
+    digest = hashlib.sha1(prompt.encode()).hexdigest()
+    return " ".join(WORDS[int(c, 16)] for c in digest[:3])
+
+
+def image_digest(images: list[str]) -> str | None:
+    """The images' digest, or None when one is not a decodable image (bad base64, not JPEG)."""
+    digest = hashlib.sha1()
+    for data in images:
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except ValueError:
+            return None
+        if not raw.startswith((b"\xff\xd8", b"\x89PNG")):
+            return None
+        digest.update(raw)
+    return digest.hexdigest()
 
 
 def count_tokens(text: str) -> int:
@@ -209,10 +252,14 @@ class FakeLlama(FakeServer):
 
     kind = "llama.cpp"
 
-    def __init__(self, *, legacy: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *, legacy: bool = False, vision: bool = False, **kwargs: Any) -> None:
         kwargs.setdefault("model", "gemma-3-270m-q4_k_m.gguf")
+        if vision:
+            kwargs.setdefault("answer", vision_answer)
         super().__init__(**kwargs)
         self.legacy = legacy
+        self.vision = vision
+        self.images_seen = 0
 
     def error(self, h: _Handler, status: int, message: str, kind: str, **extra: Any) -> None:
         h.send(
@@ -256,6 +303,12 @@ class FakeLlama(FakeServer):
             self.error(h, 404, "File Not Found", "not_found_error")
 
     def props(self) -> dict[str, Any]:
+        props = self._props()
+        if self.legacy:  # llamafile's classic server: no modalities, no media marker
+            del props["modalities"], props["media_marker"]
+        return props
+
+    def _props(self) -> dict[str, Any]:
         return {
             "default_generation_settings": {
                 "params": {"temperature": 0.8, "n_predict": -1},
@@ -264,8 +317,8 @@ class FakeLlama(FakeServer):
             "total_slots": self.slots,
             "model_alias": f"models/{self.model}",
             "model_path": f"models/{self.model}",
-            "modalities": {"vision": False, "video": False, "audio": False},
-            "media_marker": "<__media_DoXQXIz2HE15pCZtqhFRkuSkfNHM04mj__>",
+            "modalities": {"vision": self.vision, "video": self.vision, "audio": False},
+            "media_marker": MEDIA_MARKER,
             "chat_template": "{%- for message in messages -%}<|im_start|>...",
             "bos_token": "<bos>",
             "eos_token": "<eos>",
@@ -276,9 +329,11 @@ class FakeLlama(FakeServer):
         if "prompt" not in body:
             self.error(h, 400, "key 'prompt' not found", "invalid_request_error")
             return
-        prompt = str(body["prompt"])
+        prompt, images = self.read_prompt(h, body)
+        if prompt is None:
+            return
         n_predict = int(body.get("n_predict", -1))
-        n_prompt = count_tokens(prompt)
+        n_prompt = count_tokens(prompt) + IMAGE_TOKENS * len(images)
         if n_prompt + max(n_predict, 0) > self.n_ctx:
             self.error(
                 h,
@@ -293,8 +348,9 @@ class FakeLlama(FakeServer):
         failure = self.next_failure()
         if failure and self._fail(h, failure):
             return
+        seen = prompt + (f" [image {image_digest(images)}]" if images else "")
         with self._slots:  # beyond the slots, requests queue: no 503
-            text = self.generate(prompt, list(body.get("stop") or []))
+            text = self.generate(seen, list(body.get("stop") or []))
         if failure == "empty":
             text = ""
         predicted = count_tokens(text)
@@ -326,6 +382,34 @@ class FakeLlama(FakeServer):
         else:
             result.update(id_slot=0, stop_type="eos")
         h.send(200, result, LLAMA_HEADERS)
+
+    def read_prompt(self, h: _Handler, body: dict[str, Any]) -> tuple[str | None, list[str]]:
+        """The text prompt and the images this server would really use (as captured)."""
+        prompt = body["prompt"]
+        if isinstance(prompt, dict):  # {"prompt_string", "multimodal_data"}
+            images = list(prompt.get("multimodal_data") or [])
+            text = str(prompt.get("prompt_string", ""))
+            if images and not self.vision:
+                self.error(
+                    h,
+                    400,
+                    "Multimodal data provided, but model does not support multimodal requests.",
+                    "invalid_request_error",
+                )
+                return None, []
+            if text.count(MEDIA_MARKER) != len(images):
+                self.error(h, 400, "Failed to tokenize prompt", "invalid_request_error")
+                return None, []
+            if images and image_digest(images) is None:
+                self.error(h, 400, "Failed to load image or audio file", "invalid_request_error")
+                return None, []
+            self.images_seen += len(images)
+            return text.replace(MEDIA_MARKER, ""), images
+        images = []
+        if body.get("image_data") and self.legacy and self.vision:
+            images = [str(i.get("data", "")) for i in body["image_data"]]
+            self.images_seen += len(images)
+        return str(prompt), images  # current servers ignore image_data silently
 
     def _fail(self, h: _Handler, failure: str) -> bool:
         if failure == "500":
@@ -370,8 +454,11 @@ class FakeKobold(FakeServer):
     QUEUE_LIMIT = 6
 
     def __init__(self, *, vision: bool = False, **kwargs: Any) -> None:
+        if vision:
+            kwargs.setdefault("answer", vision_answer)
         super().__init__(**kwargs)
         self.vision = vision
+        self.images_seen = 0
         self.waiting = 0
         self.slots = 1
         self._slots = threading.Semaphore(1)
@@ -449,6 +536,11 @@ class FakeKobold(FakeServer):
                 h.drop()
                 return
             prompt = str(body.get("prompt", ""))
+            # Images need a projector and bare base64; anything else is dropped silently.
+            images = [i for i in body.get("images") or [] if self.vision and image_digest([i])]
+            self.images_seen += len(images)
+            if images:
+                prompt += f" [image {image_digest(images)}]"
             # Over the context: silently cut from the front (no flag in the answer).
             room = self.n_ctx - int(body.get("max_length", 100))
             while count_tokens(prompt) > room and prompt:

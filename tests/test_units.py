@@ -232,7 +232,10 @@ def test_claim_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
 def test_migrations_run_once(tmp_path: Path) -> None:
     Store(tmp_path / "s.db").close()
     store = Store(tmp_path / "s.db")
-    assert [r[0] for r in store.conn.execute("SELECT name FROM _migrations")] == ["001_initial"]
+    assert [r[0] for r in store.conn.execute("SELECT name FROM _migrations")] == [
+        "001_initial",
+        "002_renames",
+    ]
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

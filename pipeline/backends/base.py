@@ -8,6 +8,7 @@ text must be cut further, and `Rejected` is a per-item error that retrying canno
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ class Request:
     stop: tuple[str, ...] = ()
     grammar: str = ""
     format: str = "auto"
+    images: tuple[bytes, ...] = ()  # JPEG bytes, already shrunk for upload
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,10 @@ class ServerInfo:
     chat_format: str = "chatml"
     vision: bool = False
     version: str = ""
+    # How images reach this server: "multimodal" (llama.cpp `multimodal_data` + marker),
+    # "image_data" (llamafile's `[img-N]`), "chat" (OpenAI `image_url`), "images" (koboldcpp).
+    vision_api: str = ""
+    media_marker: str = ""
 
 
 class BackendError(Exception):
@@ -67,6 +73,10 @@ class Unreachable(Transient):
 
 class Rejected(BackendError):
     """The server refused this request for good (bad grammar, bad parameters)."""
+
+
+class NoVision(Rejected):
+    """The server cannot see images: its answers would be about nothing."""
 
 
 class ContextOverflow(Rejected):
@@ -104,6 +114,11 @@ class Backend:
     def count_tokens(self, text: str) -> int | None:
         """Tokens in `text` by the server's own tokenizer, or None if it cannot say."""
         return None
+
+    def check_vision(self) -> None:
+        """Before the first image: raise NoVision (with the fix) if images would be ignored."""
+        if not (self.info and self.info.vision):
+            raise NoVision(f"{self.url} has no vision model loaded")
 
     # -- helpers ------------------------------------------------------------------------
     def _count_with(self, path: str, payload: dict[str, Any], read: Any) -> int | None:
@@ -161,6 +176,38 @@ class Backend:
         if status >= 500:
             raise Transient(f"HTTP {status} from {self.url}: {message}")
         raise Rejected(f"HTTP {status} from {self.url}: {message}")
+
+
+def tiny_jpeg() -> bytes:
+    """A 32x32 test image for capability probes."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 120, 40)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def chat_messages(request: Request) -> list[dict[str, Any]]:
+    """OpenAI chat messages; images as data-URI `image_url` parts before the text."""
+    messages: list[dict[str, Any]] = []
+    if request.system:
+        messages.append({"role": "system", "content": request.system})
+    if request.images:
+        parts: list[dict[str, Any]] = [
+            {"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{b64(image)}"}}
+            for image in request.images
+        ]
+        parts.append({"type": "text", "text": request.prompt})
+        messages.append({"role": "user", "content": parts})
+    else:
+        messages.append({"role": "user", "content": request.prompt})
+    return messages
 
 
 def make_client(url: str, timeout: float = 300.0, api_key: str | None = None) -> httpx.Client:

@@ -11,11 +11,15 @@ from pipeline.backends.base import (
     Backend,
     BackendError,
     Completion,
+    NoVision,
     Request,
     ServerInfo,
     Transient,
+    b64,
 )
 from pipeline.prompts import guess_format
+
+NO_VISION_HINT = "start koboldcpp with its vision projector: --mmproj MMPROJ.gguf"
 
 
 class KoboldBackend(Backend):
@@ -40,8 +44,9 @@ class KoboldBackend(Backend):
             slots=1,  # koboldcpp generates one at a time; more requests only queue (or 503)
             n_ctx=int(n_ctx) if isinstance(n_ctx, int | float) else None,
             chat_format=guess_format(model),
-            vision=bool(version.get("vision")),
+            vision=bool(version.get("vision")),  # 1.76: "an --mmproj was given"
             version=str(version.get("version", "")),
+            vision_api="images" if version.get("vision") else "",
         )
         return self.info
 
@@ -69,6 +74,11 @@ class KoboldBackend(Backend):
             payload["max_context_length"] = self.info.n_ctx
         if request.grammar:
             payload["grammar"] = request.grammar
+        if request.images:
+            if not (self.info and self.info.vision):
+                raise NoVision(f"{self.url} has no vision projector; {NO_VISION_HINT}")
+            # Bare base64 only: a data URI is silently dropped; at most 4 images.
+            payload["images"] = [b64(image) for image in request.images[:4]]
         with self._lock:
             self._running.add(genkey)
         try:
@@ -83,6 +93,10 @@ class KoboldBackend(Backend):
             raise Transient(f"{self.url}/api/v1/generate answered without results[0].text")
         # finish_reason is "length" even when a stop sequence ended it: not reported.
         return Completion(text=str(results[0]["text"]))
+
+    def check_vision(self) -> None:
+        if not (self.info and self.info.vision):
+            raise NoVision(f"{self.url} has no vision projector loaded; {NO_VISION_HINT}")
 
     def count_tokens(self, text: str) -> int | None:
         return self._count_with("/api/extra/tokencount", {"prompt": text}, lambda b: b.get("value"))

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pipeline.backends.base import (
     Backend,
     Completion,
     ContextOverflow,
+    NoVision,
     Request,
     ServerInfo,
     Transient,
+    b64,
+    tiny_jpeg,
 )
+from pipeline.backends.openai import post_chat
 from pipeline.prompts import guess_format
+
+NO_VISION_HINT = (
+    "start the server with its vision projector, e.g. llama-server -m MODEL.gguf --mmproj"
+    " MMPROJ.gguf (or a LLaVA llamafile)"
+)
 
 
 class LlamaCppBackend(Backend):
@@ -23,7 +34,15 @@ class LlamaCppBackend(Backend):
         settings = props.get("default_generation_settings") or {}
         model = str(props.get("model_alias") or props.get("model_path") or "")
         total_slots = props.get("total_slots")
-        modalities = props.get("modalities") or {}
+        modalities = props.get("modalities")
+        marker = str(props.get("media_marker") or "")
+        if modalities is None:
+            # llamafile's classic server (and llama.cpp before 2024): no `modalities`; LLaVA
+            # llamafiles take `image_data`. Whether images are really seen is checked later.
+            vision, api = True, "image_data"
+        else:
+            vision = bool(modalities.get("vision"))
+            api = ("multimodal" if marker else "chat") if vision else ""
         self.info = ServerInfo(
             kind=self.kind,
             url=self.url,
@@ -31,13 +50,31 @@ class LlamaCppBackend(Backend):
             slots=int(total_slots) if isinstance(total_slots, int) and total_slots > 0 else 1,
             n_ctx=settings.get("n_ctx") or props.get("n_ctx"),
             chat_format=guess_format(model, str(props.get("chat_template") or "")),
-            vision=bool(modalities.get("vision")),
+            vision=vision,
             version=str(props.get("build_info") or ""),
+            vision_api=api,
+            media_marker=marker,
         )
         return self.info
 
     def complete(self, request: Request) -> Completion:
-        prompt, stop = self.raw_prompt(request)
+        api = self.info.vision_api if self.info else ""
+        if request.images and api == "chat":
+            return post_chat(self, request)
+        if request.images and api not in ("multimodal", "image_data"):
+            raise NoVision(f"{self.url} has no vision projector loaded; {NO_VISION_HINT}")
+        prompt: object
+        if request.images and api == "multimodal":
+            # The marker is random per server start (read from /props); one per image.
+            marker = self.info.media_marker if self.info else ""
+            user = "".join(f"{marker}\n" for _ in request.images) + request.prompt
+            text, stop = self.raw_prompt(replace(request, prompt=user))
+            prompt = {"prompt_string": text, "multimodal_data": [b64(i) for i in request.images]}
+        elif request.images:
+            user = "".join(f"[img-{10 + n}]" for n in range(len(request.images)))
+            prompt, stop = self.raw_prompt(replace(request, prompt=f"{user}\n{request.prompt}"))
+        else:
+            prompt, stop = self.raw_prompt(request)
         payload: dict[str, object] = {
             "prompt": prompt,
             "n_predict": request.max_tokens,
@@ -47,6 +84,10 @@ class LlamaCppBackend(Backend):
         }
         if request.grammar:
             payload["grammar"] = request.grammar
+        if request.images and api == "image_data":
+            payload["image_data"] = [
+                {"data": b64(image), "id": 10 + n} for n, image in enumerate(request.images)
+            ]
         response = self._send("POST", "/completion", payload)
         if response.status_code == 400:
             body = _safe_json(response)
@@ -67,6 +108,20 @@ class LlamaCppBackend(Backend):
             stop_reason=_stop_reason(body),
             timings=timings,
         )
+
+    def check_vision(self) -> None:
+        """Fail before the first photo rather than after a thousand answers about nothing."""
+        info = self.info
+        if not info or not info.vision:
+            raise NoVision(f"{self.url} has no vision projector loaded; {NO_VISION_HINT}")
+        if info.vision_api != "image_data":
+            return
+        # Old servers ignore `image_data` silently: an image must add prompt tokens.
+        probe = Request("Describe.", max_tokens=1, format="raw")
+        without = self.complete(probe).prompt_tokens or 0
+        with_image = self.complete(replace(probe, images=(tiny_jpeg(),))).prompt_tokens or 0
+        if with_image <= without + 4:
+            raise NoVision(f"{self.url} ignores images (no tokens added); {NO_VISION_HINT}")
 
     def count_tokens(self, text: str) -> int | None:
         return self._count_with("/tokenize", {"content": text}, lambda b: len(b["tokens"]))

@@ -3,7 +3,21 @@ llamafile `--v2`, vLLM, LM Studio, Ollama. The server applies the chat template 
 
 from __future__ import annotations
 
-from pipeline.backends.base import Backend, Completion, Request, ServerInfo, Transient
+from typing import Any
+
+from pipeline.backends.base import (
+    Backend,
+    Completion,
+    NoVision,
+    Rejected,
+    Request,
+    ServerInfo,
+    Transient,
+    chat_messages,
+    tiny_jpeg,
+)
+
+NO_VISION_HINT = "start the server with a vision model (for llama.cpp: --mmproj PROJECTOR)"
 
 
 class OpenAIBackend(Backend):
@@ -16,41 +30,59 @@ class OpenAIBackend(Backend):
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
             raise Transient(f"{self.url}/v1/models did not list models")
-        model = str(data[0].get("id", "")) if data and isinstance(data[0], dict) else ""
-        meta = data[0].get("meta") or {} if data and isinstance(data[0], dict) else {}
+        first = data[0] if data and isinstance(data[0], dict) else {}
+        meta = first.get("meta") or {}
         self.info = ServerInfo(
-            kind=self.kind, url=self.url, model=model, slots=1, n_ctx=meta.get("n_ctx")
+            kind=self.kind,
+            url=self.url,
+            model=str(first.get("id", "")),
+            slots=1,
+            n_ctx=meta.get("n_ctx"),
+            vision=True,  # unknown until tried: check_vision() asks
+            vision_api="chat",
         )
         return self.info
 
     def complete(self, request: Request) -> Completion:
-        messages = []
-        if request.system:
-            messages.append({"role": "system", "content": request.system})
-        messages.append({"role": "user", "content": request.prompt})
-        payload: dict[str, object] = {
-            "model": self.info.model if self.info else "",
-            "messages": messages,
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-        }
-        if request.stop:
-            payload["stop"] = list(request.stop)
-        if request.grammar:
-            payload["grammar"] = request.grammar  # llama.cpp-based servers honour it
-        response = self._send("POST", "/v1/chat/completions", payload)
-        self._raise_for_status(response)
-        body = self._json(response)
+        return post_chat(self, request)
+
+    def check_vision(self) -> None:
         try:
-            choice = body["choices"][0]
-            text = choice["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError):
-            raise Transient(f"{self.url}/v1/chat/completions answered without choices") from None
-        usage = body.get("usage") or {}
-        reason = {"stop": "eos", "length": "limit"}.get(str(choice.get("finish_reason")))
-        return Completion(
-            text=str(text),
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
-            stop_reason=reason,
-        )
+            self.complete(Request("Describe.", max_tokens=1, images=(tiny_jpeg(),)))
+        except Rejected as e:
+            raise NoVision(f"{self.url} cannot take images ({e}); {NO_VISION_HINT}") from None
+        except Transient as e:
+            if "image" in str(e).lower():
+                raise NoVision(f"{self.url} cannot take images ({e}); {NO_VISION_HINT}") from None
+            raise
+
+
+def post_chat(backend: Backend, request: Request) -> Completion:
+    """One `/v1/chat/completions` call; also how llama.cpp servers take images without a
+    media marker."""
+    payload: dict[str, Any] = {
+        "model": backend.info.model if backend.info else "",
+        "messages": chat_messages(request),
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+    }
+    if request.stop:
+        payload["stop"] = list(request.stop)
+    if request.grammar:
+        payload["grammar"] = request.grammar  # llama.cpp-based servers honour it
+    response = backend._send("POST", "/v1/chat/completions", payload)
+    backend._raise_for_status(response)
+    body = backend._json(response)
+    try:
+        choice = body["choices"][0]
+        text = choice["message"]["content"] or ""
+    except (KeyError, IndexError, TypeError):
+        raise Transient(f"{backend.url}/v1/chat/completions answered without choices") from None
+    usage = body.get("usage") or {}
+    reason = {"stop": "eos", "length": "limit"}.get(str(choice.get("finish_reason")))
+    return Completion(
+        text=str(text),
+        prompt_tokens=usage.get("prompt_tokens"),
+        completion_tokens=usage.get("completion_tokens"),
+        stop_reason=reason,
+    )

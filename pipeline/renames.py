@@ -1,0 +1,151 @@
+"""Renaming people's files without ever losing or overwriting one.
+
+Every rename is written to the journal (the `renames` table) before it happens, applied one
+at a time without clobbering (a hard link to the new name, then unlinking the old; where
+links are impossible, Linux's renameat2(RENAME_NOREPLACE)), and marked applied. A run killed
+at any instant leaves a journal that `reconcile` completes or abandons by looking at the
+disk: the file's identity (device, inode, size, mtime) was recorded when it was planned.
+`undo` walks a run's applied renames backwards with the same care.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+from dataclasses import dataclass
+
+from pipeline.state import Store
+
+# Errors from os.link that mean "this file system has no hard links", not "no".
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
+_RENAME_NOREPLACE = 1
+
+
+@dataclass(frozen=True)
+class Move:
+    old: str
+    new: str
+    group: int = 0  # a photo and its companions share a group; the photo comes first
+    companion: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    old: str
+    new: str
+    state: str  # applied | undone | failed | abandoned | skipped
+    reason: str = ""
+    companion: bool = False
+
+
+def identity(path: str) -> tuple[int, int, int, int]:
+    st = os.lstat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def rename_no_clobber(old: str, new: str) -> None:
+    """Move `old` to `new`; FileExistsError if `new` exists. Never replaces a file."""
+    try:
+        os.link(old, new, follow_symlinks=False)
+    except OSError as e:
+        if e.errno not in _NO_LINKS:
+            raise
+        _renameat2_noreplace(old, new)
+        return
+    try:
+        os.unlink(old)
+    except OSError:
+        os.unlink(new)  # leave things as they were: the old name is still there
+        raise
+
+
+def _renameat2_noreplace(old: str, new: str) -> None:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    func = getattr(libc, "renameat2", None)
+    if func is None:
+        raise OSError(errno.ENOTSUP, "this file system cannot rename without overwriting")
+    at_fdcwd = -100
+    if func(at_fdcwd, os.fsencode(old), at_fdcwd, os.fsencode(new), _RENAME_NOREPLACE) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), new)
+
+
+def apply(store: Store, run_id: int, moves: list[Move]) -> list[Outcome]:
+    """Journal every move, then apply them one by one; companions follow their photo."""
+    ids = store.journal_renames(run_id, [(m, identity(m.old)) for m in moves])
+    outcomes: list[Outcome] = []
+    failed_groups: set[int] = set()
+    for move, rename_id in zip(moves, ids, strict=True):
+        if move.group in failed_groups:
+            store.mark_rename(rename_id, "abandoned", "its photo was not renamed")
+            outcomes.append(Outcome(move.old, move.new, "skipped", "photo not renamed", True))
+            continue
+        try:
+            planned = store.rename_identity(rename_id)
+            if identity(move.old) != planned:
+                raise OSError(errno.ESTALE, "the file changed since the plan was made")
+            rename_no_clobber(move.old, move.new)
+        except OSError as e:
+            reason = "the new name is taken" if isinstance(e, FileExistsError) else e.strerror
+            store.mark_rename(rename_id, "failed", reason)
+            outcomes.append(Outcome(move.old, move.new, "failed", reason or str(e), move.companion))
+            if not move.companion:
+                failed_groups.add(move.group)
+            continue
+        store.mark_rename(rename_id, "applied")
+        outcomes.append(Outcome(move.old, move.new, "applied", companion=move.companion))
+    return outcomes
+
+
+def reconcile(store: Store) -> list[Outcome]:
+    """Finish or abandon renames that a dead run left as planned."""
+    outcomes = []
+    for row in store.orphaned_renames():
+        rename_id, old, new, planned = row
+        state, reason = _settle(old, new, planned)
+        store.mark_rename(rename_id, state, reason)
+        outcomes.append(Outcome(old, new, state, reason))
+    return outcomes
+
+
+def _settle(old: str, new: str, planned: tuple[int, int, int, int]) -> tuple[str, str]:
+    dev_ino = planned[:2]
+    old_there, new_there = os.path.lexists(old), os.path.lexists(new)
+    if old_there and new_there:
+        if identity(old)[:2] == dev_ino and identity(new)[:2] == dev_ino:
+            os.unlink(old)  # killed between link and unlink: finish it
+            return "applied", "completed after an interruption"
+        return "abandoned", "not applied before the interruption"
+    if new_there and identity(new)[:2] == dev_ino:
+        return "applied", "applied before the interruption"
+    if old_there:
+        return "abandoned", "not applied before the interruption"
+    return "failed", "neither name exists any more (moved or deleted by someone else)"
+
+
+def undo(store: Store, run_id: int) -> list[Outcome]:
+    """Put a run's applied renames back, newest first; refuse per file where unsafe."""
+    outcomes = []
+    for rename_id, old, new, planned in store.applied_renames(run_id):
+        if not os.path.lexists(new):
+            reason = f"{new} is gone"
+        elif identity(new)[:2] != planned[:2]:
+            reason = f"{new} is now a different file"
+        elif identity(new)[2:] != planned[2:]:
+            reason = f"{new} was changed after the rename"
+        elif os.path.lexists(old):
+            reason = f"{old} is taken by another file"
+        else:
+            try:
+                rename_no_clobber(new, old)
+            except OSError as e:
+                reason = e.strerror or str(e)
+            else:
+                store.mark_rename(rename_id, "undone")
+                store.reopen(old, new)  # a later run may name it again
+                outcomes.append(Outcome(new, old, "undone"))
+                continue
+        outcomes.append(Outcome(new, old, "failed", reason))
+    return outcomes
