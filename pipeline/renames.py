@@ -14,9 +14,14 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import time
 from dataclasses import dataclass
 
 from pipeline.state import Store
+
+# Crash tests set this to widen every window of the protocol (journaled / linked /
+# unlinked / marked) so that a SIGKILL at a random instant lands inside one.
+_PAUSE = float(os.environ.get("PIPE_TEST_RENAME_PAUSE", "0") or 0)
 
 # Errors from os.link that mean "this file system has no hard links", not "no".
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
@@ -40,6 +45,11 @@ class Outcome:
     companion: bool = False
 
 
+def _pause() -> None:
+    if _PAUSE:
+        time.sleep(_PAUSE)
+
+
 def identity(path: str) -> tuple[int, int, int, int]:
     st = os.lstat(path)
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
@@ -54,6 +64,7 @@ def rename_no_clobber(old: str, new: str) -> None:
             raise
         _renameat2_noreplace(old, new)
         return
+    _pause()
     try:
         os.unlink(old)
     except OSError:
@@ -86,7 +97,9 @@ def apply(store: Store, run_id: int, moves: list[Move]) -> list[Outcome]:
             planned = store.rename_identity(rename_id)
             if identity(move.old) != planned:
                 raise OSError(errno.ESTALE, "the file changed since the plan was made")
+            _pause()
             rename_no_clobber(move.old, move.new)
+            _pause()
         except OSError as e:
             reason = "the new name is taken" if isinstance(e, FileExistsError) else e.strerror
             store.mark_rename(rename_id, "failed", reason)

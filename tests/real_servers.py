@@ -51,6 +51,14 @@ def smollm2_model() -> Path:
     return found[0]
 
 
+def projector(name: str) -> Path:
+    """A tiny random-weight vision projector from ../shared/models (real image path)."""
+    path = SHARED / "models" / name
+    if not path.is_file():
+        unavailable(f"no vision projector at {path}")
+    return path
+
+
 def llama_server_binary() -> Path:
     path = Path(os.environ.get("PIPE_TEST_LLAMA_SERVER", CACHE / "llama" / "bin" / "llama-server"))
     if not path.is_file():

@@ -152,3 +152,80 @@ def test_embedded_model_when_no_server_runs(tmp_path: Path) -> None:
     lines = [line for line in r.stdout.splitlines() if line]
     assert len(lines) == 3 and all('"status": "done"' in line for line in lines)
     assert all('"answer": ""' not in line for line in lines)
+
+
+PHOTOS = ROOT / "samples" / "photos"
+
+
+@pytest.mark.parametrize(
+    ("make", "mmproj"),
+    [
+        (real_servers.llama_server, "tiny-mmproj-gemma3-270m.gguf"),
+        (real_servers.koboldcpp, "tiny-mmproj-smollm2.gguf"),
+    ],
+    ids=["llama.cpp", "koboldcpp"],
+)
+def test_describe_and_rename_photos_for_real(
+    make: Callable[..., real_servers.RealServer], mmproj: str, tmp_path: Path
+) -> None:
+    """Real image decoding and encoding on the server (random projector: the captions are
+    nonsense by design), then dry run, apply and undo of the renames."""
+    import shutil
+
+    folder = tmp_path / "album"
+    folder.mkdir()
+    for name in ("Canon_PowerShot_S40.jpg", "DSCN0010.jpg", "Kodak_CX7530.jpg"):
+        shutil.copy2(PHOTOS / name, folder / name)
+    before = sorted(p.name for p in folder.iterdir())
+    # Any caption at all: the tiny projector's output is noise, so no grammar.
+    name = "then.name={exif.date:%Y-%m-%d}_{answer|slug}-{counter}{ext}"
+    common = ("--set", "ask.max_tokens=8", "--set", "ask.grammar=", "--set", name)
+    with make(tmp_path, "--mmproj", str(real_servers.projector(mmproj))) as server:
+        r = run_pipe(
+            "run",
+            "describe-images",
+            str(folder),
+            "--backend",
+            server.url,
+            "--json",
+            "--set",
+            "ask.max_tokens=8",
+            timeout=600,
+        )
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.count('"status": "done"') == 3
+        r = run_pipe(
+            "run",
+            "rename-images",
+            str(folder),
+            "--backend",
+            server.url,
+            "--dry-run",
+            *common,
+            timeout=600,
+        )
+        assert r.returncode in (0, 1), r.stderr
+        assert sorted(p.name for p in folder.iterdir()) == before
+        planned = r.stdout.count(" -> ")
+        assert planned >= 1, r.stderr  # at least one caption made a name
+        r = run_pipe(
+            "run", "rename-images", str(folder), "--backend", server.url, *common, timeout=600
+        )
+        assert r.returncode in (0, 1), r.stderr
+        assert r.stdout.count(" -> ") == planned
+    # A caption of only symbols is a recorded failure, not a rename; anything else renamed.
+    after = sorted(p.name for p in folder.iterdir())
+    assert len(after) == 3 and len(set(after) - set(before)) == planned
+    assert "2008-10-22_" in " ".join(after) or planned < 3  # DSCN0010's EXIF date
+    r = run_pipe("undo")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_text_only_real_server_is_refused_for_images(tmp_path: Path) -> None:
+    folder = tmp_path / "album"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes((PHOTOS / "Kodak_CX7530.jpg").read_bytes())
+    with real_servers.llama_server(tmp_path) as server:
+        r = run_pipe("run", "describe-images", str(folder), "--backend", server.url)
+    assert r.returncode == 3 and "--mmproj" in r.stderr

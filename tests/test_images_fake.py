@@ -1,0 +1,339 @@
+"""End to end: describe and rename photos with the real CLI against fake vision servers."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.conftest import ROOT, pipe_cmd, run_pipe
+from tests.fakes import MEDIA_MARKER, FakeKobold, FakeLlama
+
+PHOTOS = ROOT / "samples" / "photos"
+CAMERAS = ["Canon_PowerShot_S40.jpg", "DSCN0010.jpg", "Kodak_CX7530.jpg", "Pentax_K10D.jpg"]
+
+
+def digests(folder: Path) -> Counter[str]:
+    """Content of every file in a folder, as a multiset of hashes (names ignored)."""
+    return Counter(
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir() if p.is_file()
+    )
+
+
+def album(tmp_path: Path, names: list[str] = CAMERAS) -> Path:
+    folder = tmp_path / "album"
+    folder.mkdir()
+    for name in names:
+        shutil.copy2(PHOTOS / name, folder / name)
+    return folder
+
+
+def records(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def vision() -> FakeLlama:
+    with FakeLlama(vision=True, slots=2) as server:
+        yield server
+
+
+def test_describe_sends_a_shrunk_jpeg_with_the_media_marker(
+    vision: FakeLlama, tmp_path: Path
+) -> None:
+    big = tmp_path / "big"
+    big.mkdir()
+    Image.new("RGB", (4000, 3000), (10, 120, 200)).save(big / "wide.jpg", quality=90)
+    r = run_pipe("run", "describe-images", str(big), "--backend", vision.url, "--json")
+    assert r.returncode == 0, r.stderr
+    body = next(b for p, b in vision.requests if p == "/completion")
+    prompt = body["prompt"]
+    assert (
+        MEDIA_MARKER in prompt["prompt_string"] and "<start_of_turn>user" in prompt["prompt_string"]
+    )
+    image = Image.open(io.BytesIO(base64.b64decode(prompt["multimodal_data"][0])))
+    assert image.format == "JPEG" and max(image.size) == 1024 and image.size == (1024, 768)
+    assert records(r.stdout)[0]["status"] == "done"
+
+
+def test_describe_writes_xmp_and_text_sidecars(vision: FakeLlama, tmp_path: Path) -> None:
+    folder = album(tmp_path, CAMERAS[:2])
+    r = run_pipe("run", "describe-images", str(folder), "--backend", vision.url, "--write", "xmp")
+    assert r.returncode == 0, r.stderr
+    xmp = (folder / "DSCN0010.jpg.xmp").read_text()
+    assert "<dc:description>" in xmp and 'xml:lang="x-default"' in xmp
+    r = run_pipe(
+        "run", "describe-images", str(folder), "--backend", vision.url, "--write", "sidecar"
+    )
+    assert (folder / "DSCN0010.jpg.txt").read_text().strip() in xmp
+    assert vision.generate_calls == 2  # the second run answered from the cache
+
+
+def test_koboldcpp_gets_bare_base64_images(tmp_path: Path) -> None:
+    folder = album(tmp_path, CAMERAS[:1])
+    with FakeKobold(vision=True) as server:
+        r = run_pipe("run", "describe-images", str(folder), "--backend", server.url)
+        assert r.returncode == 0, r.stderr
+        body = next(b for p, b in server.requests if p == "/api/v1/generate")
+        assert body["images"][0].startswith("/9j/") and server.images_seen == 1
+
+
+def test_llamafile_image_data_and_a_server_that_ignores_images(tmp_path: Path) -> None:
+    folder = album(tmp_path, CAMERAS[:1])
+    with FakeLlama(legacy=True, vision=True) as server:
+        r = run_pipe("run", "describe-images", str(folder), "--backend", server.url)
+        assert r.returncode == 0, r.stderr
+        body = [b for p, b in server.requests if p == "/completion"][-1]
+        assert body["image_data"][0]["id"] == 10 and "[img-10]" in body["prompt"]
+    with FakeLlama(legacy=True, vision=False) as server:  # silently ignores image_data
+        r = run_pipe("run", "describe-images", str(folder), "--backend", server.url)
+        assert r.returncode == 3 and "ignores images" in r.stderr and "--mmproj" in r.stderr
+
+
+@pytest.mark.parametrize("server", [FakeLlama, FakeKobold])
+def test_text_only_server_is_refused_before_any_photo(server: type, tmp_path: Path) -> None:
+    folder = album(tmp_path)
+    with server() as fake:
+        r = run_pipe("run", "rename-images", str(folder), "--backend", fake.url)
+        assert r.returncode == 3
+        assert "--mmproj" in r.stderr and r.stderr.count("\n") <= 3
+        assert fake.generate_calls == 0
+    assert sorted(p.name for p in folder.iterdir()) == sorted(CAMERAS)
+
+
+def test_dry_run_then_apply_then_undo(vision: FakeLlama, tmp_path: Path) -> None:
+    folder = album(tmp_path)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    r = run_pipe("run", "rename-images", str(folder), "--backend", vision.url, "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing changed
+    plan = [line.split(" -> ") for line in r.stdout.splitlines()]
+    assert len(plan) == 4 and "To apply: pipe run rename-images" in r.stderr
+    calls = vision.generate_calls
+    r = run_pipe("run", "rename-images", str(folder), "--backend", vision.url)
+    assert r.returncode == 0, r.stderr
+    assert vision.generate_calls == calls  # the preview's captions are reused
+    assert [line.split(" -> ") for line in r.stdout.splitlines()] == plan
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(Path(new).name for _, new in plan)
+    assert "2008-10-22_" in " ".join(names)  # DSCN0010's DateTimeOriginal
+    assert digests(folder) == Counter(hashlib.sha256(b).hexdigest() for b in before.values())
+    # A second run renames nothing again.
+    r = run_pipe("run", "rename-images", str(folder), "--backend", vision.url)
+    assert r.stdout == "" and "4 skipped" in r.stderr
+    r = run_pipe("undo")
+    assert r.returncode == 0, r.stderr
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+HOSTILE = [
+    "../../etc/passwd",
+    "/etc/passwd",
+    "CON",
+    "nul.txt",
+    "x" * 400,
+    "🌅🌊",
+    "",
+    "a\x00b",
+    "first line\nsecond line",
+    "same name",
+    "-rf --no-preserve-root",
+    ".hidden",
+]
+
+
+@pytest.mark.parametrize("answer", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_answers_never_lose_or_move_a_file(answer: str, tmp_path: Path) -> None:
+    folder = album(tmp_path)
+    (folder / "same-name.jpg").write_bytes(b"not a photo of ours, keep me")
+    before = digests(folder)
+    with FakeLlama(vision=True, answer=lambda _: answer) as server:
+        r = run_pipe(
+            "run",
+            "rename-images",
+            str(folder),
+            "--backend",
+            server.url,
+            "--json",
+            "--set",
+            "then.name={answer|slug}{ext}",
+        )
+    assert r.returncode in (0, 1), r.stderr
+    assert digests(folder) == before  # every file still there exactly once
+    assert (folder / "same-name.jpg").read_bytes() == b"not a photo of ours, keep me"
+    for path in folder.iterdir():
+        assert path.parent == folder and not path.name.startswith((".", "-"))
+        assert len(path.name.encode()) <= 255 and path.name.split(".")[0].upper() != "CON"
+    assert not (tmp_path / "etc").exists() and not Path("/etc/passwd.jpg").exists()
+    if answer.strip("🌅🌊\x00 ") == "":
+        # Kept its name and failed (a re-run asks again).
+        assert r.returncode == 1 and ("nothing usable" in r.stderr or "empty answer" in r.stderr)
+        assert sorted(p.name for p in folder.iterdir()) == sorted([*CAMERAS, "same-name.jpg"])
+
+
+def test_the_same_answer_for_every_photo_gets_numbered(tmp_path: Path) -> None:
+    folder = album(tmp_path)
+    with FakeLlama(vision=True, answer=lambda _: "boats in the harbour") as server:
+        r = run_pipe(
+            "run",
+            "rename-images",
+            str(folder),
+            "--backend",
+            server.url,
+            "--set",
+            "then.name={answer|slug}{ext}",
+        )
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "boats-in-the-harbour-2.jpg",
+        "boats-in-the-harbour-3.jpg",
+        "boats-in-the-harbour-4.jpg",
+        "boats-in-the-harbour.jpg",
+    ]
+
+
+def test_companions_move_with_their_photo(vision: FakeLlama, tmp_path: Path) -> None:
+    folder = album(tmp_path, CAMERAS[:1])
+    (folder / "Canon_PowerShot_S40.CR2").write_bytes(b"raw")
+    (folder / "Canon_PowerShot_S40.jpg.txt").write_text("my notes")
+    r = run_pipe(
+        "run",
+        "rename-images",
+        str(folder),
+        "--backend",
+        vision.url,
+        "--set",
+        "then.name={answer|slug}{ext}",
+    )
+    assert r.returncode == 0, r.stderr
+    stems = {p.name.split(".")[0] for p in folder.iterdir()}
+    assert len(stems) == 1 and "Canon" not in stems.pop()
+    assert sorted(p.suffix for p in folder.iterdir()) == [".CR2", ".jpg", ".txt"]
+
+
+def test_bad_images_are_per_item_errors_and_a_png_gets_its_real_extension(
+    vision: FakeLlama, tmp_path: Path
+) -> None:
+    folder = album(tmp_path, CAMERAS[:1])
+    data = (PHOTOS / "DSCN0010.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    (folder / "garbage.jpg").write_bytes(os.urandom(5000))
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "folder.jpg").mkdir()
+    Image.new("RGB", (64, 48), (0, 200, 0)).save(folder / "really-png.jpg", format="PNG")
+    r = run_pipe(
+        "run",
+        "rename-images",
+        str(folder),
+        "--backend",
+        vision.url,
+        "--json",
+        "--set",
+        "then.name={answer|slug}{ext}",
+    )
+    assert r.returncode == 1
+    by_name = {Path(x["path"]).name: x for x in records(r.stdout)}
+    assert by_name["garbage.jpg"]["status"] == "failed"
+    assert by_name["empty.jpg"]["status"] == "failed" and "empty" in by_name["empty.jpg"]["error"]
+    assert by_name["truncated.jpg"]["status"] in ("failed", "done")  # Pillow may decode a part
+    assert by_name["really-png.jpg"]["new_path"].endswith(".png")
+    assert (folder / "folder.jpg").is_dir()
+    assert "Traceback" not in r.stderr
+
+
+def test_undo_refuses_a_changed_file_and_a_taken_name(vision: FakeLlama, tmp_path: Path) -> None:
+    folder = album(tmp_path, CAMERAS[:2])
+    r = run_pipe("run", "rename-images", str(folder), "--backend", vision.url, "--json")
+    renamed = [Path(x["new_path"]) for x in records(r.stdout)]
+    renamed[0].write_bytes(renamed[0].read_bytes() + b"edited")  # changed since
+    (folder / CAMERAS[1]).write_bytes(b"someone else took the old name")
+    r = run_pipe("undo")
+    assert r.returncode == 1
+    assert "was changed after the rename" in r.stderr and "is taken by another file" in r.stderr
+    assert renamed[0].exists() and renamed[1].exists()
+
+
+def make_unique_photos(folder: Path, n: int) -> None:
+    folder.mkdir()
+    rng = random.Random(7)
+    for i in range(n):
+        colour = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        Image.new("RGB", (48, 32), colour).save(folder / f"IMG_{i:04}.jpg", quality=80)
+
+
+def undo_everything() -> None:
+    for _ in range(50):  # every run that renamed something, newest first
+        r = run_pipe("undo")
+        if "nothing to undo" in r.stderr:
+            return
+        assert r.returncode == 0, r.stderr
+    raise AssertionError("undo never finished")
+
+
+def test_sigkill_at_random_points_never_loses_a_file(tmp_path: Path, pipe_home: Path) -> None:
+    """20 rename runs of 200 photos killed at random instants of the apply phase: no file is
+    ever lost or duplicated for good; after each kill, undo puts every name back; a final
+    run completes cleanly."""
+    folder = tmp_path / "album"
+    make_unique_photos(folder, 200)
+    originals = digests(folder)
+    names = sorted(p.name for p in folder.iterdir())
+    rng = random.Random(20261125)
+    slow = {"PIPE_TEST_RENAME_PAUSE": "0.002"}  # ~1.2 s of renames: kills land inside
+    with FakeLlama(vision=True, slots=4) as server:
+        args = (
+            "run",
+            "rename-images",
+            str(folder),
+            "--backend",
+            server.url,
+            "-q",
+            "--set",
+            "then.name={answer|slug}{ext}",
+        )
+        r = run_pipe(*args, "--dry-run")  # captions cached: the runs below only rename
+        assert r.returncode == 0, r.stderr
+        for _ in range(20):
+            proc = subprocess.Popen(
+                pipe_cmd(*args),
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, **slow},
+            )
+            time.sleep(rng.uniform(0.6, 2.0))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            present = digests(folder)
+            assert set(present) == set(originals)  # nothing lost at any instant
+            assert all(n <= 2 for n in present.values())  # at most one link not yet unlinked
+            undo_everything()  # reconciles the journal, then puts every name back
+            assert sorted(p.name for p in folder.iterdir()) == names
+            assert digests(folder) == originals
+        r = run_pipe(*args)
+        assert r.returncode == 0, r.stderr
+    assert digests(folder) == originals
+    assert all(not p.name.startswith("IMG_") for p in folder.iterdir())
+    with sqlite3.connect(pipe_home / "pipe.db") as db:
+        settled = db.execute(
+            "SELECT COUNT(*) FROM renames WHERE reason LIKE '%interruption%'"
+        ).fetchone()[0]
+        killed_mid_apply = db.execute(
+            "SELECT COUNT(DISTINCT run_id) FROM renames WHERE reason LIKE '%interruption%'"
+        ).fetchone()[0]
+    assert killed_mid_apply >= 10, settled  # most kills really landed inside the apply phase
+    undo_everything()
+    assert sorted(p.name for p in folder.iterdir()) == names
