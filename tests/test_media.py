@@ -1,0 +1,507 @@
+"""pipeline.media: preparing photos for a vision model, and reading their EXIF."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageChops, ImageStat
+from PIL.JpegImagePlugin import JpegImageFile
+from PIL.TiffImagePlugin import IFDRational
+
+from pipeline import media
+from pipeline.media import (
+    ImageError,
+    Metadata,
+    PreparedImage,
+    prepare_image,
+    read_metadata,
+    real_extension,
+)
+from pipeline.templates import compile_template
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples" / "photos"
+CORPUS = Path("/work/shared/corpus/photos")
+
+RED, WHITE = (255, 0, 0), (255, 255, 255)
+
+
+def decoded(prepared: PreparedImage) -> Image.Image:
+    im = Image.open(io.BytesIO(prepared.jpeg))
+    assert im.format == "JPEG" and im.mode == "RGB"
+    assert im.size == (prepared.width, prepared.height)
+    return im
+
+
+def difference(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute difference per channel, 0..255."""
+    return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3
+
+
+def close(color: tuple[int, ...], expected: tuple[int, int, int], tolerance: int = 24) -> bool:
+    return all(abs(c - e) <= tolerance for c, e in zip(color, expected, strict=False))
+
+
+def exif_jpeg(
+    path: Path,
+    tags: dict[int, object],
+    exif_ifd: dict[int, object] | None = None,
+    gps_ifd: dict[int, object] | None = None,
+) -> Path:
+    exif = Image.Exif()
+    for tag, value in tags.items():
+        exif[tag] = value
+    if exif_ifd:
+        exif.get_ifd(0x8769).update(exif_ifd)
+    if gps_ifd:
+        exif.get_ifd(0x8825).update(gps_ifd)
+    Image.new("RGB", (64, 48), "gray").save(path, exif=exif.tobytes())
+    return path
+
+
+# -- prepare_image: orientation, size, draft ------------------------------------------------
+
+
+def test_all_eight_orientations_display_alike() -> None:
+    # max_side 300 halves the 600x450 photos, so draft and orientation are exercised together.
+    results = [prepare_image(SAMPLES / f"landscape_{n}.jpg", max_side=300) for n in range(1, 9)]
+    reference = decoded(results[0])
+    for n, prepared in enumerate(results, start=1):
+        assert (prepared.original_width, prepared.original_height) == (600, 450), n
+        assert (prepared.width, prepared.height) == (300, 225), n
+        im = decoded(prepared)
+        upright = difference(im, reference)
+        assert upright < 25, n
+        # Any other flip or rotation of the result would match the reference worse.
+        for method in (Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.FLIP_TOP_BOTTOM):
+            assert difference(im.transpose(method), reference) > upright + 15, (n, method)
+
+
+@pytest.mark.skipif(not (CORPUS / "orientation").is_dir(), reason="needs the shared corpus")
+def test_portrait_orientations_from_corpus() -> None:
+    reference = decoded(prepare_image(CORPUS / "orientation" / "portrait_1.jpg", max_side=300))
+    for n in range(1, 9):
+        prepared = prepare_image(CORPUS / "orientation" / f"portrait_{n}.jpg", max_side=300)
+        assert (prepared.width, prepared.height) == (225, 300), n
+        assert (prepared.original_width, prepared.original_height) == (450, 600), n
+        assert difference(decoded(prepared), reference) < 25, n
+
+
+def test_big_jpeg_is_drafted_rotated_and_marked_pixels_land_right(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stored landscape 6000x4000 with a red top-left corner; orientation 6 = rotate 90 CW,
+    # so it displays as 4000x6000 portrait with the red corner at the top right.
+    photo = Image.linear_gradient("L").resize((6000, 4000)).convert("RGB")
+    photo.paste(RED, (0, 0, 1200, 1200))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "big.jpg"
+    photo.save(path, quality=80, exif=exif.tobytes())
+
+    drafted: list[tuple[int, int]] = []
+    original_draft = JpegImageFile.draft
+
+    def spy(self: JpegImageFile, mode: str | None, size: tuple[int, int] | None) -> object:
+        result = original_draft(self, mode, size)
+        drafted.append(self.size)
+        return result
+
+    monkeypatch.setattr(JpegImageFile, "draft", spy)
+    prepared = prepare_image(path)
+
+    assert drafted == [(1500, 1000)]  # 1/4 scale: the smallest that is still >= 1024x683
+    assert (prepared.width, prepared.height) == (683, 1024)
+    assert (prepared.original_width, prepared.original_height) == (4000, 6000)
+    assert (prepared.format, prepared.extension) == ("JPEG", ".jpg")
+    im = decoded(prepared)
+    assert close(im.getpixel((683 - 40, 40)), RED)  # top right
+    assert not close(im.getpixel((40, 40)), RED)
+    assert not close(im.getpixel((683 - 40, 1024 - 40)), RED)
+    assert Image.open(io.BytesIO(prepared.jpeg)).getexif().get(0x0112) is None  # no re-rotation
+
+
+def test_small_images_are_not_enlarged_and_quality_is_used(tmp_path: Path) -> None:
+    path = tmp_path / "small.png"
+    Image.effect_noise((200, 100), 60).convert("RGB").save(path)
+    low = prepare_image(path, quality=20)
+    high = prepare_image(path, quality=95)
+    assert (low.width, low.height) == (200, 100) == (high.width, high.height)
+    assert len(low.jpeg) < len(high.jpeg)
+
+
+def test_bad_arguments_are_programming_errors() -> None:
+    with pytest.raises(ValueError):
+        prepare_image(SAMPLES / "landscape_1.jpg", max_side=0)
+    with pytest.raises(ValueError):
+        prepare_image(SAMPLES / "landscape_1.jpg", quality=101)
+
+
+# -- prepare_image: formats and modes ------------------------------------------------------
+
+
+def test_png_named_jpg_is_a_good_png(tmp_path: Path) -> None:
+    path = tmp_path / "holiday.jpg"
+    Image.new("RGB", (40, 30), RED).save(path, "PNG")
+    prepared = prepare_image(path)
+    assert (prepared.format, prepared.extension) == ("PNG", ".png")
+    assert close(decoded(prepared).getpixel((20, 15)), RED)
+    assert real_extension(path) == ".png"
+
+
+def test_rgba_png_is_composited_onto_white(tmp_path: Path) -> None:
+    path = tmp_path / "logo.png"
+    im = Image.new("RGBA", (100, 50), (0, 0, 0, 0))  # transparent *black*
+    im.paste((255, 0, 0, 255), (0, 0, 50, 50))
+    im.save(path)
+    out = decoded(prepare_image(path))
+    assert close(out.getpixel((25, 25)), RED)
+    assert close(out.getpixel((75, 25)), WHITE)
+
+
+def test_png_transparent_colour_becomes_white(tmp_path: Path) -> None:
+    path = tmp_path / "key.png"
+    im = Image.new("RGB", (40, 20), RED)
+    im.paste((0, 0, 255), (20, 0, 40, 20))
+    im.save(path, transparency=RED)  # tRNS: every red pixel is transparent
+    out = decoded(prepare_image(path))
+    assert close(out.getpixel((5, 10)), WHITE)
+    assert close(out.getpixel((35, 10)), (0, 0, 255))
+
+
+def test_palette_gif_with_transparency_first_frame(tmp_path: Path) -> None:
+    path = tmp_path / "anim.gif"
+    first = Image.new("P", (60, 40), 0)
+    first.putpalette([0, 0, 0] + [255, 0, 0] + [0, 0, 255] + [0, 0, 0] * 253)
+    first.paste(1, (0, 0, 30, 40))  # left half red, right half index 0 = transparent
+    second = Image.new("P", (60, 40), 2)
+    second.putpalette(first.getpalette())
+    first.save(path, save_all=True, append_images=[second], transparency=0, duration=100)
+    prepared = prepare_image(path)
+    assert (prepared.format, prepared.extension) == ("GIF", ".gif")
+    out = decoded(prepared)
+    assert close(out.getpixel((10, 20)), RED)
+    assert close(out.getpixel((50, 20)), WHITE)
+
+
+def test_16bit_tiff_keeps_its_tones(tmp_path: Path) -> None:
+    path = tmp_path / "scan.tif"
+    ramp = Image.linear_gradient("L").resize((64, 256))  # black at the top, white below
+    ramp.point(lambda v: v * 257, "I").convert("I;16").save(path)
+    assert Image.open(path).mode == "I;16"
+    prepared = prepare_image(path)
+    assert (prepared.format, prepared.extension) == ("TIFF", ".tif")
+    out = decoded(prepared)
+    dark, bright = out.getpixel((32, 5))[0], out.getpixel((32, 250))[0]
+    assert dark < 30 and bright > 225  # scaled, not clipped to white
+
+
+@pytest.mark.parametrize(
+    ("mode", "color", "kwargs"),
+    [
+        ("CMYK", (0, 255, 255, 0), {}),  # CMYK JPEG
+        ("L", 128, {}),
+        ("LA", (128, 255), {"format": "PNG"}),
+        ("P", 1, {"format": "PNG"}),
+        ("1", 1, {"format": "PNG"}),
+        ("RGB", RED, {"format": "WEBP"}),
+    ],
+)
+def test_other_modes_become_rgb(
+    tmp_path: Path, mode: str, color: object, kwargs: dict[str, str]
+) -> None:
+    path = tmp_path / "image.jpg"
+    im = Image.new(mode, (40, 30), color)  # type: ignore[arg-type]
+    if mode == "P":
+        im.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    im.save(path, **kwargs)
+    prepared = prepare_image(path)
+    assert prepared.format == kwargs.get("format", "JPEG")
+    pixel = decoded(prepared).getpixel((20, 15))
+    if mode in ("CMYK", "P", "RGB"):
+        assert close(pixel, RED, 40)
+    else:
+        assert len(set(pixel)) == 1  # grey stays grey
+
+
+def test_heic_when_pillow_heif_is_installed(tmp_path: Path) -> None:
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    path = tmp_path / "phone.jpg"
+    Image.new("RGB", (64, 48), RED).save(path, "HEIF")
+    prepared = prepare_image(path)
+    assert (prepared.format, prepared.extension) == ("HEIF", ".heic")
+
+
+# -- prepare_image: what is not a usable image ---------------------------------------------
+
+
+def test_truncated_jpeg(tmp_path: Path) -> None:
+    data = (SAMPLES / "landscape_1.jpg").read_bytes()
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageError) as info:
+        prepare_image(path)
+    message = str(info.value)
+    assert message.startswith("truncated or corrupt JPEG: ") and "\n" not in message
+
+
+def test_random_bytes_named_jpg(tmp_path: Path) -> None:
+    path = tmp_path / "noise.jpg"
+    path.write_bytes(random.Random(7).randbytes(5000))
+    with pytest.raises(ImageError, match="^not an image$"):
+        prepare_image(path)
+    assert real_extension(path) is None
+
+
+def test_empty_file_folder_and_missing_file(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jpg"
+    empty.touch()
+    folder = tmp_path / "x.jpg"
+    folder.mkdir()
+    with pytest.raises(ImageError, match="^empty file$"):
+        prepare_image(empty)
+    with pytest.raises(ImageError, match="^is a folder$"):
+        prepare_image(folder)
+    with pytest.raises(ImageError, match="^no such file$"):
+        prepare_image(tmp_path / "gone.jpg")
+    assert (
+        real_extension(empty) is real_extension(folder) is real_extension(tmp_path / "no") is None
+    )
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # pytest resets ours
+def test_decompression_bombs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+    png = tmp_path / "wide.png"
+    Image.new("RGB", (150, 100)).save(png)  # 1.5x the limit: Pillow only warns
+    with pytest.raises(ImageError, match="^image too large"):
+        prepare_image(png)
+    huge = tmp_path / "huge.png"
+    Image.new("RGB", (300, 100)).save(huge)  # 3x: Pillow refuses to open
+    with pytest.raises(ImageError, match="^image too large"):
+        prepare_image(huge)
+    # A JPEG over the limit is fine when draft() decodes only a fraction of its pixels.
+    jpeg = tmp_path / "big.jpg"
+    Image.new("RGB", (150, 100), RED).save(jpeg)
+    assert prepare_image(jpeg, max_side=50).width == 50
+    with pytest.raises(ImageError, match="^image too large"):
+        prepare_image(jpeg, max_side=150)
+
+
+def test_threads_share_nothing() -> None:
+    paths = [SAMPLES / f"landscape_{n}.jpg" for n in range(1, 9)] * 3
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda p: prepare_image(p, max_side=200), paths))
+    assert {(r.width, r.height) for r in results} == {(200, 150)}
+
+
+# -- real_extension ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "extension"),
+    [("JPEG", ".jpg"), ("PNG", ".png"), ("GIF", ".gif"), ("WEBP", ".webp"), ("TIFF", ".tif")],
+)
+def test_real_extension_from_content(tmp_path: Path, fmt: str, extension: str) -> None:
+    path = tmp_path / "photo.dat"
+    Image.new("RGB", (8, 8)).save(path, fmt)
+    assert real_extension(path) == extension
+    assert real_extension(str(path)) == extension
+
+
+def test_real_extension_heif_avif_bmp_and_raw(tmp_path: Path) -> None:
+    def ftyp(*brands: bytes) -> bytes:
+        body = brands[0] + b"\x00\x00\x00\x00" + b"".join(brands)
+        return (8 + len(body)).to_bytes(4, "big") + b"ftyp" + body + b"\x00" * 64
+
+    cases = {
+        "a.jpg": ftyp(b"heic", b"mif1", b"heic"),
+        "b.jpg": ftyp(b"mif1", b"mif1", b"heic"),
+        "c.heic": ftyp(b"avif", b"mif1", b"avif"),
+        "d.mp4": ftyp(b"isom", b"isom", b"mp41"),
+        "e.NEF": b"MM\x00*" + b"\x00" * 60,  # camera raw: TIFF inside, not a .tif
+    }
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+    Image.new("RGB", (8, 8)).save(tmp_path / "f.jpg", "BMP")
+    assert real_extension(tmp_path / "a.jpg") == ".heic"
+    assert real_extension(tmp_path / "b.jpg") == ".heic"
+    assert real_extension(tmp_path / "c.heic") == ".avif"
+    assert real_extension(tmp_path / "d.mp4") is None
+    assert real_extension(tmp_path / "e.NEF") == ".nef"
+    assert real_extension(tmp_path / "f.jpg") == ".bmp"
+    Image.new("RGB", (8, 8)).save(tmp_path / "g.dng", "TIFF")
+    assert prepare_image(tmp_path / "g.dng").extension == ".dng"
+
+
+# -- read_metadata -------------------------------------------------------------------------
+
+
+def test_gps_north_east() -> None:
+    meta = read_metadata(SAMPLES / "DSCN0010.jpg")
+    assert meta.lat == pytest.approx(43.467448, abs=1e-6)  # Tuscany
+    assert meta.lon == pytest.approx(11.885127, abs=1e-6)
+    assert meta.fields()["gps"] == "43.467448,11.885127"
+    assert meta.camera == "NIKON COOLPIX P6000"
+
+
+def test_gps_south_is_negative() -> None:
+    meta = read_metadata(SAMPLES / "Kodak_CX7530.jpg")
+    assert meta.lat is not None and meta.lon is not None
+    assert -1 < meta.lat < 0 and 35 < meta.lon < 37  # just south of the equator, Kenya
+
+
+@pytest.mark.skipif(not (CORPUS / "gps").is_dir(), reason="needs the shared corpus")
+def test_gps_corpus_all_plausible() -> None:
+    for path in sorted((CORPUS / "gps").glob("*.jpg")):
+        meta = read_metadata(path)
+        assert meta.lat is not None and 43 < meta.lat < 44, path
+        assert meta.lon is not None and 11 < meta.lon < 12, path
+    west = read_metadata(CORPUS / "hdr" / "iphone_hdr_NO.jpg")
+    assert west.lon is not None and -4 < west.lon < -3  # Madrid: W is negative
+
+
+def test_date_original_then_datetime() -> None:
+    s40 = read_metadata(SAMPLES / "Canon_PowerShot_S40.jpg")
+    assert (s40.date, s40.date_source) == (datetime(2003, 12, 14, 12, 1, 44), "DateTimeOriginal")
+    imported = read_metadata(SAMPLES / "Canon_40D_photoshop_import.jpg")
+    assert (imported.date, imported.date_source) == (datetime(2008, 7, 31, 10, 5, 49), "DateTime")
+    assert imported.camera == imported.make == imported.model == ""
+
+
+def test_camera_names_are_tidied() -> None:
+    s40 = read_metadata(SAMPLES / "Canon_PowerShot_S40.jpg")
+    assert (s40.make, s40.model, s40.camera) == ("Canon", "Canon PowerShot S40", s40.model)
+    pentax = read_metadata(SAMPLES / "Pentax_K10D.jpg")  # NUL/space padded in the file
+    assert (pentax.make, pentax.model, pentax.camera) == (
+        "PENTAX Corporation",
+        "PENTAX K10D",
+        "PENTAX K10D",
+    )
+    assert read_metadata(SAMPLES / "Kodak_CX7530.jpg").camera == "KODAK CX7530 ZOOM DIGITAL CAMERA"
+
+
+@pytest.mark.parametrize(
+    ("make", "model", "camera"),
+    [
+        ("Canon", "Canon EOS 40D", "Canon EOS 40D"),
+        ("NIKON CORPORATION", "NIKON D70", "NIKON D70"),
+        ("OLYMPUS CORPORATION", "C8080WZ", "OLYMPUS C8080WZ"),
+        ("OLYMPUS OPTICAL CO.,LTD", "C960Z,D460Z", "OLYMPUS C960Z,D460Z"),
+        ("SANYO Electric Co.,Ltd.", "SR6", "SANYO SR6"),
+        ("Eastman Kodak Company", "DC210 Zoom", "Eastman Kodak DC210 Zoom"),
+        ("Apple", "iPhone 6", "Apple iPhone 6"),
+        ("Jolla", "Jolla", "Jolla"),
+        ("FUJIFILM", "", "FUJIFILM"),
+        ("", "DX-10", "DX-10"),
+        ("", "", ""),
+    ],
+)
+def test_camera_rule(make: str, model: str, camera: str) -> None:
+    assert media._camera(make, model) == camera
+
+
+def test_no_exif_and_mtime_fallback() -> None:
+    path = SAMPLES / "no_exif.jpg"
+    meta = read_metadata(path)
+    assert meta == Metadata()
+    mtime = os.stat(path).st_mtime
+    fields = meta.fields(mtime)
+    assert fields["date"] == datetime.fromtimestamp(mtime)
+    assert fields["date_source"] == "mtime"
+    assert fields["camera"] == fields["make"] == fields["model"] == fields["gps"] == ""
+
+
+def test_prefer_mtime_and_bad_prefer() -> None:
+    meta = read_metadata(SAMPLES / "Canon_PowerShot_S40.jpg")
+    assert meta.fields(0.0)["date_source"] == "DateTimeOriginal"
+    forced = meta.fields(86400.0, prefer="mtime")
+    assert (forced["date"], forced["date_source"]) == (datetime.fromtimestamp(86400), "mtime")
+    assert meta.fields(prefer="mtime")["date_source"] == "DateTimeOriginal"  # no mtime given
+    with pytest.raises(ValueError):
+        meta.fields(prefer="digitized")
+
+
+def test_templates_never_crash_on_missing_fields() -> None:
+    fields = Metadata().fields()
+    assert all(value is not None for value in fields.values())
+    template = compile_template("{exif.date:%Y-%m-%d}|{exif.camera}|{exif.lat:.3f}|{exif.gps}")
+    assert template.render({"exif": fields}) == "|||"
+    full = read_metadata(SAMPLES / "DSCN0010.jpg").fields()
+    assert template.render({"exif": full}) == (
+        "2008-10-22|NIKON COOLPIX P6000|43.467|43.467448,11.885127"
+    )
+
+
+def test_garbage_exif_values(tmp_path: Path) -> None:
+    path = exif_jpeg(
+        tmp_path / "odd.jpg",
+        {0x0132: "2020:01:02 03:04:05", 0x010F: "ACME\x00\x00  ", 0x0110: "  "},
+        exif_ifd={0x9003: "0000:00:00 00:00:00"},
+        gps_ifd={
+            1: "N",
+            2: (IFDRational(43, 1), IFDRational(5, 0), IFDRational(0, 0)),  # x/0 rationals
+            3: "E",
+            4: (IFDRational(11, 1), IFDRational(0, 1), IFDRational(0, 1)),
+        },
+    )
+    meta = read_metadata(path)
+    assert (meta.date, meta.date_source) == (datetime(2020, 1, 2, 3, 4, 5), "DateTime")
+    assert (meta.make, meta.model, meta.camera) == ("ACME", "", "ACME")
+    assert meta.lat is None and meta.lon is None
+
+
+def test_null_island_and_out_of_range_gps(tmp_path: Path) -> None:
+    zero = (IFDRational(0, 1),) * 3
+    path = exif_jpeg(tmp_path / "nofix.jpg", {}, gps_ifd={1: "N", 2: zero, 3: "E", 4: zero})
+    assert read_metadata(path).lat is None
+    far = (IFDRational(95, 1), IFDRational(0, 1), IFDRational(0, 1))
+    path = exif_jpeg(tmp_path / "far.jpg", {}, gps_ifd={1: "S", 2: far, 3: "W", 4: far})
+    assert read_metadata(path).fields()["gps"] == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2008:05:30 15:56:01", datetime(2008, 5, 30, 15, 56, 1)),
+        ("2008-05-30T15:56:01", datetime(2008, 5, 30, 15, 56, 1)),
+        ("2008:05:30 15:56", datetime(2008, 5, 30, 15, 56)),
+        ("2008:05:30", datetime(2008, 5, 30)),
+        ("0000:00:00 00:00:00", None),
+        ("    :  :     :  :  ", None),
+        ("2008:13:40 25:00:00", None),
+        ("", None),
+    ],
+)
+def test_date_parsing(text: str, expected: datetime | None) -> None:
+    assert media._parse_date(text) == expected
+
+
+def test_metadata_never_raises(tmp_path: Path) -> None:
+    noise = tmp_path / "noise.jpg"
+    noise.write_bytes(random.Random(3).randbytes(3000))
+    png = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(png)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes((SAMPLES / "DSCN0010.jpg").read_bytes()[:300])
+    for path in (noise, png, cut, tmp_path, tmp_path / "missing.jpg"):
+        assert isinstance(read_metadata(path), Metadata)
+    assert read_metadata(noise) == read_metadata(tmp_path) == Metadata()
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="needs the shared corpus")
+def test_whole_corpus_prepares_and_reads() -> None:
+    paths = sorted(CORPUS.glob("*/*.jpg"))
+    assert len(paths) > 50
+    for path in paths:
+        prepared = prepare_image(path, max_side=512)
+        assert max(prepared.width, prepared.height) <= 512, path
+        meta = read_metadata(path)
+        assert "\x00" not in meta.camera and meta.camera == meta.camera.strip(), path
