@@ -7,6 +7,7 @@ a file that pipe did not write itself.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import os
@@ -246,8 +247,9 @@ class RenameAction(Action):
             planned[str(Path(result.path))] = result
         in_batch = {str(Path(r.path)) for r in self.collected}
         moves = plan_moves(wanted, in_batch)
+        moving = {m.old for m in moves}
         for result in self.collected:
-            if result.deferred and not any(m.old == str(Path(result.path)) for m in moves):
+            if result.deferred and str(Path(result.path)) not in moving:
                 result.status, result.deferred = "done", False
                 result.notes.append("already named")
         if self.dry_run:
@@ -303,7 +305,8 @@ class RenameAction(Action):
 def plan_moves(wanted: list[tuple[Path, str]], in_batch: set[str]) -> list[Move]:
     """New names for every file and its companions (IMG_1.CR2, IMG_1.xmp, IMG_1.jpg.txt move
     with IMG_1.jpg), collisions resolved against the disk and the whole batch."""
-    companions = {str(old): find_companions(old, in_batch) for old, _ in wanted}
+    listings: dict[Path, list[str]] = {}
+    companions = {str(old): find_companions(old, in_batch, listings) for old, _ in wanted}
 
     def also_free(old: Path, candidate: Path) -> list[Path]:
         return [companion_target(old, c, candidate) for c in companions[str(old)]]
@@ -317,23 +320,28 @@ def plan_moves(wanted: list[tuple[Path, str]], in_batch: set[str]) -> list[Move]
     return moves
 
 
-def find_companions(photo: Path, in_batch: set[str]) -> list[Path]:
+def find_companions(photo: Path, in_batch: set[str], listings: dict[Path, list[str]]) -> list[Path]:
     """Files beside `photo` that belong to it: same stem with another extension (raw, XMP),
-    or its full name plus a suffix (IMG_1.jpg.txt); never another photo of this batch."""
-    try:
-        names = os.listdir(photo.parent)
-    except OSError:
-        return []
-    stem = photo.stem.casefold()
+    or its full name plus a suffix (IMG_1.jpg.txt); never another photo of this batch.
+    `listings` caches each folder's sorted names, read once for the whole batch."""
+    if photo.parent not in listings:
+        try:
+            listings[photo.parent] = sorted(os.listdir(photo.parent), key=str.casefold)
+        except OSError:
+            listings[photo.parent] = []
+    names = listings[photo.parent]
+    stem, full = photo.stem.casefold(), photo.name.casefold() + "."
+    # Companions sort right after the stem: search from there, stop past the prefix.
+    start = bisect.bisect_left(names, stem, key=str.casefold)
     found = []
-    for name in sorted(names):
+    for name in names[start:]:
+        folded = name.casefold()
+        if not folded.startswith(stem):
+            break
         candidate = photo.parent / name
         if name == photo.name or str(candidate) in in_batch:
             continue
-        folded = name.casefold()
-        belongs = os.path.splitext(folded)[0] == stem or folded.startswith(
-            photo.name.casefold() + "."
-        )
+        belongs = os.path.splitext(folded)[0] == stem or folded.startswith(full)
         if belongs and candidate.is_file() and not candidate.is_symlink():
             found.append(candidate)
     return found
