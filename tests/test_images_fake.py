@@ -168,6 +168,8 @@ def test_hostile_answers_never_lose_or_move_a_file(answer: str, tmp_path: Path) 
             "--backend",
             server.url,
             "--json",
+            "--retries",
+            "0",
             "--set",
             "then.name={answer|slug}{ext}",
         )
