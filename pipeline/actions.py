@@ -40,6 +40,7 @@ class Result:
     is_file: bool = True
     fields: dict[str, Any] = field(default_factory=dict)  # exif, ext, step answers: for names
     deferred: bool = False  # the action finishes it at the end of the run (renames)
+    forget_answer: bool = False  # the answer was unusable: do not serve it from the cache
     new_path: str | None = None
 
     def record(self, model: str) -> dict[str, Any]:
@@ -243,6 +244,7 @@ class RenameAction(Action):
                 wanted.append((Path(result.path), self.new_name(result, counter)))
             except (UnusableName, TemplateError) as e:
                 result.status, result.error, result.deferred = "failed", str(e), False
+                result.forget_answer = True  # so a re-run asks the model again
                 continue
             planned[str(Path(result.path))] = result
         in_batch = {str(Path(r.path)) for r in self.collected}

@@ -350,6 +350,8 @@ class Runner:
 
     def _record(self, done: _Done) -> None:
         result = done.result
+        if result.forget_answer and done.fingerprint:
+            self.store.forget_answer(done.fingerprint)
         status = {"done": "done", "cached": "done", "skipped": "skipped"}.get(
             result.status, "failed"
         )

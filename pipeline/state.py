@@ -420,6 +420,10 @@ class Store:
             {"run_id": run_id, "recipe": recipe, "path": path, **history},
         )
 
+    def forget_answer(self, fingerprint: str) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM cache WHERE fingerprint = ?", (fingerprint,))
+
     def save_answers(self, cache_rows: list[dict[str, Any]]) -> None:
         if cache_rows:
             with self.transaction() as c:

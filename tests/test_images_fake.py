@@ -186,6 +186,16 @@ def test_hostile_answers_never_lose_or_move_a_file(answer: str, tmp_path: Path) 
         assert sorted(p.name for p in folder.iterdir()) == sorted([*CAMERAS, "same-name.jpg"])
 
 
+def test_an_unusable_answer_is_asked_again_on_the_next_run(tmp_path: Path) -> None:
+    folder = album(tmp_path, CAMERAS[:1])
+    with FakeLlama(vision=True, answer=lambda _: "🌅🌊") as server:
+        r = run_pipe("run", "rename-images", str(folder), "--backend", server.url)
+        assert r.returncode == 1 and "nothing usable" in r.stderr
+        r = run_pipe("run", "rename-images", str(folder), "--backend", server.url)
+        assert r.returncode == 1 and server.generate_calls == 2  # asked again, not cached
+    assert [p.name for p in folder.iterdir()] == CAMERAS[:1]
+
+
 def test_the_same_answer_for_every_photo_gets_numbered(tmp_path: Path) -> None:
     folder = album(tmp_path)
     with FakeLlama(vision=True, answer=lambda _: "boats in the harbour") as server:
@@ -339,3 +349,23 @@ def test_sigkill_at_random_points_never_loses_a_file(tmp_path: Path, pipe_home: 
     assert killed_mid_apply >= 10, settled  # most kills really landed inside the apply phase
     undo_everything()
     assert sorted(p.name for p in folder.iterdir()) == names
+
+
+def test_dry_run_of_sidecars_writes_nothing(vision: FakeLlama, tmp_path: Path) -> None:
+    folder = album(tmp_path, CAMERAS[:2])
+    before = sorted(p.name for p in folder.iterdir())
+    r = run_pipe(
+        "run",
+        "describe-images",
+        str(folder),
+        "--backend",
+        vision.url,
+        "--write",
+        "xmp",
+        "--dry-run",
+    )
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in folder.iterdir()) == before
+    assert r.stdout.count(".jpg.xmp") == 2 and "To apply" in r.stderr
+    r = run_pipe("run", "describe-images", str(folder), "--backend", vision.url, "--write", "xmp")
+    assert len(list(folder.glob("*.xmp"))) == 2 and vision.generate_calls == 2
