@@ -177,9 +177,8 @@ def test_describe_and_rename_photos_for_real(
     for name in ("Canon_PowerShot_S40.jpg", "DSCN0010.jpg", "Kodak_CX7530.jpg"):
         shutil.copy2(PHOTOS / name, folder / name)
     before = sorted(p.name for p in folder.iterdir())
-    # Any caption at all: the tiny projector's output is noise, so no grammar.
     name = "then.name={exif.date:%Y-%m-%d}_{answer|slug}-{counter}{ext}"
-    common = ("--set", "ask.max_tokens=8", "--set", "ask.grammar=", "--set", name)
+    common = ("--set", "ask.max_tokens=12", "--set", name)  # with the recipe's grammar
     with make(tmp_path, "--mmproj", str(real_servers.projector(mmproj))) as server:
         r = run_pipe(
             "run",
@@ -207,16 +206,15 @@ def test_describe_and_rename_photos_for_real(
         assert r.returncode in (0, 1), r.stderr
         assert sorted(p.name for p in folder.iterdir()) == before
         planned = r.stdout.count(" -> ")
-        assert planned >= 1, r.stderr  # at least one caption made a name
+        assert planned == 3, r.stderr  # the grammar makes every caption plain words
         r = run_pipe(
             "run", "rename-images", str(folder), "--backend", server.url, *common, timeout=600
         )
         assert r.returncode in (0, 1), r.stderr
         assert r.stdout.count(" -> ") == planned
-    # A caption of only symbols is a recorded failure, not a rename; anything else renamed.
     after = sorted(p.name for p in folder.iterdir())
-    assert len(after) == 3 and len(set(after) - set(before)) == planned
-    assert "2008-10-22_" in " ".join(after) or planned < 3  # DSCN0010's EXIF date
+    assert len(after) == 3 and not set(after) & set(before)
+    assert "2008-10-22_" in " ".join(after)  # DSCN0010's EXIF date
     r = run_pipe("undo")
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in folder.iterdir()) == before
