@@ -253,7 +253,7 @@ class Runner:
         st = entry.stat
         assert st is not None
         key = entry.key
-        row = self.store.item(self.recipe.name, key)
+        row, answer = self.store.item_and_answer(self.recipe.name, key)
         if not (
             row
             and not self.options.redo
@@ -274,10 +274,10 @@ class Runner:
             if verdict == "busy":
                 result = Result(item.path, "skipped", notes=["another run is processing it"])
                 return _Done(item, result, record=False)
+            answer = self.store.cached_answer(row.fingerprint) if row and row.fingerprint else None
         assert row is not None
-        answer = None
-        if row.fingerprint and row.status == "done":
-            answer = self.store.cached_answer(row.fingerprint)
+        if row.status != "done":
+            answer = None
         notes = [row.reason] if row.reason else []
         return _Done(item, Result(item.path, "skipped", answer=answer, notes=notes), record=False)
 

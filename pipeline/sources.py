@@ -13,6 +13,7 @@ import os
 import stat as stat_module
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import IO
 
 from pipeline.paths import display_path
@@ -26,7 +27,7 @@ class Entry:
     stat: os.stat_result | None = None
     error: str | None = None
 
-    @property
+    @cached_property
     def key(self) -> str:
         """A stable identity across working directories: the absolute path, printable."""
         return display_path(self.path)
@@ -37,6 +38,11 @@ class Filters:
     patterns: tuple[str, ...] = ("*",)  # a file found in a folder must match one
     exclude: tuple[str, ...] = ()
     hidden: bool = False
+
+    @cached_property
+    def needs_relative(self) -> bool:
+        """Only patterns with a '/' look at the path below the folder (saves a relpath a file)."""
+        return any("/" in p for p in (*self.patterns, *self.exclude))
 
     def wanted(self, name: str, relative: str) -> bool:
         if any(_match(name, relative, p) for p in self.exclude):
@@ -146,7 +152,7 @@ def walk(root: str, filters: Filters) -> Iterator[Entry]:
             continue
         if not stat_module.S_ISREG(st.st_mode):
             continue
-        relative = os.path.relpath(entry.path, root)
+        relative = os.path.relpath(entry.path, root) if filters.needs_relative else entry.name
         if filters.wanted(entry.name, relative):
             yield Entry(entry.path, st)
 

@@ -304,13 +304,15 @@ class Store:
         return [dict(zip(names, row, strict=True)) for row in cursor]
 
     # -- items --------------------------------------------------------------------------
-    def item(self, recipe: str, path: str) -> ItemRow | None:
+    def item_and_answer(self, recipe: str, path: str) -> tuple[ItemRow | None, str | None]:
+        """The item's row and its cached final answer, in one query (the resume path)."""
         row = self.conn.execute(
-            "SELECT status, size, mtime_ns, hash, ask_key, fingerprint, run_id, reason"
-            " FROM items WHERE recipe = ? AND path = ?",
+            "SELECT i.status, i.size, i.mtime_ns, i.hash, i.ask_key, i.fingerprint, i.run_id,"
+            " i.reason, c.answer FROM items i LEFT JOIN cache c ON c.fingerprint = i.fingerprint"
+            " WHERE i.recipe = ? AND i.path = ?",
             (recipe, path),
         ).fetchone()
-        return ItemRow(*row) if row else None
+        return (ItemRow(*row[:8]), row[8]) if row else (None, None)
 
     def claim(
         self,
