@@ -279,11 +279,16 @@ def test_undo_refuses_a_changed_file_and_a_taken_name(vision: FakeLlama, tmp_pat
 
 
 def make_unique_photos(folder: Path, n: int) -> None:
+    """Small JPEGs with different bytes (solid colours alone can quantize to equal files)."""
     folder.mkdir()
     rng = random.Random(7)
     for i in range(n):
         colour = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
-        Image.new("RGB", (48, 32), colour).save(folder / f"IMG_{i:04}.jpg", quality=80)
+        image = Image.new("RGB", (48, 32), colour)
+        for bit in range(12):  # the index, drawn as black and white squares
+            shade = 255 if i >> bit & 1 else 0
+            image.paste((shade, shade, shade), (bit * 4, 0, bit * 4 + 4, 4))
+        image.save(folder / f"IMG_{i:04}.jpg", quality=80)
 
 
 def undo_everything() -> None:
@@ -302,6 +307,7 @@ def test_sigkill_at_random_points_never_loses_a_file(tmp_path: Path, pipe_home: 
     folder = tmp_path / "album"
     make_unique_photos(folder, 200)
     originals = digests(folder)
+    assert len(originals) == 200
     names = sorted(p.name for p in folder.iterdir())
     rng = random.Random(20261125)
     slow = {"PIPE_TEST_RENAME_PAUSE": "0.002"}  # ~1.2 s of renames: kills land inside
@@ -331,7 +337,8 @@ def test_sigkill_at_random_points_never_loses_a_file(tmp_path: Path, pipe_home: 
             proc.wait()
             present = digests(folder)
             assert set(present) == set(originals)  # nothing lost at any instant
-            assert all(n <= 2 for n in present.values())  # at most one link not yet unlinked
+            # At most one photo has a second name: killed between its link and its unlink.
+            assert sum(present.values()) - sum(originals.values()) <= 1
             undo_everything()  # reconciles the journal, then puts every name back
             assert sorted(p.name for p in folder.iterdir()) == names
             assert digests(folder) == originals
