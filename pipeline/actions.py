@@ -86,9 +86,8 @@ class Action:
         """Called for every finished item (skipped ones included, with the cached answer)."""
         self.emit(result)
 
-    def close(self, run_id: int) -> list[Result]:
-        """At the end of the run: finish deferred items and return them (renames)."""
-        return []
+    def close(self, run_id: int) -> None:
+        """At the end of the run: finish the items this action deferred (renames)."""
 
     def emit(self, result: Result) -> None:
         if self.as_json:
@@ -231,12 +230,11 @@ class RenameAction(Action):
         result.deferred = True
         self.collected.append(result)
 
-    def close(self, run_id: int) -> list[Result]:
+    def close(self, run_id: int) -> None:
         wanted: list[tuple[Path, str]] = []
         planned: dict[str, Result] = {}
         for counter, result in enumerate(self.collected, 1):
-            key = os.path.abspath(result.path)
-            if self.store.renamed_by_pipe(key):
+            if self.store.renamed_by_pipe(result.path):
                 result.status, result.deferred = "done", False
                 result.notes.append("already renamed by pipe")
                 continue
@@ -270,10 +268,9 @@ class RenameAction(Action):
                 result.status, result.new_path = "planned", outcome.new
             else:
                 result.status, result.error = "failed", f"not renamed: {outcome.reason}"
-        for result in self.collected:
-            if self.as_json:
+        if self.as_json:
+            for result in self.collected:
                 self.emit(result)
-        return self.collected
 
     def new_name(self, result: Result, counter: int) -> str:
         """The file's new name from the recipe's template; UnusableName if nothing is left."""

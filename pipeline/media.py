@@ -42,6 +42,7 @@ _EXTENSIONS = {
     "AVIF": ".avif",
     "JPEG2000": ".jp2",
 }
+_ALIASES = {".jpg": {".jpeg", ".jpe"}, ".tif": {".tiff"}, ".heic": {".heif"}}
 # Camera raw files are TIFF inside; calling a .nef a .tif would be a wrong rename.
 _TIFF_RAW = {
     ".3fr", ".arw", ".cr2", ".dcr", ".dng", ".erf", ".iiq", ".k25", ".kdc", ".mef", ".mos",
@@ -260,14 +261,19 @@ def _flatten(im: Image.Image) -> Image.Image:
 
 
 def real_extension(path: StrPath) -> str | None:
-    """The canonical extension for what the file really contains, or None if not an image.
+    """The canonical extension for what the file really contains, or None if not an image."""
+    try:
+        return image_extension(path)
+    except ImageError:
+        return None
+
+
+def image_extension(path: StrPath) -> str:
+    """Like real_extension, but an ImageError says why the file is not an image.
 
     Reads only the header: magic bytes for common formats, else Pillow's lazy open.
     """
-    try:
-        _check_file(path)
-    except ImageError:
-        return None
+    _check_file(path)
     ext = _sniff(path)
     if ext is not None:
         return _raw_or(ext, path)
@@ -275,8 +281,14 @@ def real_extension(path: StrPath) -> str | None:
         with Image.open(path, formats=_open_formats()) as im:
             fmt = str(im.format)
     except Exception:  # anything Pillow cannot even identify is not an image to us
-        return None
+        raise ImageError("not an image (or a format pipe cannot read)") from None
     return _extension(fmt, path)
+
+
+def named_as(path: StrPath, ext: str) -> bool:
+    """Whether the file's own name already says `ext` (".jpeg" says ".jpg")."""
+    own = os.path.splitext(os.fspath(path))[1].lower()
+    return own == ext or own in _ALIASES.get(ext, ())
 
 
 def _extension(fmt: str, path: StrPath) -> str:

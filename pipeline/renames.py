@@ -85,17 +85,17 @@ def _renameat2_noreplace(old: str, new: str) -> None:
 
 def apply(store: Store, run_id: int, moves: list[Move]) -> list[Outcome]:
     """Journal every move, then apply them one by one; companions follow their photo."""
-    ids = store.journal_renames(run_id, [(m, identity(m.old)) for m in moves])
+    planned = [identity(m.old) for m in moves]
+    ids = store.journal_renames(run_id, list(zip(moves, planned, strict=True)))
     outcomes: list[Outcome] = []
     failed_groups: set[int] = set()
-    for move, rename_id in zip(moves, ids, strict=True):
+    for move, rename_id, before in zip(moves, ids, planned, strict=True):
         if move.group in failed_groups:
             store.mark_rename(rename_id, "abandoned", "its photo was not renamed")
             outcomes.append(Outcome(move.old, move.new, "skipped", "photo not renamed", True))
             continue
         try:
-            planned = store.rename_identity(rename_id)
-            if identity(move.old) != planned:
+            if identity(move.old) != before:
                 raise OSError(errno.ESTALE, "the file changed since the plan was made")
             _pause()
             rename_no_clobber(move.old, move.new)

@@ -35,7 +35,7 @@ from pipeline.backends import (
     Unreachable,
 )
 from pipeline.errors import BackendUnavailable
-from pipeline.media import ImageError, prepare_image, read_metadata, real_extension
+from pipeline.media import ImageError, image_extension, named_as, prepare_image, read_metadata
 from pipeline.paths import display_path
 from pipeline.recipe import Recipe, Step
 from pipeline.sources import Entry
@@ -75,7 +75,6 @@ class Summary:
 class Item:
     entry: Entry
     data: bytes | None = None  # text given on stdin instead of a file
-    previous_hash: str | None = None
 
     @property
     def path(self) -> str:
@@ -105,22 +104,6 @@ class Loaded:
         if size not in self._images:
             self._images[size] = prepare_image(path, max_side=size).jpeg
         return self._images[size]
-
-
-def _same_type(ext: str) -> set[str]:
-    return {
-        ".jpg": {".jpg", ".jpeg", ".jpe"},
-        ".tif": {".tif", ".tiff"},
-        ".heic": {".heic", ".heif"},
-    }.get(ext, {ext})
-
-
-def _not_an_image(path: str) -> str:
-    if os.path.isdir(path):
-        return "is a folder"
-    if os.path.getsize(path) == 0:
-        return "empty file"
-    return "not an image (or a format pipe cannot read)"
 
 
 @dataclass
@@ -269,7 +252,6 @@ class Runner:
                 self.options.redo,
             )
             if verdict == "claimed":
-                item.previous_hash = row.hash if row else None
                 return None
             if verdict == "busy":
                 result = Result(item.path, "skipped", notes=["another run is processing it"])
@@ -355,7 +337,7 @@ class Runner:
         status = {"done": "done", "cached": "done", "skipped": "skipped"}.get(
             result.status, "failed"
         )
-        if self.options.dry_run and status == "done" or result.status == "planned":
+        if (self.options.dry_run and status == "done") or result.status == "planned":
             status = "pending"  # previewed, not done: the real run does it (from the cache)
         counter = {"done": "done", "cached": "cached", "skipped": "skipped", "planned": "done"}.get(
             result.status, "failed"
@@ -480,16 +462,14 @@ class Runner:
     def _load_image_item(self, item: Item) -> Loaded:
         """Hash and EXIF only: the image is decoded later, and only if the model is asked."""
         path = item.path
-        real = real_extension(path)
-        if real is None:
-            raise ImageError(_not_an_image(path))
+        real = image_extension(path)
         mtime = item.entry.stat.st_mtime if item.entry.stat else None
         fields = {
             "exif": read_metadata(path).fields(mtime, prefer=self.recipe.date),
             "ext": real,
         }
         notes = []
-        if os.path.splitext(path)[1].lower() not in _same_type(real):
+        if not named_as(path, real):
             notes.append(f"content is {real[1:].upper()}, name says {os.path.splitext(path)[1]}")
         return Loaded(hash=hash_file(path), notes=notes, fields=fields)
 

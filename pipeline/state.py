@@ -136,6 +136,7 @@ def _m002_renames(db: sqlite_utils.Database) -> None:
         foreign_keys=[("run_id", "runs", "id")],
     )
     db["renames"].create_index(["run_id", "state"])
+    db["renames"].create_index(["state"])  # every start looks for 'planned' rows to reconcile
     db["renames"].create_index(["new_path"])
 
 
@@ -144,6 +145,10 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_renames", _m002_renames),
 ]
+
+
+# The columns of `items` that make an ItemRow, in its field order.
+_ITEM_COLUMNS = "status, size, mtime_ns, hash, ask_key, fingerprint, run_id, reason"
 
 
 @dataclass(frozen=True)
@@ -307,9 +312,8 @@ class Store:
     def item_and_answer(self, recipe: str, path: str) -> tuple[ItemRow | None, str | None]:
         """The item's row and its cached final answer, in one query (the resume path)."""
         row = self.conn.execute(
-            "SELECT i.status, i.size, i.mtime_ns, i.hash, i.ask_key, i.fingerprint, i.run_id,"
-            " i.reason, c.answer FROM items i LEFT JOIN cache c ON c.fingerprint = i.fingerprint"
-            " WHERE i.recipe = ? AND i.path = ?",
+            f"SELECT {_ITEM_COLUMNS}, c.answer FROM items i"
+            " LEFT JOIN cache c USING (fingerprint) WHERE i.recipe = ? AND i.path = ?",
             (recipe, path),
         ).fetchone()
         return (ItemRow(*row[:8]), row[8]) if row else (None, None)
@@ -328,9 +332,7 @@ class Store:
         another live run holds it, or ("finished", row) when it is already done as it is."""
         with self.transaction() as c:
             row = c.execute(
-                "SELECT status, size, mtime_ns, hash, ask_key, fingerprint, run_id, reason"
-                " FROM items WHERE recipe = ? AND path = ?",
-                (recipe, path),
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE recipe = ? AND path = ?", (recipe, path)
             ).fetchone()
             previous = ItemRow(*row) if row else None
             if previous and not redo and previous.is_finished(size, mtime_ns, ask_key):
@@ -499,8 +501,8 @@ class Store:
                         run_id,
                         move.group,
                         int(move.companion),
-                        move.old,
-                        move.new,
+                        path_to_db(move.old),
+                        path_to_db(move.new),
                         dev,
                         ino,
                         size,
@@ -518,12 +520,6 @@ class Store:
                 "UPDATE renames SET state = ?, reason = ?, updated = ? WHERE id = ?",
                 (state, reason, now_iso(), rename_id),
             )
-
-    def rename_identity(self, rename_id: int) -> tuple[int, int, int, int]:
-        row = self.conn.execute(
-            "SELECT dev, ino, size, mtime_ns FROM renames WHERE id = ?", (rename_id,)
-        ).fetchone()
-        return tuple(row)  # type: ignore[return-value]
 
     def orphaned_renames(self) -> list[tuple[int, str, str, tuple[int, int, int, int]]]:
         """Planned renames of runs that are no longer alive (killed mid-apply)."""
@@ -589,8 +585,10 @@ class Store:
 
 
 def path_to_db(path: str) -> str | bytes:
-    """Text when the name is valid UTF-8 (readable in any SQLite tool); the raw bytes
-    otherwise, so a journal can always put back exactly the name that was there."""
+    """The absolute path (undo may run from another folder): text when the name is valid
+    UTF-8 (readable in any SQLite tool), the raw bytes otherwise, so a journal can always
+    put back exactly the name that was there."""
+    path = os.path.abspath(path)
     try:
         path.encode("utf-8")
         return path

@@ -376,3 +376,20 @@ def test_dry_run_of_sidecars_writes_nothing(vision: FakeLlama, tmp_path: Path) -
     assert r.stdout.count(".jpg.xmp") == 2 and "To apply" in r.stderr
     r = run_pipe("run", "describe-images", str(folder), "--backend", vision.url, "--write", "xmp")
     assert len(list(folder.glob("*.xmp"))) == 2 and vision.generate_calls == 2
+
+
+def test_undo_works_from_another_folder_after_a_relative_run(
+    vision: FakeLlama, tmp_path: Path
+) -> None:
+    folder = album(tmp_path, CAMERAS[:2])
+    before = sorted(p.name for p in folder.iterdir())
+    subprocess.run(
+        pipe_cmd("run", "rename-images", "album", "--backend", vision.url),
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    assert sorted(p.name for p in folder.iterdir()) != before
+    r = run_pipe("undo")  # from the repository, not from tmp_path
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in folder.iterdir()) == before
