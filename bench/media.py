@@ -1,6 +1,8 @@
 """Benchmark for pipeline.media: `python -m bench.media`.
 
 latency  prepare_image on one 24 MP (6000x4000, ~10 MB) JPEG, 30 runs   target median <= 40 ms
+         - as cameras write it, with a 1616x1080 MPF preview (Sony's size)
+         - with no preview (re-saved by an editor, most phones): the whole file is decoded
 memory   1,000 prepares with 4 threads, in a fresh process (peak RSS)  target <= 300 MB
 """
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -40,9 +43,43 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, total)
 """
 
 
-def make_photo(path: str | Path, width: int = 6000, height: int = 4000) -> Path:
+LARGE_THUMBNAIL_FULL_HD = 0x010002  # MP Type codes (CIPA DC-007)
+UNDEFINED = 0x000000
+
+
+def save_with_frames(
+    path: str | Path, primary: Image.Image, frames: list[tuple[Image.Image, int]], **save: Any
+) -> Path:
+    """Save a Multi-Picture JPEG: `primary` plus (image, MP Type) frames after it.
+
+    Pillow writes every extra frame as type Undefined; cameras mark theirs, so the types are
+    patched into the MP Index afterwards (little-endian TIFF, entries of 16 bytes).
+    """
+    path = Path(path)
+    primary.save(path, "MPO", save_all=True, append_images=[im for im, _ in frames], **save)
+    data = bytearray(path.read_bytes())
+    base = data.index(b"MPF\x00") + 4  # MPF offsets count from this TIFF header
+    assert data[base : base + 2] == b"II"
+    (ifd,) = struct.unpack_from("<I", data, base + 4)
+    (count,) = struct.unpack_from("<H", data, base + ifd)
+    for i in range(count):
+        tag, _, _, value = struct.unpack_from("<HHII", data, base + ifd + 2 + 12 * i)
+        if tag == 0xB002:  # MP Entry: attribute, size, offset, dependents
+            for frame, (_, mp_type) in enumerate(frames, start=1):
+                struct.pack_into("<I", data, base + value + 16 * frame, mp_type)
+    path.write_bytes(data)
+    return path
+
+
+def make_photo(
+    path: str | Path,
+    width: int = 6000,
+    height: int = 4000,
+    preview: tuple[int, int] | None = None,
+) -> Path:
     """A JPEG that decodes like a camera's: smooth tones, blotchy detail and sensor noise,
-    so it compresses to ~10 MB at quality 94; tagged orientation 6 like a portrait shot."""
+    so it compresses to ~10 MB at quality 94; tagged orientation 6 like a portrait shot.
+    With `preview`, a downscaled copy of that size rides along as cameras store it."""
     size = (width, height)
     detail = Image.effect_noise((width // 40, height // 40), 64).convert("L")
     base = Image.merge(
@@ -59,8 +96,13 @@ def make_photo(path: str | Path, width: int = 6000, height: int = 4000) -> Path:
     exif[0x0112] = 6  # Orientation: rotate 90 CW to display
     exif[0x010F] = "Canon"
     exif[0x0110] = "Canon EOS R6"
-    photo.save(path, "JPEG", quality=94, exif=exif.tobytes())
-    return path
+    if preview is None:
+        photo.save(path, "JPEG", quality=94, exif=exif.tobytes())
+        return Path(path)
+    thumbnail = photo.resize(preview, Image.Resampling.LANCZOS)
+    return save_with_frames(
+        path, photo, [(thumbnail, LARGE_THUMBNAIL_FULL_HD)], quality=94, exif=exif.tobytes()
+    )
 
 
 def _python(code: str, *args: str) -> str:
@@ -74,29 +116,38 @@ def bench_media(tmp: Path) -> dict[str, Any]:
     # Linux carries the parent's peak RSS into a child's ru_maxrss across exec, so this process
     # must stay small: the ~300 MB it takes to paint the 24 MP photo is spent in a child too.
     photo = Path(tmp) / "photo-24mp.jpg"
-    _python("import sys; from bench.media import make_photo; make_photo(sys.argv[1])", str(photo))
-    prepare_image(photo)  # warm up: imports, page cache
-    times = []
-    for _ in range(RUNS):
-        start = time.perf_counter()
-        prepare_image(photo)
-        times.append((time.perf_counter() - start) * 1000)
-    times.sort()
-    median = statistics.median(times)
-    p90 = times[int(0.9 * (len(times) - 1))]
+    camera = Path(tmp) / "camera-24mp.jpg"
+    _python(
+        "import sys; from bench.media import make_photo; make_photo(sys.argv[1]); "
+        "make_photo(sys.argv[2], preview=(1616, 1080))",
+        str(photo),
+        str(camera),
+    )
+    figures: dict[str, Any] = {"file_mb": round(photo.stat().st_size / 1e6, 1)}
+    for name, path in (("camera", camera), ("no_preview", photo)):
+        prepare_image(path)  # warm up: imports, page cache
+        times = []
+        for _ in range(RUNS):
+            start = time.perf_counter()
+            prepare_image(path)
+            times.append((time.perf_counter() - start) * 1000)
+        times.sort()
+        figures[f"{name}_median_ms"] = round(statistics.median(times), 1)
+        figures[f"{name}_p90_ms"] = round(times[int(0.9 * (len(times) - 1))], 1)
 
+    # Memory on the worst case: every one of the 1,000 is decoded in full.
     start = time.perf_counter()
     rss_kb = int(_python(_WORKER, str(photo), str(FILES)).split()[0])
     wall = time.perf_counter() - start
     peak_rss_mb = rss_kb / 1024
-    return {
-        "file_mb": round(photo.stat().st_size / 1e6, 1),
-        "median_ms": round(median, 1),
-        "p90_ms": round(p90, 1),
-        "threads4_files_per_s": round(FILES / wall, 1),
-        "peak_rss_mb": round(peak_rss_mb, 1),
-        "met": median <= TARGET_MEDIAN_MS and peak_rss_mb <= TARGET_RSS_MB,
-    }
+    figures["threads4_files_per_s"] = round(FILES / wall, 1)
+    figures["peak_rss_mb"] = round(peak_rss_mb, 1)
+    figures["met"] = (
+        figures["camera_median_ms"] <= TARGET_MEDIAN_MS
+        and figures["no_preview_median_ms"] <= TARGET_MEDIAN_MS
+        and peak_rss_mb <= TARGET_RSS_MB
+    )
+    return figures
 
 
 def main() -> None:

@@ -77,6 +77,10 @@ if _exif_log.level == logging.NOTSET:
     _exif_log.setLevel(logging.ERROR)
 
 
+# Decoders signal damage with a zoo of exception types.
+_DAMAGE = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, struct.error)
+
+
 class ImageError(Exception):
     """A file that cannot become an image; str() is a one-line reason for the user."""
 
@@ -116,36 +120,75 @@ def prepare_image(path: StrPath, max_side: int = 1024, quality: int = 85) -> Pre
     with im:
         fmt = "JPEG" if im.format == "MPO" else str(im.format)
         try:
-            return _prepare(im, fmt, _extension(fmt, path), max_side, quality)
+            orientation = _orientation(im)
+            width, height = im.size
+            scale = min(1.0, max_side / max(width, height))
+            # Aspect from the full-size dimensions, not from the (rounded) draft ones.
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            if scale < 1 and _seek_preview(im, size):
+                try:
+                    jpeg = _shrink(im, size, orientation, quality)
+                except _DAMAGE:
+                    im.seek(0)  # a damaged preview; the photo itself may be fine
+                    jpeg = _shrink(im, size, orientation, quality)
+            else:
+                jpeg = _shrink(im, size, orientation, quality)
         except MemoryError:
             raise ImageError("image too large") from None
-        # Decoders signal damage with a zoo of exception types.
-        except (
-            OSError,
-            SyntaxError,
-            ValueError,
-            EOFError,
-            IndexError,
-            KeyError,
-            struct.error,
-        ) as e:
+        except _DAMAGE as e:
             raise ImageError(f"truncated or corrupt {fmt}: {_one_line(e)}") from None
+    if orientation in (5, 6, 7, 8):  # a quarter turn: displayed sideways to how it is stored
+        width, height, size = height, width, (size[1], size[0])
+    return PreparedImage(
+        jpeg=jpeg,
+        width=size[0],
+        height=size[1],
+        original_width=width,
+        original_height=height,
+        format=fmt,
+        extension=_extension(fmt, path),
+    )
 
 
-def _prepare(
-    im: Image.Image, fmt: str, extension: str, max_side: int, quality: int
-) -> PreparedImage:
-    orientation = _orientation(im)
+def _seek_preview(im: Image.Image, size: tuple[int, int]) -> bool:
+    """Move `im` to the camera's own downscaled copy of the photo when it has one that is
+    at least `size`: most camera makers store a "Large Thumbnail" of up to 1920x1080 in the
+    JPEG's Multi-Picture (MPF) index. A 10 MB 24 MP photo costs ~120 ms of entropy decoding
+    here even at 1/8 scale; its 1616x1080 preview decodes in a few ms.
+
+    Only frames the index calls a Large Thumbnail count (never a stereo view, a panorama
+    part or an HDR gain map), and only with the photo's exact shape, so a preview that was
+    stored rotated or cropped is not used. Returns False, on the photo itself, otherwise.
+    """
+    entries = (getattr(im, "mpinfo", None) or {}).get(0xB002) or []
     width, height = im.size
-    scale = min(1.0, max_side / max(width, height))
-    # Aspect from the full-size dimensions, not from the (rounded) draft ones.
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    best: tuple[int, int] | None = None  # (pixels, frame)
+    looked = False
+    for frame, entry in enumerate(entries[1:], start=1):
+        attribute = entry.get("Attribute") or {}
+        if not str(attribute.get("MPType", "")).startswith("Large Thumbnail"):
+            continue
+        looked = True
+        try:
+            im.seek(frame)  # reads the frame's header only
+        except (*_DAMAGE, Image.DecompressionBombError):
+            continue
+        w, h = im.size
+        same_shape = abs(w * height - h * width) <= 0.01 * width * h
+        if same_shape and w >= size[0] and h >= size[1] and (best is None or w * h < best[0]):
+            best = (w * h, frame)
+    if looked:
+        im.seek(best[1] if best else 0)  # also resets a frame that failed half-way
+    return best is not None
 
+
+def _shrink(im: Image.Image, size: tuple[int, int], orientation: int, quality: int) -> bytes:
+    """Decode `im` at `size` (as stored), make it upright and encode it as an RGB JPEG."""
     # A JPEG can decode at 1/2, 1/4 or 1/8 scale almost for free; asking for the final size
     # makes Pillow pick the smallest scale that is still >= it (a 6000x4000 photo decodes at
     # 1500x1000, 16x fewer pixels). `box` is the exact source area in the drafted image.
     box = None
-    drafted = im.draft("RGB", size) if scale < 1 else None
+    drafted = im.draft("RGB", size) if im.size != size else None
     if drafted is not None:
         box = drafted[1]
     _check_pixels(im)
@@ -154,28 +197,19 @@ def _prepare(
     im = _to_plain_mode(im)
     if im.size != size:
         # After a draft the factor left is < 2 and the DCT scaling has already filtered, so
-        # HAMMING (2 taps) looks like LANCZOS (within 1/255 on average) at 40 % of its cost.
+        # area averaging (BOX) looks like LANCZOS (within 1.6/255 on average on the corpus
+        # photos) at a third of its cost: 13 ms instead of 18 for HAMMING, 49 for LANCZOS.
         # reducing_gap: a cheap integer reduce() first when the factor left is still large.
-        im = im.resize(size, Image.Resampling.HAMMING, box=box, reducing_gap=3.0)
+        im = im.resize(size, Image.Resampling.BOX, box=box, reducing_gap=3.0)
     # Rotating after resizing moves 1/16 of the pixels; the tag is independent of scale.
     if orientation in _UPRIGHT:
         im = im.transpose(_UPRIGHT[orientation])
-        if orientation >= 5:
-            width, height = height, width
     im = _flatten(im)
 
     buf = io.BytesIO()
     # optimize=False: the extra Huffman pass costs time and saves only a few percent.
     im.save(buf, "JPEG", quality=quality, optimize=False)
-    return PreparedImage(
-        jpeg=buf.getvalue(),
-        width=im.width,
-        height=im.height,
-        original_width=width,
-        original_height=height,
-        format=fmt,
-        extension=extension,
-    )
+    return buf.getvalue()
 
 
 def _check_file(path: StrPath) -> None:

@@ -14,6 +14,7 @@ from PIL import Image, ImageChops, ImageStat
 from PIL.JpegImagePlugin import JpegImageFile
 from PIL.TiffImagePlugin import IFDRational
 
+from bench.media import LARGE_THUMBNAIL_FULL_HD, UNDEFINED, save_with_frames
 from pipeline import media
 from pipeline.media import (
     ImageError,
@@ -30,6 +31,8 @@ SAMPLES = ROOT / "samples" / "photos"
 CORPUS = Path("/work/shared/corpus/photos")
 
 RED, WHITE = (255, 0, 0), (255, 255, 255)
+BLUE, GREEN = (0, 0, 255), (0, 255, 0)
+DISPARITY = 0x020002  # a stereo camera's second eye: a whole other photo, not a preview
 
 
 def decoded(prepared: PreparedImage) -> Image.Image:
@@ -141,6 +144,65 @@ def test_bad_arguments_are_programming_errors() -> None:
         prepare_image(SAMPLES / "landscape_1.jpg", max_side=0)
     with pytest.raises(ValueError):
         prepare_image(SAMPLES / "landscape_1.jpg", quality=101)
+
+
+# -- prepare_image: a camera's own preview ------------------------------------------------
+
+
+def camera_jpeg(
+    path: Path, frames: list[tuple[tuple[int, int], tuple[int, int, int], int]]
+) -> Path:
+    """A red 3000x2000 photo (orientation 6) carrying frames of (size, colour, MP Type):
+    the colour of what prepare_image returns tells which one it decoded."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    extra = [(Image.new("RGB", size, colour), mp_type) for size, colour, mp_type in frames]
+    return save_with_frames(path, Image.new("RGB", (3000, 2000), RED), extra, exif=exif)
+
+
+def test_camera_preview_spares_decoding_the_photo(tmp_path: Path) -> None:
+    path = camera_jpeg(
+        tmp_path / "DSC01.JPG",
+        [
+            ((2400, 1600), GREEN, LARGE_THUMBNAIL_FULL_HD),
+            ((1536, 1024), BLUE, LARGE_THUMBNAIL_FULL_HD),  # the smallest that is big enough
+        ],
+    )
+    prepared = prepare_image(path)
+    assert close(decoded(prepared).getpixel((300, 500)), BLUE)
+    # Sizes and orientation are the photo's: the preview is stored the way it is.
+    assert (prepared.width, prepared.height) == (683, 1024)
+    assert (prepared.original_width, prepared.original_height) == (2000, 3000)
+    assert (prepared.format, prepared.extension) == ("JPEG", ".jpg")
+
+
+@pytest.mark.parametrize(
+    ("size", "mp_type", "max_side"),
+    [
+        ((1536, 1024), UNDEFINED, 1024),  # what Pillow writes; also HDR gain maps
+        ((1536, 1024), DISPARITY, 1024),
+        ((960, 640), LARGE_THUMBNAIL_FULL_HD, 1024),  # smaller than asked for
+        ((1536, 1024), LARGE_THUMBNAIL_FULL_HD, 2000),
+        ((1024, 1024), LARGE_THUMBNAIL_FULL_HD, 1024),  # cropped to another shape
+        ((1024, 1536), LARGE_THUMBNAIL_FULL_HD, 1024),  # stored turned
+    ],
+)
+def test_photo_itself_when_no_preview_fits(
+    tmp_path: Path, size: tuple[int, int], mp_type: int, max_side: int
+) -> None:
+    path = camera_jpeg(tmp_path / "DSC02.JPG", [(size, BLUE, mp_type)])
+    prepared = prepare_image(path, max_side=max_side)
+    assert max(prepared.width, prepared.height) == max_side
+    assert close(decoded(prepared).getpixel((100, 100)), RED)
+
+
+def test_damaged_preview_falls_back_to_the_photo(tmp_path: Path) -> None:
+    path = camera_jpeg(tmp_path / "DSC03.JPG", [((1536, 1024), BLUE, LARGE_THUMBNAIL_FULL_HD)])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 2000])  # the preview is last: its scan is cut short
+    assert close(decoded(prepare_image(path)).getpixel((100, 100)), RED)
+    path.write_bytes(data[: data.rindex(b"\xff\xd8") + 40])  # its header too
+    assert close(decoded(prepare_image(path)).getpixel((100, 100)), RED)
 
 
 # -- prepare_image: formats and modes ------------------------------------------------------
