@@ -1,13 +1,16 @@
 """pipe's benchmarks: `just bench` (all that can run here) or `python -m bench NAME...`.
 
 Each benchmark runs the real `pipe` command in a subprocess and prints its figures against
-the target from issue #3; results are also written to bench/results/latest.json.
+the targets of issues #3 and #4; results are also written to bench/results/latest.json.
 
   overhead     instant fake server: files/s end to end            target >= 300 files/s
   concurrency  fake with 4 slots, 200 ms each, 100 files          target <= 5.5 s (ideal 5 s)
   resume       second run over 10,000 finished files              target <= 2 s, 0 model calls
   memory       walk a 100,000-file tree (peak RSS)                target < 150 MB
   real         real llama.cpp server: pipe vs a bare client       target pipe >= 95 % of bare
+  media        shrink one 24 MP JPEG; 1,000 of them with 4 threads  target <= 40 ms, <= 300 MB
+  photos       rename 500 photos after a dry run                  target <= 5 s, 0 model calls
+  slot-busy    one-slot vision fake, 0.5 s a photo, 16 x 24 MP    target slot busy >= 95 %
 """
 
 from __future__ import annotations
@@ -313,6 +316,36 @@ def bench_photos(tmp: Path) -> None:
     )
 
 
+def bench_slot_busy(tmp: Path) -> None:
+    """A one-slot vision server taking 0.5 s a photo, 16 preview-less 24 MP JPEGs: pipe must
+    shrink the next photo while the model looks at this one, not keep the slot waiting."""
+    from bench.media import make_photo
+
+    folder = tmp / "slot-busy"
+    folder.mkdir()
+    first = make_photo(folder / "IMG_00.jpg")
+    data = first.read_bytes()
+    for i in range(1, 16):  # bytes after the end of the image make each file unique
+        (folder / f"IMG_{i:02}.jpg").write_bytes(data + b"%04d" % i)
+    home = tmp / "home-slot-busy"
+    latency, runs = 0.5, []
+    with FakeLlama(vision=True, slots=1, latency=latency) as server:
+        for _ in range(3):
+            args = ("run", "describe-images", str(folder), "--backend", server.url, "-q")
+            pipe(*args, "--redo", env={"PIPE_HOME": str(home)})
+            runs.append(run_seconds(home / "pipe.db"))
+        active = server.max_active
+    busy = 16 * latency / statistics.median(runs)
+    figures = {
+        "run s median": round(statistics.median(runs), 2),
+        "runs": [round(r, 2) for r in runs],
+        "model s": 16 * latency,
+        "slot busy": f"{busy:.0%}",
+        "max in flight": active,
+    }
+    report("slot-busy", figures, busy >= 0.95 and active == 1, "slot busy >= 95% of the run")
+
+
 BENCHMARKS = {
     "overhead": bench_overhead,
     "concurrency": bench_concurrency,
@@ -321,6 +354,7 @@ BENCHMARKS = {
     "real": bench_real,
     "media": bench_media_prep,
     "photos": bench_photos,
+    "slot-busy": bench_slot_busy,
 }
 
 

@@ -45,6 +45,9 @@ from pipeline.texts import NotText, decode, fit, hash_file, load_text
 STDIN_PATH = "<stdin>"
 CONTEXT_MARGIN = 16  # tokens kept free for BOS/special tokens the server adds
 REORDER_WINDOW = 512  # items admitted but not yet shown, at most (bounds memory)
+# Workers beyond the server's slots: they read, hash and shrink the next files while every
+# slot is answering, so a slot never waits for pipe (a 24 MP photo takes ~150 ms to shrink).
+READ_AHEAD = 2
 
 
 @dataclass
@@ -131,6 +134,8 @@ class Runner:
         self.model = self.info.model
         self.ask_key = recipe.ask_key(self.model)
         self.jobs = options.jobs or self.info.slots or 1
+        self.threads = self.jobs + READ_AHEAD
+        self._slots = threading.BoundedSemaphore(self.jobs)  # model calls in flight
         self.counts = Counts()
         self.stop = threading.Event()
         self.stopped: str | None = None
@@ -146,7 +151,7 @@ class Runner:
         )
         workers = [
             threading.Thread(target=self._work, daemon=True, name=f"pipe-worker-{i}")
-            for i in range(self.jobs)
+            for i in range(self.threads)
         ]
         for w in workers:
             w.start()
@@ -174,7 +179,7 @@ class Runner:
             while not self.stop.is_set():
                 self._collect(block=False)
                 # One queued item per worker beyond those running keeps every slot busy.
-                if self._in_workers >= self.jobs * 2 or seq - self._next_out >= REORDER_WINDOW:
+                if self._in_workers >= self.threads * 2 or seq - self._next_out >= REORDER_WINDOW:
                     self._collect(block=True)
                     continue
                 item = next(iterator, None)
@@ -527,7 +532,7 @@ class Runner:
                 images=(loaded.image(item.path, step.image_size),) if step.kind == "vision" else (),
             )
             try:
-                completion = self._call_with_retries(request, result)
+                completion = self._call(request, result)
             except ContextOverflow as e:
                 overflow_tries += 1
                 if overflow_tries > 3 or not uses_text:
@@ -563,6 +568,17 @@ class Runner:
                 return room
             self._room_cache[key] = room
         return self._room_cache[key]
+
+    def _call(self, request: Request, result: Result) -> Any:
+        """A model call once a server slot is free; until then this worker waits, its input
+        ready, while the others prepare theirs."""
+        while not self._slots.acquire(timeout=0.25):
+            if self.stop.is_set():
+                raise Interrupted
+        try:
+            return self._call_with_retries(request, result)
+        finally:
+            self._slots.release()
 
     def _call_with_retries(self, request: Request, result: Result) -> Any:
         attempts = 0

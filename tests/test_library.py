@@ -5,15 +5,23 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
+import threading
+import time
 from pathlib import Path
 
+import pytest
+
+from pipeline import media, runner
 from pipeline import recipe as recipes
 from pipeline.actions import Action
-from pipeline.backends import connect
+from pipeline.backends import Completion, Request, connect
 from pipeline.runner import Item, Options, Runner, file_items
 from pipeline.sources import Entry, Filters, expand
 from pipeline.state import Store
 from tests.fakes import FakeLlama
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "photos"
 
 
 def run(tmp_path: Path, items: list[Item], server: FakeLlama) -> tuple[int, list[dict]]:
@@ -54,3 +62,54 @@ def test_entries_with_errors_are_recorded_and_the_rest_runs(tmp_path: Path) -> N
     with FakeLlama() as server:
         code, records = run(tmp_path, items, server)
     assert code == 1 and [r["status"] for r in records] == ["failed", "done"]
+
+
+def test_the_next_photo_is_prepared_while_the_model_looks_at_this_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("landscape_1.jpg", "landscape_3.jpg", "landscape_6.jpg", "DSCN0010.jpg"):
+        shutil.copy(SAMPLES / name, photos / name)
+    events: list[tuple[str, float]] = []
+    lock = threading.Lock()
+
+    def log(event: str) -> None:
+        with lock:
+            events.append((event, time.monotonic()))
+
+    def prepare(path: str, max_side: int) -> media.PreparedImage:
+        log("prepare")
+        return media.prepare_image(path, max_side=max_side)
+
+    monkeypatch.setattr(runner, "prepare_image", prepare)
+    with FakeLlama(vision=True, slots=1, latency=0.3) as server:
+        backend = connect(server.url)
+        complete = backend.complete
+
+        def timed_complete(request: Request) -> Completion:
+            log("call")
+            try:
+                return complete(request)
+            finally:
+                log("answer")
+
+        monkeypatch.setattr(backend, "complete", timed_complete)
+        store = Store(tmp_path / "state.db")
+        action = Action(out=io.StringIO(), as_json=True, headers=False, model="m")
+        entries = expand([str(photos)], Filters())
+        summary = Runner(recipes.load("describe-images"), backend, store, action, Options()).run(
+            file_items(entries), []
+        )
+        store.close()
+        backend.close()
+    assert summary.exit_code == 0 and server.max_active == 1  # one slot, one call at a time
+    calls = [t for e, t in events if e == "call"]
+    answers = [t for e, t in events if e == "answer"]
+    prepares = [t for e, t in events if e == "prepare"]
+    assert len(calls) == len(prepares) == 4
+    for ready, previous_answer in zip(sorted(prepares)[1:], answers[:-1], strict=True):
+        # While the slot works on one photo, the next is already being made ready...
+        assert ready < previous_answer, events
+    for end, start in zip(answers[:-1], calls[1:], strict=True):
+        assert start - end < 0.1  # ...so the slot takes the next the moment it is free
