@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from bench.media import LARGE_THUMBNAIL_FULL_HD, save_with_frames
 from tests.conftest import ROOT, pipe_cmd, run_pipe
 from tests.fakes import MEDIA_MARKER, FakeKobold, FakeLlama
 
@@ -393,3 +394,43 @@ def test_undo_works_from_another_folder_after_a_relative_run(
     r = run_pipe("undo")  # from the repository, not from tmp_path
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_camera_jpeg_uploads_its_preview_and_keeps_its_bytes(
+    vision: FakeLlama, tmp_path: Path
+) -> None:
+    folder = tmp_path / "card"
+    folder.mkdir()
+    photo = save_with_frames(
+        folder / "DSC00042.JPG",
+        Image.new("RGB", (3000, 2000), (200, 0, 0)),  # red photo, blue preview
+        [(Image.new("RGB", (1536, 1024), (0, 0, 200)), LARGE_THUMBNAIL_FULL_HD)],
+    )
+    data = photo.read_bytes()
+    r = run_pipe("run", "rename-images", str(folder), "--backend", vision.url)
+    assert r.returncode == 0, r.stderr
+    body = next(b for p, b in vision.requests if p == "/completion")
+    image = Image.open(io.BytesIO(base64.b64decode(body["prompt"]["multimodal_data"][0])))
+    assert image.size == (1024, 683) and image.getpixel((500, 300))[2] > 150  # the preview
+    [renamed] = list(folder.iterdir())
+    assert renamed.suffix.lower() == ".jpg" and renamed.read_bytes() == data
+
+
+@pytest.mark.skipif(os.uname().sysname == "Darwin", reason="macOS refuses non-UTF-8 names")
+def test_a_name_that_is_not_utf8_is_renamed_and_restored(vision: FakeLlama, tmp_path: Path) -> None:
+    folder = tmp_path / "old-disk"
+    folder.mkdir()
+    latin1 = os.path.join(os.fsencode(folder), b"caf\xe9 \xe0 Paris.jpg")  # not UTF-8
+    data = (PHOTOS / "DSCN0010.jpg").read_bytes()
+    with open(latin1, "wb") as f:
+        f.write(data)
+    r = run_pipe("run", "rename-images", str(folder), "--backend", vision.url)
+    assert r.returncode == 0, r.stderr
+    [renamed] = os.listdir(os.fsencode(folder))
+    assert renamed.decode("utf-8").startswith("2008-10-22_")  # a clean new name
+    assert (folder / renamed.decode()).read_bytes() == data
+    r = run_pipe("undo")
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(os.fsencode(folder)) == [os.path.basename(latin1)]
+    with open(latin1, "rb") as f:
+        assert f.read() == data
