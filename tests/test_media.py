@@ -25,10 +25,11 @@ from pipeline.media import (
     real_extension,
 )
 from pipeline.templates import compile_template
+from tests.real_servers import SHARED
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "photos"
-CORPUS = Path("/work/shared/corpus/photos")
+CORPUS = SHARED / "corpus" / "photos"  # beside the clone, or PIPE_TEST_SHARED
 
 RED, WHITE = (255, 0, 0), (255, 255, 255)
 BLUE, GREEN = (0, 0, 255), (0, 255, 0)
