@@ -20,6 +20,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+REPEAT_LAST_N = 64  # llama.cpp server's default window for repeat_penalty
+
 
 class Model:
     """One context (one slot): requests take turns, as on a llama-server with -np 1."""
@@ -44,7 +46,13 @@ class Model:
         return list(self.vocab.tokenize(text, add_special=special, parse_special=special))
 
     def complete(
-        self, prompt: str, n_predict: int, temperature: float, stop: list[str], grammar: str
+        self,
+        prompt: str,
+        n_predict: int,
+        temperature: float,
+        stop: list[str],
+        grammar: str,
+        repeat_penalty: float = 1.0,
     ) -> dict[str, Any]:
         tokens = self.tokenize(prompt, special=True)
         if n_predict < 0:
@@ -54,7 +62,7 @@ class Model:
         with self.lock:
             started = time.perf_counter()
             self.context.kv_cache_clear()
-            sampler = self._sampler(temperature, grammar)
+            sampler = self._sampler(temperature, grammar, repeat_penalty)
             if self.context.decode(self.L.llama_batch_get_one(tokens, 0)) != 0:
                 raise RuntimeError("the model could not read the prompt")
             prompt_ms = (time.perf_counter() - started) * 1000
@@ -94,10 +102,12 @@ class Model:
             },
         }
 
-    def _sampler(self, temperature: float, grammar: str) -> Any:
+    def _sampler(self, temperature: float, grammar: str, repeat_penalty: float) -> Any:
         sampler = self.L.LlamaSampler(self.L.LlamaSamplerChainParams())
         if grammar:
             sampler.add_grammar(self.vocab, grammar, "root")
+        if repeat_penalty != 1.0:  # as llama.cpp's server: over the last 64 tokens
+            sampler.add_penalties(REPEAT_LAST_N, repeat_penalty, 0.0, 0.0)
         if temperature <= 0:
             sampler.add_greedy()
         else:
@@ -182,6 +192,7 @@ def make_handler(model: Model) -> type[BaseHTTPRequestHandler]:
                     float(body.get("temperature", 0.8)),
                     [str(s) for s in body.get("stop") or []],
                     str(body.get("grammar") or ""),
+                    float(body.get("repeat_penalty", 1.0)),
                 )
             except ContextExceeded as e:
                 self.error(

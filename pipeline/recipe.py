@@ -39,6 +39,7 @@ _STEP_KEYS = {
     "prompt",
     "max_tokens",
     "temperature",
+    "repeat_penalty",
     "stop",
     "grammar",
     "format",
@@ -54,6 +55,7 @@ class Step:
     system: str = ""
     max_tokens: int = 256
     temperature: float = 0.0
+    repeat_penalty: float = 1.0  # 1.0 is off; small models loop without ~1.1
     stop: tuple[str, ...] = ()
     grammar: str = ""
     format: str = "auto"
@@ -67,6 +69,8 @@ class Step:
             "prompt": self.prompt.source,
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
+            # Only when set, so answers cached before this option existed stay valid.
+            **({"repeat_penalty": self.repeat_penalty} if self.repeat_penalty != 1.0 else {}),
             "stop": list(self.stop),
             "grammar": self.grammar,
             "format": self.format,
@@ -267,6 +271,9 @@ def _parse_step(raw: Any, where: str, label: str, earlier: set[str]) -> Step:
     if max_tokens < 1:
         raise RecipeError(f"{where}: {p}max_tokens: expected a positive whole number")
     temperature = _typed(raw, "temperature", (int, float), where, p, 0.0)
+    repeat_penalty = _typed(raw, "repeat_penalty", (int, float), where, p, 1.0)
+    if not 0.5 <= repeat_penalty <= 2.0:
+        raise RecipeError(f"{where}: {p}repeat_penalty: expected 0.5 to 2.0 (1.0 is off)")
     stop = _typed(raw, "stop", list, where, p, [])
     if not all(isinstance(s, str) for s in stop):
         raise RecipeError(f"{where}: {p}stop: expected a list of strings")
@@ -285,6 +292,7 @@ def _parse_step(raw: Any, where: str, label: str, earlier: set[str]) -> Step:
         system=_typed(raw, "system", str, where, p, ""),
         max_tokens=max_tokens,
         temperature=float(temperature),
+        repeat_penalty=float(repeat_penalty),
         stop=tuple(stop),
         grammar=_typed(raw, "grammar", str, where, p, ""),
         format=fmt,

@@ -526,6 +526,7 @@ class Runner:
                 system=step.system,
                 max_tokens=step.max_tokens,
                 temperature=step.temperature,
+                repeat_penalty=step.repeat_penalty,
                 stop=step.stop,
                 grammar=step.grammar,
                 format=step.format,

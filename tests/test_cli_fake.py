@@ -31,6 +31,7 @@ def test_summarize_folder_prints_answers_in_order(llama: FakeLlama, notes: Path)
     # The request is the raw-completion shape with the recipe's settings.
     path, body = next((p, b) for p, b in llama.requests if p == "/completion")
     assert body["n_predict"] == 160 and body["temperature"] == 0 and body["cache_prompt"] is True
+    assert body["repeat_penalty"] == 1.1
     assert "<start_of_turn>user" in body["prompt"]  # gemma model name → Gemma chat format
     assert "<end_of_turn>" in body["stop"]
 
@@ -208,6 +209,7 @@ def test_koboldcpp_native_api(notes: Path) -> None:
         body = next(b for p, b in server.requests if p == "/api/v1/generate")
         assert body["trim_stop"] is True and body["genkey"].startswith("KCPP")
         assert body["max_context_length"] == 4096 and body["max_length"] == 160
+        assert body["rep_pen"] == 1.1
         assert body["prompt"].startswith("<|im_start|>system\n")  # SmolLM2 → ChatML
         assert "<|im_end|>" in body["stop_sequence"]
         assert server.max_active == 1

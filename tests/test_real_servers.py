@@ -6,9 +6,11 @@ completes with every file answered exactly once.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -146,14 +148,18 @@ def test_embedded_model_when_no_server_runs(tmp_path: Path) -> None:
         str(ROOT / "samples" / "text"),
         "--json",
         "--set",
-        "ask.max_tokens=24",
+        "ask.max_tokens=40",
         timeout=600,
     )
     assert r.returncode == 0, r.stderr
     assert "starting the embedded model" in r.stderr and "--backend URL" in r.stderr
-    lines = [line for line in r.stdout.splitlines() if line]
-    assert len(lines) == 3 and all('"status": "done"' in line for line in lines)
-    assert all('"answer": ""' not in line for line in lines)
+    records = [json.loads(line) for line in r.stdout.splitlines() if line]
+    assert len(records) == 3 and all(rec["status"] == "done" for rec in records)
+    for rec in records:
+        # The recipe's repeat_penalty reaches the model: without it SmolLM2 answers the
+        # meeting notes with "Tuesday, Tuesday, Wednesday, ..., Monday, Tuesday" to the end.
+        words = Counter(w.strip(".,;:").lower() for w in rec["answer"].split() if len(w) > 4)
+        assert rec["answer"] and max(words.values(), default=0) <= 2, rec["answer"]
 
 
 PHOTOS = ROOT / "samples" / "photos"

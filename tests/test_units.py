@@ -81,6 +81,7 @@ prompt = "Title for {gist} (previous: {answer})"
         ("[ask]\nprompt = 'x'\n[then]\naction = 'explode'\n", "then.action: expected one of"),
         ("inputs = 'x'\n[ask]\nprompt = 'x'\n", "inputs: expected a list"),
         ("[ask\n", "not valid TOML"),
+        ("[ask]\nprompt = 'x'\nrepeat_penalty = 5\n", "ask.repeat_penalty: expected 0.5 to 2.0"),
     ],
 )
 def test_recipe_errors_name_file_and_field(tmp_path: Path, text: str, message: str) -> None:
@@ -88,6 +89,13 @@ def test_recipe_errors_name_file_and_field(tmp_path: Path, text: str, message: s
     with pytest.raises(RecipeError) as e:
         recipes.load(str(path))
     assert str(path) in str(e.value) and message in str(e.value)
+
+
+def test_repeat_penalty_is_in_the_fingerprint_only_when_set() -> None:
+    plain = recipes.load("summarize-text", ["ask.repeat_penalty=1.0"]).steps[0]
+    assert "repeat_penalty" not in plain.key()  # answers cached before the option stay valid
+    tuned = recipes.load("summarize-text").steps[0]
+    assert tuned.repeat_penalty == 1.1 and tuned.key()["repeat_penalty"] == 1.1
 
 
 def test_set_needs_field_equals_value(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ class Request:
     system: str = ""
     max_tokens: int = 256
     temperature: float = 0.0
+    repeat_penalty: float = 1.0  # llama.cpp's repeat_penalty, koboldcpp's rep_pen
     stop: tuple[str, ...] = ()
     grammar: str = ""
     format: str = "auto"

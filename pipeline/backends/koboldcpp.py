@@ -74,6 +74,8 @@ class KoboldBackend(Backend):
             payload["max_context_length"] = self.info.n_ctx
         if request.grammar:
             payload["grammar"] = request.grammar
+        if request.repeat_penalty != 1.0:
+            payload["rep_pen"] = request.repeat_penalty
         if request.images:
             if not (self.info and self.info.vision):
                 raise NoVision(f"{self.url} has no vision projector; {NO_VISION_HINT}")

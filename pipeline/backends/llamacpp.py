@@ -84,6 +84,8 @@ class LlamaCppBackend(Backend):
         }
         if request.grammar:
             payload["grammar"] = request.grammar
+        if request.repeat_penalty != 1.0:
+            payload["repeat_penalty"] = request.repeat_penalty
         if request.images and api == "image_data":
             payload["image_data"] = [
                 {"data": b64(image), "id": 10 + n} for n, image in enumerate(request.images)

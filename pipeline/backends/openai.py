@@ -70,6 +70,8 @@ def post_chat(backend: Backend, request: Request) -> Completion:
         payload["stop"] = list(request.stop)
     if request.grammar:
         payload["grammar"] = request.grammar  # llama.cpp-based servers honour it
+    if request.repeat_penalty != 1.0 and backend.kind == "llama.cpp":
+        payload["repeat_penalty"] = request.repeat_penalty  # OpenAI's own API would refuse it
     response = backend._send("POST", "/v1/chat/completions", payload)
     backend._raise_for_status(response)
     body = backend._json(response)
