@@ -35,7 +35,8 @@ class Result:
     notes: list[str] = field(default_factory=list)
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
-    duration_ms: int | None = None
+    duration_ms: int | None = None  # the item's own time: reading, preparing, the model
+    waited: float = 0.0  # seconds queued for a free server slot, left out of duration_ms
     attempts: int = 0
     is_file: bool = True
     fields: dict[str, Any] = field(default_factory=dict)  # exif, ext, step answers: for names

@@ -10,6 +10,7 @@ next run does them.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import os
 import queue
@@ -135,7 +136,7 @@ class Runner:
         self.ask_key = recipe.ask_key(self.model)
         self.jobs = options.jobs or self.info.slots or 1
         self.threads = self.jobs + READ_AHEAD
-        self._slots = threading.BoundedSemaphore(self.jobs)  # model calls in flight
+        self._slots = SlotGate(self.jobs)  # model calls in flight
         self.counts = Counts()
         self.stop = threading.Event()
         self.stopped: str | None = None
@@ -399,7 +400,7 @@ class Runner:
             if self.stop.is_set():
                 continue  # interrupted: leave it for the next run
             try:
-                done = self._process(item)
+                done = self._process(item, seq)
             except Interrupted:
                 continue
             except BackendDown as e:
@@ -408,7 +409,7 @@ class Runner:
                 done = _Done(item, Result(item.path, "failed", error=f"internal error: {e!r}"))
             self._results.put((seq, done))
 
-    def _process(self, item: Item) -> _Done:
+    def _process(self, item: Item, seq: int) -> _Done:
         started = time.monotonic()
         try:
             loaded = self._load(item)
@@ -428,7 +429,7 @@ class Runner:
             answer = None if self.options.redo else self.store.cached_answer(fingerprint)
             if answer is None:
                 try:
-                    answer = self._ask(step, item, loaded, answers, previous, result)
+                    answer = self._ask(step, item, loaded, answers, previous, result, seq)
                 except ImageError as e:
                     result.status, result.error = "failed", str(e)
                     break
@@ -444,7 +445,7 @@ class Runner:
                         "model": self.model,
                         "prompt_tokens": result.prompt_tokens,
                         "completion_tokens": result.completion_tokens,
-                        "duration_ms": int((time.monotonic() - started) * 1000),
+                        "duration_ms": _ms_since(started, result.waited),
                     }
                 )
             answers[step.name] = previous = answer
@@ -452,7 +453,7 @@ class Runner:
         else:
             result.answer = previous
             result.fields.update(answers)
-        result.duration_ms = int((time.monotonic() - started) * 1000)
+        result.duration_ms = _ms_since(started, result.waited)
         return done
 
     def _load(self, item: Item) -> Loaded:
@@ -505,6 +506,7 @@ class Runner:
         answers: dict[str, str],
         previous: str,
         result: Result,
+        seq: int,
     ) -> str:
         """One model call for one step: fit the text, retry what is worth retrying."""
         uses_text = any(f.name == "text" for f in step.prompt.fields)
@@ -533,7 +535,7 @@ class Runner:
                 images=(loaded.image(item.path, step.image_size),) if step.kind == "vision" else (),
             )
             try:
-                completion = self._call(request, result)
+                completion = self._call(request, result, seq)
             except ContextOverflow as e:
                 overflow_tries += 1
                 if overflow_tries > 3 or not uses_text:
@@ -570,12 +572,13 @@ class Runner:
             self._room_cache[key] = room
         return self._room_cache[key]
 
-    def _call(self, request: Request, result: Result) -> Any:
+    def _call(self, request: Request, result: Result, seq: int) -> Any:
         """A model call once a server slot is free; until then this worker waits, its input
         ready, while the others prepare theirs."""
-        while not self._slots.acquire(timeout=0.25):
-            if self.stop.is_set():
-                raise Interrupted
+        queued = time.monotonic()
+        if not self._slots.acquire(seq, self.stop):
+            raise Interrupted
+        result.waited += time.monotonic() - queued
         try:
             return self._call_with_retries(request, result)
         finally:
@@ -624,6 +627,42 @@ class Runner:
     def _sleep(self, seconds: float) -> None:
         if self.stop.wait(seconds):
             raise Interrupted
+
+
+class SlotGate:
+    """At most `slots` model calls at once. A freed slot goes to the earliest item in input
+    order among those ready and waiting, not to whichever thread wakes first: answers then
+    come in the order they are shown, and an item still being prepared holds up nobody."""
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiting: list[int] = []  # a heap of the waiting items' input positions
+        self._changed = threading.Condition()
+
+    def acquire(self, position: int, stop: threading.Event) -> bool:
+        """Wait for a slot; False if `stop` is set first."""
+        with self._changed:
+            heapq.heappush(self._waiting, position)
+            while not (self._free and self._waiting[0] == position):
+                if stop.is_set():
+                    self._waiting.remove(position)
+                    heapq.heapify(self._waiting)
+                    self._changed.notify_all()
+                    return False
+                self._changed.wait(0.25)
+            heapq.heappop(self._waiting)
+            self._free -= 1
+            self._changed.notify_all()  # with slots to spare, the next in line goes too
+            return True
+
+    def release(self) -> None:
+        with self._changed:
+            self._free += 1
+            self._changed.notify_all()
+
+
+def _ms_since(started: float, waited: float) -> int:
+    return int((time.monotonic() - started - waited) * 1000)
 
 
 def file_items(entries: Iterable[Entry]) -> Iterator[Item]:

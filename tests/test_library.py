@@ -16,7 +16,7 @@ from pipeline import media, runner
 from pipeline import recipe as recipes
 from pipeline.actions import Action
 from pipeline.backends import Completion, Request, connect
-from pipeline.runner import Item, Options, Runner, file_items
+from pipeline.runner import Item, Options, Runner, SlotGate, file_items
 from pipeline.sources import Entry, Filters, expand
 from pipeline.state import Store
 from tests.fakes import FakeLlama
@@ -113,3 +113,43 @@ def test_the_next_photo_is_prepared_while_the_model_looks_at_this_one(
         assert ready < previous_answer, events
     for end, start in zip(answers[:-1], calls[1:], strict=True):
         assert start - end < 0.1  # ...so the slot takes the next the moment it is free
+
+
+def waiting(gate: SlotGate, n: int) -> None:
+    deadline = time.monotonic() + 5
+    while len(gate._waiting) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_freed_slot_goes_to_the_earliest_waiting_item() -> None:
+    gate, stop, served = SlotGate(1), threading.Event(), []
+    assert gate.acquire(0, stop)
+
+    def wait(position: int) -> None:
+        assert gate.acquire(position, stop)
+        served.append(position)
+        gate.release()
+
+    threads = [threading.Thread(target=wait, args=(p,)) for p in (3, 1, 2)]
+    for t in threads:
+        t.start()
+    waiting(gate, 3)
+    gate.release()
+    for t in threads:
+        t.join(5)
+    assert served == [1, 2, 3]  # input order, not the order the threads arrived in
+
+
+def test_slot_gate_with_two_slots_and_a_stop() -> None:
+    gate, stop = SlotGate(2), threading.Event()
+    assert gate.acquire(5, stop) and gate.acquire(9, stop)  # two slots, no waiting
+    result: list[bool] = []
+    late = threading.Thread(target=lambda: result.append(gate.acquire(7, stop)))
+    late.start()
+    waiting(gate, 1)
+    stop.set()  # an interrupted run: the waiter gives up and leaves the line
+    late.join(5)
+    assert result == [False] and gate._waiting == []
+    gate.release()
+    stop.clear()
+    assert gate.acquire(11, stop)
