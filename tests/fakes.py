@@ -107,6 +107,7 @@ class FakeServer:
         self.prompts: Counter[str] = Counter()
         self.active = 0
         self.max_active = 0
+        self.spans: list[tuple[float, float]] = []  # (start, end) of each generation
         self.aborted: list[str] = []
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(slots)
@@ -164,6 +165,7 @@ class FakeServer:
             self.prompts[prompt] += 1
             self.active += 1
             self.max_active = max(self.max_active, self.active)
+        started = time.monotonic()
         try:
             if self.latency:
                 time.sleep(self.latency)
@@ -171,6 +173,7 @@ class FakeServer:
         finally:
             with self._lock:
                 self.active -= 1
+                self.spans.append((started, time.monotonic()))
         for stop in stops:
             if stop and stop in text:
                 text = text[: text.index(stop)]
