@@ -49,6 +49,9 @@ REORDER_WINDOW = 512  # items admitted but not yet shown, at most (bounds memory
 # Workers beyond the server's slots: they read, hash and shrink the next files while every
 # slot is answering, so a slot never waits for pipe (a 24 MP photo takes ~150 ms to shrink).
 READ_AHEAD = 2
+# Photos shrunk at once: more than the cores gains nothing (decoding is CPU-bound) and a
+# big PNG or TIFF, which cannot be decoded at reduced scale, takes ~4 bytes a pixel.
+_SHRINKING = threading.BoundedSemaphore(os.cpu_count() or 2)
 
 
 @dataclass
@@ -106,7 +109,8 @@ class Loaded:
     def image(self, path: str, size: int) -> bytes:
         """The upload JPEG, made once per size on first need (never for cache hits)."""
         if size not in self._images:
-            self._images[size] = prepare_image(path, max_side=size).jpeg
+            with _SHRINKING:
+                self._images[size] = prepare_image(path, max_side=size).jpeg
         return self._images[size]
 
 

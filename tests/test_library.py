@@ -153,3 +153,37 @@ def test_slot_gate_with_two_slots_and_a_stop() -> None:
     gate.release()
     stop.clear()
     assert gate.acquire(11, stop)
+
+
+def test_photos_are_shrunk_no_more_at_once_than_there_are_cores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, name in enumerate(sorted(p.name for p in SAMPLES.glob("*.jpg"))):
+        shutil.copy(SAMPLES / name, photos / f"{i:02}.jpg")
+    lock, now, most = threading.Lock(), [0], [0]
+
+    def prepare(path: str, max_side: int) -> media.PreparedImage:
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        try:
+            time.sleep(0.05)  # long enough for every worker to pile in
+            return media.prepare_image(path, max_side=max_side)
+        finally:
+            with lock:
+                now[0] -= 1
+
+    monkeypatch.setattr(runner, "prepare_image", prepare)
+    with FakeLlama(vision=True, slots=8, latency=0.2) as server:
+        backend = connect(server.url)
+        store = Store(tmp_path / "state.db")
+        action = Action(out=io.StringIO(), as_json=True, headers=False, model="m")
+        summary = Runner(
+            recipes.load("describe-images"), backend, store, action, Options(jobs=8)
+        ).run(file_items(expand([str(photos)], Filters())), [])
+        store.close()
+        backend.close()
+    assert summary.exit_code == 0 and server.max_active > 1
+    assert most[0] == min(os.cpu_count() or 2, 8)  # 10 workers, but only one per core
