@@ -186,4 +186,4 @@ def test_photos_are_shrunk_no_more_at_once_than_there_are_cores(
         store.close()
         backend.close()
     assert summary.exit_code == 0 and server.max_active > 1
-    assert most[0] == min(os.cpu_count() or 2, 8)  # 10 workers, but only one per core
+    assert most[0] == min(os.cpu_count() or 2, 10)  # 10 workers, but one shrinks per core
