@@ -154,7 +154,7 @@ def _seek_preview(im: Image.Image, size: tuple[int, int]) -> bool:
     """Move `im` to the camera's own downscaled copy of the photo when it has one that is
     at least `size`: most camera makers store a "Large Thumbnail" of up to 1920x1080 in the
     JPEG's Multi-Picture (MPF) index. A 10 MB 24 MP photo costs ~120 ms of entropy decoding
-    here even at 1/8 scale; its 1616x1080 preview decodes in a few ms.
+    here even at 1/8 scale; its 1616x1080 preview decodes in ~10 ms.
 
     Only frames the index calls a Large Thumbnail count (never a stereo view, a panorama
     part or an HDR gain map), and only with the photo's exact shape, so a preview that was
