@@ -233,6 +233,7 @@ def bench_real(tmp: Path) -> None:
                         "temperature": 0,
                         "stop": stop,
                         "cache_prompt": True,
+                        "repeat_penalty": step.repeat_penalty,  # the recipe's, as pipe sends
                     }
                 )
             backend.close()
