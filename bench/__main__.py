@@ -7,7 +7,7 @@ the targets of issues #3 and #4; results are also written to bench/results/lates
   concurrency  fake with 4 slots, 200 ms each, 100 files          target <= 5.5 s (ideal 5 s)
   resume       second run over 10,000 finished files              target <= 2 s, 0 model calls
   memory       walk a 100,000-file tree (peak RSS)                target < 150 MB
-  real         real llama.cpp server: pipe vs a bare client       target pipe >= 95 % of bare
+  real         real llama.cpp server: pipe vs a bare client       target server >= 95 % as busy
   media        shrink one 24 MP JPEG; 1,000 of them with 4 threads  target <= 40 ms, <= 300 MB
   photos       rename 500 photos after a dry run                  target <= 5 s, 0 model calls
   slot-busy    one-slot vision fake, 0.5 s a photo, 16 x 24 MP    target slot busy >= 95 %
