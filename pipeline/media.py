@@ -108,16 +108,7 @@ def prepare_image(path: StrPath, max_side: int = 1024, quality: int = 85) -> Pre
     _check_file(path)
     if _sniff(path) in (".heic", ".avif"):
         _register_heif()
-    try:
-        im = Image.open(path, formats=_open_formats())
-    except UnidentifiedImageError:
-        raise ImageError("not an image") from None
-    except Image.DecompressionBombError:
-        raise ImageError("image too large") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        # Pillow reports a broken header this way (and OSError covers unreadable files).
-        raise ImageError(f"unreadable image: {_one_line(e)}") from None
-    with im:
+    with _open(path) as im:
         fmt = "JPEG" if im.format == "MPO" else str(im.format)
         try:
             orientation = _orientation(im)
@@ -129,8 +120,10 @@ def prepare_image(path: StrPath, max_side: int = 1024, quality: int = 85) -> Pre
                 try:
                     jpeg = _shrink(im, size, orientation, quality)
                 except _DAMAGE:
-                    im.seek(0)  # a damaged preview; the photo itself may be fine
-                    jpeg = _shrink(im, size, orientation, quality)
+                    # A damaged preview; the photo itself may be fine. Opened afresh: a
+                    # JPEG drafted once (the preview) ignores a second draft() at full size.
+                    with _open(path) as photo:
+                        jpeg = _shrink(photo, size, orientation, quality)
             else:
                 jpeg = _shrink(im, size, orientation, quality)
         except MemoryError:
@@ -148,6 +141,18 @@ def prepare_image(path: StrPath, max_side: int = 1024, quality: int = 85) -> Pre
         format=fmt,
         extension=_extension(fmt, path),
     )
+
+
+def _open(path: StrPath) -> Image.Image:
+    try:
+        return Image.open(path, formats=_open_formats())
+    except UnidentifiedImageError:
+        raise ImageError("not an image") from None
+    except Image.DecompressionBombError:
+        raise ImageError("image too large") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        # Pillow reports a broken header this way (and OSError covers unreadable files).
+        raise ImageError(f"unreadable image: {_one_line(e)}") from None
 
 
 def _seek_preview(im: Image.Image, size: tuple[int, int]) -> bool:
