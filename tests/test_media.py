@@ -468,7 +468,7 @@ def test_camera_names_are_tidied() -> None:
     ],
 )
 def test_camera_rule(make: str, model: str, camera: str) -> None:
-    assert media._camera(make, model) == camera
+    assert media.exif._camera(make, model) == camera
 
 
 def test_no_exif_and_mtime_fallback() -> None:
@@ -544,7 +544,7 @@ def test_null_island_and_out_of_range_gps(tmp_path: Path) -> None:
     ],
 )
 def test_date_parsing(text: str, expected: datetime | None) -> None:
-    assert media._parse_date(text) == expected
+    assert media.exif._parse_date(text) == expected
 
 
 def test_metadata_never_raises(tmp_path: Path) -> None:
