@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import math
+import re
 import socket
 import threading
 import time
@@ -251,16 +252,26 @@ LLAMA_HEADERS = [
 
 class FakeLlama(FakeServer):
     """llama.cpp's server (captures/llama-server): queues beyond its slots, 503 while loading.
-    With legacy=True it answers like llamafile's older server (stopped_* booleans, slot_id)."""
+
+    `llamafile="0.8.1"` or `"0.8.2"` makes it the old-generation server llamafile runs
+    (captures/llama-server-old): `image_data` with `[img-N]` markers, stopped_* booleans,
+    slot_id, and the counters each version really reports. Before 0.8.2 an image request
+    counts no prompt tokens at all (tokens_evaluated = prompt_n = 0, prompt echoed as "");
+    from 0.8.2 (llamafile PR #392) it counts text and image. Only `tokens_cached` (n_past)
+    grows by the image in both. With vision=False it is that server started without
+    --mmproj: `image_data` is ignored unread and `[img-N]` stays in the prompt as text.
+    """
 
     kind = "llama.cpp"
 
-    def __init__(self, *, legacy: bool = False, vision: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *, llamafile: str = "", vision: bool = False, **kwargs: Any) -> None:
+        if llamafile not in ("", "0.8.1", "0.8.2"):
+            raise ValueError(f"llamafile must be '0.8.1' or '0.8.2', not {llamafile!r}")
         kwargs.setdefault("model", "gemma-3-270m-q4_k_m.gguf")
         if vision:
             kwargs.setdefault("answer", vision_answer)
         super().__init__(**kwargs)
-        self.legacy = legacy
+        self.llamafile = llamafile
         self.vision = vision
         self.images_seen = 0
 
@@ -306,12 +317,18 @@ class FakeLlama(FakeServer):
             self.error(h, 404, "File Not Found", "not_found_error")
 
     def props(self) -> dict[str, Any]:
-        props = self._props()
-        if self.legacy:  # llamafile's classic server: no modalities, no media marker
-            del props["modalities"], props["media_marker"]
-        return props
-
-    def _props(self) -> dict[str, Any]:
+        if self.llamafile:  # captures/llama-server-old/03-props-mm: no model path, no template
+            return {
+                "assistant_name": "",
+                "default_generation_settings": {
+                    "model": f"models/{self.model}",
+                    "n_ctx": self.n_ctx,
+                    "n_predict": -1,
+                    "temperature": 0.800000011920929,
+                },
+                "total_slots": self.slots,
+                "user_name": "",
+            }
         return {
             "default_generation_settings": {
                 "params": {"temperature": 0.8, "n_predict": -1},
@@ -331,6 +348,9 @@ class FakeLlama(FakeServer):
     def completion(self, h: _Handler, body: dict[str, Any]) -> None:
         if "prompt" not in body:
             self.error(h, 400, "key 'prompt' not found", "invalid_request_error")
+            return
+        if self.llamafile:
+            self.old_completion(h, body)
             return
         prompt, images = self.read_prompt(h, body)
         if prompt is None:
@@ -379,12 +399,71 @@ class FakeLlama(FakeServer):
                 "predicted_ms": 1.0,
                 "predicted_per_second": 1000.0,
             },
+            "id_slot": 0,
+            "stop_type": "eos",
         }
-        if self.legacy:
-            result.update(slot_id=0, stopped_eos=True, stopped_word=False, stopped_limit=False)
-        else:
-            result.update(id_slot=0, stop_type="eos")
         h.send(200, result, LLAMA_HEADERS)
+
+    def old_completion(self, h: _Handler, body: dict[str, Any]) -> None:
+        """`/completion` of the old-generation server, counting as captured (counters.tsv)."""
+        prompt = str(body["prompt"])
+        text, images = prompt, []
+        if self.vision and body.get("image_data"):
+            given = {
+                int(entry.get("id", n)): str(entry.get("data", ""))
+                for n, entry in enumerate(body["image_data"])
+            }
+            wanted = [int(n) for n in re.findall(r"\[img-(\d+)\]", prompt)]
+            if any(n not in given for n in wanted) or image_digest(list(given.values())) is None:
+                # An unknown id, bad base64 or a data: URI (captures 15-17).
+                h.send(404, b"File Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+                return
+            # Images without a marker go before the text (capture 13).
+            text, images = re.sub(r"\[img-\d+\]", "", prompt), list(given.values())
+            self.images_seen += len(images)
+        failure = self.next_failure()
+        if failure and self._fail(h, failure):
+            return
+        seen = text + (f" [image {image_digest(images)}]" if images else "")
+        with self._slots:
+            content = self.generate(seen, list(body.get("stop") or []))
+        if failure == "empty":
+            content = ""
+        n_prompt = count_tokens(text) + IMAGE_TOKENS * len(images)
+        limit = int(body.get("n_predict", -1))
+        predicted = max(1, count_tokens(content))
+        predicted = min(predicted, limit) if limit > 0 else predicted
+        # Before llamafile 0.8.2 the server clears an image request's prompt before counting.
+        counted = not images or self.llamafile == "0.8.2"
+        evaluated = n_prompt if counted else 0
+        h.send(
+            200,
+            {
+                "content": content,
+                "generation_settings": {"model": f"models/{self.model}", "n_ctx": self.n_ctx},
+                "model": f"models/{self.model}",
+                "prompt": prompt if counted else "",
+                "slot_id": 0,
+                "stop": True,
+                "stopped_eos": True,
+                "stopped_limit": False,
+                "stopped_word": False,
+                "stopping_word": "",
+                "timings": {
+                    "predicted_ms": 1.0,
+                    "predicted_n": predicted,
+                    "prompt_ms": 1.0,
+                    "prompt_n": evaluated,
+                    "prompt_per_second": 1000.0 if counted else 0.0,
+                    "prompt_per_token_ms": 1.0 if counted else None,
+                },
+                "tokens_cached": n_prompt + predicted - 1,  # n_past
+                "tokens_evaluated": evaluated,
+                "tokens_predicted": predicted,
+                "truncated": False,
+            },
+            LLAMA_HEADERS,
+        )
 
     def read_prompt(self, h: _Handler, body: dict[str, Any]) -> tuple[str | None, list[str]]:
         """The text prompt and the images this server would really use (as captured)."""
@@ -408,11 +487,7 @@ class FakeLlama(FakeServer):
                 return None, []
             self.images_seen += len(images)
             return text.replace(MEDIA_MARKER, ""), images
-        images = []
-        if body.get("image_data") and self.legacy and self.vision:
-            images = [str(i.get("data", "")) for i in body["image_data"]]
-            self.images_seen += len(images)
-        return str(prompt), images  # current servers ignore image_data silently
+        return str(prompt), []  # current servers ignore image_data silently
 
     def _fail(self, h: _Handler, failure: str) -> bool:
         if failure == "500":

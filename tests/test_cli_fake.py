@@ -221,10 +221,13 @@ def test_koboldcpp_native_api(notes: Path) -> None:
         assert len(answers(r.stdout)) == 3
 
 
-def test_llamafile_legacy_fields(notes: Path) -> None:
-    with FakeLlama(legacy=True) as server:
+def test_llamafile_old_server_fields(notes: Path) -> None:
+    with FakeLlama(llamafile="0.8.1", model="mistral-7b-instruct-v0.2.Q4_0.gguf") as server:
         r = run_pipe("run", "summarize-text", str(notes / "note1.md"), "--backend", server.url)
+        body = next(b for p, b in server.requests if p == "/completion")
     assert r.returncode == 0 and r.stdout.startswith("Summary ")
+    assert "model mistral-7b-instruct-v0.2.Q4_0.gguf" in r.stderr  # from the settings
+    assert body["prompt"].startswith("[INST] ")  # its chat format follows from the name
 
 
 def test_slots_are_kept_busy(notes: Path) -> None:

@@ -92,16 +92,45 @@ def test_koboldcpp_gets_bare_base64_images(tmp_path: Path) -> None:
         assert body["images"][0].startswith("/9j/") and server.images_seen == 1
 
 
-def test_llamafile_image_data_and_a_server_that_ignores_images(tmp_path: Path) -> None:
-    folder = album(tmp_path, CAMERAS[:1])
-    with FakeLlama(legacy=True, vision=True) as server:
-        r = run_pipe("run", "describe-images", str(folder), "--backend", server.url)
+@pytest.mark.parametrize("version", ["0.8.1", "0.8.2"])
+def test_llamafile_sees_images_and_a_llamafile_without_projector_is_refused(
+    version: str, tmp_path: Path
+) -> None:
+    """llamafile's server before 0.8.2 counts no prompt tokens for an image request, and one
+    started without --mmproj ignores images unread; n_past (tokens_cached) tells them apart."""
+    folder = album(tmp_path, CAMERAS[:2])
+    with FakeLlama(llamafile=version, vision=True) as server:
+        r = run_pipe("run", "describe-images", str(folder), "--backend", server.url, "--json")
         assert r.returncode == 0, r.stderr
         body = [b for p, b in server.requests if p == "/completion"][-1]
         assert body["image_data"][0]["id"] == 10 and "[img-10]" in body["prompt"]
-    with FakeLlama(legacy=True, vision=False) as server:  # silently ignores image_data
+        assert "SmolLM" not in body["prompt"] and "<start_of_turn>" in body["prompt"]  # gemma
+        assert [rec["status"] for rec in records(r.stdout)] == ["done", "done"]
+        assert server.images_seen == 2 + 1  # two photos and the check's test image
+    with FakeLlama(llamafile=version, vision=False, model="other.gguf") as server:
         r = run_pipe("run", "describe-images", str(folder), "--backend", server.url)
-        assert r.returncode == 3 and "ignores images" in r.stderr and "--mmproj" in r.stderr
+        assert r.returncode == 3, r.stderr
+        assert "ignores images" in r.stderr and "--mmproj" in r.stderr
+        assert r.stdout == "" and "Traceback" not in r.stderr
+        assert server.generate_calls == 2  # only the check: no photo was described
+
+
+def test_a_finished_folder_asks_a_llamafile_nothing(tmp_path: Path) -> None:
+    """The vision check runs before the first photo that needs the model, not before every
+    run: the real run after a dry run and a cron re-run make no model call at all."""
+    folder = album(tmp_path)
+    with FakeLlama(llamafile="0.8.1", vision=True) as server:
+        args = ("run", "rename-images", str(folder), "--backend", server.url)
+        r = run_pipe(*args, "--dry-run")
+        assert r.returncode == 0, r.stderr
+        assert server.generate_calls == len(CAMERAS) + 2  # the photos and the check
+        for _ in range(2):  # apply, then a re-run of the finished folder
+            before = len(server.requests)
+            r = run_pipe(*args)
+            assert r.returncode == 0, r.stderr
+            paths = [p for p, _ in server.requests[before:]]
+            assert "/completion" not in paths and "/tokenize" not in paths, paths
+    assert not set(CAMERAS) & {p.name for p in folder.iterdir()}  # all renamed
 
 
 @pytest.mark.parametrize("server", [FakeLlama, FakeKobold])

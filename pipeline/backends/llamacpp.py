@@ -9,6 +9,7 @@ from pipeline.backends.base import (
     Completion,
     ContextOverflow,
     NoVision,
+    Rejected,
     Request,
     ServerInfo,
     Transient,
@@ -32,7 +33,10 @@ class LlamaCppBackend(Backend):
         self._raise_for_status(response)
         props = self._json(response)
         settings = props.get("default_generation_settings") or {}
-        model = str(props.get("model_alias") or props.get("model_path") or "")
+        # The old-generation server (llamafile) names its model only in the settings.
+        model = str(
+            props.get("model_alias") or props.get("model_path") or settings.get("model") or ""
+        )
         total_slots = props.get("total_slots")
         modalities = props.get("modalities")
         marker = str(props.get("media_marker") or "")
@@ -91,6 +95,9 @@ class LlamaCppBackend(Backend):
                 {"data": b64(image), "id": 10 + n} for n, image in enumerate(request.images)
             ]
         response = self._send("POST", "/completion", payload)
+        if response.status_code == 404 and request.images:
+            # The old server's answer to an image it cannot decode (text/plain, captures 15-17).
+            raise Rejected(f"{self.url} could not read the image (HTTP 404 File Not Found)")
         if response.status_code == 400:
             body = _safe_json(response)
             error = body.get("error") if isinstance(body, dict) else None
@@ -118,12 +125,37 @@ class LlamaCppBackend(Backend):
             raise NoVision(f"{self.url} has no vision projector loaded; {NO_VISION_HINT}")
         if info.vision_api != "image_data":
             return
-        # Old servers ignore `image_data` silently: an image must add prompt tokens.
-        probe = Request("Describe.", max_tokens=1, format="raw")
-        without = self.complete(probe).prompt_tokens or 0
-        with_image = self.complete(replace(probe, images=(tiny_jpeg(),))).prompt_tokens or 0
-        if with_image <= without + 4:
-            raise NoVision(f"{self.url} ignores images (no tokens added); {NO_VISION_HINT}")
+        # llamafile's server ignores `image_data` unread when started without --mmproj, and
+        # before 0.8.2 it counts no prompt tokens for any image request (tokens_evaluated and
+        # prompt_n are 0). The one counter that tells is n_past (`tokens_cached`): for the
+        # same marker prompt it grows by the image's embeddings only if the image was seen.
+        without = self._context_used(None)
+        with_image = self._context_used(tiny_jpeg())
+        if without is not None and with_image is not None and with_image <= without:
+            raise NoVision(
+                f"{self.url} ignores images (the server's context did not grow by the image);"
+                f" {NO_VISION_HINT}"
+            )
+
+    def _context_used(self, image: bytes | None) -> int | None:
+        """Tokens in the context after a one-token answer to "[img-10] Describe." (with the
+        image or not), or None when the server does not report `tokens_cached`."""
+        payload: dict[str, object] = {
+            "prompt": "[img-10] Describe.",
+            "n_predict": 1,
+            "temperature": 0,
+            "cache_prompt": False,
+        }
+        if image is not None:
+            payload["image_data"] = [{"data": b64(image), "id": 10}]
+        response = self._send("POST", "/completion", payload)
+        self._raise_for_status(response)
+        body = self._json(response)
+        cached = body.get("tokens_cached") if isinstance(body, dict) else None
+        if not isinstance(cached, int):
+            return None
+        predicted = body.get("tokens_predicted")
+        return cached - (predicted if isinstance(predicted, int) else 1)
 
     def count_tokens(self, text: str) -> int | None:
         return self._count_with("/tokenize", {"content": text}, lambda b: len(b["tokens"]))
