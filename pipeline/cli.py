@@ -182,7 +182,9 @@ def run(
     if dry_run and summary.exit_code in (0, 1):
         command = " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--dry-run")
         say.info(f"dry run: nothing was changed. To apply: pipe {command}")
-    if summary.stopped == "backend":
+    if summary.stopped == "unable":
+        say.error(f"error: {summary.error}")
+    elif summary.stopped == "backend":
         say.error("the backend stopped answering; run the same command again to go on")
     elif summary.stopped:
         say.error(f"interrupted ({summary.stopped}); finished files are saved, run again to go on")

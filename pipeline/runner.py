@@ -21,13 +21,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pipeline import renames
 from pipeline.actions import Action, Result
 from pipeline.backends import (
     Backend,
     Busy,
+    Completion,
     ContextOverflow,
     NoVision,
     Rejected,
@@ -35,7 +36,6 @@ from pipeline.backends import (
     Transient,
     Unreachable,
 )
-from pipeline.errors import BackendUnavailable
 from pipeline.media import ImageError, image_extension, named_as, prepare_image, read_metadata
 from pipeline.paths import display_path
 from pipeline.recipe import Recipe, Step
@@ -43,6 +43,7 @@ from pipeline.sources import Entry
 from pipeline.state import HEARTBEAT_SECONDS, Counts, Store, now_iso
 from pipeline.texts import NotText, decode, fit, hash_file, load_text
 
+_T = TypeVar("_T")
 STDIN_PATH = "<stdin>"
 CONTEXT_MARGIN = 16  # tokens kept free for BOS/special tokens the server adds
 REORDER_WINDOW = 512  # items admitted but not yet shown, at most (bounds memory)
@@ -75,7 +76,8 @@ class Summary:
     counts: Counts
     seconds: float
     exit_code: int
-    stopped: str | None = None  # why the run ended early, when it did
+    stopped: str | None = None  # why the run ended early: a signal, "backend" or "unable"
+    error: str | None = None  # with "unable": why the backend cannot run this recipe
 
 
 @dataclass
@@ -90,6 +92,10 @@ class Item:
 
 class BackendDown(Exception):
     pass
+
+
+class CannotRun(Exception):
+    """The backend cannot do what the recipe asks (see images): no item can succeed."""
 
 
 class Interrupted(Exception):
@@ -121,7 +127,8 @@ class _Done:
     hash: str | None = None
     fingerprint: str | None = None
     cache_rows: list[dict[str, Any]] = field(default_factory=list)
-    fatal: str | None = None
+    fatal: str | None = None  # the run must stop: why
+    stop_reason: str = "backend"  # with `fatal`: "backend" (went away) or "unable"
     record: bool = True  # False: already settled in the store (a skip), only shown
 
 
@@ -144,6 +151,10 @@ class Runner:
         self.counts = Counts()
         self.stop = threading.Event()
         self.stopped: str | None = None
+        self.error: str | None = None
+        self._vision_lock = threading.Lock()
+        self._vision_checked = False
+        self._cannot_see: str | None = None
         self._tasks: queue.Queue[tuple[int, Item] | None] = queue.Queue()
         self._results: queue.Queue[tuple[int, _Done]] = queue.Queue()
         self._room_cache: dict[str, int] = {}
@@ -169,12 +180,6 @@ class Runner:
         for outcome in renames.reconcile(self.store):  # a journal left by a killed run
             if self.options.on_info:
                 self.options.on_info(f"journal: {outcome.old} -> {outcome.new}: {outcome.reason}")
-        if self.recipe.needs_image:
-            try:
-                self.backend.check_vision()
-            except NoVision as e:
-                self.store.end_run(self.run_id, "backend-down", 3, self.counts)
-                raise BackendUnavailable(str(e)) from None
         self._next_out = 0
         self._in_workers = 0
         seq = 0
@@ -216,11 +221,16 @@ class Runner:
         status = {0: "done", 1: "failed", 3: "backend-down"}.get(exit_code, "interrupted")
         self.store.end_run(self.run_id, status, exit_code, self.counts)
         return Summary(
-            self.run_id, self.counts, time.monotonic() - started, exit_code, self.stopped
+            self.run_id,
+            self.counts,
+            time.monotonic() - started,
+            exit_code,
+            self.stopped,
+            self.error,
         )
 
     def _exit_code(self) -> int:
-        if self.stopped == "backend":
+        if self.stopped in ("backend", "unable"):
             return 3
         if self.stopped:
             return 128 + (signal.SIGTERM if self.stopped == "SIGTERM" else signal.SIGINT)
@@ -283,11 +293,13 @@ class Runner:
             block = False
             self._in_workers -= 1
             if done.fatal:
-                self.stopped = self.stopped or "backend"
+                self.stopped = self.stopped or done.stop_reason
                 self.stop.set()
                 del self._pending[seq]
                 self.store.release(self.recipe.name, done.item.entry.key, self.run_id)
-                if self.options.on_error:
+                if done.stop_reason == "unable":
+                    self.error = self.error or done.fatal  # said once, not per item
+                elif self.options.on_error:
                     self.options.on_error(Result(done.item.path, "failed", error=done.fatal))
                 continue
             self._pending[seq] = done
@@ -409,6 +421,8 @@ class Runner:
                 continue
             except BackendDown as e:
                 done = _Done(item, Result(item.path, "failed"), fatal=str(e))
+            except CannotRun as e:
+                done = _Done(item, Result(item.path, "failed"), fatal=str(e), stop_reason="unable")
             except Exception as e:  # a bug must cost one item, not the run
                 done = _Done(item, Result(item.path, "failed", error=f"internal error: {e!r}"))
             self._results.put((seq, done))
@@ -576,19 +590,47 @@ class Runner:
             self._room_cache[key] = room
         return self._room_cache[key]
 
-    def _call(self, request: Request, result: Result, seq: int) -> Any:
+    def _call(self, request: Request, result: Result, seq: int) -> Completion:
         """A model call once a server slot is free; until then this worker waits, its input
         ready, while the others prepare theirs."""
+        if request.images:
+            self._check_vision_once()
         queued = time.monotonic()
         if not self._slots.acquire(seq, self.stop):
             raise Interrupted
         result.waited += time.monotonic() - queued
         try:
-            return self._call_with_retries(request, result)
+            return self._call_with_retries(lambda: self._complete(request), result)
         finally:
             self._slots.release()
 
-    def _call_with_retries(self, request: Request, result: Result) -> Any:
+    def _complete(self, request: Request) -> Completion:
+        completion = self.backend.complete(request)
+        if not completion.text.strip():
+            raise Transient("the model gave an empty answer")
+        return completion
+
+    def _check_vision_once(self) -> None:
+        """Before the first image goes out, and never in a run that asks the model nothing
+        (a re-run of a finished folder, the real run after a dry run): can the server see?"""
+        with self._vision_lock:
+            if self._cannot_see is not None or self.stop.is_set():
+                raise Interrupted  # the run is stopping; the reason is reported once
+            if self._vision_checked:
+                return
+
+            def check() -> bool:
+                self.backend.check_vision()
+                return True
+
+            try:
+                self._call_with_retries(check, Result("", "cached"))
+            except NoVision as e:
+                self._cannot_see = str(e)
+                raise CannotRun(str(e)) from None
+            self._vision_checked = True
+
+    def _call_with_retries(self, call: Callable[[], _T], result: Result) -> _T:
         attempts = 0
         busy_since: float | None = None
         down_since: float | None = None
@@ -597,10 +639,7 @@ class Runner:
                 raise Interrupted
             result.attempts += 1
             try:
-                completion = self.backend.complete(request)
-                if not completion.text.strip():
-                    raise Transient("the model gave an empty answer")
-                return completion
+                return call()
             except ContextOverflow:
                 raise
             except Unreachable as e:
