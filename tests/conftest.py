@@ -3,7 +3,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,12 @@ def run_pipe(
         proc.stdout.decode(errors="replace"),
         proc.stderr.decode(errors="replace"),
     )
+
+
+def wait_for(fact: Callable[[], object], timeout: float = 60, what: str = "") -> None:
+    """Poll until `fact()` is true: tests wait on observable state, never on a fixed time."""
+    deadline = time.monotonic() + timeout
+    while not fact():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or fact}")
+        time.sleep(0.005)

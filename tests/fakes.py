@@ -352,6 +352,14 @@ class FakeLlama(FakeServer):
         if self.llamafile:
             self.old_completion(h, body)
             return
+        if "grammar" in body and "::=" not in str(body["grammar"]):
+            self.error(
+                h,
+                400,
+                "Failed to initialize samplers: failed to parse grammar",
+                "invalid_request_error",
+            )
+            return
         prompt, images = self.read_prompt(h, body)
         if prompt is None:
             return

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, pipe_cmd, run_pipe
+from tests.conftest import ROOT, pipe_cmd, run_pipe, wait_for
 from tests.fakes import FakeKobold, FakeLlama, count_tokens, free_port
 
 
@@ -351,7 +351,7 @@ def test_interrupt_saves_state_and_rerun_finishes(tmp_path: Path, pipe_home: Pat
     with FakeLlama(slots=1, latency=0.2) as server:
         cmd = pipe_cmd("run", "summarize-text", str(folder), "--backend", server.url)
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(1.5)
+        wait_for(lambda: server.generate_calls >= 3, what="three answers before the interrupt")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err
@@ -414,3 +414,14 @@ def test_a_hung_request_times_out_and_is_retried(notes: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert answers(r.stdout)[0]["status"] == "done"
     assert server.generate_calls == 2
+
+
+def test_a_request_the_server_refuses_is_not_retried(llama: FakeLlama, notes: Path) -> None:
+    """A 400 (here a grammar the server cannot parse) is the item's error at once: retrying
+    cannot fix it, unlike a 500 or a dropped connection."""
+    r = run_pipe(
+        "run", "summarize-text", str(notes), "--backend", llama.url, "--set", "ask.grammar=oops"
+    )
+    assert r.returncode == 1
+    assert r.stderr.count("failed to parse grammar") == 3
+    assert [p for p, _ in llama.requests].count("/completion") == 3  # once per file

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import recipe as recipes
-from pipeline.backends import Busy, ContextOverflow, Rejected, Request, Unreachable, connect, detect
+from pipeline.backends import Busy, ContextOverflow, Request, Unreachable, connect, detect
 from pipeline.errors import RecipeError
 from pipeline.prompts import FORMATS, guess_format
 from pipeline.sources import Entry, Filters, expand, stdin_paths, walk
@@ -282,7 +282,3 @@ def test_kobold_backend_probe_generate_and_tokencount() -> None:
             backend.complete(Request("hi"))
         assert backend.complete(Request("hi")).text.startswith("Summary")
         assert backend.count_tokens("abcdef") == 2
-
-
-def test_rejected_is_not_transient() -> None:
-    assert not issubclass(Rejected, Busy)
