@@ -22,6 +22,7 @@ from pipeline.naming import UnusableName, plan_renames, safe_filename, slug
 from pipeline.recipe import Recipe
 from pipeline.renames import Move, Outcome
 from pipeline.templates import TemplateError
+from pipeline.terminal import Shown
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Result:
     notes: list[str] = field(default_factory=list)
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    started: str | None = None  # when work on it began (ISO time), for its history
     duration_ms: int | None = None  # the item's own time: reading, preparing, the model
     waited: float = 0.0  # seconds queued for a free server slot, left out of duration_ms
     attempts: int = 0
@@ -81,6 +83,7 @@ class Action:
         self.as_json = as_json
         self.headers = headers
         self.model = model
+        self.shown = Shown(out)  # answers and names escaped when stdout is a terminal
         self._first = True
 
     def apply(self, result: Result) -> None:
@@ -95,8 +98,9 @@ class Action:
             self.out.write(json.dumps(result.record(self.model), ensure_ascii=False) + "\n")
         elif result.answer is not None and result.status != "failed":
             if self.headers:
-                self.out.write(("" if self._first else "\n") + f"==> {result.path} <==\n")
-            self.out.write(result.answer.rstrip("\n") + "\n")
+                header = f"==> {self.shown.name(result.path)} <=="
+                self.out.write(("" if self._first else "\n") + header + "\n")
+            self.out.write(self.shown.text(result.answer.rstrip("\n")) + "\n")
             self._first = False
         else:
             return
@@ -144,7 +148,7 @@ class Sidecar(Action):
             try:
                 target = self.target(result.path)
                 if self.dry_run:
-                    self.out.write(f"{result.path} -> {target}\n")
+                    self.out.write(self.shown.name(f"{result.path} -> {target}") + "\n")
                 else:
                     self.write(target, self.content(result.answer))
             except (ActionError, OSError) as e:
@@ -298,7 +302,7 @@ class RenameAction(Action):
         mark = {"applied": "", "planned": ""}.get(
             outcome.state, f"  [{outcome.state}: {outcome.reason}]"
         )
-        self.out.write(f"{outcome.old} -> {outcome.new}{mark}\n")
+        self.out.write(self.shown.name(f"{outcome.old} -> {outcome.new}{mark}") + "\n")
         self.out.flush()
 
 

@@ -16,9 +16,10 @@ from pipeline import recipe as recipes
 from pipeline.actions import Result, make_action
 from pipeline.connection import open_backend
 from pipeline.errors import PipeError, UsageError
-from pipeline.paths import default_db_path, display_path
+from pipeline.paths import default_db_path
 from pipeline.runner import Item, Options, Runner, file_items, stdin_item
 from pipeline.state import Store
+from pipeline.terminal import Shown
 
 
 def db_option(func: Any) -> Any:
@@ -225,17 +226,18 @@ def _expand_dash(paths: tuple[str, ...], null_separated: bool) -> Iterator[str]:
 
 
 class _Messages:
-    """People's messages go to stderr; --quiet keeps only errors."""
+    """People's messages go to stderr; --quiet keeps only errors. They carry file names and
+    servers' words, so on a terminal their control characters are shown escaped."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
 
     def info(self, message: str) -> None:
         if not self.quiet:
-            click.echo(f"pipe: {message}", err=True)
+            self.error(message)
 
     def error(self, message: str) -> None:
-        click.echo(f"pipe: {message}", err=True)
+        _say(message)
 
     def item_error(self, result: Result) -> None:
         self.error(f"{result.path}: {result.error}")
@@ -281,29 +283,35 @@ def runs(limit: int, as_json: bool, db: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines.")
 @db_option
 def show(path: str, as_json: bool, db: str | None) -> None:
-    """One file's history: runs, answers, errors and timings."""
+    """One file's history: runs, answers, errors, timings, and its renames (under either
+    name)."""
     store = _open_existing(db)
-    key = display_path(path) if path != "<stdin>" else path
-    rows = list(store.item_history(key))
+    rows = store.item_history(path)
     if not rows:
         raise UsageError(f"no history for {path} in {store.path}")
     for row in rows:
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
             continue
+        when = f"run {row['run_id']}  {row['started'][:19].replace('T', ' ')}"
+        if row["event"] != "item":
+            _echo(f"{when}  {row['event']}  {row['path']} -> {row['new_path']}")
+            continue
         took = f"{row['duration_ms'] / 1000:.1f} s" if row["duration_ms"] is not None else "-"
         tokens = (row["prompt_tokens"] or 0) + (row["completion_tokens"] or 0)
-        click.echo(
-            f"run {row['run_id']}  {row['started'][:19].replace('T', ' ')}  {row['recipe']}  "
-            f"{row['status']}  {took}  {tokens} tokens  model {row['model'] or '-'}"
+        _echo(
+            f"{when}  {row['recipe']}  {row['status']}  {took}  {tokens} tokens"
+            f"  model {row['model'] or '-'}"
         )
+        meta = json.loads(row["meta"]) if row["meta"] else {}
         for label, value in (
             ("note", row["note"]),
             ("error", row["error"]),
+            *meta.items(),
             ("answer", row["answer"]),
         ):
             if value:
-                click.echo(f"    {label}: {value.strip()}".replace("\n", "\n    "))
+                _echo(f"    {label}: {str(value).strip()}".replace("\n", "\n    "), text=True)
 
 
 @cli.command()
@@ -316,25 +324,36 @@ def undo(run_id: int | None, db: str | None) -> None:
     """
     store = _open_existing(db)
     for outcome in renames.reconcile(store):
-        click.echo(f"pipe: journal: {outcome.old} -> {outcome.new}: {outcome.reason}", err=True)
+        _say(f"journal: {outcome.old} -> {outcome.new}: {outcome.reason}")
     run_id = run_id or store.last_rename_run()
     if run_id is None:
-        click.echo("pipe: nothing to undo: no rename run has applied renames", err=True)
+        _say("nothing to undo: no rename run has applied renames")
         return
     outcomes = renames.undo(store, run_id)
     if not outcomes:
-        click.echo(f"pipe: nothing to undo in run {run_id}", err=True)
+        _say(f"nothing to undo in run {run_id}")
         return
     refused = 0
     for outcome in outcomes:
         if outcome.state == "undone":
-            click.echo(f"{outcome.old} -> {outcome.new}")
+            _echo(f"{outcome.old} -> {outcome.new}")
         else:
             refused += 1
-            click.echo(f"pipe: {outcome.old}: not undone: {outcome.reason}", err=True)
+            _say(f"{outcome.old}: not undone: {outcome.reason}")
     undone = len(outcomes) - refused
-    click.echo(f"pipe: run {run_id}: {undone} renames undone, {refused} refused", err=True)
+    _say(f"run {run_id}: {undone} renames undone, {refused} refused")
     sys.exit(1 if refused else 0)
+
+
+def _say(message: str) -> None:
+    """One line for people on stderr."""
+    click.echo(f"pipe: {Shown(sys.stderr).name(message)}", err=True)
+
+
+def _echo(line: str, text: bool = False) -> None:
+    """Data on stdout: a name-like line, or (text=True) an answer that keeps its breaks."""
+    shown = Shown(sys.stdout)
+    click.echo(shown.text(line) if text else shown.name(line))
 
 
 def _open_existing(db: str | None) -> Store:
@@ -354,7 +373,7 @@ def main() -> None:
         e.show()
         sys.exit(2 if isinstance(e, click.UsageError) else e.exit_code)
     except PipeError as e:
-        click.echo(f"pipe: error: {e}", err=True)
+        _say(f"error: {e}")
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         click.echo("pipe: interrupted", err=True)

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pipeline import renames
@@ -195,6 +196,8 @@ class Runner:
                 item = next(iterator, None)
                 if item is None:
                     break
+                if self._written_by_pipe(item):
+                    continue
                 done = self._admit(item)
                 self._pending[seq] = done
                 if done is None:
@@ -244,6 +247,14 @@ class Runner:
         abort = getattr(self.backend, "abort_running", None)
         if abort:
             threading.Thread(target=abort, daemon=True).start()
+
+    def _written_by_pipe(self, item: Item) -> bool:
+        """A sidecar (or XMP) that pipe wrote is never an input: else each cron run would
+        summarize the last run's summaries (a.md.summary.txt.summary.txt ...). Its path
+        stays pipe's even when edited by hand, as pipe then refuses to overwrite it."""
+        if item.data is not None or item.entry.stat is None:
+            return False
+        return self.store.output_digest(item.entry.key) is not None
 
     def _admit(self, item: Item) -> _Done | None:
         """Decide from the store whether an item needs work (None: claimed, send it to a
@@ -377,11 +388,12 @@ class Runner:
             "fingerprint": done.fingerprint,
             "error": result.error,
             "note": "; ".join(result.notes) or None,
-            "started": now_iso(),
+            "started": result.started or now_iso(),
             "duration_ms": result.duration_ms,
             "prompt_tokens": result.prompt_tokens,
             "completion_tokens": result.completion_tokens,
             "attempts": result.attempts,
+            "meta": _meta(result.fields),
         }
         if entry.stat is None or done.item.data is not None:
             # Not a tracked file (a bad argument, or stdin text): history and cache only.
@@ -428,7 +440,7 @@ class Runner:
             self._results.put((seq, done))
 
     def _process(self, item: Item, seq: int) -> _Done:
-        started = time.monotonic()
+        started, started_at = time.monotonic(), now_iso()
         try:
             loaded = self._load(item)
         except NotText as e:
@@ -438,6 +450,7 @@ class Runner:
         except OSError as e:
             return _Done(item, Result(item.path, "failed", error=f"cannot read: {e.strerror or e}"))
         result = Result(item.path, "cached", notes=list(loaded.notes), is_file=item.data is None)
+        result.started = started_at
         result.fields = dict(loaded.fields)
         done = _Done(item, result, hash=loaded.hash)
         answers: dict[str, str] = {}
@@ -702,6 +715,21 @@ class SlotGate:
         with self._changed:
             self._free += 1
             self._changed.notify_all()
+
+
+def _meta(fields: dict[str, Any]) -> str | None:
+    """What `pipe show` tells about a photo besides the answer: its date and where that came
+    from (EXIF, XMP or the file's time), its camera and place."""
+    exif = fields.get("exif")
+    if not isinstance(exif, dict):
+        return None
+    meta: dict[str, str] = {}
+    if isinstance(exif.get("date"), datetime):
+        meta["date"] = f"{exif['date']:%Y-%m-%d %H:%M:%S} (from {exif.get('date_source')})"
+    for key in ("camera", "gps"):
+        if exif.get(key):
+            meta[key] = str(exif[key])
+    return json.dumps(meta, ensure_ascii=False) if meta else None
 
 
 def _ms_since(started: float, waited: float) -> int:

@@ -140,10 +140,18 @@ def _m002_renames(db: sqlite_utils.Database) -> None:
     db["renames"].create_index(["new_path"])
 
 
+def _m003_history_meta(db: sqlite_utils.Database) -> None:
+    # What an item's answer was made from, as JSON: e.g. which EXIF or XMP field gave a date.
+    db["history"].add_column("meta", str)
+    # `pipe show` follows a file across renames in both directions.
+    db["renames"].create_index(["old_path"])
+
+
 # Append only: each runs once per database, in order, recorded in `_migrations`.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_renames", _m002_renames),
+    ("003_history_meta", _m003_history_meta),
 ]
 
 
@@ -418,10 +426,10 @@ class Store:
     ) -> None:
         c.execute(
             "INSERT INTO history (run_id, recipe, path, status, fingerprint, error, note,"
-            " started, duration_ms, prompt_tokens, completion_tokens, attempts)"
+            " started, duration_ms, prompt_tokens, completion_tokens, attempts, meta)"
             " VALUES (:run_id, :recipe, :path, :status, :fingerprint, :error, :note,"
-            " :started, :duration_ms, :prompt_tokens, :completion_tokens, :attempts)",
-            {"run_id": run_id, "recipe": recipe, "path": path, **history},
+            " :started, :duration_ms, :prompt_tokens, :completion_tokens, :attempts, :meta)",
+            {"run_id": run_id, "recipe": recipe, "path": path, "meta": None, **history},
         )
 
     def forget_answer(self, fingerprint: str) -> None:
@@ -478,12 +486,43 @@ class Store:
             )
 
     def item_history(self, path: str) -> list[dict[str, Any]]:
-        return self._dicts(
-            "SELECT h.*, c.answer, r.model FROM history h LEFT JOIN cache c"
-            " ON c.fingerprint = h.fingerprint LEFT JOIN runs r ON r.id = h.run_id"
-            " WHERE h.path = ? ORDER BY h.id",
-            (path,),
+        """Everything that happened to the file at `path` (as given, any name it had through
+        pipe's renames): its history rows and the renames and undos, oldest first. Each row
+        has an `event`: "item", "renamed" or "undone"."""
+        names, moves = self._renames_of(path)
+        keys = sorted({display_path(name) for name in names} | {_history_key(path)})
+        marks = ", ".join("?" * len(keys))
+        rows = self._dicts(
+            "SELECT 'item' AS event, h.*, c.answer, r.model FROM history h LEFT JOIN cache c"
+            f" ON c.fingerprint = h.fingerprint LEFT JOIN runs r ON r.id = h.run_id"
+            f" WHERE h.path IN ({marks}) ORDER BY h.id",
+            tuple(keys),
         )
+        for run_id, old, new, state, planned, updated in moves:
+            old_key, new_key = display_path(old), display_path(new)
+            rows.append(_move(run_id, planned, "renamed", old_key, new_key))
+            if state == "undone":
+                rows.append(_move(run_id, updated, "undone", new_key, old_key))
+        return sorted(rows, key=lambda row: row["started"] or "")
+
+    def _renames_of(self, path: str) -> tuple[set[str], list[tuple[Any, ...]]]:
+        """Every name the file had through applied (or undone) renames, and those renames."""
+        start = path_to_db(path)
+        seen, frontier, moves = {start}, [start], {}
+        while frontier:
+            value = frontier.pop()
+            for row in self.conn.execute(
+                "SELECT id, run_id, old_path, new_path, state, planned, updated FROM renames"
+                " WHERE (old_path = ? OR new_path = ?) AND companion = 0"
+                " AND state IN ('applied', 'undone')",
+                (value, value),
+            ):
+                moves[row[0]] = (row[1], path_from_db(row[2]), path_from_db(row[3]), *row[4:])
+                for other in row[2:4]:
+                    if other not in seen:
+                        seen.add(other)
+                        frontier.append(other)
+        return {path_from_db(v) for v in seen}, [moves[k] for k in sorted(moves)]
 
     # -- the rename journal ---------------------------------------------------------------
     def journal_renames(
@@ -582,6 +621,14 @@ class Store:
             "SELECT answer FROM cache WHERE fingerprint = ?", (fingerprint,)
         ).fetchone()
         return row[0] if row else None
+
+
+def _history_key(path: str) -> str:
+    return path if path.startswith("<") else display_path(path)  # "<stdin>" is not a file
+
+
+def _move(run_id: int, when: str, event: str, old: str, new: str) -> dict[str, Any]:
+    return {"event": event, "run_id": run_id, "started": when, "path": old, "new_path": new}
 
 
 def path_to_db(path: str) -> str | bytes:

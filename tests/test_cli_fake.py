@@ -425,3 +425,70 @@ def test_a_request_the_server_refuses_is_not_retried(llama: FakeLlama, notes: Pa
     assert r.returncode == 1
     assert r.stderr.count("failed to parse grammar") == 3
     assert [p for p, _ in llama.requests].count("/completion") == 3  # once per file
+
+
+def test_cron_reruns_with_sidecars_converge(llama: FakeLlama, notes: Path) -> None:
+    """pipe never takes a file it wrote as an input: three cron runs leave one summary per
+    note, and the later runs write nothing and ask nothing."""
+    args = ("run", "summarize-text", str(notes), "--backend", llama.url, "--write", "sidecar")
+    for _ in range(3):
+        r = run_pipe(*args, "-q")
+        assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in notes.iterdir())
+    assert names == sorted(
+        [f"note{i}.md" for i in (1, 2, 3)] + [f"note{i}.md.summary.txt" for i in (1, 2, 3)]
+    )
+    assert llama.generate_calls == 3
+    # Edited by hand, a summary is still pipe's output: not summarized, and not overwritten.
+    edited = notes / "note1.md.summary.txt"
+    edited.write_text("my own words\n")
+    paths = "\n".join(str(p) for p in sorted(notes.iterdir())) + "\n"
+    r = run_pipe("run", "summarize-text", "-", "--backend", llama.url, input=paths.encode())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("==> ") == 3 and "summary.txt <==" not in r.stdout
+    assert llama.generate_calls == 3 and edited.read_text() == "my own words\n"
+
+
+def run_on_terminal(*args: str) -> tuple[int, bytes]:
+    """The real CLI with stdout and stderr on a pseudo-terminal; all it wrote there."""
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        pipe_cmd(*args), cwd=ROOT, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower
+    )
+    os.close(follower)
+    output = bytearray()
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child has gone and closed its end
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(leader)
+    return proc.wait(timeout=60), bytes(output)
+
+
+HOSTILE_ANSWER = "A bay.\x1b]0;owned\x07\x1b[2J\x1b]52;c;ZWNobyBoaQ==\x07 Boats.\u202egpj.exe"
+
+
+def test_control_characters_reach_a_terminal_escaped(tmp_path: Path) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.md").write_text("one\n")
+    (folder / "b\x1b[31mred.md").write_text("two\n")
+    with FakeLlama(answer=lambda _: HOSTILE_ANSWER + "\nsecond line") as server:
+        code, shown = run_on_terminal("run", "summarize-text", str(folder), "--backend", server.url)
+        assert code == 0, shown
+        assert b"\x1b" not in shown and b"\x07" not in shown and "\u202e".encode() not in shown
+        assert b"A bay.\\e]0;owned\\x07\\e[2J" in shown and b"b\\e[31mred.md <==" in shown
+        assert b"\nsecond line" in shown.replace(b"\r\n", b"\n")  # an answer keeps its lines
+        # To a pipe, and in JSON, the bytes stay exactly as the model wrote them.
+        r = run_pipe("run", "summarize-text", str(folder), "--backend", server.url)
+        assert HOSTILE_ANSWER in r.stdout and "b\x1b[31mred.md <==" in r.stdout
+        r = run_pipe("run", "summarize-text", str(folder), "--backend", server.url, "--json")
+        assert {json.loads(line)["answer"] for line in r.stdout.splitlines()} == {
+            HOSTILE_ANSWER + "\nsecond line"
+        }

@@ -490,3 +490,29 @@ def test_a_name_that_is_not_utf8_is_renamed_and_restored(vision: FakeLlama, tmp_
     assert os.listdir(os.fsencode(folder)) == [os.path.basename(latin1)]
     with open(latin1, "rb") as f:
         assert f.read() == data
+
+
+def test_show_follows_a_photo_across_its_renames(vision: FakeLlama, tmp_path: Path) -> None:
+    folder = album(tmp_path, ["DSCN0010.jpg"])
+    old = folder / "DSCN0010.jpg"
+    r = run_pipe("run", "rename-images", str(folder), "--backend", vision.url, "--json")
+    assert r.returncode == 0, r.stderr
+    new = Path(records(r.stdout)[0]["new_path"])
+    r = run_pipe("undo")
+    assert r.returncode == 0, r.stderr
+    for name in (new, old):  # either name finds the whole story
+        r = run_pipe("show", str(name))
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        events = [line.split("  ")[2] for line in lines if line.startswith("run ")]
+        assert events == ["rename-images", "renamed", "undone"], r.stdout
+        assert f"renamed  {old} -> {new}" in r.stdout and f"undone  {new} -> {old}" in r.stdout
+        assert "date: 2008-10-22 16:28:39 (from " in r.stdout  # and where the date came from
+        answer = next(line for line in lines if line.strip().startswith("answer: "))
+        assert answer.split(": ", 1)[1] and answer.split(": ", 1)[1] in new.name.replace("-", " ")
+    r = run_pipe("show", str(new), "--json")
+    assert [json.loads(line)["event"] for line in r.stdout.splitlines()] == [
+        "item",
+        "renamed",
+        "undone",
+    ]

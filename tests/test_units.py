@@ -243,6 +243,7 @@ def test_migrations_run_once(tmp_path: Path) -> None:
     assert [r[0] for r in store.conn.execute("SELECT name FROM _migrations")] == [
         "001_initial",
         "002_renames",
+        "003_history_meta",
     ]
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
