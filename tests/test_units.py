@@ -9,6 +9,7 @@ import pytest
 
 from pipeline import recipe as recipes
 from pipeline.backends import Busy, ContextOverflow, Request, Unreachable, connect, detect
+from pipeline.backends.gbnf import expand_repetitions
 from pipeline.errors import RecipeError
 from pipeline.prompts import FORMATS, guess_format
 from pipeline.sources import Entry, Filters, expand, stdin_paths, walk
@@ -283,3 +284,22 @@ def test_kobold_backend_probe_generate_and_tokencount() -> None:
             backend.complete(Request("hi"))
         assert backend.complete(Request("hi")).text.startswith("Summary")
         assert backend.count_tokens("abcdef") == 2
+
+
+@pytest.mark.parametrize(
+    ("grammar", "expanded"),
+    [
+        (
+            'root ::= [a-z]+ (" " [a-z]+){2,5}',
+            'root ::= [a-z]+ ((" " [a-z]+) (" " [a-z]+) (" " [a-z]+)? (" " [a-z]+)? (" " [a-z]+)?)',
+        ),
+        ('root ::= x{3} y{1,}\nx ::= "a"', 'root ::= (x x x) (y y*)\nx ::= "a"'),
+        ("root ::= (a | (b c)){0,2} d", "root ::= ((a | (b c))? (a | (b c))?) d"),
+        ('root ::= "{2}" [{}]{2} "\\"" # a{3}', 'root ::= "{2}" ([{}] [{}]) "\\"" # a{3}'),
+        ("root ::= [a-z]+ [0-9]*", "root ::= [a-z]+ [0-9]*"),  # nothing to do
+    ],
+)
+def test_grammar_repetitions_for_old_servers(grammar: str, expanded: str) -> None:
+    """llamafile's server crashes on x{m,n}: pipe writes it with ? and * for that server."""
+    assert expand_repetitions(grammar) == expanded
+    assert "{" not in expanded.replace('"{2}"', "").replace("[{}]", "").split("#")[0]

@@ -54,6 +54,8 @@ class ServerInfo:
     # "image_data" (llamafile's `[img-N]`), "chat" (OpenAI `image_url`), "images" (koboldcpp).
     vision_api: str = ""
     media_marker: str = ""
+    # GBNF's `x{2,5}` repetition (llama.cpp from mid-2024): llamafile's server crashes on it.
+    grammar_repetition: bool = True
 
 
 class BackendError(Exception):

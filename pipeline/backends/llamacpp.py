@@ -16,6 +16,7 @@ from pipeline.backends.base import (
     b64,
     tiny_jpeg,
 )
+from pipeline.backends.gbnf import expand_repetitions
 from pipeline.backends.openai import post_chat
 from pipeline.prompts import guess_format
 
@@ -40,7 +41,8 @@ class LlamaCppBackend(Backend):
         total_slots = props.get("total_slots")
         modalities = props.get("modalities")
         marker = str(props.get("media_marker") or "")
-        if modalities is None:
+        old_generation = modalities is None
+        if old_generation:
             # llamafile's classic server (and llama.cpp before 2024): no `modalities`; LLaVA
             # llamafiles take `image_data`. Whether images are really seen is checked later.
             vision, api = True, "image_data"
@@ -58,6 +60,7 @@ class LlamaCppBackend(Backend):
             version=str(props.get("build_info") or ""),
             vision_api=api,
             media_marker=marker,
+            grammar_repetition=not old_generation,
         )
         return self.info
 
@@ -88,6 +91,9 @@ class LlamaCppBackend(Backend):
         }
         if request.grammar:
             payload["grammar"] = request.grammar
+            if self.info and not self.info.grammar_repetition:
+                # This generation cannot parse `x{2,5}`, and then crashes outright.
+                payload["grammar"] = expand_repetitions(request.grammar)
         if request.repeat_penalty != 1.0:
             payload["repeat_penalty"] = request.repeat_penalty
         if request.images and api == "image_data":
