@@ -4,6 +4,7 @@ hang or fill memory."""
 
 from __future__ import annotations
 
+import random
 import struct
 import time
 from datetime import datetime
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import media
-from pipeline.media import tiff
+from pipeline.media import tiff, xmp
 from tests.real_servers import SHARED
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +23,36 @@ needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="needs the shared 
 
 D1 = datetime(2019, 7, 4, 18, 22, 5)
 D2 = datetime(2018, 2, 3, 4, 5, 6)
+
+# -- making files ---------------------------------------------------------------------------
+
+NAMESPACES = {
+    "exif": "http://ns.adobe.com/exif/1.0/",
+    "xmp": "http://ns.adobe.com/xap/1.0/",
+    "photoshop": "http://ns.adobe.com/photoshop/1.0/",
+    "xmpNote": "http://ns.adobe.com/xmp/note/",
+    "dc": "http://purl.org/dc/elements/1.1/",
+}
+XMP_APP1 = b"http://ns.adobe.com/xap/1.0/\x00"
+XMP_EXTENSION = b"http://ns.adobe.com/xmp/extension/\x00"
+
+
+def packet(props: dict[str, str], form: str = "attribute", inside: str = "") -> bytes:
+    """An XMP packet as Adobe's toolkit writes it, with the properties as attributes of the
+    description or as elements in it; `inside` is more markup for the description."""
+    names = " ".join(f'xmlns:{prefix}="{uri}"' for prefix, uri in NAMESPACES.items())
+    if form == "attribute":
+        values = " ".join(f'{key}="{value}"' for key, value in props.items())
+        description = f'<rdf:Description rdf:about="" {names} {values}>{inside}</rdf:Description>'
+    else:
+        values = "".join(f"<{key}>{value}</{key}>" for key, value in props.items())
+        description = f'<rdf:Description rdf:about="" {names}>{values}{inside}</rdf:Description>'
+    return (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/">'
+        '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        f"{description}</rdf:RDF></x:xmpmeta>\n" + " " * 200 + '<?xpacket end="w"?>'
+    ).encode()
 
 
 def tiff_entry(order: str, tag: int, kind: int, count: int, value: bytes | int) -> bytes:
@@ -74,3 +105,50 @@ def test_tiff_huge_rational_count_is_capped() -> None:
     tags = tiff.read_tags(tiff.bytes_reader(block))
     values = tags["GPS GPSLatitude"]
     assert isinstance(values, tuple) and 0 < len(values) <= 4096 // 8
+
+
+BOMB = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lollollollollollollollollollol">
+<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+<!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+<!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+<!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+<!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+<!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+<!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>"""
+
+
+def test_xml_bomb_and_external_entity_are_refused(tmp_path: Path) -> None:
+    dated = packet({"xmp:CreateDate": "2018-02-03T04:05:06"}, inside="<dc:title>&lol9;</dc:title>")
+    bomb = BOMB + dated[dated.index(b"<x:xmpmeta") :]
+    start = time.perf_counter()
+    assert xmp.read_properties(bomb) == {}
+    assert time.perf_counter() - start < 1
+    external = b'<!DOCTYPE x [<!ENTITY ext SYSTEM "file:///etc/passwd">]>' + packet(
+        {"xmp:CreateDate": "2018-02-03"}, "element", inside="<dc:title>&ext;</dc:title>"
+    )
+    assert xmp.read_properties(external) == {}
+    # The same packet without the DTD is read: what was refused was the DTD.
+    assert xmp.read_properties(dated.replace(b"&lol9;", b"")) == {
+        "xmp:CreateDate": "2018-02-03T04:05:06"
+    }
+
+
+def test_xmp_not_utf8_truncated_nested_or_garbage() -> None:
+    # Latin-1 text before the date, in a packet that declares no encoding (so UTF-8).
+    props = {"dc:title": "Caf\u00e9", "xmp:CreateDate": "2018-02-03"}
+    latin = packet(props, "element").replace("Caf\u00e9".encode(), b"Caf\xe9")
+    assert xmp.read_properties(latin) == {"xmp:CreateDate": "2018-02-03"}
+    whole = packet({"xmp:CreateDate": "2018-02-03"}, "element", inside="<dc:title>x</dc:title>")
+    assert xmp.read_properties(whole[: whole.index(b"<dc:title>") + 5]) == {
+        "xmp:CreateDate": "2018-02-03"
+    }
+    deep = packet({"xmp:ModifyDate": "2018-02-03"}, inside="<dc:a>" * 10_000 + "</dc:a>" * 10_000)
+    assert xmp.read_properties(deep) == {"xmp:ModifyDate": "2018-02-03"}
+    for junk in (random.Random(1).randbytes(5000), b"", b"<", b"\xff\xfe\x00<"):
+        assert xmp.read_properties(junk) == {}
+    # A date nested in some other structure is not the photo's.
+    nested = packet({}, inside="<dc:x><rdf:Description xmp:CreateDate='2018-02-03'/></dc:x>")
+    assert xmp.read_properties(nested) == {}
