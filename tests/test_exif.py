@@ -5,6 +5,7 @@ hang or fill memory."""
 from __future__ import annotations
 
 import io
+import os
 import random
 import struct
 import time
@@ -15,9 +16,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+from PIL.TiffImagePlugin import IFDRational
 
 from pipeline import media
-from pipeline.media import containers, tiff, xmp
+from pipeline.media import containers, read_metadata, tiff, xmp
+from pipeline.media.exif import DATE_SOURCES
 from tests.real_servers import SHARED
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -186,6 +189,144 @@ class CountingFile(io.BytesIO):
         return data
 
 
+# -- the real corpus ------------------------------------------------------------------------
+
+
+def app1_kinds(path: Path) -> list[str]:
+    """The APP1 segments before the image data, in file order: what exiftool -v lists."""
+    data, at, kinds = path.read_bytes(), 2, []
+    while data[at] == 0xFF and data[at + 1] != 0xDA:
+        length = int.from_bytes(data[at + 2 : at + 4], "big")
+        body = data[at + 4 : at + 2 + length]
+        if data[at + 1] == 0xE1:
+            kinds.append("XMP" if body.startswith(XMP_APP1) else body[:4].decode("latin-1"))
+        at += 2 + length
+    return kinds
+
+
+@needs_corpus
+def test_corpus_exif_after_xmp_is_found() -> None:
+    path = CORPUS / "xmp" / "no_exif.jpg"
+    assert app1_kinds(path) == ["XMP", "Exif"]  # a 26 KB XMP segment, then the EXIF one
+    meta = read_metadata(path)
+    # Its EXIF (Photoshop's, no DateTimeOriginal) has only DateTime; before, nothing was read.
+    assert ("EXIF DateTime", datetime(2014, 9, 22, 10, 56, 35)) in meta.dates
+    # Its XMP has the earlier creation date, which ranks above a modification date.
+    assert (meta.date, meta.date_source) == (datetime(2013, 9, 23, 10, 9, 46), "XMP xmp:CreateDate")
+    assert meta.dates[0] == (meta.date_source, meta.date)
+    mtime = os.stat(path).st_mtime
+    assert meta.fields(mtime)["date_source"] == "XMP xmp:CreateDate"
+
+
+@needs_corpus
+def test_corpus_xmp_dates() -> None:
+    # An old "xap:" prefix for the XMP namespace; the -07:00 offset is dropped.
+    square = read_metadata(CORPUS / "xmp" / "BlueSquare.jpg")
+    assert (square.date, square.date_source) == (
+        datetime(2005, 9, 7, 15, 7, 40),
+        "XMP xmp:CreateDate",
+    )
+    assert dict(square.dates)["EXIF DateTime"] == datetime(2005, 9, 7, 15, 9, 51)
+    # A news photo: IPTC's date created, as a bare date, beats the later edits.
+    news = read_metadata(CORPUS / "cameras" / "long_description.jpg")
+    assert (news.date, news.date_source) == (datetime(2003, 8, 31), "XMP photoshop:DateCreated")
+    # Element form with an offset: the same wall-clock time as the camera's EXIF.
+    d70 = dict(read_metadata(CORPUS / "cameras" / "Nikon_D70.jpg").dates)
+    assert d70["EXIF DateTimeOriginal"] == datetime(2008, 3, 15, 9, 52, 1)
+    assert d70["XMP exif:DateTimeOriginal"] == d70["EXIF DateTimeOriginal"]
+    assert d70["XMP xmp:ModifyDate"] == datetime(2008, 3, 15, 15, 18, 33)
+    # Microseconds and an offset ("2014-09-21T16:00:56.000000+02:00").
+    jolla = dict(read_metadata(CORPUS / "mobile" / "jolla.jpg").dates)
+    assert jolla["XMP exif:DateTimeOriginal"] == jolla["EXIF DateTimeOriginal"]
+
+
+@needs_corpus
+def test_corpus_names_every_source_it_uses() -> None:
+    names = {name for name, _ in DATE_SOURCES}
+    for path in sorted(CORPUS.glob("*/*.jpg")):
+        meta = read_metadata(path)
+        assert all(source in names for source, _ in meta.dates), path
+        assert [s for s, _ in meta.dates] == sorted(
+            (s for s, _ in meta.dates), key=[n for n, _ in DATE_SOURCES].index
+        ), path
+
+
+# -- JPEG: every EXIF block, and XMP ------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", ["attribute", "element"])
+@pytest.mark.parametrize(
+    "prop", ["exif:DateTimeOriginal", "xmp:CreateDate", "photoshop:DateCreated"]
+)
+def test_jpeg_xmp_only(tmp_path: Path, prop: str, form: str) -> None:
+    data = packet({prop: "2019-07-04T18:22:05+02:00", "dc:format": "image/jpeg"}, form)
+    meta = read_metadata(write(tmp_path / "x.jpg", jpeg_bytes(xmp_app1(data))))
+    assert (meta.date, meta.date_source) == (D1, f"XMP {prop}")
+    assert meta.dates == ((f"XMP {prop}", D1),)
+
+
+def test_jpeg_xmp_any_prefix(tmp_path: Path) -> None:
+    # What counts is the namespace, not the prefix a file binds to it.
+    data = packet({}).replace(
+        b"<rdf:Description",
+        b'<rdf:Description xmlns:cam="http://ns.adobe.com/exif/1.0/" '
+        b'cam:DateTimeOriginal="2019-07-04T18:22:05"',
+    )
+    meta = read_metadata(write(tmp_path / "x.jpg", jpeg_bytes(xmp_app1(data))))
+    assert (meta.date, meta.date_source) == (D1, "XMP exif:DateTimeOriginal")
+
+
+def test_jpeg_exif_after_xmp(tmp_path: Path) -> None:
+    # A big XMP segment first (past what exifread looked through), then the EXIF one.
+    big = packet({"dc:format": "image/jpeg"}, inside="<dc:title>" + "x" * 30_000 + "</dc:title>")
+    block = exif_block({0x010F: "ACME", 0x0110: "Cam 1"}, {0x9003: "2019:07:04 18:22:05"})
+    meta = read_metadata(write(tmp_path / "x.jpg", jpeg_bytes(xmp_app1(big), exif_app1(block))))
+    assert (meta.date, meta.date_source, meta.camera) == (D1, "EXIF DateTimeOriginal", "ACME Cam 1")
+
+
+def test_jpeg_every_exif_block(tmp_path: Path) -> None:
+    # The first block has the camera, the second the date (and its own camera, not used).
+    first = exif_block({0x010F: "ACME", 0x0110: "One"})
+    second = exif_block({0x010F: "OTHER", 0x0110: "Two"}, {0x9003: "2019:07:04 18:22:05"})
+    meta = read_metadata(write(tmp_path / "x.jpg", jpeg_bytes(exif_app1(first), exif_app1(second))))
+    assert (meta.date, meta.date_source, meta.camera) == (D1, "EXIF DateTimeOriginal", "ACME One")
+
+
+def test_jpeg_gps_from_a_later_block(tmp_path: Path) -> None:
+    position = {1: "N", 2: (IFDRational(43, 1),), 3: "W", 4: (IFDRational(11, 2),)}
+    blocks = exif_app1(exif_block({0x010F: "ACME"})) + exif_app1(exif_block(gps_ifd=position))
+    meta = read_metadata(write(tmp_path / "x.jpg", jpeg_bytes(blocks)))
+    assert (meta.lat, meta.lon, meta.make) == (43.0, -5.5, "ACME")
+
+
+def extended_app1s(guid: bytes, data: bytes, piece: int) -> list[bytes]:
+    """Extended XMP as JPEG writers split it: GUID, full length, offset, then a piece."""
+    head = XMP_EXTENSION + guid
+    return [
+        segment(0xE1, head + struct.pack(">II", len(data), at) + data[at : at + piece])
+        for at in range(0, len(data), piece)
+    ]
+
+
+def test_jpeg_extended_xmp(tmp_path: Path) -> None:
+    guid = b"0123456789ABCDEF0123456789ABCDEF"
+    main = packet(
+        {"xmpNote:HasExtendedXMP": guid.decode(), "xmp:ModifyDate": "2018-02-03T04:05:06"}
+    )
+    extended = packet({"exif:DateTimeOriginal": "2019-07-04T18:22:05"}, "element")
+    pieces = extended_app1s(guid, extended, 300)
+    assert len(pieces) > 2
+    # Pieces may come in any order; a stray extension with another GUID is not this file's.
+    stray = extended_app1s(b"F" * 32, packet({"xmp:CreateDate": "2001-01-01"}), 10_000)
+    path = write(tmp_path / "x.jpg", jpeg_bytes(xmp_app1(main), *stray, *reversed(pieces)))
+    meta = read_metadata(path)
+    assert (meta.date, meta.date_source) == (D1, "XMP exif:DateTimeOriginal")
+    assert meta.dates == (("XMP exif:DateTimeOriginal", D1), ("XMP xmp:ModifyDate", D2))
+    # Without the main packet naming it, the extension is not read.
+    alone = read_metadata(write(tmp_path / "y.jpg", jpeg_bytes(*pieces)))
+    assert alone.date is None
+
+
 # -- other containers ---------------------------------------------------------------------
 
 EXIF_D1 = exif_block({0x010F: "ACME", 0x0110: "Cam 1"}, {0x9003: "2019:07:04 18:22:05"})
@@ -195,6 +336,16 @@ XMP_D2 = packet({"xmp:CreateDate": "2018-02-03T04:05:06+01:00"})
 def save(path: Path, fmt: str, **params: object) -> Path:
     Image.new("RGB", (64, 48), "gray").save(path, format=fmt, **params)
     return path
+
+
+def test_heic_exif_and_xmp(tmp_path: Path) -> None:
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    both = read_metadata(save(tmp_path / "a.heic", "HEIF", exif=EXIF_D1, xmp=XMP_D2))
+    assert (both.date, both.date_source, both.camera) == (D1, "EXIF DateTimeOriginal", "ACME Cam 1")
+    assert both.dates == (("EXIF DateTimeOriginal", D1), ("XMP xmp:CreateDate", D2))
+    only = read_metadata(save(tmp_path / "b.heic", "HEIF", xmp=XMP_D2))
+    assert (only.date, only.date_source, only.camera) == (D2, "XMP xmp:CreateDate", "")
 
 
 def test_heif_items_in_mdat_or_idat() -> None:
@@ -214,6 +365,16 @@ def test_heif_exif_offset_wrong_or_zero() -> None:
     for item in (struct.pack(">I", 0) + b"Exif\x00\x00" + EXIF_D1, struct.pack(">I", 0) + EXIF_D1):
         found = scan(heif_bytes([(b"Exif", item)]))
         assert dates(found)["Image Make"] == "ACME"
+
+
+def test_png_exif_and_itxt_xmp(tmp_path: Path) -> None:
+    exif = read_metadata(save(tmp_path / "a.png", "PNG", exif=EXIF_D1))
+    assert (exif.date, exif.date_source, exif.make) == (D1, "EXIF DateTimeOriginal", "ACME")
+    for compressed in (False, True):
+        info = PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", XMP_D2.decode(), zip=compressed)
+        meta = read_metadata(save(tmp_path / f"{compressed}.png", "PNG", pnginfo=info))
+        assert (meta.date, meta.date_source) == (D2, "XMP xmp:CreateDate"), compressed
 
 
 def png_bytes(*extra: bytes, pixels: int = 0, after: bytes = b"") -> bytes:
@@ -240,6 +401,108 @@ def test_png_exif_after_the_image_data_is_found_without_reading_it() -> None:
     found = containers.scan(f)
     assert len(found.exif) == 1 and len(found.xmp) == 1
     assert f.handed < 2000
+
+
+def test_webp_exif_and_xmp(tmp_path: Path) -> None:
+    exif = read_metadata(save(tmp_path / "a.webp", "WEBP", exif=EXIF_D1))
+    assert (exif.date, exif.date_source, exif.camera) == (D1, "EXIF DateTimeOriginal", "ACME Cam 1")
+    only = read_metadata(save(tmp_path / "b.webp", "WEBP", xmp=XMP_D2))
+    assert (only.date, only.date_source) == (D2, "XMP xmp:CreateDate")
+    # Pillow's writer drops "Exif\0\0"; others keep it.
+    prefixed = read_metadata(save(tmp_path / "c.webp", "WEBP", exif=b"Exif\x00\x00" + EXIF_D1))
+    assert prefixed.date_source == "EXIF DateTimeOriginal"
+
+
+def test_jpeg_xl_boxes(tmp_path: Path) -> None:
+    data = jxl_bytes(
+        box(b"jxlc", b"\xff\x0a" + bytes(5000)),
+        box(b"Exif", struct.pack(">I", 0) + EXIF_D1),
+        box(b"xml ", XMP_D2),
+    )
+    meta = read_metadata(write(tmp_path / "a.jxl", data))
+    assert meta.dates == (("EXIF DateTimeOriginal", D1), ("XMP xmp:CreateDate", D2))
+
+
+def test_tiff_tags_and_xmp_tag(tmp_path: Path) -> None:
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    info = ImageFileDirectory_v2()
+    info[0x010F] = "ACME"
+    info[0x0132] = "2018:02:03 04:05:06"
+    info[700] = packet({"exif:DateTimeOriginal": "2019-07-04T18:22:05"})
+    info.tagtype[700] = 1  # BYTE, as TIFF writers store XMP
+    meta = read_metadata(save(tmp_path / "a.tif", "TIFF", tiffinfo=info))
+    assert meta.dates == (("XMP exif:DateTimeOriginal", D1), ("EXIF DateTime", D2))
+    assert meta.make == "ACME"
+
+
+def test_tiff_ifd_after_the_pixels(tmp_path: Path) -> None:
+    # TIFF writers may put the IFD at the end: it is read by seeking, not by loading the file.
+    pixels = 3_000_000
+    date = b"2019:07:04 18:22:05\x00"
+    at = 8 + pixels
+    ifd = struct.pack("<H", 1) + tiff_entry("<", 0x0132, 2, len(date), at + 18) + bytes(4)
+    data = b"II*\x00" + struct.pack("<I", at) + bytes(pixels) + ifd + date
+    meta = read_metadata(write(tmp_path / "end.tif", data))
+    assert (meta.date, meta.date_source) == (D1, "EXIF DateTime")
+
+
+# -- precedence -----------------------------------------------------------------------------
+
+# One distinct date per source, best first, and where each goes in a JPEG.
+RANKED: list[tuple[str, datetime]] = [
+    (name, datetime(2010 + i, 1, 1, 12, 0, 0)) for i, (name, _) in enumerate(DATE_SOURCES)
+]
+
+
+def ranked_jpeg(path: Path, sources: list[tuple[str, datetime]]) -> Path:
+    ifd0: dict[int, object] = {}
+    exif_ifd: dict[int, object] = {}
+    props: dict[str, str] = {}
+    for name, date in sources:
+        if name.startswith("EXIF "):
+            tag = {"DateTimeOriginal": 0x9003, "DateTimeDigitized": 0x9004, "DateTime": 0x0132}
+            target = ifd0 if name == "EXIF DateTime" else exif_ifd
+            target[tag[name[5:]]] = date.strftime("%Y:%m:%d %H:%M:%S")
+        else:
+            props[name[4:]] = date.isoformat() + "+05:00"
+    segments = [exif_app1(exif_block(ifd0, exif_ifd))] if ifd0 or exif_ifd else []
+    segments += [xmp_app1(packet(props, "element"))] if props else []
+    return write(path, jpeg_bytes(*segments))
+
+
+@pytest.mark.parametrize("best", range(len(RANKED)))
+def test_precedence(tmp_path: Path, best: int) -> None:
+    meta = read_metadata(ranked_jpeg(tmp_path / "x.jpg", RANKED[best:]))
+    assert (meta.date_source, meta.date) == RANKED[best]
+    assert meta.dates == tuple(RANKED[best:])
+    # The file time comes last, and only when asked for or when nothing else is there.
+    assert meta.fields(0.0)["date_source"] == RANKED[best][0]
+    assert meta.fields(0.0, prefer="mtime")["date_source"] == "mtime"
+
+
+def test_precedence_does_not_depend_on_file_order(tmp_path: Path) -> None:
+    xmp_first = jpeg_bytes(
+        xmp_app1(packet({"exif:DateTimeOriginal": "2018-02-03T04:05:06"})),
+        exif_app1(exif_block(exif_ifd={0x9003: "2019:07:04 18:22:05"})),
+    )
+    meta = read_metadata(write(tmp_path / "x.jpg", xmp_first))
+    assert (meta.date, meta.date_source) == (D1, "EXIF DateTimeOriginal")
+
+
+def test_xmp_beats_mtime_and_prefer_mtime_still_wins(tmp_path: Path) -> None:
+    path = write(tmp_path / "x.jpg", jpeg_bytes(xmp_app1(XMP_D2)))
+    fields = read_metadata(path).fields(86400.0)
+    assert (fields["date"], fields["date_source"]) == (D2, "XMP xmp:CreateDate")
+    forced = read_metadata(path).fields(86400.0, prefer="mtime")
+    assert (forced["date"], forced["date_source"]) == (datetime.fromtimestamp(86400), "mtime")
+
+
+def test_blank_dates_fall_through(tmp_path: Path) -> None:
+    block = exif_block({0x0132: "2018:02:03 04:05:06"}, {0x9003: "0000:00:00 00:00:00"})
+    props = packet({"exif:DateTimeOriginal": "0000-00-00T00:00:00", "xmp:CreateDate": "2019"})
+    meta = read_metadata(write(tmp_path / "x.jpg", jpeg_bytes(exif_app1(block), xmp_app1(props))))
+    assert meta.dates == (("EXIF DateTime", D2),)
 
 
 # -- hostile files --------------------------------------------------------------------------
@@ -307,6 +570,8 @@ def test_xml_bomb_and_external_entity_are_refused(tmp_path: Path) -> None:
     bomb = BOMB + dated[dated.index(b"<x:xmpmeta") :]
     start = time.perf_counter()
     assert xmp.read_properties(bomb) == {}
+    meta = read_metadata(write(tmp_path / "bomb.jpg", jpeg_bytes(xmp_app1(bomb))))
+    assert meta.date is None
     assert time.perf_counter() - start < 1
     external = b'<!DOCTYPE x [<!ENTITY ext SYSTEM "file:///etc/passwd">]>' + packet(
         {"xmp:CreateDate": "2018-02-03"}, "element", inside="<dc:title>&ext;</dc:title>"
@@ -349,6 +614,7 @@ def test_jpeg_lying_segments(tmp_path: Path) -> None:
     for name, data in cases.items():
         found = scan(data)
         assert dates(found)["EXIF DateTimeOriginal"] == "2019:07:04 18:22:05", name
+        assert read_metadata(write(tmp_path / "x.jpg", data)).date == D1, name
 
 
 def test_jpeg_many_segments_and_image_data_unread() -> None:
@@ -371,6 +637,7 @@ def test_png_and_webp_lying_chunks(tmp_path: Path) -> None:
     huge = b"\xff\xff\xff\xf0eXIf" + EXIF_D1  # says 4 GB, holds a block
     data = png_bytes(huge)
     assert len(dates(scan(data))) > 0  # the block is read, only as far as the file goes
+    assert read_metadata(write(tmp_path / "x.png", data)).date == D1
     data = png_bytes(pixels=1000)[:-30]  # cut in its image data
     assert scan(data).exif == []
     # A zip bomb in a compressed iTXt: inflated only up to the cap.

@@ -433,9 +433,15 @@ def test_gps_corpus_all_plausible() -> None:
 
 def test_date_original_then_datetime() -> None:
     s40 = read_metadata(SAMPLES / "Canon_PowerShot_S40.jpg")
-    assert (s40.date, s40.date_source) == (datetime(2003, 12, 14, 12, 1, 44), "DateTimeOriginal")
+    assert (s40.date, s40.date_source) == (
+        datetime(2003, 12, 14, 12, 1, 44),
+        "EXIF DateTimeOriginal",
+    )
     imported = read_metadata(SAMPLES / "Canon_40D_photoshop_import.jpg")
-    assert (imported.date, imported.date_source) == (datetime(2008, 7, 31, 10, 5, 49), "DateTime")
+    assert (imported.date, imported.date_source) == (
+        datetime(2008, 7, 31, 10, 5, 49),
+        "EXIF DateTime",
+    )
     assert imported.camera == imported.make == imported.model == ""
 
 
@@ -471,8 +477,9 @@ def test_camera_rule(make: str, model: str, camera: str) -> None:
     assert media.exif._camera(make, model) == camera
 
 
-def test_no_exif_and_mtime_fallback() -> None:
-    path = SAMPLES / "no_exif.jpg"
+def test_no_metadata_and_mtime_fallback(tmp_path: Path) -> None:
+    path = tmp_path / "plain.jpg"  # samples' no_exif.jpg turned out to have EXIF after its XMP
+    Image.new("RGB", (64, 48), "gray").save(path)
     meta = read_metadata(path)
     assert meta == Metadata()
     mtime = os.stat(path).st_mtime
@@ -484,10 +491,10 @@ def test_no_exif_and_mtime_fallback() -> None:
 
 def test_prefer_mtime_and_bad_prefer() -> None:
     meta = read_metadata(SAMPLES / "Canon_PowerShot_S40.jpg")
-    assert meta.fields(0.0)["date_source"] == "DateTimeOriginal"
+    assert meta.fields(0.0)["date_source"] == "EXIF DateTimeOriginal"
     forced = meta.fields(86400.0, prefer="mtime")
     assert (forced["date"], forced["date_source"]) == (datetime.fromtimestamp(86400), "mtime")
-    assert meta.fields(prefer="mtime")["date_source"] == "DateTimeOriginal"  # no mtime given
+    assert meta.fields(prefer="mtime")["date_source"] == "EXIF DateTimeOriginal"  # no mtime
     with pytest.raises(ValueError):
         meta.fields(prefer="digitized")
 
@@ -516,7 +523,7 @@ def test_garbage_exif_values(tmp_path: Path) -> None:
         },
     )
     meta = read_metadata(path)
-    assert (meta.date, meta.date_source) == (datetime(2020, 1, 2, 3, 4, 5), "DateTime")
+    assert (meta.date, meta.date_source) == (datetime(2020, 1, 2, 3, 4, 5), "EXIF DateTime")
     assert (meta.make, meta.model, meta.camera) == ("ACME", "", "ACME")
     assert meta.lat is None and meta.lon is None
 
@@ -537,7 +544,15 @@ def test_null_island_and_out_of_range_gps(tmp_path: Path) -> None:
         ("2008-05-30T15:56:01", datetime(2008, 5, 30, 15, 56, 1)),
         ("2008:05:30 15:56", datetime(2008, 5, 30, 15, 56)),
         ("2008:05:30", datetime(2008, 5, 30)),
+        # XMP: ISO 8601; the wall-clock time is kept, the offset dropped
+        ("2019-07-04T18:22:05+02:00", datetime(2019, 7, 4, 18, 22, 5)),
+        ("2019-07-04T18:22:05.250-07:00", datetime(2019, 7, 4, 18, 22, 5)),
+        ("2019-07-04T18:22Z", datetime(2019, 7, 4, 18, 22)),
+        ("2019-07-04", datetime(2019, 7, 4)),
+        ("2019-07", None),  # no day: not made up
+        ("2019", None),
         ("0000:00:00 00:00:00", None),
+        ("0000-00-00T00:00:00", None),
         ("    :  :     :  :  ", None),
         ("2008:13:40 25:00:00", None),
         ("", None),
@@ -556,7 +571,7 @@ def test_metadata_never_raises(tmp_path: Path) -> None:
     cut.write_bytes((SAMPLES / "DSCN0010.jpg").read_bytes()[:300])
     for path in (noise, png, cut, tmp_path, tmp_path / "missing.jpg"):
         assert isinstance(read_metadata(path), Metadata)
-    assert read_metadata(noise) == read_metadata(tmp_path) == Metadata()
+    assert read_metadata(noise) == read_metadata(tmp_path) == read_metadata(png) == Metadata()
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="needs the shared corpus")
