@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 import io
-import os
 import random
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageChops, ImageStat
 from PIL.JpegImagePlugin import JpegImageFile
-from PIL.TiffImagePlugin import IFDRational
 
 from bench.media import LARGE_THUMBNAIL_FULL_HD, UNDEFINED, save_with_frames
-from pipeline import media
 from pipeline.media import (
     ImageError,
-    Metadata,
     PreparedImage,
     prepare_image,
     read_metadata,
     real_extension,
 )
-from pipeline.templates import compile_template
 from tests.real_servers import SHARED
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,23 +44,6 @@ def difference(a: Image.Image, b: Image.Image) -> float:
 
 def close(color: tuple[int, ...], expected: tuple[int, int, int], tolerance: int = 24) -> bool:
     return all(abs(c - e) <= tolerance for c, e in zip(color, expected, strict=False))
-
-
-def exif_jpeg(
-    path: Path,
-    tags: dict[int, object],
-    exif_ifd: dict[int, object] | None = None,
-    gps_ifd: dict[int, object] | None = None,
-) -> Path:
-    exif = Image.Exif()
-    for tag, value in tags.items():
-        exif[tag] = value
-    if exif_ifd:
-        exif.get_ifd(0x8769).update(exif_ifd)
-    if gps_ifd:
-        exif.get_ifd(0x8825).update(gps_ifd)
-    Image.new("RGB", (64, 48), "gray").save(path, exif=exif.tobytes())
-    return path
 
 
 # -- prepare_image: orientation, size, draft ------------------------------------------------
@@ -404,159 +381,7 @@ def test_real_extension_heif_avif_bmp_and_raw(tmp_path: Path) -> None:
     assert prepare_image(tmp_path / "g.dng").extension == ".dng"
 
 
-# -- read_metadata -------------------------------------------------------------------------
-
-
-def test_gps_north_east() -> None:
-    meta = read_metadata(SAMPLES / "DSCN0010.jpg")
-    assert meta.lat == pytest.approx(43.467448, abs=1e-6)  # Tuscany
-    assert meta.lon == pytest.approx(11.885127, abs=1e-6)
-    assert meta.fields()["gps"] == "43.467448,11.885127"
-    assert meta.camera == "NIKON COOLPIX P6000"
-
-
-def test_gps_south_is_negative() -> None:
-    meta = read_metadata(SAMPLES / "Kodak_CX7530.jpg")
-    assert meta.lat is not None and meta.lon is not None
-    assert -1 < meta.lat < 0 and 35 < meta.lon < 37  # just south of the equator, Kenya
-
-
-@pytest.mark.skipif(not (CORPUS / "gps").is_dir(), reason="needs the shared corpus")
-def test_gps_corpus_all_plausible() -> None:
-    for path in sorted((CORPUS / "gps").glob("*.jpg")):
-        meta = read_metadata(path)
-        assert meta.lat is not None and 43 < meta.lat < 44, path
-        assert meta.lon is not None and 11 < meta.lon < 12, path
-    west = read_metadata(CORPUS / "hdr" / "iphone_hdr_NO.jpg")
-    assert west.lon is not None and -4 < west.lon < -3  # Madrid: W is negative
-
-
-def test_date_original_then_datetime() -> None:
-    s40 = read_metadata(SAMPLES / "Canon_PowerShot_S40.jpg")
-    assert (s40.date, s40.date_source) == (datetime(2003, 12, 14, 12, 1, 44), "DateTimeOriginal")
-    imported = read_metadata(SAMPLES / "Canon_40D_photoshop_import.jpg")
-    assert (imported.date, imported.date_source) == (datetime(2008, 7, 31, 10, 5, 49), "DateTime")
-    assert imported.camera == imported.make == imported.model == ""
-
-
-def test_camera_names_are_tidied() -> None:
-    s40 = read_metadata(SAMPLES / "Canon_PowerShot_S40.jpg")
-    assert (s40.make, s40.model, s40.camera) == ("Canon", "Canon PowerShot S40", s40.model)
-    pentax = read_metadata(SAMPLES / "Pentax_K10D.jpg")  # NUL/space padded in the file
-    assert (pentax.make, pentax.model, pentax.camera) == (
-        "PENTAX Corporation",
-        "PENTAX K10D",
-        "PENTAX K10D",
-    )
-    assert read_metadata(SAMPLES / "Kodak_CX7530.jpg").camera == "KODAK CX7530 ZOOM DIGITAL CAMERA"
-
-
-@pytest.mark.parametrize(
-    ("make", "model", "camera"),
-    [
-        ("Canon", "Canon EOS 40D", "Canon EOS 40D"),
-        ("NIKON CORPORATION", "NIKON D70", "NIKON D70"),
-        ("OLYMPUS CORPORATION", "C8080WZ", "OLYMPUS C8080WZ"),
-        ("OLYMPUS OPTICAL CO.,LTD", "C960Z,D460Z", "OLYMPUS C960Z,D460Z"),
-        ("SANYO Electric Co.,Ltd.", "SR6", "SANYO SR6"),
-        ("Eastman Kodak Company", "DC210 Zoom", "Eastman Kodak DC210 Zoom"),
-        ("Apple", "iPhone 6", "Apple iPhone 6"),
-        ("Jolla", "Jolla", "Jolla"),
-        ("FUJIFILM", "", "FUJIFILM"),
-        ("", "DX-10", "DX-10"),
-        ("", "", ""),
-    ],
-)
-def test_camera_rule(make: str, model: str, camera: str) -> None:
-    assert media.exif._camera(make, model) == camera
-
-
-def test_no_exif_and_mtime_fallback() -> None:
-    path = SAMPLES / "no_exif.jpg"
-    meta = read_metadata(path)
-    assert meta == Metadata()
-    mtime = os.stat(path).st_mtime
-    fields = meta.fields(mtime)
-    assert fields["date"] == datetime.fromtimestamp(mtime)
-    assert fields["date_source"] == "mtime"
-    assert fields["camera"] == fields["make"] == fields["model"] == fields["gps"] == ""
-
-
-def test_prefer_mtime_and_bad_prefer() -> None:
-    meta = read_metadata(SAMPLES / "Canon_PowerShot_S40.jpg")
-    assert meta.fields(0.0)["date_source"] == "DateTimeOriginal"
-    forced = meta.fields(86400.0, prefer="mtime")
-    assert (forced["date"], forced["date_source"]) == (datetime.fromtimestamp(86400), "mtime")
-    assert meta.fields(prefer="mtime")["date_source"] == "DateTimeOriginal"  # no mtime given
-    with pytest.raises(ValueError):
-        meta.fields(prefer="digitized")
-
-
-def test_templates_never_crash_on_missing_fields() -> None:
-    fields = Metadata().fields()
-    assert all(value is not None for value in fields.values())
-    template = compile_template("{exif.date:%Y-%m-%d}|{exif.camera}|{exif.lat:.3f}|{exif.gps}")
-    assert template.render({"exif": fields}) == "|||"
-    full = read_metadata(SAMPLES / "DSCN0010.jpg").fields()
-    assert template.render({"exif": full}) == (
-        "2008-10-22|NIKON COOLPIX P6000|43.467|43.467448,11.885127"
-    )
-
-
-def test_garbage_exif_values(tmp_path: Path) -> None:
-    path = exif_jpeg(
-        tmp_path / "odd.jpg",
-        {0x0132: "2020:01:02 03:04:05", 0x010F: "ACME\x00\x00  ", 0x0110: "  "},
-        exif_ifd={0x9003: "0000:00:00 00:00:00"},
-        gps_ifd={
-            1: "N",
-            2: (IFDRational(43, 1), IFDRational(5, 0), IFDRational(0, 0)),  # x/0 rationals
-            3: "E",
-            4: (IFDRational(11, 1), IFDRational(0, 1), IFDRational(0, 1)),
-        },
-    )
-    meta = read_metadata(path)
-    assert (meta.date, meta.date_source) == (datetime(2020, 1, 2, 3, 4, 5), "DateTime")
-    assert (meta.make, meta.model, meta.camera) == ("ACME", "", "ACME")
-    assert meta.lat is None and meta.lon is None
-
-
-def test_null_island_and_out_of_range_gps(tmp_path: Path) -> None:
-    zero = (IFDRational(0, 1),) * 3
-    path = exif_jpeg(tmp_path / "nofix.jpg", {}, gps_ifd={1: "N", 2: zero, 3: "E", 4: zero})
-    assert read_metadata(path).lat is None
-    far = (IFDRational(95, 1), IFDRational(0, 1), IFDRational(0, 1))
-    path = exif_jpeg(tmp_path / "far.jpg", {}, gps_ifd={1: "S", 2: far, 3: "W", 4: far})
-    assert read_metadata(path).fields()["gps"] == ""
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2008:05:30 15:56:01", datetime(2008, 5, 30, 15, 56, 1)),
-        ("2008-05-30T15:56:01", datetime(2008, 5, 30, 15, 56, 1)),
-        ("2008:05:30 15:56", datetime(2008, 5, 30, 15, 56)),
-        ("2008:05:30", datetime(2008, 5, 30)),
-        ("0000:00:00 00:00:00", None),
-        ("    :  :     :  :  ", None),
-        ("2008:13:40 25:00:00", None),
-        ("", None),
-    ],
-)
-def test_date_parsing(text: str, expected: datetime | None) -> None:
-    assert media.exif._parse_date(text) == expected
-
-
-def test_metadata_never_raises(tmp_path: Path) -> None:
-    noise = tmp_path / "noise.jpg"
-    noise.write_bytes(random.Random(3).randbytes(3000))
-    png = tmp_path / "plain.png"
-    Image.new("RGB", (8, 8)).save(png)
-    cut = tmp_path / "cut.jpg"
-    cut.write_bytes((SAMPLES / "DSCN0010.jpg").read_bytes()[:300])
-    for path in (noise, png, cut, tmp_path, tmp_path / "missing.jpg"):
-        assert isinstance(read_metadata(path), Metadata)
-    assert read_metadata(noise) == read_metadata(tmp_path) == Metadata()
+# -- EXIF and XMP: tests/test_exif.py ------------------------------------------------------
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="needs the shared corpus")

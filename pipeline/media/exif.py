@@ -1,25 +1,56 @@
-"""The few EXIF fields the naming templates use ({exif.date}, {exif.camera}, {exif.gps},
-...): `read_metadata` never raises; a photo without them gets blanks."""
+"""The few metadata fields the naming templates use ({exif.date}, {exif.camera}, {exif.gps},
+...), read from wherever a photo keeps them: every EXIF block and the XMP packets of a JPEG,
+PNG, WebP, HEIF/HEIC/AVIF, JPEG XL or TIFF file (see `containers`). `read_metadata` never
+raises; a photo without them gets blanks.
+
+`Metadata.date_source` names where the date came from, as "<block> <property>": the EXIF tag
+name, or the XMP property with its conventional prefix whatever prefix the file binds (an old
+`xap:CreateDate` reads as "XMP xmp:CreateDate"). The first of these that holds a valid date
+wins, the same for every format:
+
+1. "EXIF DateTimeOriginal"       when the shutter fired (from any EXIF block of the file)
+2. "XMP exif:DateTimeOriginal"   the same, kept by editors that write XMP only
+3. "XMP photoshop:DateCreated"   IPTC's date created: the original date by MWG's mapping
+4. "EXIF DateTimeDigitized"      when it became digital: the shot, or a print's scan
+5. "XMP xmp:CreateDate"          the same in XMP (MWG); editors put the file's creation here
+6. "XMP exif:DateTimeDigitized"
+7. "EXIF DateTime"               last change of the file by software
+8. "XMP xmp:ModifyDate"
+then `Metadata.fields` falls back to the file's time, "mtime".
+
+Dates are naive camera-local wall-clock times: EXIF has no reliable time zone, so XMP's
+offset ("2019-07-04T18:22:05+02:00") is dropped to match. A date without a day ("2019",
+"2019-07") is not used: a made-up day would be named as if known.
+"""
 
 from __future__ import annotations
 
-import logging
 import math
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
-from typing import Any
+from typing import TypeVar
 
-import exifread
-
+from pipeline.media import containers, tiff, xmp
 from pipeline.media.formats import StrPath
 
-# exifread logs a WARNING for every file without EXIF (any PNG, most GIFs); for us that is
-# normal, and with logging unconfigured it would print to stderr once per file.
-_exif_log = logging.getLogger("exifread")
-if _exif_log.level == logging.NOTSET:
-    _exif_log.setLevel(logging.ERROR)
+# Best first; the key of each EXIF source in `tiff.read_tags`, or of each XMP property.
+DATE_SOURCES: tuple[tuple[str, str], ...] = (
+    ("EXIF DateTimeOriginal", "EXIF DateTimeOriginal"),
+    ("XMP exif:DateTimeOriginal", "exif:DateTimeOriginal"),
+    ("XMP photoshop:DateCreated", "photoshop:DateCreated"),
+    ("EXIF DateTimeDigitized", "EXIF DateTimeDigitized"),
+    ("XMP xmp:CreateDate", "xmp:CreateDate"),
+    ("XMP exif:DateTimeDigitized", "exif:DateTimeDigitized"),
+    ("EXIF DateTime", "Image DateTime"),
+    ("XMP xmp:ModifyDate", "xmp:ModifyDate"),
+)
+
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 
 
 class _Blank(str):
@@ -36,16 +67,19 @@ BLANK = _Blank()
 @dataclass(frozen=True)
 class Metadata:
     date: datetime | None = None  # naive, camera-local: EXIF has no reliable time zone
-    date_source: str = ""  # "DateTimeOriginal", "DateTime" or ""
+    date_source: str = ""  # where `date` came from: one of DATE_SOURCES' names, or ""
     make: str = ""
     model: str = ""
     camera: str = ""  # "Make Model" without the make said twice
     lat: float | None = None
     lon: float | None = None
+    # Every date found, best first, as (source, date): `date` is the first. For `pipe show`,
+    # and for a user wondering why a photo got the date it got.
+    dates: tuple[tuple[str, datetime], ...] = ()
 
     def fields(self, mtime: float | None = None, prefer: str = "original") -> dict[str, object]:
         """The `exif.*` template fields. Missing values are "" (a blank that accepts any
-        format spec), never None. The date falls back to `mtime` when EXIF has none;
+        format spec), never None. The date falls back to `mtime` when the file has none;
         prefer="mtime" uses the file time whenever it is given."""
         if prefer not in ("original", "mtime"):
             raise ValueError(f"prefer must be 'original' or 'mtime', got {prefer!r}")
@@ -67,47 +101,84 @@ class Metadata:
 
 
 def read_metadata(path: StrPath) -> Metadata:
-    """Date, camera and position from EXIF; an empty Metadata when any of it is unreadable."""
+    """Date, camera and position from the file's EXIF and XMP; an empty Metadata when none of
+    it is readable. Reads only the metadata, never the pixels."""
     try:
         with open(path, "rb") as f:
-            tags = exifread.process_file(f, details=False, extract_thumbnail=False)
-    except Exception:  # missing file, folder, or exifread choking on garbage: no metadata
+            found = containers.scan(f)
+            # Inside the `with`: a TIFF file's EXIF block is the open file itself.
+            blocks = [_safely(tiff.read_tags, read, {}) for read in found.exif]
+    except Exception:  # missing file, folder, unreadable, or a bug on a shape not foreseen
         return Metadata()
     try:
-        return _metadata(tags)
+        return _metadata(blocks, _xmp_properties(found, blocks))
     except Exception:  # a value shape we did not foresee must not stop a whole run
         return Metadata()
 
 
-def _metadata(tags: dict[str, Any]) -> Metadata:
-    date, source = None, ""
-    for key, name in (
-        ("EXIF DateTimeOriginal", "DateTimeOriginal"),
-        ("Image DateTime", "DateTime"),
-    ):
-        date = _parse_date(_text(tags.get(key)))
-        if date is not None:
-            source = name
+def _safely(parse: Callable[[_In], _Out], data: _In, empty: _Out) -> _Out:
+    # One damaged block must not hide the others.
+    try:
+        return parse(data)
+    except Exception:
+        return empty
+
+
+def _xmp_properties(found: containers.Found, blocks: list[dict[str, tiff.Value]]) -> dict[str, str]:
+    """The XMP date properties of the file; the first packet that has one wins: the
+    container's own packets, then the one a TIFF keeps in tag 700, then Extended XMP."""
+    packets = list(found.xmp)
+    packets += [b["Image XMP"] for b in blocks if isinstance(b.get("Image XMP"), bytes)]
+    merged: dict[str, str] = {}
+    for packet in packets:
+        for key, value in _safely(xmp.read_properties, packet, {}).items():
+            merged.setdefault(key, value)
+    guid = merged.get("xmpNote:HasExtendedXMP", "").encode("ascii", "replace")
+    if guid in found.extended_xmp:
+        packet = xmp.join_extended(found.extended_xmp[guid])
+        for key, value in _safely(xmp.read_properties, packet, {}).items():
+            merged.setdefault(key, value)
+    return merged
+
+
+def _metadata(blocks: list[dict[str, tiff.Value]], properties: dict[str, str]) -> Metadata:
+    dates: list[tuple[str, datetime]] = []
+    for source, key in DATE_SOURCES:
+        texts: Iterable[object] = (
+            (b.get(key) for b in blocks) if source.startswith("EXIF") else (properties.get(key),)
+        )
+        for text in texts:
+            date = _parse_date(_text(text))
+            if date is not None:
+                dates.append((source, date))
+                break
+    source, date = dates[0] if dates else ("", None)
+    # Camera and place from the first block that has them; a later block is most often a
+    # copy of the first, or a thumbnail's.
+    make = model = ""
+    for b in blocks:
+        make, model = _text(b.get("Image Make")), _text(b.get("Image Model"))
+        if make or model:
             break
-    make, model = _text(tags.get("Image Make")), _text(tags.get("Image Model"))
-    lat = _coordinate(tags.get("GPS GPSLatitude"), tags.get("GPS GPSLatitudeRef"), "S", 90)
-    lon = _coordinate(tags.get("GPS GPSLongitude"), tags.get("GPS GPSLongitudeRef"), "W", 180)
-    # 0,0 is what receivers write before a fix; a half position is no position.
-    if lat is None or lon is None or (lat == 0 and lon == 0):
-        lat = lon = None
-    return Metadata(date, source, make, model, _camera(make, model), lat, lon)
+    lat = lon = None
+    for b in blocks:
+        lat = _coordinate(b.get("GPS GPSLatitude"), b.get("GPS GPSLatitudeRef"), "S", 90)
+        lon = _coordinate(b.get("GPS GPSLongitude"), b.get("GPS GPSLongitudeRef"), "W", 180)
+        # 0,0 is what receivers write before a fix; a half position is no position.
+        if lat is None or lon is None or (lat == 0 and lon == 0):
+            lat = lon = None
+        else:
+            break
+    return Metadata(date, source, make, model, _camera(make, model), lat, lon, tuple(dates))
 
 
-def _text(tag: Any) -> str:
-    if tag is None:
-        return ""
-    value = getattr(tag, "values", tag)
-    if isinstance(value, bytes):
+def _text(value: object) -> str:
+    if isinstance(value, bytes):  # an UNDEFINED-typed string
         value = value.decode("latin-1")
-    elif isinstance(value, list):
-        value = "".join(chr(v) if isinstance(v, int) and 0 < v < 0x110000 else "" for v in value)
+    if not isinstance(value, str):
+        return ""
     # Fixed-width ASCII fields arrive padded with NULs and spaces.
-    return " ".join(str(value).replace("\x00", " ").split())
+    return " ".join(value.replace("\x00", " ").split())
 
 
 _DATE = re.compile(
@@ -116,7 +187,9 @@ _DATE = re.compile(
 
 
 def _parse_date(text: str) -> datetime | None:
-    """EXIF "YYYY:MM:DD HH:MM:SS"; blanked ("0000:00:00 ...") or impossible dates are None."""
+    """EXIF "YYYY:MM:DD HH:MM:SS", or XMP's ISO 8601 "YYYY-MM-DD[THH:MM[:SS[.s]]][offset]"
+    read up to the seconds (the offset is dropped); blanked ("0000:00:00 ...") or impossible
+    dates, and dates without a day, are None."""
     m = _DATE.match(text)
     if m is None:
         return None
@@ -127,29 +200,22 @@ def _parse_date(text: str) -> datetime | None:
         return None
 
 
-def _coordinate(tag: Any, ref: Any, negative: str, limit: float) -> float | None:
+def _coordinate(values: object, ref: object, negative: str, limit: float) -> float | None:
     """Degrees/minutes/seconds rationals to signed decimal degrees; None if malformed."""
-    values = getattr(tag, "values", None)
-    if not isinstance(values, list) or not 1 <= len(values) <= 3:
+    if not isinstance(values, tuple) or not 1 <= len(values) <= 3:
         return None
     total = 0.0
     for part, unit in zip(values, (1, 60, 3600), strict=False):
-        number = _number(part)
-        if number is None or number < 0 or not math.isfinite(number):
+        # x/0 rationals arrive as None.
+        if not isinstance(part, Fraction | int) or part < 0:
+            return None
+        number = float(part)
+        if not math.isfinite(number):
             return None
         total += number / unit
     if total > limit:
         return None
     return -total if _text(ref)[:1].upper() == negative else total
-
-
-def _number(value: Any) -> float | None:
-    # exifread keeps x/0 rationals as Fraction subclasses with a 0 denominator.
-    if isinstance(value, Fraction):
-        return None if value.denominator == 0 else float(value)
-    if isinstance(value, int | float):
-        return float(value)
-    return None
 
 
 # Words that only say "a company" and add nothing to a camera's name.

@@ -1,0 +1,347 @@
+"""Where each image format keeps its EXIF and XMP: `scan` walks a file's structure and returns
+the raw EXIF (TIFF) blocks and XMP packets it holds, in file order, without decoding pixels.
+
+| format | EXIF | XMP |
+| --- | --- | --- |
+| JPEG | every APP1 `Exif\\0\\0` | APP1 `http://ns.adobe.com/xap/1.0/\\0`, and Extended XMP |
+| PNG | the `eXIf` chunk | `iTXt` chunk keyword `XML:com.adobe.xmp` (maybe compressed) |
+| WebP | the `EXIF` chunk | the `XMP ` chunk |
+| HEIF, HEIC, AVIF | `Exif` items of the `meta` box | `mime` item `application/rdf+xml` |
+| JPEG XL | the `Exif` box | the `xml ` box |
+| TIFF (and TIFF raws) | the file itself | tag 700 (read with the EXIF tags) |
+
+Files are untrusted: every walk stops at the first structure that does not add up, after
+`_MAX_PARTS` segments/chunks/boxes, or at the image data once there is nothing left to find;
+bodies that are not wanted are seeked over, not read; and at most `_BUDGET` bytes of metadata
+are read from one file, whatever lengths it declares. Nothing here raises on bad data
+(`OSError` from the file itself may)."""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from pipeline.media import tiff, xmp
+
+_BUDGET = 8 << 20  # metadata read from one file, all blocks together
+_MAX_EXIF = 1 << 20  # real EXIF blocks are a few KB; JPEG cannot hold more than 64 KB
+_MAX_META = 1 << 20  # a HEIF meta box: item tables, a few KB even for a tiled photo
+_MAX_EXTENTS = 10_000  # pieces of HEIF items, all items together
+_MAX_PARTS = 20_000  # a PNG of 8 KB IDAT chunks reaches this at 160 MB
+_MAX_FILL = 64  # 0xFF fill bytes allowed before a JPEG marker
+
+_JPEG_EXIF = b"Exif\x00"
+_JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\x00"
+_JPEG_XMP_EXT = b"http://ns.adobe.com/xmp/extension/\x00"
+_PNG = b"\x89PNG\r\n\x1a\n"
+_PNG_XMP = b"XML:com.adobe.xmp\x00"
+_JXL = b"\x00\x00\x00\x0cJXL \r\n\x87\n"
+_TIFF = (b"II*\x00", b"MM\x00*")
+
+
+@dataclass
+class Found:
+    exif: list[tiff.Reader] = field(default_factory=list)
+    xmp: list[bytes] = field(default_factory=list)
+    # JPEG Extended XMP pieces by GUID: (full length, offset, bytes); the main packet's
+    # xmpNote:HasExtendedXMP says which GUID belongs to it.
+    extended_xmp: dict[bytes, list[tuple[int, int, bytes]]] = field(default_factory=dict)
+
+
+class _Budget:
+    def __init__(self, f: BinaryIO) -> None:
+        self.f, self.left = f, _BUDGET
+
+    def read(self, size: int, cap: int) -> bytes:
+        data = self.f.read(max(0, min(size, cap, self.left)))
+        self.left -= len(data)
+        return data
+
+
+def scan(f: BinaryIO) -> Found:
+    found = Found()
+    head = f.read(16)
+    budget = _Budget(f)
+    if head[:3] == b"\xff\xd8\xff":
+        _jpeg(f, budget, found)
+    elif head[:8] == _PNG:
+        _png(f, budget, found)
+    elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        _webp(f, budget, found)
+    elif head[4:8] == b"ftyp" or head[:12] == _JXL:
+        _boxes(f, budget, found)
+    elif head[:4] in _TIFF:
+        found.exif.append(tiff.file_reader(f))
+    return found
+
+
+def _add_exif(found: Found, block: bytes) -> None:
+    # Some writers keep JPEG's "Exif\0\0" before the TIFF header in PNG and WebP too.
+    if block[:5] == _JPEG_EXIF:
+        block = block[6:]
+    if block[:4] in _TIFF:
+        found.exif.append(tiff.bytes_reader(block))
+
+
+def _jpeg(f: BinaryIO, budget: _Budget, found: Found) -> None:
+    f.seek(2)
+    for _ in range(_MAX_PARTS):
+        marker = f.read(2)
+        if len(marker) < 2 or marker[0] != 0xFF:
+            return
+        code = marker[1]
+        for _ in range(_MAX_FILL):
+            if code != 0xFF:
+                break
+            code = (f.read(1) or b"\xd9")[0]
+        if code in (0xDA, 0xD9, 0xFF):  # start of scan (the pixels), end of image, garbage
+            return
+        if code == 0x01 or 0xD0 <= code <= 0xD7:  # markers without a length
+            continue
+        size = f.read(2)
+        if len(size) < 2 or int.from_bytes(size, "big") < 2:
+            return
+        length = int.from_bytes(size, "big") - 2
+        if code != 0xE1:
+            f.seek(length, os.SEEK_CUR)
+            continue
+        body = budget.read(length, length)
+        if body.startswith(_JPEG_EXIF):
+            _add_exif(found, body)
+        elif body.startswith(_JPEG_XMP):
+            found.xmp.append(body[len(_JPEG_XMP) :])
+        elif body.startswith(_JPEG_XMP_EXT) and len(body) > len(_JPEG_XMP_EXT) + 40:
+            at = len(_JPEG_XMP_EXT)
+            guid = body[at : at + 32]
+            full, offset = struct.unpack(">II", body[at + 32 : at + 40])
+            found.extended_xmp.setdefault(guid, []).append((full, offset, body[at + 40 :]))
+        if len(body) < length:  # truncated file, or out of budget
+            return
+
+
+def _png(f: BinaryIO, budget: _Budget, found: Found) -> None:
+    f.seek(8)
+    have_exif = have_xmp = False
+    for _ in range(_MAX_PARTS):
+        head = f.read(8)
+        if len(head) < 8:
+            return
+        length, kind = int.from_bytes(head[:4], "big"), head[4:]
+        body_at = f.tell()
+        if kind == b"IEND" or (kind == b"IDAT" and have_exif and have_xmp):
+            return
+        if kind == b"eXIf" and not have_exif:
+            _add_exif(found, budget.read(length, _MAX_EXIF))
+            have_exif = True
+        elif (
+            kind == b"iTXt"
+            and not have_xmp
+            # Peek at the keyword first: other iTXt chunks may be large and are not read.
+            and budget.read(len(_PNG_XMP), len(_PNG_XMP)) == _PNG_XMP
+        ):
+            packet = _itxt_text(budget.read(length - len(_PNG_XMP), xmp.MAX_PACKET + 64))
+            if packet:
+                found.xmp.append(packet)
+                have_xmp = True
+        # The CRC is not checked: a damaged chunk yields a block the parsers reject anyway.
+        f.seek(body_at + length + 4)
+
+
+def _itxt_text(rest: bytes) -> bytes:
+    """The text of an iTXt chunk after its keyword: compression flag and method, language
+    tag, translated keyword, then the (maybe zlib-compressed) UTF-8 text."""
+    if len(rest) < 2:
+        return b""
+    compressed, method = rest[0], rest[1]
+    parts = rest[2:].split(b"\x00", 2)
+    if len(parts) < 3:
+        return b""
+    text = parts[2]
+    if compressed:
+        return xmp.inflate(text) if method == 0 else b""
+    return text
+
+
+def _webp(f: BinaryIO, budget: _Budget, found: Found) -> None:
+    # EXIF and XMP come after the image data in an extended WebP: seek over it.
+    f.seek(12)
+    have_exif = have_xmp = False
+    for _ in range(_MAX_PARTS):
+        head = f.read(8)
+        if len(head) < 8 or (have_exif and have_xmp):
+            return
+        kind, length = head[:4], int.from_bytes(head[4:], "little")
+        body_at = f.tell()
+        if kind == b"EXIF" and not have_exif:
+            _add_exif(found, budget.read(length, _MAX_EXIF))
+            have_exif = True
+        elif kind == b"XMP " and not have_xmp:
+            found.xmp.append(budget.read(length, xmp.MAX_PACKET))
+            have_xmp = True
+        f.seek(body_at + length + (length & 1))  # chunks are padded to an even size
+
+
+def _box_header(f: BinaryIO, at: int, end: int) -> tuple[bytes, int, int] | None:
+    """ISO base media box at `at`: (type, where its body starts, where it ends)."""
+    f.seek(at)
+    head = f.read(8)
+    if len(head) < 8:
+        return None
+    size, kind = int.from_bytes(head[:4], "big"), head[4:]
+    body = at + 8
+    if size == 1:  # a 64-bit size follows
+        large = f.read(8)
+        if len(large) < 8:
+            return None
+        size, body = int.from_bytes(large, "big"), at + 16
+    elif size == 0:  # to the end of the file
+        size = end - at
+    if size < body - at or at + size > end:
+        return None
+    return kind, body, at + size
+
+
+def _boxes(f: BinaryIO, budget: _Budget, found: Found) -> None:
+    """HEIF/HEIC/AVIF (a `meta` box with items) and JPEG XL (`Exif` and `xml ` boxes)."""
+    end = f.seek(0, os.SEEK_END)
+    at = 0
+    for _ in range(_MAX_PARTS):
+        box = _box_header(f, at, end)
+        if box is None:
+            return
+        kind, body, at = box
+        if kind == b"meta":
+            _heif_meta(f, budget, found, budget.read(at - body, _MAX_META), end)
+            return
+        if kind == b"Exif":  # JPEG XL: a 4-byte offset to the TIFF header, then the block
+            _add_exif(found, _skip_offset(budget.read(at - body, _MAX_EXIF)))
+        elif kind == b"xml ":
+            found.xmp.append(budget.read(at - body, xmp.MAX_PACKET))
+
+
+def _skip_offset(item: bytes) -> bytes:
+    """An Exif item (HEIF) or box (JPEG XL) starts with the offset of the TIFF header from
+    there (past an optional "Exif\\0\\0" or APP1 header); some writers get it wrong, so look
+    for the header nearby when it is not where the offset says."""
+    if len(item) < 4:
+        return b""
+    start = 4 + int.from_bytes(item[:4], "big")
+    if item[start : start + 4] in _TIFF:
+        return item[start:]
+    near = [i for i in (item.find(m, 4, 4 + 64) for m in _TIFF) if i >= 0]
+    return item[min(near) :] if near else b""
+
+
+def _heif_meta(f: BinaryIO, budget: _Budget, found: Found, meta: bytes, end: int) -> None:
+    # meta is a full box: version and flags, then child boxes.
+    children = dict(_children(meta, 4))
+    exif_ids, xmp_ids = _heif_items(children.get(b"iinf", b""))
+    places = _heif_locations(children.get(b"iloc", b""), set(exif_ids) | set(xmp_ids))
+    idat = children.get(b"idat", b"")
+    for item in exif_ids + xmp_ids:
+        cap = _MAX_EXIF if item in exif_ids else xmp.MAX_PACKET
+        data = b""
+        method, extents = places.get(item, (0, []))
+        for offset, length in extents:
+            want = min(length, cap - len(data))
+            if want <= 0:
+                break
+            if method == 0 and offset < end:  # in the file (64-bit offsets cannot be seeked)
+                f.seek(offset)
+                data += budget.read(want, want)
+            elif method == 1:  # in the meta box's idat
+                data += idat[offset : offset + want]
+        if item in exif_ids:
+            _add_exif(found, _skip_offset(data))
+        elif data:
+            found.xmp.append(data)
+
+
+def _children(data: bytes, at: int) -> list[tuple[bytes, bytes]]:
+    """The boxes in `data` from `at`, as (type, body); stops at the first that does not fit."""
+    boxes = []
+    while at + 8 <= len(data) and len(boxes) < _MAX_PARTS:
+        size, kind = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8]
+        body = at + 8
+        if size == 1 and at + 16 <= len(data):
+            size, body = int.from_bytes(data[at + 8 : at + 16], "big"), at + 16
+        elif size == 0:
+            size = len(data) - at
+        if size < body - at or at + size > len(data):
+            break
+        boxes.append((kind, data[body : at + size]))
+        at += size
+    return boxes
+
+
+def _heif_items(iinf: bytes) -> tuple[list[int], list[int]]:
+    """The ids of the Exif items and of the XMP items (mime, application/rdf+xml)."""
+    if len(iinf) < 6:
+        return [], []
+    skip = 6 if iinf[0] == 0 else 8  # version and flags, then a 16- or 32-bit entry count
+    exif_ids: list[int] = []
+    xmp_ids: list[int] = []
+    for kind, infe in _children(iinf, skip):
+        if kind != b"infe" or len(infe) < 4:
+            continue
+        version = infe[0]
+        if version == 2:
+            item, at = int.from_bytes(infe[4:6], "big"), 6
+        elif version == 3:
+            item, at = int.from_bytes(infe[4:8], "big"), 8
+        else:  # versions 0 and 1 carry no item type; HEIF requires 2 or 3
+            continue
+        item_type = infe[at + 2 : at + 6]
+        if item_type == b"Exif":
+            exif_ids.append(item)
+        elif item_type == b"mime":
+            strings = infe[at + 6 :].split(b"\x00")  # name, content type, encoding
+            if len(strings) > 1 and strings[1].strip() == b"application/rdf+xml":
+                xmp_ids.append(item)
+    return exif_ids, xmp_ids
+
+
+def _heif_locations(iloc: bytes, wanted: set[int]) -> dict[int, tuple[int, list[tuple[int, int]]]]:
+    """item id -> (construction method, [(offset, length)]) for the wanted items."""
+    places: dict[int, tuple[int, list[tuple[int, int]]]] = {}
+    if len(iloc) < 8 or not wanted:
+        return places
+    version = iloc[0]
+    offset_size, length_size = iloc[4] >> 4, iloc[4] & 15
+    base_size, index_size = iloc[5] >> 4, (iloc[5] & 15) if version in (1, 2) else 0
+    if version > 2 or any(s not in (0, 4, 8) for s in (offset_size, length_size, base_size)):
+        return places
+    id_size = 4 if version == 2 else 2
+    count_size = 4 if version == 2 else 2
+    pos = 6
+
+    def take(size: int) -> int:
+        nonlocal pos
+        if pos + size > len(iloc):
+            raise IndexError
+        value = int.from_bytes(iloc[pos : pos + size], "big")
+        pos += size
+        return value
+
+    extents_left = _MAX_EXTENTS  # with 0-byte sizes, extents cost no bytes: count them
+    try:
+        for _ in range(take(count_size)):
+            item = take(id_size)
+            method = take(2) & 15 if version in (1, 2) else 0
+            take(2)  # data reference index: 0 means this file
+            base = take(base_size)
+            count = take(2)
+            extents_left -= count
+            if extents_left < 0:
+                break
+            extents = []
+            for _ in range(count):
+                take(index_size)
+                extents.append((base + take(offset_size), take(length_size)))
+            if item in wanted:
+                places[item] = (method, extents)
+    except IndexError:  # a truncated table: keep the items read whole
+        pass
+    return places
