@@ -641,7 +641,11 @@ class Runner:
             if self._unable is not None or self.stop.is_set():
                 raise Interrupted  # the run is stopping; the reason is reported once
             if not self._vision_checked:
-                self._call_with_retries(check, Result("", "cached"))
+                try:
+                    self._call_with_retries(check, Result("", "cached"))
+                except NoVision as e:
+                    self._unable = str(e)  # before the lock is let go: nobody checks again
+                    raise CannotRun(str(e)) from None
                 self._vision_checked = True
 
     def _call_with_retries(self, call: Callable[[], _T], result: Result) -> _T:
