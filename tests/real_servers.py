@@ -184,52 +184,27 @@ class RealServer:
             return ""
 
 
-def llama_server(tmp: Path, *extra: str, ctx: int = 1024, slots: int = 1) -> RealServer:
-    binary = llama_server_binary()
-    model = gemma_model()
-    port = free_port()
-    command = [
-        str(binary),
-        "-m",
-        str(model),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "-c",
-        str(ctx),
-        "-np",
-        str(slots),
-        "-t",
-        "2",
-        *extra,
+def _llama_command(binary: Path, model: Path, port: int, ctx: int, slots: int) -> list[str]:
+    """Both llama.cpp server generations take the same flags."""
+    return [
+        *(str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port)),
+        *("-c", str(ctx), "-np", str(slots), "-t", "2"),
     ]
-    return RealServer(command, "/health", tmp / "llama-server.log", port)
+
+
+def llama_server(tmp: Path, *extra: str, ctx: int = 1024, slots: int = 1) -> RealServer:
+    port = free_port()
+    command = _llama_command(llama_server_binary(), gemma_model(), port, ctx, slots)
+    return RealServer([*command, *extra], "/health", tmp / "llama-server.log", port)
 
 
 def llamafile_server(tmp: Path, *extra: str, version: str = "0.8.1") -> RealServer:
     """The server llamafile runs (its `--server` mode), here with SmolLM2."""
-    binary = llamafile_server_binary(version)
-    model = untied_smollm2()
     port = free_port()
-    command = [
-        str(binary),
-        "-m",
-        str(model),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "-c",
-        "2048",
-        "-np",
-        "1",
-        "-t",
-        "2",
-        *extra,
-    ]
+    command = _llama_command(llamafile_server_binary(version), untied_smollm2(), port, 2048, 1)
     # It writes llama.log into its working folder: keep that in the test's own.
-    return RealServer(command, "/health", tmp / f"llamafile-{version}.log", port, cwd=tmp)
+    log = tmp / f"llamafile-{version}.log"
+    return RealServer([*command, *extra], "/health", log, port, cwd=tmp)
 
 
 def koboldcpp(tmp: Path, *extra: str, ctx: int = 1024) -> RealServer:
