@@ -4,8 +4,8 @@ Phones store a HEIC photo as a grid of small HEVC images (512x512 on iPhones) an
 behind pillow-heif, decodes all of them into one full-size RGB image: a 48 MP photo holds
 ~290 MB while it does. Here the container is read directly, each tile is handed to
 pillow-heif on its own (wrapped in a minimal HEIF file) and shrunk into a small canvas
-straight away, so a 48 MP photo holds one row of tiles: ~20 MB. A plain HEIC (one coded
-image) is the same thing with a single tile.
+straight away, so a 48 MP photo holds one tile and a canvas of 1/16 of its pixels: ~20 MB.
+A plain HEIC (one coded image) is the same thing with a single tile.
 
 The rest is what libheif would do: crop to `clap`, then `irot` and `imir`, in the order the
 file lists them (HEIF ignores the EXIF orientation, which only repeats them).
@@ -75,15 +75,25 @@ class Layout:
         return round(right - left), round(bottom - top)
 
     def cost(self, size: tuple[int, int]) -> int:
-        """Pixels held while decoding to `size`: a band of tiles, a tile's decode buffers
-        (libheif's YCbCr and RGB copies) and the reduced canvas."""
-        k = self._factor(size)
+        """Pixels held while decoding to `size`: the reduced canvas, and one tile with
+        libheif's own YCbCr and RGB copies of it."""
+        k = self.factor(size)
         canvas = -(-self.width // k) * -(-self.height // k)
-        return self.width * (self.tile_height + k) + 2 * self.tile_width * self.tile_height + canvas
+        return canvas + 3 * self.tile_width * self.tile_height
 
-    def _factor(self, size: tuple[int, int]) -> int:
+    def factor(self, size: tuple[int, int]) -> int:
+        """The power of two the tiles are reduced by: as large as leaves the photo at least
+        `size`, and dividing the tile size, so tiles reduce on their own."""
         width, height = self.size
-        return max(1, min(width // size[0], height // size[1]))
+        k = 1
+        while (
+            width >= 2 * k * size[0]
+            and height >= 2 * k * size[1]
+            and self.tile_width % (2 * k) == 0
+            and self.tile_height % (2 * k) == 0
+        ):
+            k *= 2
+        return k
 
 
 def open_source(path: StrPath) -> HeifSource:
@@ -130,59 +140,32 @@ def decode(path: StrPath, layout: Layout, size: tuple[int, int]) -> Image.Image:
 
 def _decode(path: StrPath, layout: Layout, size: tuple[int, int]) -> Image.Image:
     heif = register_heif()
-    k = layout._factor(size)
-    # reduce(k) row by row of tiles is reduce(k) of the whole photo, as long as each band
-    # handed to it is a multiple of k rows high: the rest is carried to the next band.
+    k = layout.factor(size)
+    # reduce(k) averages k x k blocks; as k divides the tile size, no block straddles two
+    # tiles, so reducing tile by tile is reducing the whole photo.
     canvas: Image.Image | None = None
-    carry: Image.Image | None = None
-    y = 0
     with open(path, "rb") as f:
-        for row in range(layout.rows):
-            top = row * layout.tile_height
-            last = row == layout.rows - 1 or top + layout.tile_height >= layout.height
-            band = _decode_row(heif, f, layout, row)
+        for index, item in enumerate(layout.tiles):
+            row, column = divmod(index, layout.columns)
+            left, top = column * layout.tile_width, row * layout.tile_height
+            if left >= layout.width or top >= layout.height:
+                continue  # a tile wholly outside the photo (a grid may overhang it)
+            tile = _decode_tile(heif, f, layout, item)
+            if left + tile.width > layout.width or top + tile.height > layout.height:
+                tile = tile.crop((0, 0, layout.width - left, layout.height - top))
             if canvas is None:
-                canvas = Image.new(band.mode, (-(-layout.width // k), -(-layout.height // k)))
-            if carry is not None:
-                band = _stack(carry.convert(band.mode), band)
-            whole = band.height if last else band.height // k * k
-            if whole:
-                reduced = band.crop((0, 0, band.width, whole)).reduce(k) if k > 1 else band
-                canvas.paste(reduced, (0, y))
-                y += reduced.height
-            carry = band.crop((0, whole, band.width, band.height)) if whole < band.height else None
-            if last:
-                break
+                canvas = Image.new(tile.mode, (-(-layout.width // k), -(-layout.height // k)))
+            elif tile.mode != canvas.mode:
+                tile = tile.convert(canvas.mode)
+            canvas.paste(tile.reduce(k) if k > 1 else tile, (left // k, top // k))
     if canvas is None:
         raise _Damaged("no tiles")
     left, top, right, bottom = layout.crop
     box = (left / k, top / k, right / k, bottom / k)
     if canvas.size == size and box == (0, 0, *canvas.size):
         return canvas
+    # What is left is a factor under 2: area averaging, as for a drafted JPEG.
     return canvas.resize(size, Image.Resampling.BOX, box=box)
-
-
-def _decode_row(heif: object, f: BinaryIO, layout: Layout, row: int) -> Image.Image:
-    """One row of tiles, cut to the photo's width (and height, on the last row)."""
-    height = min(layout.tile_height, layout.height - row * layout.tile_height)
-    band: Image.Image | None = None
-    for column in range(-(-layout.width // layout.tile_width)):
-        tile = _decode_tile(heif, f, layout, layout.tiles[row * layout.columns + column])
-        if band is None:
-            band = Image.new(tile.mode, (layout.width, height))
-        band.paste(
-            tile if tile.mode == band.mode else tile.convert(band.mode),
-            (column * layout.tile_width, 0),
-        )
-    assert band is not None  # the layout has at least one column
-    return band
-
-
-def _stack(upper: Image.Image, lower: Image.Image) -> Image.Image:
-    joined = Image.new(lower.mode, (lower.width, upper.height + lower.height))
-    joined.paste(upper, (0, 0))
-    joined.paste(lower, (0, upper.height))
-    return joined
 
 
 def _decode_tile(heif: object, f: BinaryIO, layout: Layout, item_id: int) -> Image.Image:

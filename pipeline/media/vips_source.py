@@ -1,7 +1,13 @@
-"""PNG, TIFF and WebP, through libvips: it streams a PNG or TIFF from the file to the small
-size a few hundred rows at a time and decodes a WebP straight at reduced scale, where Pillow
-holds every pixel at 4 bytes each (a 100 MP PNG: 0.1 GB here, 0.4 GB in Pillow; a 24 MP
-WebP: 11 MB, 0.4 GB; measured in bench/formats.py)."""
+"""PNG, TIFF and WebP, through libvips, which streams them: a PNG or TIFF is read a few
+rows at a time and each row is shrunk across, then every k rows averaged into one, so a
+decode holds ~2 KB per column of the photo, not the photo; a WebP is decoded at reduced
+scale by libwebp itself. Pillow holds every pixel at 4 bytes (a 100 MP PNG: ~30 MB here,
+~400 MB in Pillow; a 24 MP WebP: ~10 MB against ~390 MB; bench/formats.py).
+
+Not libvips' own `thumbnail`: it shrinks rows down first and holds ~2,000 of them (85 MB
+for the 100 MP PNG). What is left after the integer shrink, a factor under 2, is done in
+Pillow with the same area averaging as a drafted JPEG.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +21,9 @@ from pipeline.media.formats import ImageError, StrPath, one_line
 
 FORMATS = {".png": "PNG", ".tif": "TIFF", ".webp": "WEBP"}
 _LOADERS = {"PNG": "pngload", "TIFF": "tiffload", "WEBP": "webpload"}
-# libvips shrinks a band of this many source rows at a time (measured: 1,600-2,400 rows
-# for 4,000-40,000 px wide images), so that band, not the image, is what a decode holds.
-_BAND_ROWS = 2048
+# What streaming holds per column of the photo, in pixels of 4 bytes (measured: 28 MB for
+# 12,500 columns, 84 MB for 40,000, i.e. ~2.1 KB each).
+_PER_COLUMN = 560
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 _COLOUR_SPACES = {"lab", "labq", "labs", "lch", "cmc", "xyz", "yxy", "scrgb", "hsv", "cmyk"}
 
@@ -61,48 +67,63 @@ class VipsSource:
         self.transposes = upright(orientation)
         # An interlaced (Adam7) PNG can only be decoded whole.
         self._whole = fmt == "PNG" and _png_interlaced(self.path)
-        # thumbnail casts float samples to 8 bits as they are (0..1 would all be black).
-        self._float = header.format in ("float", "double")
 
     def plan(self, size: tuple[int, int]) -> int:
         width, height = self.size
-        return width * (height if self._whole else min(height, _BAND_ROWS))
+        k = _factor(self.size, size)
+        shrunk = -(-width // k) * -(-height // k)
+        return shrunk + (width * height if self._whole else width * _PER_COLUMN)
 
     def decode(self, size: tuple[int, int]) -> Image.Image:
         pyvips = _pyvips()
+        width, height = self.size
+        k = _factor(self.size, size)
         try:
-            if self._float:
-                im = self._load(self.path, access="sequential", fail_on="truncated")
-                im = im.resize(size[0] / im.width, vscale=size[1] / im.height, kernel="linear")
-                return _to_pillow(im)
-            im = pyvips.Image.thumbnail(
-                self.path,
-                size[0],
-                height=size[1],
-                size="force",  # exactly `size`: its aspect is the full-size one
-                no_rotate=True,  # orientation is applied by the caller, like every format
-                fail_on="truncated",  # not a grey lower half, as libvips would otherwise give
-            )
-            return _to_pillow(im)
+            # fail_on: a cut-short file is an error, not a photo with a grey lower half.
+            if self.format == "WEBP":
+                im = self._load(self.path, fail_on="truncated", scale=1 / k)
+                im = _on_white(im)
+            else:
+                im = _on_white(self._load(self.path, access="sequential", fail_on="truncated"))
+                if k > 1:  # across first: each row is shrunk before any row is kept
+                    im = im.shrinkh(k, ceil=True).shrinkv(k, ceil=True)
+            shrunk = _to_pillow(im.copy_memory())  # the one pass over the file
         except pyvips.Error as e:
             raise _error(self.path, self.format, e) from None
+        if shrunk.size == size:
+            return shrunk
+        # ceil=True made a last, partial block of pixels: it holds width % k columns only.
+        box = (0.0, 0.0, min(shrunk.width, width / k), min(shrunk.height, height / k))
+        return shrunk.resize(size, Image.Resampling.BOX, box=box)
 
     def close(self) -> None:
         pass
 
 
+def _factor(full: tuple[int, int], size: tuple[int, int]) -> int:
+    """The integer shrink that leaves the photo at least `size`."""
+    return max(1, min(full[0] // size[0], full[1] // size[1]))
+
+
+def _on_white(im: Any) -> Any:
+    """Composite alpha onto white before shrinking, as if the photo had been flattened whole
+    (averaging colours under transparent pixels would fringe the edges)."""
+    if not im.hasalpha():
+        return im
+    white = 65535 if im.interpretation in ("rgb16", "grey16") else 255
+    return im.flatten(background=[white] * (im.bands - 1))
+
+
 def _to_pillow(im: Any) -> Image.Image:
-    """The small result as a Pillow image in a plain mode, 8 bits a sample."""
-    im = im.copy_memory()  # decode once: the file is read sequentially, only one pass works
+    """A small image in memory as a Pillow image: RGB, L, RGBA or LA, 8 bits a sample."""
     if im.interpretation in _COLOUR_SPACES:
         im = im.colourspace("srgb")
-    if im.bands > 4 or im.bands == 3 and im.hasalpha():
-        im = im.extract_band(0, n=4 if im.hasalpha() else 3)
+    if im.bands not in _MODES:  # extra samples a TIFF may carry beyond its colours
+        im = im.extract_band(0, n=3)
     if im.format != "uchar":
         scale, offset = tone_map(im.min(), im.max(), im.format in ("float", "double"))
         im = (im * scale + offset).cast("uchar")
-    mode = _MODES[im.bands]
-    return Image.frombytes(mode, (im.width, im.height), im.write_to_memory())
+    return Image.frombytes(_MODES[im.bands], (im.width, im.height), im.write_to_memory())
 
 
 def _error(path: str, fmt: str, error: Exception) -> ImageError:
