@@ -29,6 +29,7 @@ from pipeline.media import (
     real_extension,
     vips_source,
 )
+from pipeline.media.budget import PixelBudget
 from pipeline.media.pillow_source import PillowSource
 from pipeline.templates import compile_template
 from tests.real_servers import SHARED
@@ -440,7 +441,7 @@ def test_heic_cost_is_a_band_of_tiles_not_the_photo() -> None:
     )
     cost = layout.cost((1024, 768))
     assert layout.factor((1024, 768)) == 4  # then BOX for the last 1.97x
-    assert cost < 8064 * 6048 / 12  # ~4 MP of a 48 MP photo
+    assert cost < 8064 * 6048 / 5  # ~8 MP of a 48 MP photo
 
 
 def test_truncated_and_damaged_heic(tmp_path: Path) -> None:
@@ -466,6 +467,26 @@ def test_heic_without_pillow_heif_says_so(tmp_path: Path, monkeypatch: pytest.Mo
     with pytest.raises(ImageError, match="^HEIC photo: pillow-heif is not installed"):
         prepare_image(path)
     assert real_extension(path) == ".heic"  # still known for what it is
+
+
+def test_each_decode_takes_its_cost_from_the_budget_and_gives_it_back(tmp_path: Path) -> None:
+    budget = PixelBudget(10)  # smaller than any photo: each runs alone, none is refused
+    held: list[int] = []
+    decode = PillowSource.decode
+
+    def spy(self: PillowSource, size: tuple[int, int]) -> Image.Image:
+        held.append(budget.in_use)
+        return decode(self, size)
+
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes((SAMPLES / "landscape_1.jpg").read_bytes()[:5000])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(PillowSource, "decode", spy)
+        assert prepare_image(SAMPLES / "landscape_1.jpg", max_side=300, budget=budget).width == 300
+        with pytest.raises(ImageError):
+            prepare_image(cut, max_side=300, budget=budget)
+    assert held == [300 * 225] * 2  # the 600x450 photo drafted at 1/2
+    assert budget.in_use == 0 and budget.running == 0
 
 
 # -- formats pipe reads, and the ones it says it cannot -------------------------------------

@@ -13,8 +13,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-# 64 MP of decoded pixels (~256 MB at Pillow's 4 bytes a pixel, less for streamed formats):
-# with pipe's own ~80 MB that keeps a folder of 48 MP HEICs or 100 MP panoramas under 300 MB.
+# 64 MP held at once, ~256 MB at Pillow's 4 bytes a pixel. Costs are what each decoder was
+# measured to hold, so this is the bound for photos read whole (GIF, BMP, AVIF, JPEG XL);
+# streamed and tiled ones cost 5-10 MP each, and a folder of 48 MP HEICs and 100 MP
+# panoramas peaks at ~230 MB with pipe's own ~40 MB (bench big-photos).
 BUDGET_PIXELS = 64_000_000
 
 

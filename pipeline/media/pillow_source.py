@@ -47,6 +47,9 @@ class PillowSource:
         self._box: tuple[float, ...] | None = None
 
     def plan(self, size: tuple[int, int]) -> int:
+        if self.format != "JPEG":
+            # Read whole, then converted to RGB at full size (a 24 MP GIF: 133 MB).
+            return 2 * self.size[0] * self.size[1]
         if self.size == size:
             return size[0] * size[1]
         self._preview = _seek_preview(self.im, size)
