@@ -4,12 +4,14 @@ Threads wait on observable state (events, the budget's own condition), never on 
 
 from __future__ import annotations
 
+import platform
 import random
 import threading
 
 import pytest
 
 from pipeline.media import ImageError
+from pipeline.media.allocator import return_big_buffers
 from pipeline.media.budget import PixelBudget
 
 
@@ -108,3 +110,10 @@ def test_budget_never_holds_more_than_its_limit_under_load() -> None:
     assert len(seen) == 1200
     assert all(in_use <= 20 or running == 1 for in_use, running in seen)
     assert budget.in_use == 0
+
+
+def test_big_buffers_go_back_to_the_system_on_glibc() -> None:
+    applied = return_big_buffers()
+    assert applied is return_big_buffers()  # once per process
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert applied

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from PIL import Image, features
 
 from pipeline.media import heif, pillow_source, vips_source
+from pipeline.media.allocator import return_big_buffers
 from pipeline.media.budget import DECODING, PixelBudget
 from pipeline.media.decoding import Source, damaged, flatten, turned
 from pipeline.media.formats import (
@@ -66,6 +67,7 @@ def prepare_image(
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be 1..100, got {quality}")
     check_file(path)
+    return_big_buffers()
     source = _open(path)
     try:
         width, height = source.size
