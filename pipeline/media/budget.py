@@ -16,7 +16,7 @@ from contextlib import contextmanager
 # 64 MP held at once, ~256 MB at Pillow's 4 bytes a pixel. Costs are what each decoder was
 # measured to hold, so this is the bound for photos read whole (GIF, BMP, AVIF, JPEG XL);
 # streamed and tiled ones cost 5-10 MP each, and a folder of 48 MP HEICs and 100 MP
-# panoramas peaks at ~230 MB with pipe's own ~40 MB (bench big-photos).
+# panoramas peaks at ~170 MB with pipe's own ~40 MB (bench big-photos).
 BUDGET_PIXELS = 64_000_000
 
 
