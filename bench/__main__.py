@@ -12,6 +12,9 @@ the targets of issues #3 and #4; results are also written to bench/results/lates
   photos       rename 500 photos after a dry run (llamafile fake)  target <= 5 s, 0 model calls
   slot-busy    one-slot vision fake, 0.5 s a photo, 16 x 24 MP    target slot busy >= 95 %
                (from the first call to the last answer)
+  big-photos   describe 24 HEICs (12, 48 MP) + 4 PNG/TIFF of 100 MP target <= 300 MB peak RSS,
+               at default -j (bench/big_photos.py)              every upload <= 1024 px
+  formats      each format through each candidate decoder: time, RSS (figures only)
 """
 
 from __future__ import annotations
@@ -382,6 +385,20 @@ def bench_slot_busy(tmp: Path) -> None:
     report("slot-busy", figures, ok, "slot busy >= 95% from first call to last answer")
 
 
+def bench_big(tmp: Path) -> None:
+    from bench.big_photos import bench_big_photos
+
+    figures = bench_big_photos(tmp, pipe)
+    met = bool(figures.pop("met"))
+    report("big-photos", figures, met, "peak RSS <= 300 MB, every upload <= 1024 px")
+
+
+def bench_decoders(tmp: Path) -> None:
+    from bench.formats import bench_formats
+
+    report("formats", bench_formats(), True, "figures for choosing a decoder per format")
+
+
 BENCHMARKS = {
     "overhead": bench_overhead,
     "concurrency": bench_concurrency,
@@ -391,6 +408,8 @@ BENCHMARKS = {
     "media": bench_media_prep,
     "photos": bench_photos,
     "slot-busy": bench_slot_busy,
+    "big-photos": bench_big,
+    "formats": bench_decoders,
 }
 
 

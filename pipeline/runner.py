@@ -51,9 +51,6 @@ REORDER_WINDOW = 512  # items admitted but not yet shown, at most (bounds memory
 # Workers beyond the server's slots: they read, hash and shrink the next files while every
 # slot is answering, so a slot never waits for pipe (a 24 MP photo takes ~150 ms to shrink).
 READ_AHEAD = 2
-# Photos shrunk at once: more than the cores gains nothing (decoding is CPU-bound) and a
-# big PNG or TIFF, which cannot be decoded at reduced scale, takes ~4 bytes a pixel.
-_SHRINKING = threading.BoundedSemaphore(os.cpu_count() or 2)
 
 
 @dataclass
@@ -115,9 +112,8 @@ class Loaded:
 
     def image(self, path: str, size: int) -> bytes:
         """The upload JPEG, made once per size on first need (never for cache hits)."""
-        if size not in self._images:
-            with _SHRINKING:
-                self._images[size] = prepare_image(path, max_side=size).jpeg
+        if size not in self._images:  # prepare_image holds the shared pixel budget
+            self._images[size] = prepare_image(path, max_side=size).jpeg
         return self._images[size]
 
 

@@ -11,11 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from pipeline import media, runner
 from pipeline import recipe as recipes
 from pipeline.actions import Action
 from pipeline.backends import Completion, Request, connect
+from pipeline.media.budget import DECODING
+from pipeline.media.pillow_source import PillowSource
 from pipeline.runner import Item, Options, Runner, SlotGate, file_items
 from pipeline.sources import Entry, Filters, expand
 from pipeline.state import Store
@@ -157,7 +160,7 @@ def test_slot_gate_with_two_slots_and_a_stop() -> None:
     assert gate.acquire(11, stop)
 
 
-def test_photos_are_shrunk_no_more_at_once_than_there_are_cores(
+def test_photos_are_decoded_within_the_shared_pixel_budget(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     photos = tmp_path / "photos"
@@ -165,19 +168,21 @@ def test_photos_are_shrunk_no_more_at_once_than_there_are_cores(
     for i, name in enumerate(sorted(p.name for p in SAMPLES.glob("*.jpg"))):
         shutil.copy(SAMPLES / name, photos / f"{i:02}.jpg")
     lock, now, most = threading.Lock(), [0], [0]
+    decode = PillowSource.decode
 
-    def prepare(path: str, max_side: int) -> media.PreparedImage:
+    def counting(self: PillowSource, size: tuple[int, int]) -> Image.Image:
         with lock:
             now[0] += 1
             most[0] = max(most[0], now[0])
         try:
             time.sleep(0.05)  # long enough for every worker to pile in
-            return media.prepare_image(path, max_side=max_side)
+            return decode(self, size)
         finally:
             with lock:
                 now[0] -= 1
 
-    monkeypatch.setattr(runner, "prepare_image", prepare)
+    monkeypatch.setattr(PillowSource, "decode", counting)
+    monkeypatch.setattr(DECODING, "limit", 1)  # every photo is over budget: one at a time
     with FakeLlama(vision=True, slots=8, latency=0.2) as server:
         backend = connect(server.url)
         store = Store(tmp_path / "state.db")
@@ -188,4 +193,4 @@ def test_photos_are_shrunk_no_more_at_once_than_there_are_cores(
         store.close()
         backend.close()
     assert summary.exit_code == 0 and server.max_active > 1
-    assert most[0] == min(os.cpu_count() or 2, 10)  # 10 workers, but one shrinks per core
+    assert most[0] == 1  # 10 workers, but the budget lets one photo decode at a time

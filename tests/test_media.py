@@ -7,6 +7,7 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pillow_heif
 import pytest
 from PIL import Image, ImageChops, ImageStat
 from PIL.JpegImagePlugin import JpegImageFile
@@ -15,15 +16,23 @@ from bench.media import LARGE_THUMBNAIL_FULL_HD, UNDEFINED, save_with_frames
 from pipeline.media import (
     ImageError,
     PreparedImage,
+    formats,
+    heif,
+    images,
     prepare_image,
     read_metadata,
     real_extension,
+    vips_source,
 )
+from pipeline.media.budget import PixelBudget
+from pipeline.media.pillow_source import PillowSource
 from tests.real_servers import SHARED
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "photos"
 CORPUS = SHARED / "corpus" / "photos"  # beside the clone, or PIPE_TEST_SHARED
+
+pillow_heif.register_heif_opener()  # to write test photos; pipe reads HEIC on its own
 
 RED, WHITE = (255, 0, 0), (255, 255, 255)
 BLUE, GREEN = (0, 0, 255), (0, 255, 0)
@@ -270,9 +279,7 @@ def test_other_modes_become_rgb(
         assert len(set(pixel)) == 1  # grey stays grey
 
 
-def test_heic_when_pillow_heif_is_installed(tmp_path: Path) -> None:
-    pillow_heif = pytest.importorskip("pillow_heif")
-    pillow_heif.register_heif_opener()
+def test_heic_named_jpg(tmp_path: Path) -> None:
     path = tmp_path / "phone.jpg"
     Image.new("RGB", (64, 48), RED).save(path, "HEIF")
     prepared = prepare_image(path)
@@ -289,7 +296,7 @@ def test_truncated_jpeg(tmp_path: Path) -> None:
     with pytest.raises(ImageError) as info:
         prepare_image(path)
     message = str(info.value)
-    assert message.startswith("truncated or corrupt JPEG: ") and "\n" not in message
+    assert message.startswith("truncated JPEG: ") and "\n" not in message
 
 
 def test_random_bytes_named_jpg(tmp_path: Path) -> None:
@@ -316,23 +323,28 @@ def test_empty_file_folder_and_missing_file(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # pytest resets ours
-def test_decompression_bombs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
-    png = tmp_path / "wide.png"
-    Image.new("RGB", (150, 100)).save(png)  # 1.5x the limit: Pillow only warns
-    with pytest.raises(ImageError, match="^image too large"):
-        prepare_image(png)
-    huge = tmp_path / "huge.png"
-    Image.new("RGB", (300, 100)).save(huge)  # 3x: Pillow refuses to open
-    with pytest.raises(ImageError, match="^image too large"):
-        prepare_image(huge)
-    # A JPEG over the limit is fine when draft() decodes only a fraction of its pixels.
-    jpeg = tmp_path / "big.jpg"
-    Image.new("RGB", (150, 100), RED).save(jpeg)
-    assert prepare_image(jpeg, max_side=50).width == 50
-    with pytest.raises(ImageError, match="^image too large"):
-        prepare_image(jpeg, max_side=150)
+def test_decompression_bombs_are_refused_from_the_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(images, "MAX_PIXELS", 10_000)
+    decoded_any = []
+    monkeypatch.setattr(PillowSource, "plan", lambda *a: decoded_any.append(a) or 1)
+    for name, fmt in (("wide.png", "PNG"), ("wide.jpg", "JPEG"), ("wide.heic", "HEIF")):
+        Image.new("RGB", (150, 100), RED).save(tmp_path / name, fmt)
+        with pytest.raises(ImageError) as info:
+            prepare_image(tmp_path / name, max_side=50)
+        assert str(info.value) == "image too large: 150x100 = 0.0 MP (the limit is 0.0 MP)"
+    assert not decoded_any
+    Image.new("RGB", (100, 100), RED).save(tmp_path / "square.png")  # at the line: fine
+    assert prepare_image(tmp_path / "square.png", max_side=50).width == 50
+
+
+def test_the_line_is_documented_and_pillows_own_is_never_lower() -> None:
+    assert images.MAX_PIXELS == 300_000_000
+    assert Image.MAX_IMAGE_PIXELS is None or Image.MAX_IMAGE_PIXELS >= images.MAX_PIXELS
+    with pytest.raises(ImageError, match=r"^image too large: 30000x20000 = 600 MP \(the limit"):
+        images.check_pixels(30000, 20000)
+    images.check_pixels(20000, 10000)  # a 200 MP panorama is a photo
 
 
 def test_threads_share_nothing() -> None:
@@ -340,6 +352,236 @@ def test_threads_share_nothing() -> None:
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda p: prepare_image(p, max_side=200), paths))
     assert {(r.width, r.height) for r in results} == {(200, 150)}
+
+
+# -- HEIC: a tile at a time -----------------------------------------------------------------
+
+
+def marked(size: tuple[int, int]) -> Image.Image:
+    """A gradient photo with a red top-left and a blue bottom-right corner: any flip or turn
+    of it shows."""
+    photo = Image.linear_gradient("L").resize(size).convert("RGB")
+    photo.paste(RED, (0, 0, size[0] // 4, size[1] // 4))
+    photo.paste(BLUE, (size[0] * 3 // 4, size[1] * 3 // 4, *size))
+    return photo
+
+
+def libheif_reference(path: Path, size: tuple[int, int]) -> Image.Image:
+    """What libheif makes of the whole photo (it applies clap, irot and imir itself)."""
+    with Image.open(path) as im:
+        return im.convert("RGB").resize(size, Image.Resampling.BOX)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_heic_transforms_as_libheif_does(tmp_path: Path, orientation: int) -> None:
+    path = tmp_path / f"o{orientation}.heic"
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # pillow-heif writes it as irot/imir, as phones do
+    marked((301, 200)).save(path, exif=exif.tobytes(), quality=90)
+    prepared = prepare_image(path, max_side=150)
+    im = decoded(prepared)
+    sideways = orientation in (5, 6, 7, 8)
+    assert (prepared.original_width, prepared.original_height) == (
+        (200, 301) if sideways else (301, 200)
+    )
+    assert im.size == ((100, 150) if sideways else (150, 100))
+    assert difference(im, libheif_reference(path, im.size)) < 4
+
+
+def test_heic_grid_is_decoded_tile_by_tile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "IMG_0001.HEIC"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    # 64 px tiles as phones use 512: 5x4 of them, the last column and row only partly used.
+    marked((300, 200)).save(path, exif=exif.tobytes(), quality=90, tile_size=64)
+    tiles = []
+    decode_tile = heif._decode_tile
+    monkeypatch.setattr(heif, "_decode_tile", lambda *a: tiles.append(a[-1]) or decode_tile(*a))
+    layout = heif.read_layout(path)
+    assert (layout.columns, layout.rows, layout.tile_width) == (5, 4, 64)
+    prepared = prepare_image(path, max_side=90)
+    assert len(tiles) == 20
+    assert (prepared.width, prepared.height) == (60, 90)
+    assert (prepared.format, prepared.extension) == ("HEIF", ".heic")
+    im = decoded(prepared)
+    assert difference(im, libheif_reference(path, im.size)) < 4
+    assert close(im.getpixel((50, 8)), RED) and close(im.getpixel((8, 80)), BLUE)
+    # At its own size too (no reduction at all), and at one that divides nothing.
+    assert difference(decoded(prepare_image(path)), libheif_reference(path, (200, 300))) < 4
+    im = decoded(prepare_image(path, max_side=77))
+    assert difference(im, libheif_reference(path, im.size)) < 6
+
+
+def test_heic_cost_is_a_band_of_tiles_not_the_photo() -> None:
+    layout = heif.Layout(
+        8064, 6048, 16, 12, 512, 512, tuple(range(192)), (0, 0, 8064, 6048), (), {}, b""
+    )
+    cost = layout.cost((1024, 768))
+    assert layout.factor((1024, 768)) == 4  # then BOX for the last 1.97x
+    assert cost < 8064 * 6048 / 5  # ~8 MP of a 48 MP photo
+
+
+def test_truncated_and_damaged_heic(tmp_path: Path) -> None:
+    path = tmp_path / "cut.heic"
+    marked((300, 200)).save(path, quality=90, tile_size=64)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 500])
+    with pytest.raises(ImageError, match="^truncated HEIC: the file ends inside the image data$"):
+        prepare_image(path)
+    path.write_bytes(data[:200])
+    with pytest.raises(ImageError, match="^truncated HEIC: "):
+        prepare_image(path)
+    start = data.index(b"mdat") + 4
+    path.write_bytes(data[:start] + bytes(len(data) - start))  # every tile zeroed
+    with pytest.raises(ImageError, match="^corrupt HEIC: "):
+        prepare_image(path)
+
+
+def test_heic_without_pillow_heif_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "IMG_0002.HEIC"
+    Image.new("RGB", (64, 48), RED).save(path)
+    monkeypatch.setitem(formats._plugins, "pillow_heif", None)
+    with pytest.raises(ImageError, match="^HEIC photo: pillow-heif is not installed"):
+        prepare_image(path)
+    assert real_extension(path) == ".heic"  # still known for what it is
+
+
+def test_each_decode_takes_its_cost_from_the_budget_and_gives_it_back(tmp_path: Path) -> None:
+    budget = PixelBudget(10)  # smaller than any photo: each runs alone, none is refused
+    held: list[int] = []
+    decode = PillowSource.decode
+
+    def spy(self: PillowSource, size: tuple[int, int]) -> Image.Image:
+        held.append(budget.in_use)
+        return decode(self, size)
+
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes((SAMPLES / "landscape_1.jpg").read_bytes()[:5000])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(PillowSource, "decode", spy)
+        assert prepare_image(SAMPLES / "landscape_1.jpg", max_side=300, budget=budget).width == 300
+        with pytest.raises(ImageError):
+            prepare_image(cut, max_side=300, budget=budget)
+    assert held == [300 * 225] * 2  # the 600x450 photo drafted at 1/2
+    assert budget.in_use == 0 and budget.running == 0
+
+
+# -- formats pipe reads, and the ones it says it cannot -------------------------------------
+
+
+def test_avif_and_jpeg_xl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    formats.register_jxl()  # teaches Pillow to write one
+    for name, fmt in (("a.avif", "AVIF"), ("b.jxl", "JXL")):
+        marked((300, 200)).save(tmp_path / name, fmt, quality=90)
+        prepared = prepare_image(tmp_path / name, max_side=150)
+        assert (prepared.format, prepared.extension) == (fmt, "." + name.split(".")[1])
+        assert close(decoded(prepared).getpixel((10, 10)), RED, 40)
+    monkeypatch.setattr(images.features, "check", lambda feature: False)
+    with pytest.raises(ImageError, match="^AVIF not supported by this Pillow"):
+        prepare_image(tmp_path / "a.avif")
+    monkeypatch.setitem(formats._plugins, "pillow_jxl", None)
+    with pytest.raises(ImageError, match="^JPEG XL needs pillow-jxl-plugin"):
+        prepare_image(tmp_path / "b.jxl")
+
+
+def dnl_jpeg(path: Path) -> Path:
+    """A JPEG whose frame header says height 0, the height following the scan in a DNL
+    marker (as some scanners and fax software write them): libjpeg cannot read these."""
+    Image.new("RGB", (64, 48), RED).save(path)
+    data = bytearray(path.read_bytes())
+    sof = data.index(b"\xff\xc0")
+    height = data[sof + 5 : sof + 7]
+    data[sof + 5 : sof + 7] = b"\x00\x00"
+    eoi = data.rindex(b"\xff\xd9")
+    data[eoi:eoi] = b"\xff\xdc\x00\x04" + height
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "message"),
+    [
+        ("dnl.jpg", dnl_jpeg, "^JPEG whose height is set by a DNL marker: pipe cannot read these"),
+        (
+            "layers.psd",
+            lambda p: p.write_bytes(b"8BPS\x00\x01" + bytes(40)),
+            r"^Photoshop PSD is not supported \(save a JPEG or PNG copy\)$",
+        ),
+        (
+            "IMG_0003.CR3",
+            lambda p: p.write_bytes(
+                b"\x00\x00\x00\x18ftypcrx \x00\x00\x00\x01crx isom" + bytes(40)
+            ),
+            "^Canon CR3 raw photos are not supported",
+        ),
+        (
+            "noise.jpg",
+            lambda p: p.write_bytes(random.Random(7).randbytes(5000)),
+            "^not an image$",
+        ),
+        (
+            "cut.png",
+            lambda p: p.write_bytes(png_bytes()[:-3000]),
+            r"^truncated PNG: the file ends early",
+        ),
+        (
+            "cut.webp",
+            lambda p: p.write_bytes(png_bytes("WEBP")[:-300]),
+            r"^truncated WEBP: the file ends early",
+        ),
+    ],
+)
+def test_what_cannot_be_read_says_why(tmp_path: Path, name: str, make, message: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / name
+    make(path)
+    with pytest.raises(ImageError, match=message) as info:
+        prepare_image(path)
+    assert "\n" not in str(info.value)
+
+
+def png_bytes(fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.effect_noise((200, 150), 60).convert("RGB").save(buf, fmt)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "TIFF"])
+def test_libvips_formats_turn_upright_from_exif(tmp_path: Path, fmt: str) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, displayed portrait with red at the top right
+    path = tmp_path / f"photo.{fmt.lower()}"
+    marked((300, 200)).save(
+        path, fmt, exif=exif.tobytes(), **({"lossless": True} if fmt == "WEBP" else {})
+    )
+    prepared = prepare_image(path, max_side=150)
+    assert (prepared.width, prepared.height, prepared.format) == (100, 150, fmt)
+    im = decoded(prepared)
+    assert close(im.getpixel((95, 5)), RED) and close(im.getpixel((5, 145)), BLUE)
+
+
+def test_16bit_png_and_float_tiff_keep_their_tones(tmp_path: Path) -> None:
+    ramp = Image.linear_gradient("L").resize((64, 256))
+    ramp.point(lambda v: v * 257, "I").convert("I;16").save(tmp_path / "deep.png")
+    ramp.convert("F").point(lambda v: v / 255).save(tmp_path / "float.tif")
+    for name in ("deep.png", "float.tif"):
+        out = decoded(prepare_image(tmp_path / name))
+        dark, bright = out.getpixel((32, 5))[0], out.getpixel((32, 250))[0]
+        assert dark < 30 and bright > 225, name
+
+
+def test_interlaced_png_costs_all_its_pixels_a_plain_one_a_band(tmp_path: Path) -> None:
+    im = Image.new("RGB", (300, 3000), RED)
+    im.save(tmp_path / "plain.png")
+    vips_source._pyvips().Image.new_from_file(tmp_path / "plain.png").pngsave(
+        str(tmp_path / "interlaced.png"),
+        interlace=True,  # Pillow writes no interlaced PNG
+    )
+    plain = vips_source.open_source(tmp_path / "plain.png", "PNG")
+    interlaced = vips_source.open_source(tmp_path / "interlaced.png", "PNG")
+    shrunk = 100 * 1000  # 1/3 across and down
+    assert interlaced.plan((100, 1000)) == shrunk + 300 * 3000
+    assert plain.plan((100, 1000)) < shrunk + 300 * 3000 / 4  # a few hundred rows' worth
+    assert close(decoded(prepare_image(tmp_path / "interlaced.png")).getpixel((50, 500)), RED)
 
 
 # -- real_extension ------------------------------------------------------------------------

@@ -6,9 +6,11 @@ and the one-line `ImageError` every image problem becomes.
 
 from __future__ import annotations
 
+import importlib
 import os
 import stat
 import threading
+from types import ModuleType
 
 from PIL import Image
 
@@ -17,7 +19,7 @@ StrPath = str | os.PathLike[str]
 # Only the formats a photo library holds. Letting Pillow try all of its ~40 decoders would
 # both widen the attack surface and let random bytes pass as some obscure format.
 # (MPO, the multi-picture JPEG of many phones, is opened by the JPEG plugin.)
-_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "HEIF", "AVIF", "JPEG2000")
+_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "HEIF", "AVIF", "JPEG2000", "JXL")
 _EXTENSIONS = {
     "JPEG": ".jpg",
     "MPO": ".jpg",
@@ -29,6 +31,7 @@ _EXTENSIONS = {
     "HEIF": ".heic",
     "AVIF": ".avif",
     "JPEG2000": ".jp2",
+    "JXL": ".jxl",
 }
 _ALIASES = {".jpg": {".jpeg", ".jpe"}, ".tif": {".tiff"}, ".heic": {".heif"}}
 # Camera raw files are TIFF inside; calling a .nef a .tif would be a wrong rename.
@@ -39,6 +42,13 @@ _TIFF_RAW = {
 _HEVC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"}
 _AVIF_BRANDS = {b"avif", b"avis"}
 _HEIF_GENERIC = {b"mif1", b"msf1"}  # "some HEIF image": HEVC or AV1 inside
+_JXL_CONTAINER = b"\x00\x00\x00\x0cJXL \r\n\x87\n"
+# Images pipe knows but cannot read: said plainly, never "not an image".
+_UNREADABLE = {
+    b"8BPS": "Photoshop PSD is not supported (save a JPEG or PNG copy)",
+    b"gimp xcf": "GIMP XCF is not supported (export a JPEG or PNG)",
+}
+_CANON_RAW = {b"crx "}  # CR3: ISO-BMFF like HEIF, but raw sensor data
 
 
 class ImageError(Exception):
@@ -87,7 +97,7 @@ def image_extension(path: StrPath) -> str:
         with Image.open(path, formats=open_formats()) as im:
             fmt = str(im.format)
     except Exception:  # anything Pillow cannot even identify is not an image to us
-        raise ImageError("not an image (or a format pipe cannot read)") from None
+        raise ImageError("not an image") from None
     return extension_of(fmt, path)
 
 
@@ -118,11 +128,17 @@ def open_formats() -> list[str]:
 
 
 def sniff(path: StrPath) -> str | None:
+    """The extension for what the first bytes say, None if they say nothing we know.
+
+    Raises ImageError for an image in a format pipe knows it cannot read."""
     try:
         with open(path, "rb") as f:
             head = f.read(64)
     except OSError:
         return None
+    for magic, reason in _UNREADABLE.items():
+        if head.startswith(magic):
+            raise ImageError(reason)
     if head.startswith(b"\xff\xd8\xff"):
         return ".jpg"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -133,10 +149,14 @@ def sniff(path: StrPath) -> str | None:
         return ".webp"
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return ".tif"
+    if head.startswith((b"\xff\x0a", _JXL_CONTAINER)):
+        return ".jxl"
     if head[4:8] == b"ftyp":
         # ISO-BMFF: major brand, then compatible brands up to the end of the ftyp box.
         end = min(int.from_bytes(head[:4], "big"), len(head))
         brands = {head[8:12]} | {head[i : i + 4] for i in range(16, end - 3, 4)}
+        if brands & _CANON_RAW:
+            raise ImageError("Canon CR3 raw photos are not supported (use the camera's JPEG)")
         if brands & _AVIF_BRANDS and not brands & _HEVC_BRANDS:
             return ".avif"
         if brands & (_HEVC_BRANDS | _HEIF_GENERIC):
@@ -144,19 +164,34 @@ def sniff(path: StrPath) -> str | None:
     return None
 
 
-_heif_lock = threading.Lock()
-_heif_done = False
+_plugins_lock = threading.Lock()
+_plugins: dict[str, ModuleType | None] = {}
 
 
-def register_heif() -> None:
-    """Teach Pillow HEIC/HEIF via the optional pillow-heif, once, on the first HEIF file."""
-    global _heif_done
-    with _heif_lock:
-        if _heif_done:
-            return
-        _heif_done = True
-        try:
-            import pillow_heif  # type: ignore[import-not-found]
-        except ImportError:
-            return  # then HEIC files fail as "not an image"; AVIF may still be native
-        pillow_heif.register_heif_opener()
+def register_heif() -> ModuleType:
+    """pillow-heif, imported (and taught to Pillow) on the first HEIC photo, never before:
+    a text-only run does not load it."""
+    return _plugin(
+        "pillow_heif", "HEIC photo: pillow-heif is not installed (pip install pillow-heif)"
+    )
+
+
+def register_jxl() -> ModuleType:
+    """The JPEG XL plugin for Pillow, on the first JPEG XL file."""
+    return _plugin("pillow_jxl", "JPEG XL needs pillow-jxl-plugin (pip install pillow-jxl-plugin)")
+
+
+def _plugin(name: str, missing: str) -> ModuleType:
+    with _plugins_lock:
+        if name not in _plugins:
+            try:
+                module: ModuleType | None = importlib.import_module(name)
+            except ImportError:
+                module = None
+            if module is not None and name == "pillow_heif":
+                module.register_heif_opener()
+            _plugins[name] = module
+        module = _plugins[name]
+    if module is None:
+        raise ImageError(missing)
+    return module
