@@ -516,3 +516,35 @@ def test_show_follows_a_photo_across_its_renames(vision: FakeLlama, tmp_path: Pa
         "renamed",
         "undone",
     ]
+
+
+def test_phone_and_new_formats_are_described_and_others_say_why(
+    vision: FakeLlama, tmp_path: Path
+) -> None:
+    """A default install reads an iPhone's HEIC (a grid of tiles, as phones store it), AVIF
+    and JPEG XL; a format pipe cannot read is one line naming it, never 'not an image'."""
+    import pillow_heif
+
+    from pipeline.media import formats
+
+    pillow_heif.register_heif_opener()  # only to write the test photos
+    formats.register_jxl()
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    photo = Image.effect_noise((2000, 1500), 60).convert("RGB")
+    heif = pillow_heif.from_pillow(photo)
+    heif.save(folder / "IMG_0001.HEIC", quality=80, tile_size=512)  # a grid, like an iPhone
+    photo.save(folder / "b.avif", "AVIF", quality=60)
+    photo.save(folder / "c.jxl", "JXL", quality=80)
+    (folder / "d.tif").write_bytes(b"8BPS" + bytes(60))  # a Photoshop file named .tif
+    r = run_pipe("run", "describe-images", str(folder), "--backend", vision.url, "--json")
+    assert r.returncode == 1, r.stderr
+    by_name = {Path(x["path"]).name: x for x in records(r.stdout)}
+    assert [by_name[n]["status"] for n in ("IMG_0001.HEIC", "b.avif", "c.jxl")] == ["done"] * 3
+    assert by_name["d.tif"]["error"].startswith("Photoshop PSD is not supported")
+    uploads = [
+        Image.open(io.BytesIO(base64.b64decode(b["prompt"]["multimodal_data"][0])))
+        for p, b in vision.requests
+        if p == "/completion"
+    ]
+    assert len(uploads) == 3 and {u.size for u in uploads} == {(1024, 768)}
