@@ -1,16 +1,19 @@
 """pipeline.media.isobmff: boxes with every kind of size, the HEIF item tables in all their
 versions and field sizes, items read from the file or from idat; damage that raises
-`Damaged`; and what `containers` gets from it."""
+`Damaged` and nothing else; and what `containers` and `heif` get from it on lying files."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import random
 import struct
 import time
+from pathlib import Path
 
 import pytest
 
-from pipeline.media import containers, isobmff
+from pipeline.media import ImageError, containers, heif, isobmff, prepare_image
 from pipeline.media.isobmff import Box, Damaged, ItemInfo, Location
 
 
@@ -145,6 +148,15 @@ def test_full_box_version_and_flags() -> None:
 # -- item tables ----------------------------------------------------------------------------
 
 
+def test_primary_item_16_and_32_bit() -> None:
+    for version, item in ((0, 0x1234), (1, 0x12345678)):
+        pitm = full_box(b"pitm", version, item.to_bytes(4 if version else 2, "big"))
+        assert isobmff.primary_item(pitm, first(pitm)) == item
+    pitm = full_box(b"pitm", 1, b"\x00\x01")  # a 32-bit ID in 2 bytes
+    with pytest.raises(Damaged):
+        isobmff.primary_item(pitm, first(pitm))
+
+
 def test_items_of_every_version() -> None:
     entries = [
         infe(2, 1, b"hvc1"),
@@ -228,6 +240,42 @@ def test_locations_that_do_not_add_up() -> None:
     assert time.perf_counter() - start < 1
 
 
+def test_properties_and_their_associations() -> None:
+    ispe, colr = full_box(b"ispe", 0, bytes(8)), box(b"colr", b"nclx")
+    ipco = box(b"ipco", ispe + colr)
+    for version, flags in ((0, 0), (1, 1)):
+
+        def entry(item: int, *indexes: int, version: int = version, flags: int = flags) -> bytes:
+            wide = b"".join(i.to_bytes(2 if flags else 1, "big") for i in indexes)
+            return item.to_bytes(4 if version else 2, "big") + bytes([len(indexes)]) + wide
+
+        essential = 0x8000 if flags else 0x80
+        entries = entry(1, essential | 1, 2) + entry(2, 0, 1) + entry(9, 3)  # 3: no such
+        ipma = full_box(b"ipma", version, struct.pack(">I", 3) + entries, flags)
+        iprp = box(b"iprp", ipco + ipma)
+        # The top bit (essential) is no part of the index; index 0 is no property.
+        assert isobmff.properties(iprp, first(iprp), {1, 2}) == {1: [ispe, colr], 2: [ispe]}
+        with pytest.raises(Damaged, match="a property index is out of range"):
+            isobmff.properties(iprp, first(iprp), {1, 2, 9})
+        cut = box(b"iprp", ipco + full_box(b"ipma", version, ipma[12:-1], flags))
+        with pytest.raises(Damaged, match="ipma runs past its end"):
+            isobmff.properties(cut, first(cut), {1, 2})
+    iprp = box(b"iprp", ipco)
+    with pytest.raises(Damaged, match="no item properties"):
+        isobmff.properties(iprp, first(iprp), {1})
+
+
+def test_references_16_and_32_bit() -> None:
+    for version, code in ((0, "H"), (1, "I")):
+        dimg = box(b"dimg", struct.pack(f">{code}H{code}{code}{code}", 1, 3, 2, 3, 4))
+        cdsc = box(b"cdsc", struct.pack(f">{code}H{code}", 5, 1, 1))
+        iref = full_box(b"iref", version, dimg + cdsc)
+        assert isobmff.references(iref, first(iref)) == {(1, b"dimg"): [2, 3, 4], (5, b"cdsc"): [1]}
+        cut = full_box(b"iref", version, box(b"dimg", dimg[8:-1]))  # a target cut short
+        with pytest.raises(Damaged, match="dimg runs past its end"):
+            isobmff.references(cut, first(cut))
+
+
 # -- item data ------------------------------------------------------------------------------
 
 
@@ -254,7 +302,71 @@ def test_read_item_from_the_file_or_from_idat() -> None:
     assert asked == [4, 2]  # through `read`, and no more than the limit
 
 
-# -- what the readers get from it -----------------------------------------------------------
+def test_damage_raises_damaged_and_nothing_else() -> None:
+    entries = [(1, 0, 0, [(1, 40, 10)]), (2, 1, 0, [(1, 0, 4)])]
+    ipco = box(b"ipco", full_box(b"ispe", 0, bytes(8)))
+    ipma = full_box(b"ipma", 0, struct.pack(">IHBB", 1, 1, 1, 0x81))
+    iref = full_box(b"iref", 0, box(b"dimg", struct.pack(">HHH", 1, 1, 2)))
+    tables = {
+        b"pitm": full_box(b"pitm", 0, b"\x00\x01"),
+        b"iinf": full_box(b"iinf", 0, b"\x00\x02" + infe(2, 1, b"grid") + infe(3, 2, b"hvc1")),
+        b"iloc": iloc(1, (4, 4, 4, 4), entries),
+        b"iprp": box(b"iprp", ipco + ipma),
+        b"iref": iref,
+    }
+    readers = {
+        b"pitm": isobmff.primary_item,
+        b"iinf": lambda data, found: list(isobmff.items(data, found)),
+        b"iloc": lambda data, found: list(isobmff.locations(data, found)),
+        b"iprp": lambda data, found: isobmff.properties(data, found, {1, 2}),
+        b"iref": isobmff.references,
+    }
+    rng = random.Random(5)
+    for kind, seed in tables.items():
+        readers[kind](seed, first(seed))  # the seed itself reads
+        for _ in range(400):
+            data = bytearray(seed)
+            for _ in range(rng.randint(1, 4)):
+                data[rng.randrange(len(data))] = rng.choice((0, 1, 0xFF, rng.randrange(256)))
+            data = data[: rng.randrange(8, len(data) + 1)]
+            try:
+                found = next(isobmff.boxes(bytes(data)), None)
+            except Damaged:
+                continue
+            if found is not None:
+                with contextlib.suppress(Damaged):
+                    readers[kind](bytes(data), found)
+
+
+# -- what the two readers get from it -------------------------------------------------------
+
+
+def heic(iloc_box: bytes, kind: bytes = b"hvc1", mdat: bytes = bytes(100)) -> bytes:
+    """A HEIC of one coded image whose data is where `iloc_box` says (item 1)."""
+    iinf = full_box(b"iinf", 0, b"\x00\x01" + infe(2, 1, kind))
+    ipco = box(b"ipco", full_box(b"ispe", 0, struct.pack(">II", 64, 48)))
+    ipma = full_box(b"ipma", 0, struct.pack(">IHBB", 1, 1, 1, 0x81))
+    pitm = full_box(b"pitm", 0, b"\x00\x01")
+    meta = full_box(b"meta", 0, pitm + iinf + iloc_box + box(b"iprp", ipco + ipma))
+    return box(b"ftyp", b"heic\x00\x00\x00\x00mif1heic") + meta + box(b"mdat", mdat)
+
+
+def test_heic_with_lying_extents_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "x.heic"
+    huge = 1 << 64 - 1
+    for offset, length in ((huge, 10), (200, huge), (10**6, 10)):  # past the end, too long
+        path.write_bytes(heic(iloc(0, (8, 8, 0, 0), [(1, 0, 0, [(0, offset, length)])])))
+        assert heif.read_layout(path).tiles == (1,)
+        # Before: OverflowError out of prepare_image, or "corrupt HEIF: cannot fit 'int'...".
+        with pytest.raises(ImageError, match="^truncated HEIC: the file ends inside the image"):
+            prepare_image(path)
+    # 2,000 items of 65,535 extents that cost no bytes: before, a hang and gigabytes.
+    items = struct.pack(">BBH", 0, 0, 2000) + struct.pack(">HHH", 1, 0, 65535) * 2000
+    path.write_bytes(heic(full_box(b"iloc", 0, items)))
+    start = time.perf_counter()
+    with pytest.raises(ImageError, match="^corrupt HEIC: more than 10000 extents$"):
+        heif.read_layout(path)
+    assert time.perf_counter() - start < 1
 
 
 def test_exif_and_xmp_items_in_idat_of_a_64_bit_meta() -> None:

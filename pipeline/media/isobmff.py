@@ -1,5 +1,6 @@
 """ISO base media file format (ISO/IEC 14496-12) boxes, and the item tables of a HEIF `meta`
-box (ISO/IEC 23008-12): what `containers` finds a photo's EXIF and XMP items with.
+box (ISO/IEC 23008-12): what `containers` finds a photo's EXIF and XMP items with, and `heif`
+a HEIC's tiles.
 
 A box is a 32-bit size and a 4-byte type, then its body; size 1 means a 64-bit size follows
 the type, size 0 that the box runs to the end of its parent (the file, at the top). A full
@@ -15,7 +16,7 @@ that keeps what it could read (`until_damaged`) gets all of them before the dama
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from typing import Any, BinaryIO, NamedTuple, TypeVar
 
 MAX_BOXES = 20_000  # in one parent: a tiled photo's item table holds a few hundred
@@ -142,6 +143,12 @@ def _unpack(fmt: str, data: bytes, at: int, box: Box) -> tuple[tuple[Any, ...], 
     return struct.unpack_from(fmt, data, at), end
 
 
+def primary_item(data: bytes, pitm: Box) -> int:
+    """The item ID a `pitm` box names: the image a viewer shows."""
+    version, _, at = full_box(data, pitm)
+    return int(_unpack(">I" if version else ">H", data, at, pitm)[0][0])
+
+
 def items(data: bytes, iinf: Box) -> Iterator[ItemInfo]:
     """The entries of an `iinf` box that name an item type (versions 2 and 3); others, and
     entries too short for their type, are passed over."""
@@ -192,6 +199,45 @@ def locations(data: bytes, iloc: Box) -> Iterator[Location]:
             (base + (e[0] if offset_size else 0), e[-1] if length_size else 0) for e in pieces
         )
         yield Location(item, construction, extents)
+
+
+def properties(data: bytes, iprp: Box, of: Container[int]) -> dict[int, list[bytes]]:
+    """Item ID -> its properties, in `ipma` order, for the items `of`: whole boxes of `ipco`
+    (ispe, hvcC, colr, irot...). As in libheif, a property that is not there is an error
+    only for these items."""
+    children = {box.kind: box for box in boxes(data, iprp.body, iprp.end)}
+    if b"ipco" not in children or b"ipma" not in children:
+        raise Damaged("no item properties")
+    ipco, ipma = children[b"ipco"], children[b"ipma"]
+    boxed = [data[box.offset : box.end] for box in boxes(data, ipco.body, ipco.end)]
+    version, flags, at = full_box(data, ipma)
+    (count,), at = _unpack(">I", data, at, ipma)
+    entry = ">IB" if version else ">HB"  # item ID, association count
+    index, mask = ("H", 0x7FFF) if flags & 1 else ("B", 0x7F)  # the top bit: essential
+    found: dict[int, list[bytes]] = {}
+    for _ in range(count):
+        (item, n), at = _unpack(entry, data, at, ipma)
+        indices, at = _unpack(f">{n}{index}", data, at, ipma)
+        for value in indices:
+            i = value & mask
+            if i and item in of:  # 0: no property
+                if i > len(boxed):
+                    raise Damaged("a property index is out of range")
+                found.setdefault(item, []).append(boxed[i - 1])
+    return found
+
+
+def references(data: bytes, iref: Box) -> dict[tuple[int, bytes], list[int]]:
+    """(item ID, reference type) -> the item IDs it refers to, in order: for a grid's
+    `dimg`, its tiles row by row."""
+    version, _, at = full_box(data, iref)
+    code = "I" if version else "H"
+    found: dict[tuple[int, bytes], list[int]] = {}
+    for box in boxes(data, at, iref.end):
+        (source, n), at = _unpack(f">{code}H", data, box.body, box)
+        targets, _ = _unpack(f">{n}{code}", data, at, box)
+        found.setdefault((source, box.kind), []).extend(targets)
+    return found
 
 
 def read_item(
