@@ -213,17 +213,21 @@ def properties(data: bytes, iprp: Box, of: Container[int]) -> dict[int, list[byt
     version, flags, at = full_box(data, ipma)
     (count,), at = _unpack(">I", data, at, ipma)
     entry = ">IB" if version else ">HB"  # item ID, association count
-    index, mask = ("H", 0x7FFF) if flags & 1 else ("B", 0x7F)  # the top bit: essential
+    width, mask = (2, 0x7FFF) if flags & 1 else (1, 0x7F)  # the top bit: essential
     found: dict[int, list[bytes]] = {}
     for _ in range(count):
         (item, n), at = _unpack(entry, data, at, ipma)
-        indices, at = _unpack(f">{n}{index}", data, at, ipma)
+        start, at = at, _within(ipma, at + n * width)
+        indices = struct.unpack_from(f">{n}H", data, start) if width == 2 else data[start:at]
+        if item not in of:
+            continue
+        listed = found.setdefault(item, [])
         for value in indices:
             i = value & mask
-            if i and item in of:  # 0: no property
-                if i > len(boxed):
-                    raise Damaged("a property index is out of range")
-                found.setdefault(item, []).append(boxed[i - 1])
+            if i > len(boxed):
+                raise Damaged("a property index is out of range")
+            if i:  # 0: no property
+                listed.append(boxed[i - 1])
     return found
 
 
