@@ -11,10 +11,11 @@ the raw EXIF (TIFF) blocks and XMP packets it holds, in file order, without deco
 | TIFF (and TIFF raws) | the file itself | tag 700 (read with the EXIF tags) |
 
 Files are untrusted: every walk stops at the first structure that does not add up, after
-`_MAX_PARTS` segments/chunks/boxes, or at the image data once there is nothing left to find;
-bodies that are not wanted are seeked over, not read; and at most `_BUDGET` bytes of metadata
-are read from one file, whatever lengths it declares. Nothing here raises on bad data
-(`OSError` from the file itself may)."""
+`_MAX_PARTS` segments or chunks (`isobmff.MAX_BOXES` boxes, `isobmff.MAX_EXTENTS` pieces of
+HEIF items), or at the image data once there is nothing left to find; bodies that are not
+wanted are seeked over, not read; and at most `_BUDGET` bytes of metadata are read from one
+file, whatever lengths it declares. Nothing here raises on bad data (`OSError` from the file
+itself may)."""
 
 from __future__ import annotations
 
@@ -23,12 +24,11 @@ import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from pipeline.media import tiff, xmp
+from pipeline.media import isobmff, tiff, xmp
 
 _BUDGET = 8 << 20  # metadata read from one file, all blocks together
 _MAX_EXIF = 1 << 20  # real EXIF blocks are a few KB; JPEG cannot hold more than 64 KB
 _MAX_META = 1 << 20  # a HEIF meta box: item tables, a few KB even for a tiled photo
-_MAX_EXTENTS = 10_000  # pieces of HEIF items, all items together
 _MAX_PARTS = 20_000  # a PNG of 8 KB IDAT chunks reaches this at 160 MB
 _MAX_FILL = 64  # 0xFF fill bytes allowed before a JPEG marker
 
@@ -54,7 +54,7 @@ class _Budget:
     def __init__(self, f: BinaryIO) -> None:
         self.f, self.left = f, _BUDGET
 
-    def read(self, size: int, cap: int) -> bytes:
+    def read(self, size: int, cap: int = _BUDGET) -> bytes:
         data = self.f.read(max(0, min(size, cap, self.left)))
         self.left -= len(data)
         return data
@@ -183,42 +183,20 @@ def _webp(f: BinaryIO, budget: _Budget, found: Found) -> None:
         f.seek(body_at + length + (length & 1))  # chunks are padded to an even size
 
 
-def _box_header(f: BinaryIO, at: int, end: int) -> tuple[bytes, int, int] | None:
-    """ISO base media box at `at`: (type, where its body starts, where it ends)."""
-    f.seek(at)
-    head = f.read(8)
-    if len(head) < 8:
-        return None
-    size, kind = int.from_bytes(head[:4], "big"), head[4:]
-    body = at + 8
-    if size == 1:  # a 64-bit size follows
-        large = f.read(8)
-        if len(large) < 8:
-            return None
-        size, body = int.from_bytes(large, "big"), at + 16
-    elif size == 0:  # to the end of the file
-        size = end - at
-    if size < body - at or at + size > end:
-        return None
-    return kind, body, at + size
-
-
 def _boxes(f: BinaryIO, budget: _Budget, found: Found) -> None:
     """HEIF/HEIC/AVIF (a `meta` box with items) and JPEG XL (`Exif` and `xml ` boxes)."""
     end = f.seek(0, os.SEEK_END)
-    at = 0
-    for _ in range(_MAX_PARTS):
-        box = _box_header(f, at, end)
-        if box is None:
+    for box in isobmff.until_damaged(isobmff.file_boxes(f, end)):
+        if box.end > end:
             return
-        kind, body, at = box
-        if kind == b"meta":
-            _heif_meta(f, budget, found, budget.read(at - body, _MAX_META), end)
+        if box.kind == b"meta":
+            meta = isobmff.read_body(f, box, _MAX_META, budget.read)
+            _heif_meta(f, budget, found, meta, end)
             return
-        if kind == b"Exif":  # JPEG XL: a 4-byte offset to the TIFF header, then the block
-            _add_exif(found, _skip_offset(budget.read(at - body, _MAX_EXIF)))
-        elif kind == b"xml ":
-            found.xmp.append(budget.read(at - body, xmp.MAX_PACKET))
+        if box.kind == b"Exif":  # JPEG XL: a 4-byte offset to the TIFF header, then the block
+            _add_exif(found, _skip_offset(isobmff.read_body(f, box, _MAX_EXIF, budget.read)))
+        elif box.kind == b"xml ":
+            found.xmp.append(isobmff.read_body(f, box, xmp.MAX_PACKET, budget.read))
 
 
 def _skip_offset(item: bytes) -> bytes:
@@ -235,113 +213,28 @@ def _skip_offset(item: bytes) -> bytes:
 
 
 def _heif_meta(f: BinaryIO, budget: _Budget, found: Found, meta: bytes, end: int) -> None:
-    # meta is a full box: version and flags, then child boxes.
-    children = dict(_children(meta, 4))
-    exif_ids, xmp_ids = _heif_items(children.get(b"iinf", b""))
-    places = _heif_locations(children.get(b"iloc", b""), set(exif_ids) | set(xmp_ids))
-    idat = children.get(b"idat", b"")
+    # meta is a full box: version and flags, then child boxes. Each table is read as far as
+    # it adds up.
+    children = {box.kind: box for box in isobmff.until_damaged(isobmff.boxes(meta, 4))}
+    iinf, iloc, idat = children.get(b"iinf"), children.get(b"iloc"), children.get(b"idat")
+    exif_ids: list[int] = []
+    xmp_ids: list[int] = []
+    for info in isobmff.until_damaged(isobmff.items(meta, iinf)) if iinf else ():
+        if info.type == b"Exif":
+            exif_ids.append(info.id)
+        elif info.type == b"mime" and info.content_type.strip() == b"application/rdf+xml":
+            xmp_ids.append(info.id)
+    wanted = set(exif_ids) | set(xmp_ids)
+    places: dict[int, isobmff.Location] = {}
+    for place in isobmff.until_damaged(isobmff.locations(meta, iloc)) if iloc and wanted else ():
+        if place.item in wanted:
+            places[place.item] = place
+    idat_body = meta[idat.body : idat.end] if idat else b""
     for item in exif_ids + xmp_ids:
         cap = _MAX_EXIF if item in exif_ids else xmp.MAX_PACKET
-        data = b""
-        method, extents = places.get(item, (0, []))
-        for offset, length in extents:
-            want = min(length, cap - len(data))
-            if want <= 0:
-                break
-            if method == 0 and offset < end:  # in the file (64-bit offsets cannot be seeked)
-                f.seek(offset)
-                data += budget.read(want, want)
-            elif method == 1:  # in the meta box's idat
-                data += idat[offset : offset + want]
+        place = places.get(item)
+        data = isobmff.read_item(f, place, idat_body, end, cap, budget.read) if place else b""
         if item in exif_ids:
             _add_exif(found, _skip_offset(data))
         elif data:
             found.xmp.append(data)
-
-
-def _children(data: bytes, at: int) -> list[tuple[bytes, bytes]]:
-    """The boxes in `data` from `at`, as (type, body); stops at the first that does not fit."""
-    boxes = []
-    while at + 8 <= len(data) and len(boxes) < _MAX_PARTS:
-        size, kind = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8]
-        body = at + 8
-        if size == 1 and at + 16 <= len(data):
-            size, body = int.from_bytes(data[at + 8 : at + 16], "big"), at + 16
-        elif size == 0:
-            size = len(data) - at
-        if size < body - at or at + size > len(data):
-            break
-        boxes.append((kind, data[body : at + size]))
-        at += size
-    return boxes
-
-
-def _heif_items(iinf: bytes) -> tuple[list[int], list[int]]:
-    """The ids of the Exif items and of the XMP items (mime, application/rdf+xml)."""
-    if len(iinf) < 6:
-        return [], []
-    skip = 6 if iinf[0] == 0 else 8  # version and flags, then a 16- or 32-bit entry count
-    exif_ids: list[int] = []
-    xmp_ids: list[int] = []
-    for kind, infe in _children(iinf, skip):
-        if kind != b"infe" or len(infe) < 4:
-            continue
-        version = infe[0]
-        if version == 2:
-            item, at = int.from_bytes(infe[4:6], "big"), 6
-        elif version == 3:
-            item, at = int.from_bytes(infe[4:8], "big"), 8
-        else:  # versions 0 and 1 carry no item type; HEIF requires 2 or 3
-            continue
-        item_type = infe[at + 2 : at + 6]
-        if item_type == b"Exif":
-            exif_ids.append(item)
-        elif item_type == b"mime":
-            strings = infe[at + 6 :].split(b"\x00")  # name, content type, encoding
-            if len(strings) > 1 and strings[1].strip() == b"application/rdf+xml":
-                xmp_ids.append(item)
-    return exif_ids, xmp_ids
-
-
-def _heif_locations(iloc: bytes, wanted: set[int]) -> dict[int, tuple[int, list[tuple[int, int]]]]:
-    """item id -> (construction method, [(offset, length)]) for the wanted items."""
-    places: dict[int, tuple[int, list[tuple[int, int]]]] = {}
-    if len(iloc) < 8 or not wanted:
-        return places
-    version = iloc[0]
-    offset_size, length_size = iloc[4] >> 4, iloc[4] & 15
-    base_size, index_size = iloc[5] >> 4, (iloc[5] & 15) if version in (1, 2) else 0
-    if version > 2 or any(s not in (0, 4, 8) for s in (offset_size, length_size, base_size)):
-        return places
-    id_size = 4 if version == 2 else 2
-    count_size = 4 if version == 2 else 2
-    pos = 6
-
-    def take(size: int) -> int:
-        nonlocal pos
-        if pos + size > len(iloc):
-            raise IndexError
-        value = int.from_bytes(iloc[pos : pos + size], "big")
-        pos += size
-        return value
-
-    extents_left = _MAX_EXTENTS  # with 0-byte sizes, extents cost no bytes: count them
-    try:
-        for _ in range(take(count_size)):
-            item = take(id_size)
-            method = take(2) & 15 if version in (1, 2) else 0
-            take(2)  # data reference index: 0 means this file
-            base = take(base_size)
-            count = take(2)
-            extents_left -= count
-            if extents_left < 0:
-                break
-            extents = []
-            for _ in range(count):
-                take(index_size)
-                extents.append((base + take(offset_size), take(length_size)))
-            if item in wanted:
-                places[item] = (method, extents)
-    except IndexError:  # a truncated table: keep the items read whole
-        pass
-    return places

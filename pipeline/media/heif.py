@@ -21,7 +21,9 @@ from typing import BinaryIO
 
 from PIL import Image
 
+from pipeline.media import isobmff
 from pipeline.media.formats import ImageError, StrPath, register_heif
+from pipeline.media.isobmff import Damaged
 
 _MAX_META = 16 * 1024 * 1024  # a photo's meta box is a few KB; more is not a photo
 _TRANSFORMS = {b"clap", b"irot", b"imir"}
@@ -30,11 +32,7 @@ _DECODER_PIXELS = 4_000_000
 _CODED = {b"hvc1"}  # HEVC; AV1 ('av01') files are AVIF and go to Pillow
 
 
-class _Damaged(Exception):
-    pass
-
-
-class _Truncated(_Damaged):
+class _Truncated(Damaged):
     pass
 
 
@@ -43,12 +41,13 @@ def _error(e: Exception) -> ImageError:
     return ImageError(f"{'truncated' if isinstance(e, _Truncated) else 'corrupt'} HEIC: {text}")
 
 
+_NOWHERE = isobmff.Location(0, 0, ())
+
+
 @dataclass
 class _Item:
     type: bytes = b""
-    construction: int = 0
-    base: int = 0
-    extents: list[tuple[int, int]] = field(default_factory=list)
+    place: isobmff.Location = _NOWHERE  # where its coded bytes are
     properties: list[bytes] = field(default_factory=list)  # whole boxes, in ipma order
 
 
@@ -128,7 +127,7 @@ def read_layout(path: StrPath) -> Layout:
     try:
         with open(path, "rb") as f:
             return _layout(f)
-    except (_Damaged, struct.error, IndexError, ValueError, ZeroDivisionError) as e:
+    except (Damaged, struct.error, IndexError, ValueError, ZeroDivisionError) as e:
         raise _error(e) from None
 
 
@@ -136,7 +135,7 @@ def decode(path: StrPath, layout: Layout, size: tuple[int, int]) -> Image.Image:
     """The photo at `size` (as stored: before `layout.transposes`), RGB or L."""
     try:
         return _decode(path, layout, size)
-    except _Damaged as e:
+    except Damaged as e:
         raise _error(e) from None
 
 
@@ -161,7 +160,7 @@ def _decode(path: StrPath, layout: Layout, size: tuple[int, int]) -> Image.Image
                 tile = tile.convert(canvas.mode)
             canvas.paste(tile.reduce(k) if k > 1 else tile, (left // k, top // k))
     if canvas is None:
-        raise _Damaged("no tiles")
+        raise Damaged("no tiles")
     left, top, right, bottom = layout.crop
     box = (left / k, top / k, right / k, bottom / k)
     if canvas.size == size and box == (0, 0, *canvas.size):
@@ -183,78 +182,47 @@ def _decode_tile(heif: object, f: BinaryIO, layout: Layout, item_id: int) -> Ima
         tile = heif_file[0]
         return Image.frombytes(tile.mode, tile.size, tile.data, "raw", tile.mode, tile.stride)
     except (ValueError, RuntimeError, OSError, EOFError, SyntaxError) as e:
-        raise _Damaged(str(e)) from None
+        raise Damaged(str(e)) from None
 
 
 # -- reading the container -----------------------------------------------------------------
 
 
-def _boxes(data: bytes, at: int = 0, end: int | None = None) -> list[tuple[bytes, int, int]]:
-    """(type, payload start, box end) of each box in data[at:end]."""
-    end = len(data) if end is None else end
-    found = []
-    while at + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, at)
-        header = 8
-        if size == 1:
-            (size,) = struct.unpack_from(">Q", data, at + 8)
-            header = 16
-        elif size == 0:
-            size = end - at
-        if size < header or at + size > end:
-            raise _Damaged(f"box {kind!r} runs past its parent")
-        found.append((kind, at + header, at + size))
-        at += size
-    return found
-
-
 def _top_level_meta(f: BinaryIO) -> bytes:
-    """The file's 'meta' box payload, read without reading the media data around it."""
-    f.seek(0, io.SEEK_END)
-    file_size = f.tell()
-    at = 0
-    while at + 8 <= file_size:
-        f.seek(at)
-        header = f.read(16)
-        if len(header) < 8:
-            break
-        size, kind = struct.unpack_from(">I4s", header)
-        skip = 8
-        if size == 1 and len(header) == 16:
-            (size,) = struct.unpack_from(">Q", header, 8)
-            skip = 16
-        elif size == 0:
-            size = file_size - at
-        if size < skip:
-            raise _Damaged(f"bad size for box {kind!r}")
-        if kind == b"meta":
-            if size > _MAX_META:
-                raise _Damaged("meta box too large")
-            f.seek(at + skip)
-            payload = f.read(size - skip)
-            if len(payload) < size - skip:
+    """The file's 'meta' box body, read without reading the media data around it."""
+    end = f.seek(0, io.SEEK_END)
+    for box in isobmff.file_boxes(f, end):
+        if box.kind == b"meta":
+            if box.end - box.offset > _MAX_META:
+                raise Damaged("meta box too large")
+            body = isobmff.read_body(f, box, _MAX_META)
+            if len(body) < box.end - box.body:
                 raise _Truncated("the file ends inside its index")
-            return payload
-        at += size
-    raise _Damaged("no meta box")
+            return body
+    raise Damaged("no meta box")
 
 
 def _layout(f: BinaryIO) -> Layout:
     meta = _top_level_meta(f)
-    children = {kind: (start, end) for kind, start, end in _boxes(meta, 4)}  # FullBox: skip 4
+    children = {box.kind: box for box in isobmff.boxes(meta, 4)}  # a full box: skip 4
     for needed in (b"pitm", b"iinf", b"iloc", b"iprp"):
         if needed not in children:
-            raise _Damaged(f"no {needed.decode()} box")
-    primary = _pitm(meta, *children[b"pitm"])
-    items = _iinf(meta, *children[b"iinf"])
-    _iloc(meta, *children[b"iloc"], items)
-    _iprp(meta, *children[b"iprp"], items)
-    references = _iref(meta, *children[b"iref"]) if b"iref" in children else {}
-    idat = meta[slice(*children[b"idat"])] if b"idat" in children else b""
+            raise Damaged(f"no {needed.decode()} box")
+    primary = isobmff.primary_item(meta, children[b"pitm"])
+    items = {info.id: _Item(info.type) for info in isobmff.items(meta, children[b"iinf"])}
+    for place in isobmff.locations(meta, children[b"iloc"]):
+        if place.item in items:
+            items[place.item].place = place
+    for item_id, properties in isobmff.properties(meta, children[b"iprp"], items).items():
+        items[item_id].properties = properties
+    iref = children.get(b"iref")
+    references = isobmff.references(meta, iref) if iref else {}
+    idat_box = children.get(b"idat")
+    idat = meta[idat_box.body : idat_box.end] if idat_box else b""
 
     item = items.get(primary)
     if item is None:
-        raise _Damaged("the primary image is missing")
+        raise Damaged("the primary image is missing")
     ispe = _property(item, b"ispe")
     if item.type == b"grid":
         tiles = tuple(references.get((primary, b"dimg"), ()))
@@ -263,15 +231,15 @@ def _layout(f: BinaryIO) -> Layout:
         rows, columns = grid[2] + 1, grid[3] + 1
         width, height = struct.unpack_from(">II" if wide else ">HH", grid, 4)
         if not tiles or len(tiles) != rows * columns:
-            raise _Damaged(f"grid of {rows}x{columns} has {len(tiles)} tiles")
+            raise Damaged(f"grid of {rows}x{columns} has {len(tiles)} tiles")
         first = items.get(tiles[0])
         tile_ispe = _property(first, b"ispe") if first else None
         if tile_ispe is None:
-            raise _Damaged("a tile has no size")
+            raise Damaged("a tile has no size")
         tile_width, tile_height = struct.unpack_from(">II", tile_ispe, 12)
     elif item.type in _CODED:
         if ispe is None:
-            raise _Damaged("the image has no size")
+            raise Damaged("the image has no size")
         width, height = struct.unpack_from(">II", ispe, 12)
         tiles, rows, columns, tile_width, tile_height = (primary,), 1, 1, width, height
     elif item.type == b"av01":  # AVIF files say so in their brands; this one does not
@@ -280,9 +248,9 @@ def _layout(f: BinaryIO) -> Layout:
         kind = item.type.decode("latin-1")
         raise ImageError(f"HEIC photo: its main image is of type {kind!r}, which pipe cannot read")
     if min(width, height, tile_width, tile_height) <= 0:
-        raise _Damaged("zero size")
+        raise Damaged("zero size")
     if columns * tile_width < width or rows * tile_height < height:
-        raise _Damaged("tiles do not cover the image")
+        raise Damaged("tiles do not cover the image")
     crop, transposes = _transforms(item, width, height)
     shared = tuple(p for p in item.properties if p[4:8] in _SHARED)
     return Layout(
@@ -301,136 +269,21 @@ def _layout(f: BinaryIO) -> Layout:
     )
 
 
-def _full_box(data: bytes, at: int) -> tuple[int, int, int]:
-    """version, flags, payload start."""
-    version, flags = data[at], int.from_bytes(data[at + 1 : at + 4], "big")
-    return version, flags, at + 4
-
-
-def _pitm(data: bytes, start: int, end: int) -> int:
-    version, _, at = _full_box(data, start)
-    return struct.unpack_from(">I" if version else ">H", data, at)[0]
-
-
-def _iinf(data: bytes, start: int, end: int) -> dict[int, _Item]:
-    version, _, at = _full_box(data, start)
-    at += 4 if version else 2
-    items = {}
-    for kind, s, _ in _boxes(data, at, end):
-        if kind != b"infe":
-            continue
-        version, _, p = _full_box(data, s)
-        if version < 2:
-            continue  # no item type: not an image item
-        if version == 2:
-            (item_id,) = struct.unpack_from(">H", data, p)
-            p += 2
-        else:
-            (item_id,) = struct.unpack_from(">I", data, p)
-            p += 4
-        items[item_id] = _Item(type=data[p + 2 : p + 6])
-    return items
-
-
-def _iloc(data: bytes, start: int, end: int, items: dict[int, _Item]) -> None:
-    version, _, at = _full_box(data, start)
-    offset_size, length_size = data[at] >> 4, data[at] & 15
-    base_size, index_size = data[at + 1] >> 4, (data[at + 1] & 15) if version else 0
-    at += 2
-
-    def number(size: int) -> int:
-        nonlocal at
-        value = int.from_bytes(data[at : at + size], "big") if size else 0
-        if at + size > end:
-            raise _Damaged("iloc runs past its end")
-        at += size
-        return value
-
-    count = number(4 if version == 2 else 2)
-    for _ in range(count):
-        item_id = number(4 if version == 2 else 2)
-        construction = number(2) & 15 if version else 0
-        number(2)  # data_reference_index: 0, this file
-        base = number(base_size)
-        extents = []
-        for _ in range(number(2)):
-            number(index_size)
-            offset = number(offset_size)
-            extents.append((offset, number(length_size)))
-        if item_id in items:
-            items[item_id].construction = construction
-            items[item_id].base = base
-            items[item_id].extents = extents
-
-
-def _iprp(data: bytes, start: int, end: int, items: dict[int, _Item]) -> None:
-    children = {kind: (s, e) for kind, s, e in _boxes(data, start, end)}
-    if b"ipco" not in children or b"ipma" not in children:
-        raise _Damaged("no item properties")
-    ipco = _boxes(data, *children[b"ipco"])
-    starts = [children[b"ipco"][0]] + [e for _, _, e in ipco[:-1]]
-    properties = [data[s:e] for s, (_, _, e) in zip(starts, ipco, strict=True)]
-    version, flags, at = _full_box(data, children[b"ipma"][0])
-    (count,) = struct.unpack_from(">I", data, at)
-    at += 4
-    for _ in range(count):
-        if version < 1:
-            (item_id,) = struct.unpack_from(">H", data, at)
-            at += 2
-        else:
-            (item_id,) = struct.unpack_from(">I", data, at)
-            at += 4
-        n = data[at]
-        at += 1
-        for _ in range(n):
-            if flags & 1:
-                (value,) = struct.unpack_from(">H", data, at)
-                index = value & 0x7FFF
-                at += 2
-            else:
-                index = data[at] & 0x7F
-                at += 1
-            if index and item_id in items:
-                if index > len(properties):
-                    raise _Damaged("a property index is out of range")
-                items[item_id].properties.append(properties[index - 1])
-
-
-def _iref(data: bytes, start: int, end: int) -> dict[tuple[int, bytes], list[int]]:
-    version, _, at = _full_box(data, start)
-    fmt, width = (">I", 4) if version else (">H", 2)
-    references: dict[tuple[int, bytes], list[int]] = {}
-    for kind, s, _ in _boxes(data, at, end):
-        (source,) = struct.unpack_from(fmt, data, s)
-        (count,) = struct.unpack_from(">H", data, s + width)
-        targets = [
-            struct.unpack_from(fmt, data, s + width + 2 + i * width)[0] for i in range(count)
-        ]
-        references.setdefault((source, kind), []).extend(targets)
-    return references
-
-
 def _property(item: _Item, kind: bytes) -> bytes | None:
     return next((p for p in item.properties if p[4:8] == kind), None)
 
 
 def _read_item(f: BinaryIO, item: _Item, idat: bytes) -> bytes:
-    parts = []
-    for offset, length in item.extents:
-        if item.construction == 1:
-            start = item.base + offset
-            part = idat[start : start + length]
-        elif item.construction == 0:
-            f.seek(item.base + offset)
-            part = f.read(length)
-        else:
-            raise ImageError("HEIC photo: its data is stored in a way pipe cannot read")
-        if len(part) < length or not length:
-            raise _Truncated("the file ends inside the image data")
-        parts.append(part)
-    if not parts:
-        raise _Damaged("an image has no data")
-    return b"".join(parts)
+    place = item.place
+    if place.construction not in (0, 1) and place.extents:
+        raise ImageError("HEIC photo: its data is stored in a way pipe cannot read")
+    end = f.seek(0, io.SEEK_END)
+    data = isobmff.read_item(f, place, idat, end, end)
+    if len(data) < place.size or not all(length for _, length in place.extents):
+        raise _Truncated("the file ends inside the image data")
+    if not place.extents:
+        raise Damaged("an image has no data")
+    return data
 
 
 def _transforms(
