@@ -198,7 +198,7 @@ class Store:
         conn = sqlite3.connect(str(path), isolation_level=None, timeout=30, check_same_thread=False)
         self.conn = conn
         conn.execute("PRAGMA busy_timeout = 30000")
-        conn.execute("PRAGMA journal_mode = WAL")
+        _use_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; WAL never corrupts
         self.migrate()
         self._alive: dict[int, tuple[float, bool]] = {}
@@ -645,6 +645,21 @@ def path_to_db(path: str) -> str | bytes:
 
 def path_from_db(value: str | bytes) -> str:
     return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def _use_wal(conn: sqlite3.Connection, wait: float = 30.0) -> None:
+    """Switch to WAL. SQLite answers "database is locked" at once, without its busy handler,
+    while another process is creating the same new database: two cron runs starting
+    together must not fail for that, so wait as the busy timeout would."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _pid_alive(pid: int | None) -> bool:

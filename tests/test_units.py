@@ -303,3 +303,20 @@ def test_grammar_repetitions_for_old_servers(grammar: str, expanded: str) -> Non
     """llamafile's server crashes on x{m,n}: pipe writes it with ? and * for that server."""
     assert expand_repetitions(grammar) == expanded
     assert "{" not in expanded.replace('"{2}"', "").replace("[{}]", "").split("#")[0]
+
+
+def test_a_new_database_opens_while_another_process_holds_it(tmp_path: Path) -> None:
+    """Two cron runs creating the same database at once: the second waits, never fails with
+    'database is locked' (SQLite does not retry switching to WAL by itself)."""
+    import sqlite3
+    import threading
+
+    path = tmp_path / "new.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # as a first run does while it creates the tables
+    holder.execute("CREATE TABLE first (x)")
+    threading.Timer(0.3, holder.commit).start()
+    store = Store(path)
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
+    holder.close()
