@@ -24,13 +24,12 @@ import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from pipeline.media import isobmff, tiff, xmp
+from pipeline.media import isobmff, jpeg, tiff, xmp
 
 _BUDGET = 8 << 20  # metadata read from one file, all blocks together
 _MAX_EXIF = 1 << 20  # real EXIF blocks are a few KB; JPEG cannot hold more than 64 KB
 _MAX_META = 1 << 20  # a HEIF meta box: item tables, a few KB even for a tiled photo
 _MAX_PARTS = 20_000  # a PNG of 8 KB IDAT chunks reaches this at 160 MB
-_MAX_FILL = 64  # 0xFF fill bytes allowed before a JPEG marker
 
 _JPEG_EXIF = b"Exif\x00"
 _JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -87,25 +86,8 @@ def _add_exif(found: Found, block: bytes) -> None:
 
 def _jpeg(f: BinaryIO, budget: _Budget, found: Found) -> None:
     f.seek(2)
-    for _ in range(_MAX_PARTS):
-        marker = f.read(2)
-        if len(marker) < 2 or marker[0] != 0xFF:
-            return
-        code = marker[1]
-        for _ in range(_MAX_FILL):
-            if code != 0xFF:
-                break
-            code = (f.read(1) or b"\xd9")[0]
-        if code in (0xDA, 0xD9, 0xFF):  # start of scan (the pixels), end of image, garbage
-            return
-        if code == 0x01 or 0xD0 <= code <= 0xD7:  # markers without a length
-            continue
-        size = f.read(2)
-        if len(size) < 2 or int.from_bytes(size, "big") < 2:
-            return
-        length = int.from_bytes(size, "big") - 2
+    for code, length in jpeg.segments(f, _MAX_PARTS):
         if code != 0xE1:
-            f.seek(length, os.SEEK_CUR)
             continue
         body = budget.read(length, length)
         if body.startswith(_JPEG_EXIF):
