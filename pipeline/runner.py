@@ -148,7 +148,6 @@ class Runner:
         self.counts = Counts()
         self.stop = threading.Event()
         self.stopped: str | None = None
-        self.error: str | None = None
         self._capability = threading.Lock()
         self._vision_checked = False
         self._unable: str | None = None  # why the backend cannot run this recipe at all
@@ -225,7 +224,7 @@ class Runner:
             time.monotonic() - started,
             exit_code,
             self.stopped,
-            self.error,
+            self._unable,
         )
 
     def _exit_code(self) -> int:
@@ -304,9 +303,7 @@ class Runner:
                 self.stop.set()
                 del self._pending[seq]
                 self.store.release(self.recipe.name, done.item.entry.key, self.run_id)
-                if done.stop_reason == "unable":
-                    self.error = self.error or done.fatal  # said once, not per item
-                elif self.options.on_error:
+                if done.stop_reason == "backend" and self.options.on_error:
                     self.options.on_error(Result(done.item.path, "failed", error=done.fatal))
                 continue
             self._pending[seq] = done
@@ -613,11 +610,9 @@ class Runner:
                 return self._call_with_retries(lambda: self._complete(request), result)
             finally:
                 self._slots.release()
-        except NoVision as e:  # no file can succeed: stop the run, say why once
+        except NoVision as e:
             with self._capability:
-                first = self._unable is None
-                self._unable = self._unable or str(e)
-            raise CannotRun(str(e)) if first else Interrupted from None
+                raise self._cannot_run(e) from None
 
     def _complete(self, request: Request) -> Completion:
         completion = self.backend.complete(request)
@@ -640,9 +635,15 @@ class Runner:
                 try:
                     self._call_with_retries(check, Result("", "cached"))
                 except NoVision as e:
-                    self._unable = str(e)  # before the lock is let go: nobody checks again
-                    raise CannotRun(str(e)) from None
+                    raise self._cannot_run(e) from None  # under the lock: nobody checks again
                 self._vision_checked = True
+
+    def _cannot_run(self, error: NoVision) -> Exception:
+        """No file can succeed: the first worker to learn it stops the run and says why
+        (Summary.error); the others just leave. Called holding `_capability`."""
+        first = self._unable is None
+        self._unable = self._unable or str(error)
+        return CannotRun(str(error)) if first else Interrupted()
 
     def _call_with_retries(self, call: Callable[[], _T], result: Result) -> _T:
         attempts = 0

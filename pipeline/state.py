@@ -494,7 +494,7 @@ class Store:
         marks = ", ".join("?" * len(keys))
         rows = self._dicts(
             "SELECT 'item' AS event, h.*, c.answer, r.model FROM history h LEFT JOIN cache c"
-            f" ON c.fingerprint = h.fingerprint LEFT JOIN runs r ON r.id = h.run_id"
+            " ON c.fingerprint = h.fingerprint LEFT JOIN runs r ON r.id = h.run_id"
             f" WHERE h.path IN ({marks}) ORDER BY h.id",
             tuple(keys),
         )
