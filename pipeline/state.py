@@ -216,6 +216,20 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
+    def _reader(self) -> sqlite3.Connection:
+        """The connection for this thread's reads: the store's own in the thread that opened
+        it, a thread's own elsewhere. A run stopping early closes the store while daemon
+        workers may still be inside a query; closing a connection under a query in another
+        thread crashes the process (seen: SIGSEGV at the end of a refused run)."""
+        if threading.get_ident() == self._owner or str(self.path) == ":memory:":
+            return self.conn
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            self._local.conn = conn
+        return conn
+
     def migrate(self) -> None:
         with self.transaction():
             self.conn.execute(
@@ -617,9 +631,12 @@ class Store:
 
     # -- cache --------------------------------------------------------------------------
     def cached_answer(self, fingerprint: str) -> str | None:
-        row = self.conn.execute(
-            "SELECT answer FROM cache WHERE fingerprint = ?", (fingerprint,)
-        ).fetchone()
+        """Asked by worker threads too (each through its own connection, see _reader)."""
+        row = (
+            self._reader()
+            .execute("SELECT answer FROM cache WHERE fingerprint = ?", (fingerprint,))
+            .fetchone()
+        )
         return row[0] if row else None
 
 

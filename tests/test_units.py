@@ -249,6 +249,28 @@ def test_migrations_run_once(tmp_path: Path) -> None:
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_worker_threads_read_through_their_own_connection(tmp_path: Path) -> None:
+    """A run that stops early closes the store while workers may be mid-query; on a shared
+    connection that crashed the process, so a worker's reads must outlive the close."""
+    import threading
+
+    store = Store(tmp_path / "s.db")
+    answers: list[str | None] = []
+    closed = threading.Event()
+
+    def worker() -> None:
+        answers.append(store.cached_answer("nothing"))
+        closed.wait()
+        answers.append(store.cached_answer("nothing"))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    store.close()
+    closed.set()
+    thread.join()
+    assert answers == [None, None]
+
+
 # -- backends -----------------------------------------------------------------------------
 
 
