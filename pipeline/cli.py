@@ -234,7 +234,7 @@ class _Messages:
 
     def info(self, message: str) -> None:
         if not self.quiet:
-            self.error(message)
+            _say(message)
 
     def error(self, message: str) -> None:
         _say(message)
