@@ -32,6 +32,23 @@ class Request:
 
 
 @dataclass(frozen=True)
+class DrawRequest:
+    """One picture from an A1111-style image API (txt2img, or img2img with `init_image`).
+    Sizes, steps and cfg are already within what the server accepts (the recipe checks)."""
+
+    prompt: str
+    negative_prompt: str = ""
+    width: int = 512
+    height: int = 512
+    steps: int = 20
+    cfg_scale: float = 7.0
+    sampler: str = "Euler a"
+    seed: int = 0  # always a real seed: pipe picks random ones itself, so each is recorded
+    init_image: bytes | None = None  # img2img: PNG bytes, RGB, 64..1024 px a side
+    denoising_strength: float = 0.6
+
+
+@dataclass(frozen=True)
 class Completion:
     text: str
     prompt_tokens: int | None = None
