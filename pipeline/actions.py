@@ -46,6 +46,9 @@ class Result:
     forget_answer: bool = False  # the answer was unusable: do not serve it from the cache
     new_path: str | None = None
 
+    def count_attempt(self) -> None:
+        self.attempts += 1
+
     def record(self, model: str) -> dict[str, Any]:
         out: dict[str, Any] = {"path": self.path, "status": self.status}
         if self.answer is not None:

@@ -15,9 +15,9 @@ from pipeline import __version__, renames, sources
 from pipeline import recipe as recipes
 from pipeline.actions import Result, make_action
 from pipeline.connection import open_backend
+from pipeline.engine import Item, Options, Runner, file_items, stdin_item
 from pipeline.errors import PipeError, UsageError
 from pipeline.paths import default_db_path
-from pipeline.runner import Item, Options, Runner, file_items, stdin_item
 from pipeline.state import Store
 from pipeline.terminal import Shown
 

@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline import media, runner
+from pipeline import media
 from pipeline import recipe as recipes
 from pipeline.actions import Action
 from pipeline.backends import Completion, Request, connect
+from pipeline.engine import Item, Options, Runner, SlotGate, file_items
+from pipeline.engine import items as engine_items
 from pipeline.media.budget import DECODING
 from pipeline.media.pillow_source import PillowSource
-from pipeline.runner import Item, Options, Runner, SlotGate, file_items
 from pipeline.sources import Entry, Filters, expand
 from pipeline.state import Store
 from tests.fakes import FakeLlama
@@ -85,7 +86,7 @@ def test_the_next_photo_is_prepared_while_the_model_looks_at_this_one(
         log("prepare")
         return media.prepare_image(path, max_side=max_side)
 
-    monkeypatch.setattr(runner, "prepare_image", prepare)
+    monkeypatch.setattr(engine_items, "prepare_image", prepare)
     with FakeLlama(vision=True, slots=1, latency=0.3) as server:
         backend = connect(server.url)
         complete = backend.complete
@@ -194,3 +195,25 @@ def test_photos_are_decoded_within_the_shared_pixel_budget(
         backend.close()
     assert summary.exit_code == 0 and server.max_active > 1
     assert most[0] == 1  # 10 workers, but the budget lets one photo decode at a time
+
+
+def test_a_runner_runs_twice_and_keeps_nothing_between(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, n in ((first, 3), (second, 2)):
+        folder.mkdir()
+        for i in range(n):
+            (folder / f"{i}.txt").write_text(f"note {folder.name} {i}\n")
+    out = io.StringIO()
+    with FakeLlama() as server:
+        backend = connect(server.url)
+        store = Store(tmp_path / "state.db")
+        action = Action(out=out, as_json=True, headers=False, model="m")
+        runner = Runner(recipes.load("summarize-text"), backend, store, action, Options())
+        one = runner.run(file_items(expand([str(first)], Filters())), [])
+        two = runner.run(file_items(expand([str(second)], Filters())), [])
+        again = runner.run(file_items(expand([str(first)], Filters())), [])
+        store.close()
+        backend.close()
+    assert (one.counts.done, two.counts.done) == (3, 2) and two.run_id != one.run_id
+    assert (again.counts.done, again.counts.skipped) == (0, 3)
+    assert [one.exit_code, two.exit_code, again.exit_code] == [0, 0, 0]

@@ -1,0 +1,63 @@
+"""What flows through a run: the items going in, and what a worker hands back for each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.actions import Result
+from pipeline.media import prepare_image
+from pipeline.sources import Entry
+
+STDIN_PATH = "<stdin>"
+
+
+@dataclass
+class Item:
+    entry: Entry
+    data: bytes | None = None  # text given on stdin instead of a file
+
+    @property
+    def path(self) -> str:
+        return self.entry.path
+
+
+def file_items(entries: Iterable[Entry]) -> Iterator[Item]:
+    for entry in entries:
+        yield Item(entry)
+
+
+def stdin_item(data: bytes) -> Item:
+    return Item(Entry(STDIN_PATH), data=data)
+
+
+@dataclass
+class Loaded:
+    """What a worker read from one item."""
+
+    hash: str
+    notes: list[str] = field(default_factory=list)
+    text: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)  # exif, real extension
+    _images: dict[int, bytes] = field(default_factory=dict)
+
+    def image(self, path: str, size: int) -> bytes:
+        """The upload JPEG, made once per size on first need (never for cache hits)."""
+        if size not in self._images:  # prepare_image holds the shared pixel budget
+            self._images[size] = prepare_image(path, max_side=size).jpeg
+        return self._images[size]
+
+
+@dataclass
+class Done:
+    """A worker's verdict on one item, for the main thread to act on and record."""
+
+    item: Item
+    result: Result
+    hash: str | None = None
+    fingerprint: str | None = None
+    cache_rows: list[dict[str, Any]] = field(default_factory=list)
+    fatal: str | None = None  # the run must stop: why
+    stop_reason: str = "backend"  # with `fatal`: "backend" (went away) or "unable"
+    record: bool = True  # False: already settled in the store (a skip), only shown

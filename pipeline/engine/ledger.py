@@ -1,0 +1,167 @@
+"""A run's bookkeeping in the store, done on the main thread: which items need work, and
+what became of each (items, history, answers, counts). Workers never write."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pipeline.actions import Result
+from pipeline.engine.items import STDIN_PATH, Done, Item
+from pipeline.engine.options import Options
+from pipeline.paths import display_path
+from pipeline.recipe import Recipe
+from pipeline.state import Counts, Store, now_iso
+
+
+class Ledger:
+    def __init__(
+        self, store: Store, recipe: Recipe, run_id: int, ask_key: str, options: Options
+    ) -> None:
+        self.store = store
+        self.recipe = recipe
+        self.run_id = run_id
+        self.ask_key = ask_key
+        self.options = options
+        self.counts = Counts()
+
+    def written_by_pipe(self, item: Item) -> bool:
+        """A sidecar (or XMP) that pipe wrote is never an input: else each cron run would
+        summarize the last run's summaries (a.md.summary.txt.summary.txt ...). Its path
+        stays pipe's even when edited by hand, as pipe then refuses to overwrite it."""
+        if item.data is not None or item.entry.stat is None:
+            return False
+        return self.store.output_digest(item.entry.key) is not None
+
+    def admit(self, item: Item) -> Done | None:
+        """Decide from the store whether an item needs work (None: claimed, send it to a
+        worker) or is already settled (a result to show, nothing to record)."""
+        entry = item.entry
+        if entry.error:
+            return Done(item, Result(entry.path, "failed", error=entry.error))
+        if item.data is not None:
+            return None  # stdin text: no file to track, the answer cache still applies
+        st = entry.stat
+        assert st is not None
+        key = entry.key
+        row, answer = self.store.item_and_answer(self.recipe.name, key)
+        if not (
+            row
+            and not self.options.redo
+            and row.is_finished(st.st_size, st.st_mtime_ns, self.ask_key)
+        ):
+            verdict, row = self.store.claim(
+                self.recipe.name,
+                key,
+                self.run_id,
+                st.st_size,
+                st.st_mtime_ns,
+                self.ask_key,
+                self.options.redo,
+            )
+            if verdict == "claimed":
+                return None
+            if verdict == "busy":
+                result = Result(item.path, "skipped", notes=["another run is processing it"])
+                return Done(item, result, record=False)
+            answer = self.store.cached_answer(row.fingerprint) if row and row.fingerprint else None
+        assert row is not None
+        if row.status != "done":
+            answer = None
+        notes = [row.reason] if row.reason else []
+        return Done(item, Result(item.path, "skipped", answer=answer, notes=notes), record=False)
+
+    def release(self, item: Item) -> None:
+        self.store.release(self.recipe.name, item.entry.key, self.run_id)
+
+    def save_answers(self, done: Done) -> None:
+        """Keep the answers now, though the item finishes later (renames): a run killed
+        before then costs no model time again."""
+        self.store.save_answers(done.cache_rows)
+        done.cache_rows = []
+
+    def adopt_renamed(self, done: Done) -> None:
+        """A renamed file stays finished under its new name."""
+        result, stat = done.result, done.item.entry.stat
+        if result.new_path and stat is not None and result.status == "done":
+            self.store.adopt(
+                self.recipe.name,
+                display_path(result.new_path),
+                self.run_id,
+                stat.st_size,
+                stat.st_mtime_ns,
+                done.hash,
+                self.ask_key,
+                done.fingerprint,
+            )
+
+    def record(self, done: Done) -> None:
+        result = done.result
+        if result.forget_answer and done.fingerprint:
+            self.store.forget_answer(done.fingerprint)
+        status = {"done": "done", "cached": "done", "skipped": "skipped"}.get(
+            result.status, "failed"
+        )
+        if (self.options.dry_run and status == "done") or result.status == "planned":
+            status = "pending"  # previewed, not done: the real run does it (from the cache)
+        counter = {"done": "done", "cached": "cached", "skipped": "skipped", "planned": "done"}.get(
+            result.status, "failed"
+        )
+        setattr(self.counts, counter, getattr(self.counts, counter) + 1)
+        self.counts.prompt_tokens += result.prompt_tokens or 0
+        self.counts.completion_tokens += result.completion_tokens or 0
+        entry = done.item.entry
+        if result.status == "failed" and self.options.on_error:
+            self.options.on_error(result)
+        elif result.status == "skipped" and self.options.on_note:
+            self.options.on_note(result)  # first seen: say why (empty, binary…) once
+        history = {
+            "status": result.status,
+            "fingerprint": done.fingerprint,
+            "error": result.error,
+            "note": "; ".join(result.notes) or None,
+            "started": result.started or now_iso(),
+            "duration_ms": result.duration_ms,
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "attempts": result.attempts,
+            "meta": _meta(result.fields),
+        }
+        if entry.stat is None or done.item.data is not None:
+            # Not a tracked file (a bad argument, or stdin text): history and cache only.
+            path = STDIN_PATH if done.item.data is not None else entry.key
+            self.store.record_untracked(
+                self.run_id, self.recipe.name, path, history, done.cache_rows
+            )
+        else:
+            self.store.finish(
+                self.recipe.name,
+                entry.key,
+                self.run_id,
+                status=status,
+                size=entry.stat.st_size,
+                mtime_ns=entry.stat.st_mtime_ns,
+                hash=done.hash,
+                ask_key=self.ask_key,
+                fingerprint=done.fingerprint if status == "done" else None,
+                reason=result.error or ("; ".join(result.notes) if status == "skipped" else None),
+                attempts=result.attempts,
+                history=history,
+                cache_rows=done.cache_rows,
+            )
+
+
+def _meta(fields: dict[str, Any]) -> str | None:
+    """What `pipe show` tells about a photo besides the answer: its date and where that came
+    from (EXIF, XMP or the file's time), its camera and place."""
+    exif = fields.get("exif")
+    if not isinstance(exif, dict):
+        return None
+    meta: dict[str, str] = {}
+    if isinstance(exif.get("date"), datetime):
+        meta["date"] = f"{exif['date']:%Y-%m-%d %H:%M:%S} (from {exif.get('date_source')})"
+    for key in ("camera", "gps"):
+        if exif.get(key):
+            meta[key] = str(exif[key])
+    return json.dumps(meta, ensure_ascii=False) if meta else None

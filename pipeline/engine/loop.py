@@ -1,0 +1,238 @@
+"""The run loop: stream items, skip finished ones, keep every server slot busy, record all.
+
+The main thread walks the sources, decides skips (the ledger), hands items to worker
+threads, and shows and records results in input order (every database write happens here).
+Workers do the work on one item (work.py). Workers are daemon threads, so an interrupt never
+waits for a slow model: claims of unfinished items are released, and the next run does them.
+A Runner keeps nothing from one run to the next: it can run again.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from pipeline import renames
+from pipeline.actions import Action, Result
+from pipeline.backends import Backend
+from pipeline.engine.items import Done, Item
+from pipeline.engine.ledger import Ledger
+from pipeline.engine.options import Options, Summary
+from pipeline.engine.retry import BackendDown, Interrupted, RetryPolicy
+from pipeline.engine.slots import SlotGate
+from pipeline.engine.work import CannotRun, ItemWork
+from pipeline.recipe import Recipe
+from pipeline.state import HEARTBEAT_SECONDS, Store
+
+REORDER_WINDOW = 512  # items admitted but not yet shown, at most (bounds memory)
+# Workers beyond the server's slots: they read, hash and shrink the next files while every
+# slot is answering, so a slot never waits for pipe (a 24 MP photo takes ~150 ms to shrink).
+READ_AHEAD = 2
+
+
+class Runner:
+    def __init__(
+        self, recipe: Recipe, backend: Backend, store: Store, action: Action, options: Options
+    ) -> None:
+        assert backend.info is not None, "probe the backend before running"
+        self.recipe = recipe
+        self.backend = backend
+        self.store = store
+        self.action = action
+        self.options = options
+        self.info = backend.info
+        self.ask_key = recipe.ask_key(self.info.model)
+        self.jobs = options.jobs or self.info.slots or 1
+        self.threads = self.jobs + READ_AHEAD
+
+    def run(self, items: Iterable[Item], args: list[str]) -> Summary:
+        started = time.monotonic()
+        run_id = self.store.start_run(
+            self.recipe.name, self.recipe.origin, args, self.info.url, self.info.model
+        )
+        self.stop = threading.Event()
+        self.stopped: str | None = None
+        self.ledger = Ledger(self.store, self.recipe, run_id, self.ask_key, self.options)
+        o = self.options
+        retry = RetryPolicy(o.retries, o.down_wait, o.busy_wait, o.backoff, stop=self.stop)
+        self.work = ItemWork(self.recipe, self.backend, self.store, o, SlotGate(self.jobs), retry)
+        self._tasks: queue.Queue[tuple[int, Item] | None] = queue.Queue()
+        self._results: queue.Queue[tuple[int, Done]] = queue.Queue()
+        # Results are recorded and shown in input order: `pending` holds each admitted item
+        # (None while a worker has it) until every earlier item is out.
+        self._pending: dict[int, Done | None] = {}
+        self._deferred: list[Done] = []
+        self._next_out = 0
+        self._in_workers = 0
+        workers = [
+            threading.Thread(target=self._work, daemon=True, name=f"pipe-worker-{i}")
+            for i in range(self.threads)
+        ]
+        for w in workers:
+            w.start()
+        self._bar = _progress(o.progress)
+        previous_handlers = _catch_signals(self._on_signal)
+        for outcome in renames.reconcile(self.store):  # a journal left by a killed run
+            if o.on_info:
+                o.on_info(f"journal: {outcome.old} -> {outcome.new}: {outcome.reason}")
+        try:
+            self._feed(iter(items), run_id)
+            while self._in_workers > 0 and not self.stop.is_set():
+                self._collect(block=True)
+            self._collect(block=False)  # keep answers that arrived as we stopped
+            self._flush(everything=True)
+            if not self.stop.is_set():
+                self._close_action(run_id)
+        finally:
+            _restore_signals(previous_handlers)
+            for _ in workers:
+                self._tasks.put(None)
+            if self._bar is not None:
+                self._bar.close()
+        counts = self.ledger.counts
+        exit_code = self._exit_code()
+        status = {0: "done", 1: "failed", 3: "backend-down"}.get(exit_code, "interrupted")
+        self.store.end_run(run_id, status, exit_code, counts)
+        seconds = time.monotonic() - started
+        return Summary(run_id, counts, seconds, exit_code, self.stopped, self.work.unable)
+
+    def _feed(self, items: Iterator[Item], run_id: int) -> None:
+        seq = 0
+        last_beat = time.monotonic()
+        while not self.stop.is_set():
+            self._collect(block=False)
+            # One queued item per worker beyond those running keeps every slot busy.
+            if self._in_workers >= self.threads * 2 or seq - self._next_out >= REORDER_WINDOW:
+                self._collect(block=True)
+                continue
+            item = next(items, None)
+            if item is None:
+                return
+            if self.ledger.written_by_pipe(item):
+                continue
+            done = self.ledger.admit(item)
+            self._pending[seq] = done
+            if done is None:
+                self._tasks.put((seq, item))
+                self._in_workers += 1
+            seq += 1
+            self._flush()
+            if time.monotonic() - last_beat > HEARTBEAT_SECONDS:
+                self.store.heartbeat(run_id, self.ledger.counts)
+                last_beat = time.monotonic()
+
+    def _exit_code(self) -> int:
+        if self.stopped in ("backend", "unable"):
+            return 3
+        if self.stopped:
+            return 128 + (signal.SIGTERM if self.stopped == "SIGTERM" else signal.SIGINT)
+        return 1 if self.ledger.counts.failed else 0
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        if self.stop.is_set():
+            raise KeyboardInterrupt  # a second Ctrl-C: leave now
+        self.stopped = signal.Signals(signum).name
+        self.stop.set()
+        abort = getattr(self.backend, "abort_running", None)
+        if abort:
+            threading.Thread(target=abort, daemon=True).start()
+
+    def _collect(self, block: bool) -> None:
+        """Take finished work from the workers (waiting a little for one if `block`)."""
+        while True:
+            try:
+                seq, done = self._results.get(timeout=0.1) if block else self._results.get_nowait()
+            except queue.Empty:
+                return
+            block = False
+            self._in_workers -= 1
+            if done.fatal:
+                self.stopped = self.stopped or done.stop_reason
+                self.stop.set()
+                del self._pending[seq]
+                self.ledger.release(done.item)
+                if done.stop_reason == "backend" and self.options.on_error:
+                    self.options.on_error(Result(done.item.path, "failed", error=done.fatal))
+                continue
+            self._pending[seq] = done
+            self._flush()
+
+    def _flush(self, everything: bool = False) -> None:
+        while self._next_out in self._pending and self._pending[self._next_out] is not None:
+            done = self._pending.pop(self._next_out)
+            assert done is not None
+            self._finish(done)
+            self._next_out += 1
+        if everything:  # stopping: record whatever finished, in any order
+            for seq in sorted(self._pending):
+                done = self._pending.pop(seq)
+                if done is not None:
+                    self._finish(done)
+
+    def _finish(self, done: Done) -> None:
+        result = done.result
+        self.action.apply(result)  # may turn a result into a failure (e.g. sidecar refused)
+        if self._bar is not None:
+            self._bar.update(1)
+        if not done.record:
+            self.ledger.counts.skipped += 1
+        elif result.deferred:  # finished by the action at the end (renames)
+            self.ledger.save_answers(done)
+            self._deferred.append(done)
+        else:
+            self.ledger.record(done)
+
+    def _close_action(self, run_id: int) -> None:
+        """Let the action finish what it deferred (plan and apply renames), then record it."""
+        self.action.close(run_id)
+        for done in self._deferred:
+            self.ledger.record(done)
+            self.ledger.adopt_renamed(done)
+
+    # -- worker threads -----------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            seq, item = task
+            if self.stop.is_set():
+                continue  # interrupted: leave it for the next run
+            try:
+                done = self.work.process(item, seq)
+            except Interrupted:
+                continue
+            except BackendDown as e:
+                done = Done(item, Result(item.path, "failed"), fatal=str(e))
+            except CannotRun as e:
+                done = Done(item, Result(item.path, "failed"), fatal=str(e), stop_reason="unable")
+            except Exception as e:  # a bug must cost one item, not the run
+                done = Done(item, Result(item.path, "failed", error=f"internal error: {e!r}"))
+            self._results.put((seq, done))
+
+
+def _progress(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(unit="file", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+def _catch_signals(handler: Callable[[int, Any], None]) -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
