@@ -11,13 +11,15 @@ from typing import Any
 
 import click
 
-from pipeline import __version__, renames, sources
+from pipeline import __version__, history, sources
 from pipeline import recipe as recipes
-from pipeline.actions import Result, make_action
+from pipeline.actions import ActionContext, Result, open_action, write_choices
 from pipeline.connection import open_backend
 from pipeline.engine import Item, Options, Runner, file_items, stdin_item
 from pipeline.errors import PipeError, UsageError
 from pipeline.paths import default_db_path
+from pipeline.renaming import moves
+from pipeline.renaming.journal import Journal
 from pipeline.state import Store
 from pipeline.terminal import Shown
 
@@ -64,7 +66,7 @@ def cli() -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would happen; change no file.")
 @click.option(
     "--write",
-    type=click.Choice(["stdout", "sidecar", "xmp"]),
+    type=click.Choice(write_choices()),
     default=None,
     help="Where answers go (default: the recipe's; sidecar writes a file beside each input).",
 )
@@ -148,16 +150,10 @@ def run(
         )
         store = Store(db or default_db_path())
         try:
-            action = make_action(
-                recipe,
-                write,
-                store,
-                dry_run,
-                out=sys.stdout,
-                as_json=as_json,
-                headers=headers,
-                model=info.model,
+            context = ActionContext(
+                recipe, store, sys.stdout, as_json, headers, info.model, dry_run
             )
+            action = open_action(write or recipe.action, context)
             options = Options(
                 jobs=jobs or 0,
                 redo=redo,
@@ -286,7 +282,7 @@ def show(path: str, as_json: bool, db: str | None) -> None:
     """One file's history: runs, answers, errors, timings, and its renames (under either
     name)."""
     store = _open_existing(db)
-    rows = store.item_history(path)
+    rows = history.item_history(store, path)
     if not rows:
         raise UsageError(f"no history for {path} in {store.path}")
     for row in rows:
@@ -323,13 +319,13 @@ def undo(run_id: int | None, db: str | None) -> None:
     A file that changed since, or whose old name is taken now, is left alone and reported.
     """
     store = _open_existing(db)
-    for outcome in renames.reconcile(store):
+    for outcome in moves.reconcile(store):
         _say(f"journal: {outcome.old} -> {outcome.new}: {outcome.reason}")
-    run_id = run_id or store.last_rename_run()
+    run_id = run_id or Journal(store).last_run()
     if run_id is None:
         _say("nothing to undo: no rename run has applied renames")
         return
-    outcomes = renames.undo(store, run_id)
+    outcomes = moves.undo(store, run_id)
     if not outcomes:
         _say(f"nothing to undo in run {run_id}")
         return

@@ -15,14 +15,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pipeline import naming, paths
+from pipeline import paths
+from pipeline.actions import ACTIONS
 from pipeline.errors import RecipeError
 from pipeline.prompts import FORMATS
+from pipeline.renaming import names
 from pipeline.templates import Template, TemplateError, compile_template
 
-assert naming.slug  # importing naming registers the |slug filters used in templates
+assert names.slug  # importing it registers the |slug filters used in templates
 ASK_KINDS = ("text", "vision")
-ACTIONS = ("print", "sidecar", "xmp", "rename")
 DATES = ("original", "mtime")
 # Fields every prompt may use; steps add their own names.
 ITEM_FIELDS = {"text", "name", "path", "stem", "ext", "answer", "exif"}

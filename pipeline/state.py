@@ -20,8 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.paths import display_path
-
 if TYPE_CHECKING:
     import sqlite_utils
 
@@ -499,123 +497,15 @@ class Store:
                 (recipe, path, run_id),
             )
 
-    def item_history(self, path: str) -> list[dict[str, Any]]:
-        """Everything that happened to the file at `path` (as given, any name it had through
-        pipe's renames): its history rows and the renames and undos, oldest first. Each row
-        has an `event`: "item", "renamed" or "undone"."""
-        names, moves = self._renames_of(path)
-        keys = sorted({display_path(name) for name in names} | {_history_key(path)})
+    def history_rows(self, keys: list[str]) -> list[dict[str, Any]]:
+        """The history rows of the items at `keys`, with their answers and models."""
         marks = ", ".join("?" * len(keys))
-        rows = self._dicts(
+        return self._dicts(
             "SELECT 'item' AS event, h.*, c.answer, r.model FROM history h LEFT JOIN cache c"
             " ON c.fingerprint = h.fingerprint LEFT JOIN runs r ON r.id = h.run_id"
             f" WHERE h.path IN ({marks}) ORDER BY h.id",
             tuple(keys),
         )
-        for run_id, old, new, state, planned, updated in moves:
-            old_key, new_key = display_path(old), display_path(new)
-            rows.append(_move(run_id, planned, "renamed", old_key, new_key))
-            if state == "undone":
-                rows.append(_move(run_id, updated, "undone", new_key, old_key))
-        return sorted(rows, key=lambda row: row["started"] or "")
-
-    def _renames_of(self, path: str) -> tuple[set[str], list[tuple[Any, ...]]]:
-        """Every name the file had through applied (or undone) renames, and those renames."""
-        start = path_to_db(path)
-        seen, frontier, moves = {start}, [start], {}
-        while frontier:
-            value = frontier.pop()
-            for row in self.conn.execute(
-                "SELECT id, run_id, old_path, new_path, state, planned, updated FROM renames"
-                " WHERE (old_path = ? OR new_path = ?) AND companion = 0"
-                " AND state IN ('applied', 'undone')",
-                (value, value),
-            ):
-                moves[row[0]] = (row[1], path_from_db(row[2]), path_from_db(row[3]), *row[4:])
-                for other in row[2:4]:
-                    if other not in seen:
-                        seen.add(other)
-                        frontier.append(other)
-        return {path_from_db(v) for v in seen}, [moves[k] for k in sorted(moves)]
-
-    # -- the rename journal ---------------------------------------------------------------
-    def journal_renames(
-        self, run_id: int, moves: list[tuple[Any, tuple[int, int, int, int]]]
-    ) -> list[int]:
-        """Write the whole plan (one transaction) before any file is touched."""
-        ids = []
-        with self.transaction() as c:
-            for move, (dev, ino, size, mtime_ns) in moves:
-                cur = c.execute(
-                    "INSERT INTO renames (run_id, grp, companion, old_path, new_path, dev, ino,"
-                    " size, mtime_ns, state, planned, updated)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
-                    (
-                        run_id,
-                        move.group,
-                        int(move.companion),
-                        path_to_db(move.old),
-                        path_to_db(move.new),
-                        dev,
-                        ino,
-                        size,
-                        mtime_ns,
-                        now_iso(),
-                        now_iso(),
-                    ),
-                )
-                ids.append(int(cur.lastrowid or 0))
-        return ids
-
-    def mark_rename(self, rename_id: int, state: str, reason: str | None = None) -> None:
-        with self.transaction() as c:
-            c.execute(
-                "UPDATE renames SET state = ?, reason = ?, updated = ? WHERE id = ?",
-                (state, reason, now_iso(), rename_id),
-            )
-
-    def orphaned_renames(self) -> list[tuple[int, str, str, tuple[int, int, int, int]]]:
-        """Planned renames of runs that are no longer alive (killed mid-apply)."""
-        rows = self.conn.execute(
-            "SELECT id, run_id, old_path, new_path, dev, ino, size, mtime_ns FROM renames"
-            " WHERE state = 'planned' ORDER BY id"
-        ).fetchall()
-        return [
-            (r[0], path_from_db(r[2]), path_from_db(r[3]), tuple(r[4:8]))  # type: ignore[misc]
-            for r in rows
-            if not self.run_alive(r[1])
-        ]
-
-    def applied_renames(self, run_id: int) -> list[tuple[int, str, str, tuple[int, int, int, int]]]:
-        rows = self.conn.execute(
-            "SELECT id, old_path, new_path, dev, ino, size, mtime_ns FROM renames"
-            " WHERE run_id = ? AND state = 'applied' ORDER BY id DESC",
-            (run_id,),
-        ).fetchall()
-        return [
-            (r[0], path_from_db(r[1]), path_from_db(r[2]), tuple(r[3:7]))  # type: ignore[misc]
-            for r in rows
-        ]
-
-    def reopen(self, old: str, new: str) -> None:
-        """After an undo: the file is back under `old` and not done for any recipe."""
-        with self.transaction() as c:
-            c.execute("DELETE FROM items WHERE path = ?", (display_path(new),))
-            c.execute("UPDATE items SET status = 'pending' WHERE path = ?", (display_path(old),))
-
-    def last_rename_run(self) -> int | None:
-        row = self.conn.execute(
-            "SELECT MAX(run_id) FROM renames WHERE state = 'applied'"
-        ).fetchone()
-        return row[0] if row else None
-
-    def renamed_by_pipe(self, path: str) -> bool:
-        """Whether `path` is the result of an applied (not undone) rename."""
-        row = self.conn.execute(
-            "SELECT 1 FROM renames WHERE new_path = ? AND state = 'applied' LIMIT 1",
-            (path_to_db(path),),
-        ).fetchone()
-        return row is not None
 
     # -- files pipe wrote (sidecars) ------------------------------------------------------
     def output_digest(self, path: str) -> str | None:
@@ -638,14 +528,6 @@ class Store:
             .fetchone()
         )
         return row[0] if row else None
-
-
-def _history_key(path: str) -> str:
-    return path if path.startswith("<") else display_path(path)  # "<stdin>" is not a file
-
-
-def _move(run_id: int, when: str, event: str, old: str, new: str) -> dict[str, Any]:
-    return {"event": event, "run_id": run_id, "started": when, "path": old, "new_path": new}
 
 
 def path_to_db(path: str) -> str | bytes:

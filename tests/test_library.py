@@ -15,7 +15,7 @@ from PIL import Image
 
 from pipeline import media
 from pipeline import recipe as recipes
-from pipeline.actions import Action
+from pipeline.actions import Action, ActionContext
 from pipeline.backends import Completion, Request, connect
 from pipeline.engine import Item, Options, Runner, SlotGate, file_items
 from pipeline.engine import items as engine_items
@@ -32,10 +32,9 @@ def run(tmp_path: Path, items: list[Item], server: FakeLlama) -> tuple[int, list
     out = io.StringIO()
     backend = connect(server.url)
     store = Store(tmp_path / "state.db")
-    action = Action(out=out, as_json=True, headers=False, model="m")
-    summary = Runner(recipes.load("summarize-text"), backend, store, action, Options()).run(
-        items, []
-    )
+    recipe = recipes.load("summarize-text")
+    action = Action.open(ActionContext(recipe, store, out, as_json=True, model="m"))
+    summary = Runner(recipe, backend, store, action, Options()).run(items, [])
     store.close()
     backend.close()
     return summary.exit_code, [json.loads(line) for line in out.getvalue().splitlines()]
@@ -100,11 +99,10 @@ def test_the_next_photo_is_prepared_while_the_model_looks_at_this_one(
 
         monkeypatch.setattr(backend, "complete", timed_complete)
         store = Store(tmp_path / "state.db")
-        action = Action(out=io.StringIO(), as_json=True, headers=False, model="m")
+        recipe = recipes.load("describe-images")
+        action = Action.open(ActionContext(recipe, store, io.StringIO(), as_json=True, model="m"))
         entries = expand([str(photos)], Filters())
-        summary = Runner(recipes.load("describe-images"), backend, store, action, Options()).run(
-            file_items(entries), []
-        )
+        summary = Runner(recipe, backend, store, action, Options()).run(file_items(entries), [])
         store.close()
         backend.close()
     assert summary.exit_code == 0 and server.max_active == 1  # one slot, one call at a time
@@ -187,10 +185,11 @@ def test_photos_are_decoded_within_the_shared_pixel_budget(
     with FakeLlama(vision=True, slots=8, latency=0.2) as server:
         backend = connect(server.url)
         store = Store(tmp_path / "state.db")
-        action = Action(out=io.StringIO(), as_json=True, headers=False, model="m")
-        summary = Runner(
-            recipes.load("describe-images"), backend, store, action, Options(jobs=8)
-        ).run(file_items(expand([str(photos)], Filters())), [])
+        recipe = recipes.load("describe-images")
+        action = Action.open(ActionContext(recipe, store, io.StringIO(), as_json=True, model="m"))
+        summary = Runner(recipe, backend, store, action, Options(jobs=8)).run(
+            file_items(expand([str(photos)], Filters())), []
+        )
         store.close()
         backend.close()
     assert summary.exit_code == 0 and server.max_active > 1
@@ -207,8 +206,9 @@ def test_a_runner_runs_twice_and_keeps_nothing_between(tmp_path: Path) -> None:
     with FakeLlama() as server:
         backend = connect(server.url)
         store = Store(tmp_path / "state.db")
-        action = Action(out=out, as_json=True, headers=False, model="m")
-        runner = Runner(recipes.load("summarize-text"), backend, store, action, Options())
+        recipe = recipes.load("summarize-text")
+        action = Action.open(ActionContext(recipe, store, out, as_json=True, model="m"))
+        runner = Runner(recipe, backend, store, action, Options())
         one = runner.run(file_items(expand([str(first)], Filters())), [])
         two = runner.run(file_items(expand([str(second)], Filters())), [])
         again = runner.run(file_items(expand([str(first)], Filters())), [])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import templates
-from pipeline.naming import MAX_BYTES, UnusableName, plan_renames, safe_filename, slug
+from pipeline.renaming.names import MAX_BYTES, UnusableName, plan_renames, safe_filename, slug
 
 RESERVED = {"con", "prn", "aux", "nul"} | {f"{d}{n}" for d in ("com", "lpt") for n in range(10)}
 

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from pipeline import renames
 from pipeline.actions import Action, Result
 from pipeline.backends import Backend
 from pipeline.engine.items import Done, Item
@@ -27,6 +26,7 @@ from pipeline.engine.retry import BackendDown, Interrupted, RetryPolicy
 from pipeline.engine.slots import SlotGate
 from pipeline.engine.work import CannotRun, ItemWork
 from pipeline.recipe import Recipe
+from pipeline.renaming import moves
 from pipeline.state import HEARTBEAT_SECONDS, Store
 
 REORDER_WINDOW = 512  # items admitted but not yet shown, at most (bounds memory)
@@ -77,7 +77,7 @@ class Runner:
             w.start()
         self._bar = _progress(o.progress)
         previous_handlers = _catch_signals(self._on_signal)
-        for outcome in renames.reconcile(self.store):  # a journal left by a killed run
+        for outcome in moves.reconcile(self.store):  # a journal left by a killed run
             if o.on_info:
                 o.on_info(f"journal: {outcome.old} -> {outcome.new}: {outcome.reason}")
         try:

@@ -17,6 +17,7 @@ import os
 import time
 from dataclasses import dataclass
 
+from pipeline.renaming.journal import Journal
 from pipeline.state import Store
 
 # Crash tests set this to widen every window of the protocol (journaled / linked /
@@ -85,13 +86,14 @@ def _renameat2_noreplace(old: str, new: str) -> None:
 
 def apply(store: Store, run_id: int, moves: list[Move]) -> list[Outcome]:
     """Journal every move, then apply them one by one; companions follow their photo."""
+    journal = Journal(store)
     planned = [identity(m.old) for m in moves]
-    ids = store.journal_renames(run_id, list(zip(moves, planned, strict=True)))
+    ids = journal.write_plan(run_id, list(zip(moves, planned, strict=True)))
     outcomes: list[Outcome] = []
     failed_groups: set[int] = set()
     for move, rename_id, before in zip(moves, ids, planned, strict=True):
         if move.group in failed_groups:
-            store.mark_rename(rename_id, "abandoned", "its photo was not renamed")
+            journal.mark(rename_id, "abandoned", "its photo was not renamed")
             outcomes.append(Outcome(move.old, move.new, "skipped", "photo not renamed", True))
             continue
         try:
@@ -102,23 +104,24 @@ def apply(store: Store, run_id: int, moves: list[Move]) -> list[Outcome]:
             _pause()
         except OSError as e:
             reason = "the new name is taken" if isinstance(e, FileExistsError) else e.strerror
-            store.mark_rename(rename_id, "failed", reason)
+            journal.mark(rename_id, "failed", reason)
             outcomes.append(Outcome(move.old, move.new, "failed", reason or str(e), move.companion))
             if not move.companion:
                 failed_groups.add(move.group)
             continue
-        store.mark_rename(rename_id, "applied")
+        journal.mark(rename_id, "applied")
         outcomes.append(Outcome(move.old, move.new, "applied", companion=move.companion))
     return outcomes
 
 
 def reconcile(store: Store) -> list[Outcome]:
     """Finish or abandon renames that a dead run left as planned."""
+    journal = Journal(store)
     outcomes = []
-    for row in store.orphaned_renames():
+    for row in journal.orphaned():
         rename_id, old, new, planned = row
         state, reason = _settle(old, new, planned)
-        store.mark_rename(rename_id, state, reason)
+        journal.mark(rename_id, state, reason)
         outcomes.append(Outcome(old, new, state, reason))
     return outcomes
 
@@ -140,8 +143,9 @@ def _settle(old: str, new: str, planned: tuple[int, int, int, int]) -> tuple[str
 
 def undo(store: Store, run_id: int) -> list[Outcome]:
     """Put a run's applied renames back, newest first; refuse per file where unsafe."""
+    journal = Journal(store)
     outcomes = []
-    for rename_id, old, new, planned in store.applied_renames(run_id):
+    for rename_id, old, new, planned in journal.applied(run_id):
         if not os.path.lexists(new):
             reason = f"{new} is gone"
         elif identity(new)[:2] != planned[:2]:
@@ -156,8 +160,8 @@ def undo(store: Store, run_id: int) -> list[Outcome]:
             except OSError as e:
                 reason = e.strerror or str(e)
             else:
-                store.mark_rename(rename_id, "undone")
-                store.reopen(old, new)  # a later run may name it again
+                journal.mark(rename_id, "undone")
+                journal.reopen(old, new)  # a later run may name it again
                 outcomes.append(Outcome(new, old, "undone"))
                 continue
         outcomes.append(Outcome(new, old, "failed", reason))

@@ -1,0 +1,159 @@
+"""The action protocol, the item result every action receives, and the plain one: print.
+
+An action is opened once per run (`open`), sees every finished item in input order
+(`apply`), and finishes what it deferred at the end (`close`). Actions are the only code
+that writes where the user's files live; they write through `write_output`, which never
+replaces a file that pipe did not write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Protocol
+
+from pipeline.terminal import Shown
+
+if TYPE_CHECKING:
+    from pipeline.recipe import Recipe
+    from pipeline.state import Store
+
+
+@dataclass
+class Result:
+    """One item's outcome, as the runner hands it to an action and to the store."""
+
+    path: str
+    status: str  # done | cached | skipped | failed
+    answer: str | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    started: str | None = None  # when work on it began (ISO time), for its history
+    duration_ms: int | None = None  # the item's own time: reading, preparing, the model
+    waited: float = 0.0  # seconds queued for a free server slot, left out of duration_ms
+    attempts: int = 0
+    is_file: bool = True
+    fields: dict[str, Any] = field(default_factory=dict)  # exif, ext, step answers: for names
+    deferred: bool = False  # the action finishes it at the end of the run (renames)
+    forget_answer: bool = False  # the answer was unusable: do not serve it from the cache
+    new_path: str | None = None
+
+    def count_attempt(self) -> None:
+        self.attempts += 1
+
+    def record(self, model: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "status": self.status}
+        if self.answer is not None:
+            out["answer"] = self.answer
+        if self.error:
+            out["error"] = self.error
+        if self.notes:
+            out["note"] = "; ".join(self.notes)
+        if self.new_path:
+            out["new_path"] = self.new_path
+        out["model"] = model
+        for key in ("prompt_tokens", "completion_tokens", "duration_ms"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+
+class ActionError(Exception):
+    pass
+
+
+class OutputLog(Protocol):
+    """Remembers which files pipe wrote, so it replaces only its own (the state store)."""
+
+    def output_digest(self, path: str) -> str | None: ...
+
+    def remember_output(self, path: str, digest: str) -> None: ...
+
+
+@dataclass
+class ActionContext:
+    """What an action may use: the recipe, the store, where and how to print."""
+
+    recipe: Recipe
+    store: Store
+    out: IO[str]
+    as_json: bool = False
+    headers: bool = False  # `==> path <==` before each answer (several files)
+    model: str = ""
+    dry_run: bool = False
+
+
+class Action:
+    """Print answers (text or JSON Lines); the base of every action."""
+
+    name: ClassVar[str] = "print"
+    choosable: ClassVar[bool] = True  # offered by `--write`
+
+    def __init__(self, context: ActionContext) -> None:
+        self.context = context
+        self.recipe = context.recipe
+        self.store = context.store
+        self.out = context.out
+        self.as_json = context.as_json
+        self.headers = context.headers
+        self.model = context.model
+        self.dry_run = context.dry_run
+        self.shown = Shown(self.out)  # answers and names escaped when stdout is a terminal
+        self._first = True
+
+    @classmethod
+    def open(cls, context: ActionContext) -> Action:
+        return cls(context)
+
+    def apply(self, result: Result) -> None:
+        """Called for every finished item (skipped ones included, with the cached answer)."""
+        self.emit(result)
+
+    def close(self, run_id: int) -> None:
+        """At the end of the run: finish the items this action deferred (renames)."""
+
+    def emit(self, result: Result) -> None:
+        if self.as_json:
+            self.out.write(json.dumps(result.record(self.model), ensure_ascii=False) + "\n")
+        elif result.answer is not None and result.status != "failed":
+            if self.headers:
+                header = f"==> {self.shown.name(result.path)} <=="
+                self.out.write(("" if self._first else "\n") + header + "\n")
+            self.out.write(self.shown.text(result.answer.rstrip("\n")) + "\n")
+            self._first = False
+        else:
+            return
+        self.out.flush()
+
+
+def write_output(outputs: OutputLog, target: str, data: bytes) -> None:
+    """Write `data` to `target` through a temporary file in the same folder; replace an
+    existing file only if pipe wrote it (its digest is remembered) or it already holds
+    exactly `data`."""
+    if os.path.lexists(target):
+        with open(target, "rb") as f:
+            existing = f.read()
+        if existing == data:
+            return
+        if outputs.output_digest(os.path.abspath(target)) != digest(existing):
+            raise ActionError(f"{target} exists and was not written by pipe; not replacing it")
+    folder = os.path.dirname(target) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".pipe-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    outputs.remember_output(os.path.abspath(target), digest(data))
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,52 @@
+"""Write each answer to a text file beside its input, named by the recipe's `then.sidecar`."""
+
+from __future__ import annotations
+
+import os
+
+from pipeline.actions.base import Action, ActionError, Result, write_output
+from pipeline.templates import TemplateError
+
+
+class Sidecar(Action):
+    """Write the answer to a file beside the input, named by the recipe's `then.sidecar`."""
+
+    name = "sidecar"
+
+    def target(self, path: str) -> str:
+        folder, name = os.path.split(path)
+        stem, ext = os.path.splitext(name)
+        fields = {
+            "path": path,
+            "name": name,
+            "stem": stem,
+            "ext": ext,
+            "dir": folder,
+            "recipe": self.recipe.name,
+        }
+        try:
+            rendered = self.recipe.sidecar.render(fields)
+        except TemplateError as e:
+            raise ActionError(f"then.sidecar: {e}") from None
+        target = os.path.normpath(rendered)
+        if os.path.dirname(os.path.abspath(target)) != os.path.dirname(os.path.abspath(path)):
+            raise ActionError(f"sidecar name {rendered!r} is not beside {path}")
+        if os.path.abspath(target) == os.path.abspath(path):
+            raise ActionError("sidecar name is the input file itself")
+        return target
+
+    def content(self, answer: str) -> str:
+        return answer.rstrip("\n") + "\n"
+
+    def apply(self, result: Result) -> None:
+        if result.answer is not None and result.is_file:
+            try:
+                target = self.target(result.path)
+                if self.dry_run:
+                    self.out.write(self.shown.name(f"{result.path} -> {target}") + "\n")
+                else:
+                    write_output(self.store, target, self.content(result.answer).encode())
+            except (ActionError, OSError) as e:
+                result.status, result.error = "failed", f"sidecar: {e}"
+        if self.as_json or not result.is_file:
+            self.emit(result)
