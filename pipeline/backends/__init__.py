@@ -40,14 +40,14 @@ __all__ = [
     "connect",
     "detect",
     "DEFAULT_URLS",
+    "REGISTRY",
 ]
 
 DEFAULT_URLS = ("http://127.0.0.1:8080", "http://127.0.0.1:5001")
-KINDS: dict[str, type[Backend]] = {
-    "koboldcpp": KoboldBackend,
-    "llama.cpp": LlamaCppBackend,
-    "openai": OpenAIBackend,
-}
+# Probed in this order (backends.md): koboldcpp also answers /v1/models, and llama.cpp
+# answers both /props and /v1/models. A new kind of server is a module plus one line here.
+REGISTRY: tuple[type[Backend], ...] = (KoboldBackend, LlamaCppBackend, OpenAIBackend)
+KINDS: dict[str, type[Backend]] = {cls.kind: cls for cls in REGISTRY}
 
 
 def normalize_url(url: str) -> str:
@@ -58,7 +58,7 @@ def normalize_url(url: str) -> str:
 
 
 def detect(url: str, client: httpx.Client | None = None, timeout: float = 3.0) -> str:
-    """Which API answers at `url`, probing in the order backends.md gives.
+    """Which kind of server answers at `url`: the first in REGISTRY that recognises itself.
 
     Raises Unreachable when nothing listens, Transient while a server is still loading.
     """
@@ -66,17 +66,13 @@ def detect(url: str, client: httpx.Client | None = None, timeout: float = 3.0) -
     with contextlib.ExitStack() as stack:
         if client is None:
             client = stack.enter_context(make_client(url))
-        for path, kind in (
-            ("/api/extra/version", "koboldcpp"),
-            ("/props", "llama.cpp"),
-            ("/v1/models", "openai"),
-        ):
+        for cls in REGISTRY:
             try:
-                response = client.get(path, timeout=timeout)
+                response = client.get(cls.signature, timeout=timeout)
             except httpx.ConnectError:
                 raise Unreachable(f"nothing answers at {url}") from None
             except httpx.TransportError as e:
-                raise Transient(f"{url} did not answer {path}: {e}") from None
+                raise Transient(f"{url} did not answer {cls.signature}: {e}") from None
             if response.status_code == 503:
                 loading = True  # llama.cpp while loading its model: 503 on every path
                 continue
@@ -86,11 +82,8 @@ def detect(url: str, client: httpx.Client | None = None, timeout: float = 3.0) -
                 body = response.json()
             except ValueError:
                 continue
-            if kind == "koboldcpp" and not (
-                isinstance(body, dict) and body.get("result") == "KoboldCpp"
-            ):
-                continue
-            return kind
+            if cls.recognises(body):
+                return cls.kind
     if loading:
         raise Transient(f"{url} is still loading its model")
     raise Rejected(f"{url} answers, but not as llama.cpp, llamafile, koboldcpp or an OpenAI API")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -65,7 +65,8 @@ class ServerInfo:
     slots: int = 1
     n_ctx: int | None = None
     chat_format: str = "chatml"
-    vision: bool = False
+    # What the server can do: "text", "vision", "tokenize", "grammar", "txt2img", "img2img".
+    abilities: frozenset[str] = frozenset()
     version: str = ""
     # How images reach this server: "multimodal" (llama.cpp `multimodal_data` + marker),
     # "image_data" (llamafile's `[img-N]`), "chat" (OpenAI `image_url`), "images" (koboldcpp).
@@ -73,6 +74,12 @@ class ServerInfo:
     media_marker: str = ""
     # GBNF's `x{2,5}` repetition (llama.cpp from mid-2024): llamafile's server crashes on it.
     grammar_repetition: bool = True
+
+    def can(self, ability: str) -> bool:
+        return ability in self.abilities
+
+
+ABILITIES = ("text", "vision", "tokenize", "grammar", "txt2img", "img2img")
 
 
 class BackendError(Exception):
@@ -107,9 +114,17 @@ class ContextOverflow(Rejected):
 
 
 class Backend:
-    """Shared HTTP plumbing; subclasses implement probe(), complete() and count_tokens()."""
+    """Shared HTTP plumbing; subclasses implement probe(), complete() and count_tokens().
 
-    kind = "http"
+    Each kind says how it is recognised: `detect()` GETs `signature` and asks
+    `recognises(body)` of every registered kind in turn (backends/__init__.py)."""
+
+    kind: ClassVar[str] = "http"
+    signature: ClassVar[str] = ""  # the path whose 200 JSON answer identifies this server
+
+    @classmethod
+    def recognises(cls, body: Any) -> bool:
+        return True
 
     def __init__(
         self,
@@ -137,7 +152,7 @@ class Backend:
 
     def check_vision(self) -> None:
         """Before the first image: raise NoVision (with the fix) if images would be ignored."""
-        if not (self.info and self.info.vision):
+        if not (self.info and self.info.can("vision")):
             raise NoVision(f"{self.url} has no vision model loaded")
 
     # -- helpers ------------------------------------------------------------------------

@@ -24,6 +24,11 @@ NO_VISION_HINT = "start koboldcpp with its vision projector: --mmproj MMPROJ.ggu
 
 class KoboldBackend(Backend):
     kind = "koboldcpp"
+    signature = "/api/extra/version"
+
+    @classmethod
+    def recognises(cls, body: object) -> bool:
+        return isinstance(body, dict) and body.get("result") == "KoboldCpp"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -44,7 +49,10 @@ class KoboldBackend(Backend):
             slots=1,  # koboldcpp generates one at a time; more requests only queue (or 503)
             n_ctx=int(n_ctx) if isinstance(n_ctx, int | float) else None,
             chat_format=guess_format(model),
-            vision=bool(version.get("vision")),  # 1.76: "an --mmproj was given"
+            abilities=frozenset(
+                {"text", "tokenize", "grammar"}
+                | ({"vision"} if version.get("vision") else set())  # 1.76: --mmproj given
+            ),
             version=str(version.get("version", "")),
             vision_api="images" if version.get("vision") else "",
         )
@@ -77,7 +85,7 @@ class KoboldBackend(Backend):
         if request.repeat_penalty != 1.0:
             payload["rep_pen"] = request.repeat_penalty
         if request.images:
-            if not (self.info and self.info.vision):
+            if not (self.info and self.info.can("vision")):
                 raise NoVision(f"{self.url} has no vision projector; {NO_VISION_HINT}")
             # Bare base64 only: a data URI is silently dropped; at most 4 images.
             payload["images"] = [b64(image) for image in request.images[:4]]
@@ -97,7 +105,7 @@ class KoboldBackend(Backend):
         return Completion(text=str(results[0]["text"]))
 
     def check_vision(self) -> None:
-        if not (self.info and self.info.vision):
+        if not (self.info and self.info.can("vision")):
             raise NoVision(f"{self.url} has no vision projector loaded; {NO_VISION_HINT}")
 
     def count_tokens(self, text: str) -> int | None:

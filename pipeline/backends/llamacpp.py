@@ -28,6 +28,7 @@ NO_VISION_HINT = (
 
 class LlamaCppBackend(Backend):
     kind = "llama.cpp"
+    signature = "/props"
 
     def probe(self) -> ServerInfo:
         response = self._send("GET", "/props", timeout=10)
@@ -56,7 +57,9 @@ class LlamaCppBackend(Backend):
             slots=int(total_slots) if isinstance(total_slots, int) and total_slots > 0 else 1,
             n_ctx=settings.get("n_ctx") or props.get("n_ctx"),
             chat_format=guess_format(model, str(props.get("chat_template") or "")),
-            vision=vision,
+            abilities=frozenset(
+                {"text", "tokenize", "grammar"} | ({"vision"} if vision else set())
+            ),
             version=str(props.get("build_info") or ""),
             vision_api=api,
             media_marker=marker,
@@ -127,7 +130,7 @@ class LlamaCppBackend(Backend):
     def check_vision(self) -> None:
         """Fail before the first photo rather than after a thousand answers about nothing."""
         info = self.info
-        if not info or not info.vision:
+        if not info or not info.can("vision"):
             raise NoVision(f"{self.url} has no vision projector loaded; {NO_VISION_HINT}")
         if info.vision_api != "image_data":
             return

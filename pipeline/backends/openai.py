@@ -22,6 +22,7 @@ NO_VISION_HINT = "start the server with a vision model (for llama.cpp: --mmproj 
 
 class OpenAIBackend(Backend):
     kind = "openai"
+    signature = "/v1/models"
 
     def probe(self) -> ServerInfo:
         response = self._send("GET", "/v1/models", timeout=10)
@@ -38,7 +39,7 @@ class OpenAIBackend(Backend):
             model=str(first.get("id", "")),
             slots=1,
             n_ctx=meta.get("n_ctx"),
-            vision=True,  # unknown until tried: check_vision() asks
+            abilities=frozenset({"text", "vision"}),  # vision unknown until check_vision()
             vision_api="chat",
         )
         return self.info
