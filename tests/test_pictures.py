@@ -6,11 +6,25 @@ import base64
 import io
 import random
 import zlib
+from pathlib import Path
 
 import pytest
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageChops, ImageStat, PngImagePlugin
 
-from pipeline.media.pictures import PNG_SIGNATURE, infotext, parse_infotext, with_parameters
+from pipeline.media import ImageError
+from pipeline.media.pictures import (
+    PNG_SIGNATURE,
+    InitImage,
+    infotext,
+    init_image_for_img2img,
+    output_size,
+    parse_infotext,
+    with_parameters,
+)
+from tests.real_servers import SHARED
+
+CORPUS = SHARED / "corpus" / "photos"  # beside the clone, or PIPE_TEST_SHARED
+needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="needs the shared corpus")
 
 # -- helpers --------------------------------------------------------------------------------
 
@@ -272,3 +286,160 @@ def test_with_parameters_refuses_a_nul_in_the_text() -> None:
 def test_with_parameters_keeps_bytes_after_iend() -> None:
     png = kobold_png() + b"trailing"
     assert with_parameters(png, TEXT).endswith(chunk(b"IEND", b"") + b"trailing")
+
+
+# -- init_image_for_img2img -----------------------------------------------------------------
+
+
+def init_picture(init: InitImage) -> Image.Image:
+    """The init PNG, checked to be what koboldcpp's stb decoder takes: 8-bit RGB, 64..1024."""
+    ihdr = chunks(init.png)[0]
+    assert ihdr[0] == b"IHDR" and ihdr[1][8:10] == bytes([8, 2])  # bit depth 8, colour type 2
+    im = Image.open(io.BytesIO(init.png))
+    assert im.format == "PNG" and im.mode == "RGB" and "transparency" not in im.info
+    assert all(64 <= side <= 1024 for side in im.size), im.size
+    assert init.width % 64 == 0 and init.height % 64 == 0
+    assert 64 <= init.width <= 1024 and 64 <= init.height <= 1024
+    return im
+
+
+def difference(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute difference per channel, 0..255."""
+    return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3
+
+
+def saved(tmp_path: Path, name: str, im: Image.Image, **options: object) -> Path:
+    path = tmp_path / name
+    im.save(path, **options)
+    return path
+
+
+@needs_corpus
+@pytest.mark.parametrize("shape", ["portrait", "landscape"])
+def test_init_image_is_upright_for_all_eight_orientations(shape: str) -> None:
+    # The corpus stores one scene with each EXIF orientation; upright, all look alike.
+    inits = [
+        init_image_for_img2img(CORPUS / "orientation" / f"{shape}_{n}.jpg", 512)
+        for n in range(1, 9)
+    ]
+    size = (384, 512) if shape == "portrait" else (512, 384)
+    reference = init_picture(inits[0])
+    for n, init in enumerate(inits, start=1):
+        im = init_picture(init)
+        assert im.size == size and (init.width, init.height) == size, n
+        upright = difference(im, reference)
+        assert upright < 25, n
+        for method in (Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.FLIP_TOP_BOTTOM):
+            assert difference(im.transpose(method), reference) > upright + 15, (n, method)
+
+
+@needs_corpus
+def test_init_image_of_real_camera_photos() -> None:
+    cases = {
+        "hdr/canon_hdr_NO.jpg": ((768, 1024), (768, 1024)),  # 2048x1536 stored, orientation 6
+        "mobile/HMD_Nokia_8.3_5G.jpg": ((1024, 439), (1024, 384)),  # 4608x1976
+        "mobile/jolla.jpg": ((1024, 768), (1024, 768)),
+    }
+    for name, (init_size, out_size) in cases.items():
+        init = init_image_for_img2img(CORPUS / name, 1024)
+        assert init_picture(init).size == init_size, name
+        assert (init.width, init.height) == out_size, name
+
+
+def test_init_image_flattens_alpha_onto_white(tmp_path: Path) -> None:
+    im = Image.new("RGBA", (200, 100), (0, 0, 0, 0))  # transparent black...
+    im.paste((255, 0, 0, 255), (0, 0, 100, 100))  # ...with an opaque red half
+    init = init_image_for_img2img(saved(tmp_path, "a.png", im), 512)
+    picture = init_picture(init)
+    assert picture.size == (512, 256) and (init.width, init.height) == (512, 256)
+    assert picture.getpixel((64, 128)) == pytest.approx((255, 0, 0), abs=8)
+    assert picture.getpixel((448, 128)) == pytest.approx((255, 255, 255), abs=8)
+
+
+def test_init_image_of_a_palette_png_with_transparency(tmp_path: Path) -> None:
+    im = Image.new("P", (100, 100), 0)
+    im.putpalette([0, 0, 0, 0, 0, 255])
+    im.paste(1, (0, 0, 50, 100))
+    path = saved(tmp_path, "p.png", im, transparency=0)
+    picture = init_picture(init_image_for_img2img(path, 256))
+    assert picture.getpixel((32, 128)) == pytest.approx((0, 0, 255), abs=8)
+    assert picture.getpixel((224, 128)) == pytest.approx((255, 255, 255), abs=8)
+
+
+def test_init_image_of_a_tiny_picture_is_scaled_up(tmp_path: Path) -> None:
+    # koboldcpp answers an empty image for an init picture under 64 px.
+    init = init_image_for_img2img(
+        saved(tmp_path, "icon.png", Image.new("RGB", (16, 16), "green")), 512
+    )
+    assert init_picture(init).size == (512, 512) and (init.width, init.height) == (512, 512)
+    small = init_image_for_img2img(saved(tmp_path, "s.png", Image.new("RGB", (16, 8))), 64)
+    assert init_picture(small).size == (64, 64) and (small.width, small.height) == (64, 64)
+
+
+@pytest.mark.parametrize(
+    ("size", "init_size", "out_size"),
+    [
+        ((4000, 300), (1024, 77), (1024, 64)),
+        ((300, 4000), (77, 1024), (64, 1024)),
+        ((4000, 100), (1024, 64), (1024, 64)),  # past 16:1 the short side is stretched to 64
+        ((6000, 20), (1024, 64), (1024, 64)),
+    ],
+)
+def test_init_image_of_a_panorama_keeps_each_side_in_range(
+    tmp_path: Path, size: tuple[int, int], init_size: tuple[int, int], out_size: tuple[int, int]
+) -> None:
+    path = saved(tmp_path, "pano.jpg", Image.new("RGB", size, (30, 120, 200)), quality=90)
+    init = init_image_for_img2img(path, 1024)
+    assert init_picture(init).size == init_size
+    assert (init.width, init.height) == out_size
+
+
+def test_init_image_of_a_greyscale_jpeg_is_rgb(tmp_path: Path) -> None:
+    im = Image.linear_gradient("L").resize((300, 200))
+    picture = init_picture(init_image_for_img2img(saved(tmp_path, "grey.jpg", im), 300))
+    r, g, b = picture.split()
+    assert r.tobytes() == g.tobytes() == b.tobytes()
+    assert picture.getpixel((150, 10))[0] < 40 and picture.getpixel((150, 190))[0] > 215
+
+
+def test_init_image_of_a_cmyk_jpeg_is_rgb(tmp_path: Path) -> None:
+    im = Image.new("CMYK", (320, 240), (255, 0, 0, 0))  # cyan
+    im.paste((0, 0, 0, 255), (0, 0, 160, 240))  # left half black
+    picture = init_picture(init_image_for_img2img(saved(tmp_path, "cmyk.jpg", im, quality=95), 320))
+    assert picture.size == (320, 240)
+    assert picture.getpixel((60, 120)) == pytest.approx((0, 0, 0), abs=12)
+    assert picture.getpixel((260, 120)) == pytest.approx((0, 255, 255), abs=12)
+
+
+def test_init_image_refuses_sizes_koboldcpp_cannot_take(tmp_path: Path) -> None:
+    path = saved(tmp_path, "a.png", Image.new("RGB", (100, 100)))
+    for long_side in (63, 1025, 0):
+        with pytest.raises(ValueError, match="long_side"):
+            init_image_for_img2img(path, long_side)
+
+
+def test_init_image_of_a_file_that_is_not_an_image_says_why(tmp_path: Path) -> None:
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    with pytest.raises(ImageError, match="not an image"):
+        init_image_for_img2img(tmp_path / "notes.jpg", 512)
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(kobold_png(200, 200)[:3000])
+    with pytest.raises(ImageError):
+        init_image_for_img2img(truncated, 512)
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ((512, 512), (512, 512)),
+        ((1024, 683), (1024, 640)),
+        ((700, 467), (640, 448)),
+        ((63, 63), (64, 64)),  # as koboldcpp: rounded down, then at least 64
+        ((2000, 1000), (1024, 512)),  # long side first brought to 1024
+        ((1024, 64), (1024, 64)),
+    ],
+)
+def test_output_size_is_what_koboldcpp_draws(
+    size: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    assert output_size(*size) == expected

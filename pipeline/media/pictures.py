@@ -6,14 +6,22 @@ koboldcpp's A1111-compatible API answers PNGs whose `parameters` text is empty. 
   the text that A1111's PNG Info, Civitai, ComfyUI loaders and sd-parsers read back.
 - `parse_infotext`: A1111's own reading rules (`parse_generation_parameters`), for checks.
 - `with_parameters`: the same PNG with that text in its `parameters` chunk, pixels untouched.
+- `init_image_for_img2img`: a photo as koboldcpp's img2img accepts it, and the size to ask for.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
 import zlib
+from typing import NamedTuple
+
+from PIL import Image
+
+from pipeline.media.formats import StrPath
+from pipeline.media.images import prepare_image
 
 # -- infotext -------------------------------------------------------------------------------
 
@@ -200,3 +208,69 @@ def _chunks(png: bytes) -> list[tuple[bytes, int, int]]:
     if not any(kind == b"IDAT" for kind, _, _ in chunks):
         raise ValueError("corrupt PNG: no image data (IDAT)")
     return chunks
+
+
+# -- img2img --------------------------------------------------------------------------------
+
+# What koboldcpp accepts: an init picture of 64..1024 px a side (it answers an empty image
+# for anything else), and output sides that are multiples of 64 in the same range (it
+# rounds other sizes down).
+MIN_SIDE = 64
+MAX_SIDE = 1024
+SIZE_STEP = 64
+
+
+class InitImage(NamedTuple):
+    png: bytes  # 8-bit RGB PNG, each side MIN_SIDE..MAX_SIDE, upright, alpha on white
+    width: int  # the picture size to ask for: same aspect, multiples of 64, 64..1024
+    height: int
+
+
+def init_image_for_img2img(path: StrPath, long_side: int = 512) -> InitImage:
+    """A photo as koboldcpp's img2img takes it, with the output size to request.
+
+    The photo is read by `prepare_image` (any format pipe reads, EXIF orientation applied,
+    decoded at reduced size under the shared pixel budget, alpha flattened onto white,
+    grey, palette and CMYK made RGB), then scaled so its long side is `long_side` (up too,
+    so a 16 px icon becomes a usable init picture) and sent as an RGB PNG: koboldcpp's stb
+    decoder wants exactly three channels and answers an empty image for an RGBA or grey
+    one. A short side under 64 px is stretched to 64, so a panorama wider than 16:1 is
+    squeezed rather than cut. (The JPEG step in between costs nothing visible: the model's
+    VAE keeps one latent per 8x8 pixels.)
+
+    Raises ImageError (a one-line reason) for a file that is not a readable image.
+    """
+    if not MIN_SIDE <= long_side <= MAX_SIDE:
+        raise ValueError(f"long_side must be {MIN_SIDE}..{MAX_SIDE}, got {long_side}")
+    prepared = prepare_image(path, max_side=long_side, quality=95)
+    with Image.open(io.BytesIO(prepared.jpeg), formats=["JPEG"]) as decoded:
+        im = decoded.convert("RGB")
+    size = _init_size(im.width, im.height, long_side)
+    if im.size != size:
+        im = im.resize(size, Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return InitImage(buf.getvalue(), *output_size(*size))
+
+
+def _init_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """Long side `long_side`, aspect kept, then each side at least MIN_SIDE."""
+    scale = long_side / max(width, height)
+    return (
+        max(MIN_SIDE, round(width * scale)),
+        max(MIN_SIDE, round(height * scale)),
+    )
+
+
+def output_size(width: int, height: int) -> tuple[int, int]:
+    """The size koboldcpp will really draw for a picture of about width x height: each side
+    rounded down to a multiple of 64, within 64..1024, the long side first scaled down to
+    1024 keeping the aspect."""
+    if width < 1 or height < 1:
+        raise ValueError(f"size must be positive, got {width}x{height}")
+    scale = min(1.0, MAX_SIDE / max(width, height))
+
+    def step(side: int) -> int:
+        return min(MAX_SIDE, max(MIN_SIDE, int(side * scale) // SIZE_STEP * SIZE_STEP))
+
+    return step(width), step(height)
