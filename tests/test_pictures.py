@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import random
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,14 @@ from pipeline.media.pictures import (
     output_size,
     parse_infotext,
     with_parameters,
+)
+from pipeline.media.sheets import (
+    BACKGROUND,
+    PLACEHOLDER,
+    SheetLayout,
+    contact_sheet,
+    fit_label,
+    safe_name,
 )
 from tests.real_servers import SHARED
 
@@ -443,3 +453,176 @@ def test_output_size_is_what_koboldcpp_draws(
     size: tuple[int, int], expected: tuple[int, int]
 ) -> None:
     assert output_size(*size) == expected
+
+
+# -- contact_sheet --------------------------------------------------------------------------
+
+RED, GREEN, BLUE = (220, 30, 30), (30, 200, 60), (30, 60, 220)
+
+
+def png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (64, 64)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def near(a: tuple[int, ...], b: tuple[int, ...], tolerance: int = 16) -> bool:
+    return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=True))
+
+
+def has_text(sheet: Image.Image, box: tuple[int, int, int, int]) -> bool:
+    """Whether anything but the background was drawn in `box`."""
+    region = sheet.crop(box)
+    plain = Image.new("RGB", region.size, BACKGROUND)
+    return (
+        ImageChops.difference(region, plain).convert("L").point(lambda v: v > 40).getbbox()
+        is not None
+    )
+
+
+def test_contact_sheet_of_three_pictures_and_a_corrupt_file(tmp_path: Path) -> None:
+    photo = saved(tmp_path, "photo.jpg", Image.new("RGB", (1200, 800), BLUE), quality=90)
+    corrupt = tmp_path / "broken.png"
+    corrupt.write_bytes(kobold_png(300, 300)[:2000])
+    items = [
+        ("red.png", png_bytes(RED)),
+        ("green.png", png_bytes(GREEN, (300, 100))),
+        ("photo.jpg", photo),
+        ("broken.png", corrupt),
+    ]
+    out = tmp_path / "sheet.jpg"
+    assert contact_sheet(items, out, cell=128) == [out]
+    layout = SheetLayout(128)
+    with Image.open(out) as sheet:
+        assert sheet.format == "JPEG"
+        # Four cells in one row: a batch shorter than a row gets a sheet as wide as it needs.
+        assert sheet.size == layout.size(4, 1)
+        sheet = sheet.convert("RGB")
+    centres = [
+        ((x0 + x1) // 2, (y0 + y1) // 2)
+        for x0, y0, x1, y1 in (layout.picture_box(4, i) for i in range(4))
+    ]
+    assert near(sheet.getpixel(centres[0]), RED)
+    assert near(sheet.getpixel(centres[1]), GREEN)
+    assert near(sheet.getpixel(centres[2]), BLUE)
+    # The wide green picture keeps its shape: background above and below it.
+    x0, y0, x1, y1 = layout.picture_box(4, 1)
+    assert near(sheet.getpixel(((x0 + x1) // 2, y0 + 5)), BACKGROUND)
+    # The corrupt file is a placeholder with words on it, not a crash.
+    x0, y0, x1, y1 = layout.picture_box(4, 3)
+    assert near(sheet.getpixel((x0 + 3, y0 + 3)), PLACEHOLDER)
+    for i in range(4):
+        assert has_text(sheet, layout.label_box(4, i)), i
+    assert not has_text(sheet, (0, 0, sheet.width, layout.pad // 2))
+    assert sorted(os.listdir(tmp_path)) == ["broken.png", "photo.jpg", "sheet.jpg"]  # no temp
+
+
+def test_contact_sheet_pages_a_big_batch(tmp_path: Path) -> None:
+    picture = png_bytes(GREEN, (40, 40))
+    out = tmp_path / "run.png"
+    pages = contact_sheet(((f"p{i:04d}.png", picture) for i in range(1001)), out, cell=32)
+    assert [p.name for p in pages] == ["run.png"] + [f"run-{n}.png" for n in range(2, 12)]
+    layout = SheetLayout(32)
+    for page in pages[:-1]:
+        with Image.open(page) as im:
+            assert im.format == "PNG" and im.size == layout.size(10, 10)
+    with Image.open(pages[-1]) as last:
+        assert last.size == layout.size(10, 1)  # full width, one row for the 1,001st
+
+
+def test_contact_sheet_consumes_items_lazily(tmp_path: Path) -> None:
+    out = tmp_path / "sheet.webp"
+    seen_on_disk: list[list[str]] = []
+
+    def items() -> Iterator[tuple[str, bytes]]:
+        for i in range(9):
+            seen_on_disk.append(sorted(p.name for p in tmp_path.iterdir()))
+            yield f"{i}.png", png_bytes(RED)
+
+    pages = contact_sheet(items(), out, columns=2, rows=2, cell=32)
+    assert [p.name for p in pages] == ["sheet.webp", "sheet-2.webp", "sheet-3.webp"]
+    # Each sheet is written as soon as it is full, before the next item is even asked for:
+    # the batch is never held whole.
+    assert seen_on_disk[3] == []
+    assert seen_on_disk[4] == ["sheet.webp"]
+    assert seen_on_disk[8] == ["sheet-2.webp", "sheet.webp"]
+    with Image.open(pages[-1]) as im:
+        assert im.format == "WEBP" and im.size == SheetLayout(32).size(2, 1)
+
+
+def test_contact_sheet_of_nothing_writes_nothing(tmp_path: Path) -> None:
+    assert contact_sheet([], tmp_path / "sheet.jpg") == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_contact_sheet_replaces_the_old_sheet_whole(tmp_path: Path) -> None:
+    out = tmp_path / "sheet.jpg"
+    out.write_bytes(b"old")
+    contact_sheet([("a", png_bytes(RED))], out, cell=64)
+    with Image.open(out) as im:
+        assert im.size == SheetLayout(64).size(1, 1)
+    assert os.listdir(tmp_path) == ["sheet.jpg"]
+
+
+def test_contact_sheet_leaves_no_temporary_file_when_it_fails(tmp_path: Path) -> None:
+    def items() -> Iterator[tuple[str, bytes]]:
+        yield "a", png_bytes(RED)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        contact_sheet(items(), tmp_path / "sheet.jpg", cell=64)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_contact_sheet_applies_exif_orientation(tmp_path: Path) -> None:
+    im = Image.new("RGB", (200, 100), RED)  # stored landscape...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ...displayed turned a quarter: portrait
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", exif=exif)
+    path = saved(tmp_path, "turned.jpg", im, exif=exif)
+    for source in (buf.getvalue(), path):
+        out = tmp_path / "sheet.png"
+        contact_sheet([("turned.jpg", source)], out, cell=100)
+        with Image.open(out) as sheet:
+            x0, y0, x1, y1 = SheetLayout(100).picture_box(1, 0)
+            assert near(sheet.getpixel((x0 + 50, y0 + 2)), RED)  # tall: touches the top
+            assert near(sheet.getpixel((x0 + 2, y0 + 50)), BACKGROUND)  # not the sides
+
+
+@pytest.mark.parametrize(
+    ("name", "bad"),
+    [("sheet.gif", "must be .jpg"), ("sheet", "must be .jpg")],
+)
+def test_contact_sheet_refuses_formats_it_does_not_write(
+    tmp_path: Path, name: str, bad: str
+) -> None:
+    def items() -> Iterator[tuple[str, bytes]]:
+        raise AssertionError("read before the arguments were checked")
+        yield  # pragma: no cover
+
+    with pytest.raises(ValueError, match=bad):
+        contact_sheet(items(), tmp_path / name)
+
+
+def test_contact_sheet_refuses_a_sheet_too_big_to_look_at(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="fewer columns"):
+        contact_sheet([], tmp_path / "s.jpg", columns=100, rows=100, cell=256)
+
+
+def test_safe_name_shows_control_characters_as_escapes() -> None:
+    assert safe_name("a\nb\x1b[31m.png") == "a\\nb\\x1b[31m.png"
+    assert safe_name("line\nbreak\tand\x7f") == "line\\nbreak\\tand\\x7f"
+    assert safe_name("photo\u202egpj.exe") == "photo\\u202egpj.exe"  # no right-to-left trick
+    assert safe_name(os.fsdecode(b"caf\xe9.png")) == "caf\\xe9.png"  # a Latin-1 byte on disk
+    assert safe_name("猫 café.png") == "猫 café.png"
+
+
+def test_fit_label_shortens_long_names_in_the_middle() -> None:
+    font = SheetLayout(128).font
+    name = "IMG_" + "very-long-description-" * 10 + "0042.png"
+    label = fit_label(name, font, 128)
+    assert font.getlength(label) <= 128
+    assert label.startswith("IMG_") and label.endswith("0042.png") and "…" in label
+    assert fit_label("short.png", font, 128) == "short.png"
+    assert fit_label("x" * 50, font, 1) == "…"
