@@ -21,8 +21,9 @@ Faithful to koboldcpp:
   only on what was asked (prompt, seed, size, steps, cfg, sampler, init image, strength).
 
 Knobs: `mode` (every draw) or `failures` (one per draw, in order: the first N draws fail,
-then it works): "empty", "bad_input", "not_png", "bad_base64", "busy", "slow" (waits `slow`
-seconds first), "500" (an A1111-style internal error), "drop" (closes without answering).
+then it works): "empty", "bad_input", "not_png", "bad_base64", "damaged_png" (cut in half),
+"jpeg" (as an A1111 set to save JPEGs), "busy", "slow" (waits `slow` seconds first), "500"
+(an A1111-style internal error), "drop" (closes without answering).
 `delay` seconds per picture; `gate`, an Event each picture waits for while holding its slot
 (for tests that look at requests in flight); `a1111=True` answers as AUTOMATIC1111 instead
 (no koboldcpp endpoints, checkpoint titles with a hash, `info` JSON carrying the seed).
@@ -51,7 +52,18 @@ from typing import Any
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-MODES = ("empty", "bad_input", "not_png", "bad_base64", "busy", "slow", "500", "drop")
+MODES = (
+    "empty",
+    "bad_input",
+    "not_png",
+    "bad_base64",
+    "damaged_png",
+    "jpeg",
+    "busy",
+    "slow",
+    "500",
+    "drop",
+)
 
 HEADERS = [
     ("Server", "ConcedoLlamaForKoboldServer "),
@@ -346,6 +358,13 @@ class FakeSd:
             image = base64.b64encode(NOT_A_PNG).decode()
         elif failure == "bad_base64":
             image = "iVBORw0KGgo!!not*base64"
+        elif failure == "damaged_png" and image:
+            whole = base64.b64decode(image)
+            image = base64.b64encode(whole[: len(whole) // 2]).decode()
+        elif failure == "jpeg" and image:  # an A1111 whose samples_format is jpg
+            out = io.BytesIO()
+            Image.open(io.BytesIO(base64.b64decode(image))).save(out, "JPEG")
+            image = base64.b64encode(out.getvalue()).decode()
         info: str = ""
         if self.a1111:
             info = json.dumps({"prompt": settings.get("prompt"), "seed": settings.get("seed")})

@@ -239,8 +239,10 @@ def test_fit_init_image_makes_any_picture_acceptable(sd: FakeSd, backend: Backen
         ("bad_input", Rejected, "rejected the request: Error parsing input."),
         ("not_png", Transient, "returned 14 bytes that are not a PNG"),
         ("bad_base64", Transient, "returned an image that is not valid base64"),
+        ("damaged_png", Transient, "returned a damaged PNG: "),
+        ("jpeg", Rejected, "returned a JPEG picture, not a PNG: set the server's samples_format"),
         ("busy", Busy, "HTTP 503 from"),
-        ("500", Transient, "HTTP 500 from"),
+        ("500", Transient, "/sdapi/v1/txt2img: RuntimeError: Sizes of tensors must match"),
         ("drop", Transient, "dropped"),
     ],
 )

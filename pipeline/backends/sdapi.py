@@ -130,7 +130,9 @@ def draw_timeout(request: DrawRequest, floor: float) -> float:
         timeout  = max(floor, 4 x estimate)
 
     512x512 with 20 steps: 64 x 20 x 1.7 = 2176 s estimated, 2.4 hours allowed. koboldcpp
-    sends nothing until the picture is done, so this is the time to the whole answer.
+    sends nothing until the picture is done, so this is the time to the whole answer. Time
+    spent queued behind other requests is not counted: send a one-slot server one picture
+    at a time.
     """
     pixels = max(request.width, 64) * max(request.height, 64)
     estimate = pixels / 4096 * max(request.steps, 1) * SECONDS_PER_STEP_64PX
@@ -310,14 +312,7 @@ def _decode_png(where: str, text: str) -> tuple[bytes, int, int]:
             with Image.open(io.BytesIO(data)) as im:
                 im.load()
                 width, height = im.size
-    except (
-        OSError,
-        SyntaxError,
-        ValueError,
-        EOFError,
-        zlib.error,
-        Image.DecompressionBombError,
-    ) as e:
+    except DECODE_ERRORS as e:
         raise Transient(f"{where} returned a damaged PNG: {_one_line(e)}") from None
     return data, width, height
 
