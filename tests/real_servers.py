@@ -109,6 +109,31 @@ def untied_smollm2() -> Path:
     return target
 
 
+def random_sd15() -> Path:
+    """A random-weight Stable Diffusion 1.5 that koboldcpp 1.76 loads and really draws with
+    (pictures of noise by design, every code path real): 93 MiB in the `shared` layout, made
+    once in 0.3 s with ../shared/tools/make-random-sd15.py (needs numpy)."""
+    target = CACHE / "models" / "random-sd15-shared.gguf"
+    if target.is_file():
+        return target
+    script = SHARED / "tools" / "make-random-sd15.py"
+    if not script.is_file():
+        unavailable(f"no {script} to make the Stable Diffusion model")
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        unavailable("numpy is not installed (pip install -e '.[dev]')")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.stem}.{os.getpid()}.tmp.gguf")
+    subprocess.run(
+        [sys.executable, str(script), str(partial), "--layout", "shared"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    partial.replace(target)  # atomic: a concurrent test never sees half a model
+    return target
+
+
 def koboldcpp_script() -> Path:
     path = Path(
         os.environ.get("PIPE_TEST_KOBOLDCPP", CACHE / "kobold-build" / "kobold" / "koboldcpp.py")
@@ -208,24 +233,30 @@ def llamafile_server(tmp: Path, *extra: str, version: str = "0.8.1") -> RealServ
 
 
 def koboldcpp(tmp: Path, *extra: str, ctx: int = 1024) -> RealServer:
+    """koboldcpp with SmolLM2 as its text model."""
     script = koboldcpp_script()
-    model = smollm2_model()
+    models = ("--model", str(smollm2_model()), "--contextsize", str(ctx))
+    return _koboldcpp(script, tmp / "koboldcpp.log", models, extra)
+
+
+def koboldcpp_sd(tmp: Path, *extra: str, text: bool = False, ctx: int = 1024) -> RealServer:
+    """koboldcpp drawing with the random-weight SD 1.5 (`--sdmodel`), alone or, with
+    `text=True`, beside SmolLM2: one server for text and pictures. Needs a koboldcpp built
+    from the vendored archive with the real vocab.hpp (a stub one aborts at load)."""
+    script = koboldcpp_script()
+    models: tuple[str, ...] = ("--sdmodel", str(random_sd15()))
+    if text:
+        models += ("--model", str(smollm2_model()), "--contextsize", str(ctx))
+    return _koboldcpp(script, tmp / "koboldcpp-sd.log", models, extra)
+
+
+def _koboldcpp(
+    script: Path, log: Path, models: tuple[str, ...], extra: tuple[str, ...]
+) -> RealServer:
     port = free_port()
     command = [
-        sys.executable,
-        str(script),
-        "--model",
-        str(model),
-        "--port",
-        str(port),
-        "--host",
-        "127.0.0.1",
-        "--skiplauncher",
-        "--contextsize",
-        str(ctx),
-        "--threads",
-        "2",
-        "--quiet",
-        *extra,
+        *(sys.executable, str(script), *models),
+        *("--port", str(port), "--host", "127.0.0.1", "--skiplauncher"),
+        *("--threads", "2", "--quiet", *extra),
     ]
-    return RealServer(command, "/api/extra/version", tmp / "koboldcpp.log", port, script.parent)
+    return RealServer(command, "/api/extra/version", log, port, script.parent)

@@ -177,7 +177,11 @@ class Backend:
         return fmt.wrap(request.prompt, request.system), stop
 
     def _send(
-        self, method: str, path: str, payload: Any = None, timeout: float | None = None
+        self,
+        method: str,
+        path: str,
+        payload: Any = None,
+        timeout: float | httpx.Timeout | None = None,
     ) -> httpx.Response:
         try:
             kwargs: dict[str, Any] = {"json": payload} if payload is not None else {}
