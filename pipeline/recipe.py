@@ -17,8 +17,8 @@ from typing import Any
 
 from pipeline import paths
 from pipeline.actions import ACTIONS
+from pipeline.chat_formats import FORMATS
 from pipeline.errors import RecipeError
-from pipeline.prompts import FORMATS
 from pipeline.renaming import names
 from pipeline.templates import Template, TemplateError, compile_template
 

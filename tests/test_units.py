@@ -20,9 +20,9 @@ from pipeline.backends import (
     detect,
 )
 from pipeline.backends.gbnf import expand_repetitions
+from pipeline.chat_formats import FORMATS, guess_format
 from pipeline.engine.retry import BackendDown, Interrupted, RetryPolicy
 from pipeline.errors import RecipeError
-from pipeline.prompts import FORMATS, guess_format
 from pipeline.sources import Entry, Filters, expand, stdin_paths, walk
 from pipeline.state import Store
 from pipeline.templates import TemplateError, compile_template
@@ -427,3 +427,18 @@ def test_retry_does_not_retry_what_cannot_succeed() -> None:
     retry.stop.set()
     with pytest.raises(Interrupted):
         retry.call(failing([]))
+
+
+def test_every_package_ships_in_the_wheel() -> None:
+    """A package missing from pyproject's list installs fine in editable mode and breaks
+    every real install."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(
+        tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(p.parent.relative_to(root).parts) for p in (root / "pipeline").rglob("__init__.py")
+    }
+    assert found <= listed

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from pipeline.prompts import FORMATS
+from pipeline.chat_formats import FORMATS
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pipeline.backends.base import (
     Transient,
     b64,
 )
-from pipeline.prompts import guess_format
+from pipeline.chat_formats import guess_format
 
 NO_VISION_HINT = "start koboldcpp with its vision projector: --mmproj MMPROJ.gguf"
 

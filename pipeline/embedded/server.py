@@ -1,7 +1,7 @@
 """The embedded model server: the subset of llama.cpp's server API that pipe uses
 (`/health`, `/props`, `/tokenize`, `/completion`), over cyllama's prebuilt llama.cpp bindings.
 
-pipe starts it (`python -m pipeline.embedded_server --model FILE`) when no server is running,
+pipe starts it (`python -m pipeline.embedded.server --model FILE`) when no server is running,
 talks to it with the same llama.cpp backend code as any other server, and stops it at the
 end. cyllama's own server is not used: in 0.2.18 it answers only the first request (its slot
 reset does not clear the KV cache), speaks only OpenAI chat, and its C server binds 0.0.0.0.

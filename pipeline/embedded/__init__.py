@@ -1,5 +1,5 @@
-"""Start and stop the embedded model server (`pipe-models[embedded]`): a small real model
-from the package registry, served on a free loopback port for the length of one run."""
+"""The embedded model (`pipe-models[embedded]`): a small real model from the package registry,
+served by server.py on a free loopback port for the length of one run when no server is running."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ class EmbeddedServer:
         command = [
             sys.executable,
             "-m",
-            "pipeline.embedded_server",
+            "pipeline.embedded.server",
             "--model",
             str(self.model),
             "--ctx",
