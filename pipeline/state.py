@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.answers import Answer, Picture
+
 if TYPE_CHECKING:
     import sqlite_utils
 
@@ -145,11 +147,19 @@ def _m003_history_meta(db: sqlite_utils.Database) -> None:
     db["renames"].create_index(["old_path"])
 
 
+def _m004_pictures(db: sqlite_utils.Database) -> None:
+    # A step may answer with a picture: the cache row holds its record as JSON (size, seed,
+    # sha256, how it was drawn) and the PNG lives once per sha256 in `pictures`.
+    db["cache"].add_column("kind", str, not_null_default="text")
+    db["pictures"].create({"sha256": str, "png": bytes, "created": str}, pk="sha256")
+
+
 # Append only: each runs once per database, in order, recorded in `_migrations`.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_renames", _m002_renames),
     ("003_history_meta", _m003_history_meta),
+    ("004_pictures", _m004_pictures),
 ]
 
 
@@ -329,14 +339,14 @@ class Store:
         return [dict(zip(names, row, strict=True)) for row in cursor]
 
     # -- items --------------------------------------------------------------------------
-    def item_and_answer(self, recipe: str, path: str) -> tuple[ItemRow | None, str | None]:
+    def item_and_answer(self, recipe: str, path: str) -> tuple[ItemRow | None, Answer | None]:
         """The item's row and its cached final answer, in one query (the resume path)."""
         row = self.conn.execute(
-            f"SELECT {_ITEM_COLUMNS}, c.answer FROM items i"
+            f"SELECT {_ITEM_COLUMNS}, c.answer, c.kind FROM items i"
             " LEFT JOIN cache c USING (fingerprint) WHERE i.recipe = ? AND i.path = ?",
             (recipe, path),
         ).fetchone()
-        return (ItemRow(*row[:8]), row[8]) if row else (None, None)
+        return (ItemRow(*row[:8]), _answer(row[8], row[9])) if row else (None, None)
 
     def claim(
         self,
@@ -417,13 +427,25 @@ class Store:
     @staticmethod
     def _insert_cache(c: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
         for row in rows:
+            answer = row["answer"]
+            if isinstance(answer, Picture):
+                if answer.png is not None:
+                    c.execute(
+                        "INSERT OR IGNORE INTO pictures (sha256, png, created) VALUES (?, ?, ?)",
+                        (answer.sha256, answer.png, now_iso()),
+                    )
+                kind, text = "picture", answer.to_json()
+            else:
+                kind, text = "text", answer
             c.execute(
-                "INSERT OR REPLACE INTO cache (fingerprint, step, answer, model, prompt_tokens,"
-                " completion_tokens, duration_ms, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO cache (fingerprint, step, answer, kind, model,"
+                " prompt_tokens, completion_tokens, duration_ms, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row["fingerprint"],
                     row["step"],
-                    row["answer"],
+                    text,
+                    kind,
                     row["model"],
                     row["prompt_tokens"],
                     row["completion_tokens"],
@@ -501,8 +523,9 @@ class Store:
         """The history rows of the items at `keys`, with their answers and models."""
         marks = ", ".join("?" * len(keys))
         return self._dicts(
-            "SELECT 'item' AS event, h.*, c.answer, r.model FROM history h LEFT JOIN cache c"
-            " ON c.fingerprint = h.fingerprint LEFT JOIN runs r ON r.id = h.run_id"
+            "SELECT 'item' AS event, h.*, c.answer, c.kind, r.model FROM history h"
+            " LEFT JOIN cache c ON c.fingerprint = h.fingerprint"
+            " LEFT JOIN runs r ON r.id = h.run_id"
             f" WHERE h.path IN ({marks}) ORDER BY h.id",
             tuple(keys),
         )
@@ -520,14 +543,29 @@ class Store:
             )
 
     # -- cache --------------------------------------------------------------------------
-    def cached_answer(self, fingerprint: str) -> str | None:
+    def cached_answer(self, fingerprint: str) -> Answer | None:
         """Asked by worker threads too (each through its own connection, see _reader)."""
         row = (
             self._reader()
-            .execute("SELECT answer FROM cache WHERE fingerprint = ?", (fingerprint,))
+            .execute("SELECT answer, kind FROM cache WHERE fingerprint = ?", (fingerprint,))
             .fetchone()
         )
-        return row[0] if row else None
+        return _answer(*row) if row else None
+
+    def picture_png(self, sha256: str) -> bytes | None:
+        """A cached picture's PNG, loaded only when an action needs the pixels."""
+        row = (
+            self._reader()
+            .execute("SELECT png FROM pictures WHERE sha256 = ?", (sha256,))
+            .fetchone()
+        )
+        return bytes(row[0]) if row else None
+
+
+def _answer(text: str | None, kind: str | None) -> Answer | None:
+    if text is None:
+        return None
+    return Picture.from_json(text) if kind == "picture" else text
 
 
 def path_to_db(path: str) -> str | bytes:

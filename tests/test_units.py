@@ -256,6 +256,7 @@ def test_migrations_run_once(tmp_path: Path) -> None:
         "001_initial",
         "002_renames",
         "003_history_meta",
+        "004_pictures",
     ]
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 

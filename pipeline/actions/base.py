@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Protocol
 
+from pipeline.answers import Answer, Picture
 from pipeline.terminal import Shown
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class Result:
 
     path: str
     status: str  # done | cached | skipped | failed
-    answer: str | None = None
+    answer: Answer | None = None  # text, or a picture
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     prompt_tokens: int | None = None
@@ -42,13 +43,21 @@ class Result:
     deferred: bool = False  # the action finishes it at the end of the run (renames)
     forget_answer: bool = False  # the answer was unusable: do not serve it from the cache
     new_path: str | None = None
+    output: str | None = None  # the file the action wrote the answer to (a picture's PNG)
+
+    @property
+    def text(self) -> str | None:
+        """The answer when it is text (None for a picture, or no answer)."""
+        return self.answer if isinstance(self.answer, str) else None
 
     def count_attempt(self) -> None:
         self.attempts += 1
 
     def record(self, model: str) -> dict[str, Any]:
         out: dict[str, Any] = {"path": self.path, "status": self.status}
-        if self.answer is not None:
+        if isinstance(self.answer, Picture):  # its file and digest; never the pixels
+            out["image"] = {"path": self.output, **self.answer.describe()}
+        elif self.answer is not None:
             out["answer"] = self.answer
         if self.error:
             out["error"] = self.error
@@ -86,6 +95,8 @@ class ActionContext:
     headers: bool = False  # `==> path <==` before each answer (several files)
     model: str = ""
     dry_run: bool = False
+    out_dir: str | None = None  # --out: where written files go instead of beside the input
+    contact_sheet: str | None = None  # --contact-sheet: one picture of the run's pictures
 
 
 class Action:
@@ -124,11 +135,20 @@ class Action:
             if self.headers:
                 header = f"==> {self.shown.name(result.path)} <=="
                 self.out.write(("" if self._first else "\n") + header + "\n")
-            self.out.write(self.shown.text(result.answer.rstrip("\n")) + "\n")
+            self.out.write(self.shown.text(shown_answer(result).rstrip("\n")) + "\n")
             self._first = False
         else:
             return
         self.out.flush()
+
+
+def shown_answer(result: Result) -> str:
+    """An answer as a line of text: a picture is shown by its file, size and seed."""
+    answer = result.answer
+    if not isinstance(answer, Picture):
+        return answer or ""
+    where = result.output or f"picture {answer.sha256[:12]}"
+    return f"{where} ({answer.width}x{answer.height}, seed {answer.seed})"
 
 
 def write_output(outputs: OutputLog, target: str, data: bytes) -> None:

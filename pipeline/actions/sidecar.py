@@ -39,13 +39,13 @@ class Sidecar(Action):
         return answer.rstrip("\n") + "\n"
 
     def apply(self, result: Result) -> None:
-        if result.answer is not None and result.is_file:
+        if result.text is not None and result.is_file:
             try:
                 target = self.target(result.path)
                 if self.dry_run:
                     self.out.write(self.shown.name(f"{result.path} -> {target}") + "\n")
                 else:
-                    write_output(self.store, target, self.content(result.answer).encode())
+                    write_output(self.store, target, self.content(result.text).encode())
             except (ActionError, OSError) as e:
                 result.status, result.error = "failed", f"sidecar: {e}"
         if self.as_json or not result.is_file:

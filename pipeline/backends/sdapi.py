@@ -193,7 +193,7 @@ def submit(
         hint = INIT_IMAGE_HINT if _is_img2img(payload) else EMPTY_HINT
         raise Transient(f"{where} returned an empty image ({hint})")
     png, width, height = _decode_png(where, text)
-    return Picture(png=png, width=width, height=height, seed=_info_seed(body, seed))
+    return Picture.of(png, width, height, _info_seed(body, seed))
 
 
 def fit_init_image(data: bytes) -> bytes:

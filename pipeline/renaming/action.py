@@ -29,7 +29,7 @@ class RenameAction(Action):
         self.collected: list[Result] = []
 
     def apply(self, result: Result) -> None:
-        if result.status in ("failed", "skipped") or result.answer is None or not result.is_file:
+        if result.status in ("failed", "skipped") or result.text is None or not result.is_file:
             if self.as_json:
                 self.emit(result)
             return
@@ -82,7 +82,7 @@ class RenameAction(Action):
         """The file's new name from the recipe's template; UnusableName if nothing is left."""
         assert self.recipe.new_name is not None
         fields = dict(result.fields)
-        answer = result.answer or ""
+        answer = result.text or ""
         if not slug(answer):
             raise UnusableName(
                 f"the model's answer gives nothing usable for a name: {answer!r:.60}"
