@@ -6,16 +6,14 @@ import json
 import os
 import shlex
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import click
 
-from pipeline import __version__, history, sources
+from pipeline import __version__, api, history
 from pipeline import recipe as recipes
-from pipeline.actions import ActionContext, Result, open_action, write_choices
-from pipeline.connection import open_backend
-from pipeline.engine import Item, Options, Runner, file_items, stdin_item
+from pipeline.actions import Result, write_choices
+from pipeline.engine import Options
 from pipeline.errors import PipeError, UsageError
 from pipeline.paths import default_db_path
 from pipeline.renaming import moves
@@ -56,6 +54,13 @@ def cli() -> None:
     help="Server URL (llama.cpp/llamafile, koboldcpp or OpenAI-compatible); env PIPE_BACKEND.",
 )
 @click.option(
+    "--sd-backend",
+    "sd_url",
+    envvar="PIPE_SD_BACKEND",
+    help="Image server URL (koboldcpp --sdmodel, AUTOMATIC1111 --api) for recipes that draw;"
+    " default: the --backend server if it draws, else ports 5001 and 7860. Env PIPE_SD_BACKEND.",
+)
+@click.option(
     "-j",
     "--jobs",
     type=click.IntRange(min=1),
@@ -69,6 +74,23 @@ def cli() -> None:
     type=click.Choice(write_choices()),
     default=None,
     help="Where answers go (default: the recipe's; sidecar writes a file beside each input).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    help="Write pictures (and sidecars' pictures) into this folder instead of beside each input.",
+)
+@click.option(
+    "--contact-sheet",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Also draw one picture of all the run's pictures with their names (.jpg or .png).",
+)
+@click.option(
+    "--lines",
+    is_flag=True,
+    help="Each line of stdin (or of the given files) is one item, e.g. a prompt or a question.",
 )
 @click.option(
     "--set",
@@ -118,10 +140,14 @@ def run(
     recipe_name: str,
     paths: tuple[str, ...],
     backend_urls: tuple[str, ...],
+    sd_url: str | None,
     jobs: int | None,
     as_json: bool,
     dry_run: bool,
     write: str | None,
+    out_dir: str | None,
+    contact_sheet: str | None,
+    lines: bool,
     overrides: tuple[str, ...],
     redo: bool,
     null_separated: bool,
@@ -139,36 +165,46 @@ def run(
     With no PATH, the text piped on stdin is the one item.
     """
     recipe = recipes.load(recipe_name, overrides)
-    items, headers = _items(paths, recipe, include, exclude, hidden, null_separated)
-    say = _Messages(quiet)
-    with open_backend(list(backend_urls), wait=wait, timeout=timeout, say=say.info) as backend:
-        info = backend.info
-        assert info is not None
-        say.info(
-            f"using {info.kind} at {info.url} (model {info.model or 'unknown'}, "
-            f"{jobs or info.slots} in flight)"
+    if paths:
+        items = api.items(
+            recipe,
+            paths,
+            include=include,
+            exclude=exclude,
+            hidden=hidden,
+            null_separated=null_separated,
+            lines=lines,
         )
-        store = Store(db or default_db_path())
-        try:
-            context = ActionContext(
-                recipe, store, sys.stdout, as_json, headers, info.model, dry_run
+        single_file = len(paths) == 1 and paths[0] != "-" and os.path.isfile(paths[0])
+        headers = lines or not single_file
+    else:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError(
+                "give files or folders (or '-' to read paths from stdin), or pipe text in; "
+                f"e.g. pipe run {recipe.name} notes/"
             )
-            action = open_action(write or recipe.action, context)
-            options = Options(
-                jobs=jobs or 0,
-                redo=redo,
-                retries=retries,
-                down_wait=wait,
-                progress=not quiet and sys.stderr.isatty(),
-                on_error=say.item_error,
-                on_note=say.item_note,
-                on_info=say.info,
-                dry_run=dry_run,
-            )
-            runner = Runner(recipe, backend, store, action, options)
-            summary = runner.run(items, sys.argv[1:])
-        finally:
-            store.close()
+        items, headers = api.stdin_items(recipe, sys.stdin.buffer, lines), lines
+    say = _Messages(quiet)
+    summary = api.run(
+        recipe,
+        items,
+        servers=api.Servers(list(backend_urls), sd_url, wait, timeout),
+        output=api.Output(sys.stdout, as_json, headers, write, out_dir, contact_sheet),
+        options=Options(
+            jobs=jobs or 0,
+            redo=redo,
+            retries=retries,
+            down_wait=wait,
+            progress=not quiet and sys.stderr.isatty(),
+            on_error=say.item_error,
+            on_note=say.item_note,
+            on_info=say.info,
+            dry_run=dry_run,
+        ),
+        db=db,
+        args=sys.argv[1:],
+        say=say.info,
+    )
     c = summary.counts
     tokens = c.prompt_tokens + c.completion_tokens
     done = "previewed" if dry_run else "done"
@@ -186,39 +222,6 @@ def run(
     elif summary.stopped:
         say.error(f"interrupted ({summary.stopped}); finished files are saved, run again to go on")
     sys.exit(summary.exit_code)
-
-
-def _items(
-    paths: tuple[str, ...],
-    recipe: recipes.Recipe,
-    include: tuple[str, ...],
-    exclude: tuple[str, ...],
-    hidden: bool,
-    null_separated: bool,
-) -> tuple[Iterator[Item], bool]:
-    """The items to process and whether answers need a `==> path <==` header."""
-    if not paths:
-        if sys.stdin is None or sys.stdin.isatty():
-            raise UsageError(
-                "give files or folders (or '-' to read paths from stdin), or pipe text in; "
-                f"e.g. pipe run {recipe.name} notes/"
-            )
-        data = sys.stdin.buffer.read()
-        if not data:
-            raise UsageError("stdin was empty: pipe text in, or give files or folders")
-        return iter([stdin_item(data)]), False
-    filters = sources.Filters(patterns=include or recipe.inputs, exclude=exclude, hidden=hidden)
-    args: Iterator[str] = _expand_dash(paths, null_separated)
-    single_file = len(paths) == 1 and paths[0] != "-" and os.path.isfile(paths[0])
-    return file_items(sources.expand(args, filters)), not single_file
-
-
-def _expand_dash(paths: tuple[str, ...], null_separated: bool) -> Iterator[str]:
-    for path in paths:
-        if path == "-":
-            yield from sources.stdin_paths(sys.stdin, null_separated)
-        else:
-            yield path
 
 
 class _Messages:

@@ -8,9 +8,18 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 from pipeline import embedded
-from pipeline.backends import DEFAULT_URLS, Backend, BackendError, Transient, Unreachable, connect
+from pipeline.backends import (
+    DEFAULT_IMAGE_URLS,
+    DEFAULT_URLS,
+    Backend,
+    BackendError,
+    Transient,
+    Unreachable,
+    connect,
+)
 from pipeline.embedded import EmbeddedServer
 from pipeline.errors import BackendUnavailable, UsageError
+from pipeline.recipe import Recipe
 
 HOW_TO_START = (
     "start one, e.g. './model.llamafile --server --nobrowser' (port 8080) or"
@@ -21,8 +30,18 @@ HOW_TO_START = (
 
 @contextmanager
 def open_backend(
-    urls: list[str], *, wait: float, timeout: float, say: Callable[[str], None]
-) -> Iterator[Backend]:
+    urls: list[str],
+    *,
+    wait: float,
+    timeout: float,
+    say: Callable[[str], None],
+    needed: bool = True,
+) -> Iterator[Backend | None]:
+    """The text model's server: the URL given, a server on a default port, or the embedded
+    model (None when the recipe asks no text model: it only draws)."""
+    if not needed:
+        yield None
+        return
     if len(urls) > 1:
         raise UsageError("several --backend URLs are not supported yet; give one")
     embedded: EmbeddedServer | None = None
@@ -75,3 +94,65 @@ def _start_embedded(say: Callable[[str], None]) -> EmbeddedServer:
     )
     server.url = server.start()
     return server
+
+
+NO_IMAGE_MODEL = (
+    "start koboldcpp with an image model (koboldcpp --sdmodel MODEL.safetensors, port 5001)"
+    " or AUTOMATIC1111 with --api (port 7860), or pass --sd-backend URL"
+)
+
+
+@contextmanager
+def open_image_backend(
+    recipe: Recipe, url: str | None, text: Backend | None, *, wait: float, timeout: float
+) -> Iterator[Backend | None]:
+    """The server that draws the recipe's pictures (None if it draws none): `--sd-backend`,
+    else the text server if it can draw, else koboldcpp's and A1111's default ports. A
+    server that cannot draw is refused here, before the first file (exit 3)."""
+    if not recipe.draws:
+        yield None
+        return
+    backend: Backend | None = None
+    opened = False
+    if url:
+        backend, opened = _connect_or_explain(url, wait, timeout), True
+    elif text is not None and text.info and text.info.can("txt2img"):
+        backend = text
+    else:
+        for default in DEFAULT_IMAGE_URLS:
+            try:
+                candidate = connect(default, wait=0, timeout=timeout)
+            except BackendError:
+                continue
+            if candidate.info and candidate.info.can("txt2img"):
+                backend, opened = candidate, True
+                break
+            candidate.close()
+    try:
+        if backend is None:
+            where = " or ".join(u.removeprefix("http://") for u in DEFAULT_IMAGE_URLS)
+            raise BackendUnavailable(f"no image server found at {where}; {NO_IMAGE_MODEL}")
+        _check_can_draw(recipe, backend)
+        yield backend
+    finally:
+        if opened and backend is not None:
+            backend.close()
+
+
+def _check_can_draw(recipe: Recipe, backend: Backend) -> None:
+    info = backend.info
+    assert info is not None
+    needs = {step.kind for step in recipe.steps if step.draws}
+    missing = needs - info.abilities
+    if missing:
+        raise BackendUnavailable(
+            f"{info.url} ({info.kind}) has no image model loaded, so it cannot"
+            f" {' or '.join(sorted(missing))}; {NO_IMAGE_MODEL}"
+        )
+    for step in recipe.steps:
+        sampler = getattr(step, "sampler", None)
+        if sampler and backend.sampler(sampler) is None and backend.sampler("Euler a"):
+            # koboldcpp would silently draw with Euler a instead.
+            raise UsageError(
+                f"{recipe.path}: {step.name}.sampler: {info.url} has no sampler {sampler!r}"
+            )

@@ -18,12 +18,13 @@ from typing import Any
 from pipeline import paths
 from pipeline.actions import ACTIONS
 from pipeline.chat_formats import FORMATS
+from pipeline.drawing_steps import DRAW_KEYS, DRAW_KINDS, DrawStep, parse_draw_step
 from pipeline.errors import RecipeError
 from pipeline.renaming import names
 from pipeline.templates import Template, TemplateError, compile_template
 
 assert names.slug  # importing it registers the |slug filters used in templates
-ASK_KINDS = ("text", "vision")
+ASK_KINDS = ("text", "vision", *DRAW_KINDS)
 DATES = ("original", "mtime")
 # Fields every prompt may use; steps add their own names.
 ITEM_FIELDS = {"text", "name", "path", "stem", "ext", "answer", "exif"}
@@ -45,7 +46,10 @@ _STEP_KEYS = {
     "grammar",
     "format",
 }
-_THEN_KEYS = {"action", "sidecar", "name", "date"}
+_THEN_KEYS = {"action", "sidecar", "name", "date", "image"}
+# What each action needs the last step to answer.
+_PICTURE_ACTIONS = {"image"}
+_TEXT_ACTIONS = {"sidecar", "xmp", "rename"}
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,10 @@ class Step:
     grammar: str = ""
     format: str = "auto"
     image_size: int = 1024  # long side of the image sent to a vision model
+
+    @property
+    def draws(self) -> bool:
+        return False
 
     def key(self) -> dict[str, Any]:
         """Everything in this step that shapes the model request (for cache fingerprints)."""
@@ -86,23 +94,35 @@ class Recipe:
     path: Path
     description: str
     inputs: tuple[str, ...]
-    steps: tuple[Step, ...]
+    steps: tuple[Step | DrawStep, ...]
     action: str = "print"
     sidecar: Template = field(default_factory=lambda: compile_template("{path}.answer.txt"))
     new_name: Template | None = None  # then.name, for action = "rename"
     date: str = "original"  # which date {exif.date} is: the photo's own, or the file's mtime
+    image_name: Template = field(default_factory=lambda: compile_template("{name}.png"))
 
     @property
     def needs_image(self) -> bool:
-        return any(s.kind == "vision" for s in self.steps)
+        return any(s.kind in ("vision", "img2img") for s in self.steps)
+
+    @property
+    def draws(self) -> bool:
+        """Some step draws a picture: the run needs an image server."""
+        return any(s.draws for s in self.steps)
+
+    @property
+    def asks(self) -> bool:
+        """Some step asks a language model: the run needs a text server."""
+        return any(not s.draws for s in self.steps)
 
     @property
     def needs_text(self) -> bool:
         return any(f.name == "text" for s in self.steps for f in s.prompt.fields)
 
-    def ask_key(self, model: str) -> str:
-        """A digest of every step and the model: a change means every file is done again."""
-        blob = json.dumps([model, [s.key() for s in self.steps]], sort_keys=True)
+    def ask_key(self, model: str, image_model: str = "") -> str:
+        """A digest of every step and the models: a change means every file is done again."""
+        models: Any = [model, image_model] if image_model else model
+        blob = json.dumps([models, [s.key() for s in self.steps]], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
@@ -235,6 +255,16 @@ def parse(data: dict[str, Any], path: Path, origin: str = "") -> Recipe:
     name_src = _typed(then, "name", str, where, "then.", "{answer|slug}{ext}")
     answers = {s.name for s in steps}
     new_name = _template(name_src, RENAME_FIELDS | answers, where, "then.name")
+    image_src = _typed(then, "image", str, where, "then.", "{name}.png")
+    image_name = _template(image_src, NAME_FIELDS | {"text"}, where, "then.image")
+    last = steps[-1]
+    if action in _PICTURE_ACTIONS and not last.draws:
+        raise RecipeError(f"{where}: then.action: {action!r} needs a last step that draws")
+    if action in _TEXT_ACTIONS and last.draws:
+        raise RecipeError(
+            f"{where}: then.action: {action!r} needs text, but the last step draws; use"
+            ' action = "image"'
+        )
     date = _typed(then, "date", str, where, "then.", "original")
     if date not in DATES:
         raise RecipeError(f"{where}: then.date: expected one of {', '.join(DATES)}, got {date!r}")
@@ -249,14 +279,16 @@ def parse(data: dict[str, Any], path: Path, origin: str = "") -> Recipe:
         sidecar=sidecar,
         new_name=new_name,
         date=date,
+        image_name=image_name,
     )
 
 
-def _parse_step(raw: Any, where: str, label: str, earlier: set[str]) -> Step:
+def _parse_step(raw: Any, where: str, label: str, earlier: set[str]) -> Step | DrawStep:
     if not isinstance(raw, dict):
         raise RecipeError(f"{where}: {label}: expected a table")
     p = f"{label}."
-    _no_unknown_keys(raw, _STEP_KEYS, where, p)
+    draws = raw.get("kind") in DRAW_KINDS
+    _no_unknown_keys(raw, DRAW_KEYS if draws else _STEP_KEYS, where, p)
     name = _typed(raw, "name", str, where, p, "answer")
     if not name.isidentifier() or name in ITEM_FIELDS - {"answer"} or name in earlier:
         raise RecipeError(f"{where}: {p}name: {name!r} must be a new identifier, not a field name")
@@ -268,6 +300,15 @@ def _parse_step(raw: Any, where: str, label: str, earlier: set[str]) -> Step:
     prompt = _template(
         _typed(raw, "prompt", str, where, p, ""), ITEM_FIELDS | earlier, where, p + "prompt"
     )
+    if draws:
+        return parse_draw_step(
+            raw,
+            name,
+            kind,
+            prompt,
+            f"{where}: {p}",
+            lambda t, k, ty, d: _typed(t, k, ty, where, p, d),
+        )
     max_tokens = _typed(raw, "max_tokens", int, where, p, 256)
     if max_tokens < 1:
         raise RecipeError(f"{where}: {p}max_tokens: expected a positive whole number")

@@ -5,12 +5,13 @@ with an `Action` subclass, plus one line here."""
 from __future__ import annotations
 
 from pipeline.actions.base import Action, ActionContext, ActionError, Result, write_output
+from pipeline.actions.image import ImageAction
 from pipeline.actions.sidecar import Sidecar
 from pipeline.actions.xmp import XmpSidecar
 from pipeline.renaming.action import RenameAction
 
 ACTIONS: dict[str, type[Action]] = {
-    cls.name: cls for cls in (Action, Sidecar, XmpSidecar, RenameAction)
+    cls.name: cls for cls in (Action, Sidecar, XmpSidecar, RenameAction, ImageAction)
 }
 WRITE_ALIASES = {"stdout": "print"}  # `--write stdout` reads better than `--write print`
 

@@ -7,12 +7,14 @@ import time
 
 import httpx
 
+from pipeline.backends.automatic1111 import A1111Backend
 from pipeline.backends.base import (
     Backend,
     BackendError,
     Busy,
     Completion,
     ContextOverflow,
+    DrawRequest,
     NoVision,
     Rejected,
     Request,
@@ -30,6 +32,7 @@ __all__ = [
     "BackendError",
     "Busy",
     "Completion",
+    "DrawRequest",
     "ContextOverflow",
     "NoVision",
     "Rejected",
@@ -40,13 +43,21 @@ __all__ = [
     "connect",
     "detect",
     "DEFAULT_URLS",
+    "DEFAULT_IMAGE_URLS",
     "REGISTRY",
 ]
 
 DEFAULT_URLS = ("http://127.0.0.1:8080", "http://127.0.0.1:5001")
 # Probed in this order (backends.md): koboldcpp also answers /v1/models, and llama.cpp
 # answers both /props and /v1/models. A new kind of server is a module plus one line here.
-REGISTRY: tuple[type[Backend], ...] = (KoboldBackend, LlamaCppBackend, OpenAIBackend)
+REGISTRY: tuple[type[Backend], ...] = (
+    KoboldBackend,
+    LlamaCppBackend,
+    A1111Backend,
+    OpenAIBackend,
+)
+# Where an image server is looked for when none is given: koboldcpp, then AUTOMATIC1111.
+DEFAULT_IMAGE_URLS = ("http://127.0.0.1:5001", "http://127.0.0.1:7860")
 KINDS: dict[str, type[Backend]] = {cls.kind: cls for cls in REGISTRY}
 
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from pipeline.answers import Picture
 from pipeline.chat_formats import FORMATS
 
 
@@ -72,6 +73,7 @@ class ServerInfo:
     # "image_data" (llamafile's `[img-N]`), "chat" (OpenAI `image_url`), "images" (koboldcpp).
     vision_api: str = ""
     media_marker: str = ""
+    image_model: str = ""  # the Stable Diffusion checkpoint, for servers that draw
     # GBNF's `x{2,5}` repetition (llama.cpp from mid-2024): llamafile's server crashes on it.
     grammar_repetition: bool = True
 
@@ -148,6 +150,14 @@ class Backend:
 
     def count_tokens(self, text: str) -> int | None:
         """Tokens in `text` by the server's own tokenizer, or None if it cannot say."""
+        return None
+
+    def draw(self, request: DrawRequest) -> Picture:
+        """One picture (servers with the txt2img ability); Rejected elsewhere."""
+        raise Rejected(f"{self.url} cannot draw pictures")
+
+    def sampler(self, wanted: str) -> str | None:
+        """The server's name for a sampler (a name or an alias), None if it has none such."""
         return None
 
     def check_vision(self) -> None:

@@ -7,16 +7,20 @@ import secrets
 import threading
 from typing import Any
 
+from pipeline.answers import Picture
+from pipeline.backends import sdapi
 from pipeline.backends.base import (
     Backend,
     BackendError,
     Completion,
+    DrawRequest,
     NoVision,
     Request,
     ServerInfo,
     Transient,
     b64,
 )
+from pipeline.backends.sdapi import ImageModelInfo, probe_images
 from pipeline.chat_formats import guess_format
 
 NO_VISION_HINT = "start koboldcpp with its vision projector: --mmproj MMPROJ.gguf"
@@ -32,6 +36,7 @@ class KoboldBackend(Backend):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.images: ImageModelInfo | None = None
         self._running: set[str] = set()
         self._lock = threading.Lock()
 
@@ -42,6 +47,7 @@ class KoboldBackend(Backend):
         model = self._value("/api/v1/model", "result") or ""
         n_ctx = self._value("/api/extra/true_max_context_length", "value")
         model = str(model).removeprefix("koboldcpp/")
+        self.images = probe_images(self) if version.get("txt2img") else None
         self.info = ServerInfo(
             kind=self.kind,
             url=self.url,
@@ -52,7 +58,9 @@ class KoboldBackend(Backend):
             abilities=frozenset(
                 {"text", "tokenize", "grammar"}
                 | ({"vision"} if version.get("vision") else set())  # 1.76: --mmproj given
+                | ({"txt2img", "img2img"} if self.images else set())  # --sdmodel given
             ),
+            image_model=self.images.model if self.images else "",
             version=str(version.get("version", "")),
             vision_api="images" if version.get("vision") else "",
         )
@@ -103,6 +111,13 @@ class KoboldBackend(Backend):
             raise Transient(f"{self.url}/api/v1/generate answered without results[0].text")
         # finish_reason is "length" even when a stop sequence ended it: not reported.
         return Completion(text=str(results[0]["text"]))
+
+    def draw(self, request: DrawRequest) -> Picture:
+        # One generation at a time, text or picture: koboldcpp queues the rest.
+        return sdapi.draw(self, request)
+
+    def sampler(self, wanted: str) -> str | None:
+        return self.images.sampler(wanted) if self.images else None
 
     def check_vision(self) -> None:
         if not (self.info and self.info.can("vision")):

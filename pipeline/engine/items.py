@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from pipeline.actions import Result
 from pipeline.media import prepare_image
@@ -61,3 +61,13 @@ class Done:
     fatal: str | None = None  # the run must stop: why
     stop_reason: str = "backend"  # with `fatal`: "backend" (went away) or "unable"
     record: bool = True  # False: already settled in the store (a skip), only shown
+
+
+def line_items(stream: BinaryIO, source: str = "") -> Iterator[Item]:
+    """One item per non-blank line, read as it arrives; each is keyed by its text (the
+    answer cache), so a line seen before is not asked again."""
+    for n, raw in enumerate(stream, 1):
+        text = raw.rstrip(b"\r\n")
+        if text.strip():
+            where = f"{source}:{n}" if source else f"line {n}"
+            yield Item(Entry(f"<{where}>"), data=text)

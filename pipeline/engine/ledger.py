@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from pipeline.actions import Result
-from pipeline.engine.items import STDIN_PATH, Done, Item
+from pipeline.engine.items import Done, Item
 from pipeline.engine.options import Options
 from pipeline.paths import display_path
 from pipeline.recipe import Recipe
@@ -130,7 +130,7 @@ class Ledger:
         }
         if entry.stat is None or done.item.data is not None:
             # Not a tracked file (a bad argument, or stdin text): history and cache only.
-            path = STDIN_PATH if done.item.data is not None else entry.key
+            path = done.item.path if done.item.data is not None else entry.key
             self.store.record_untracked(
                 self.run_id, self.recipe.name, path, history, done.cache_rows
             )

@@ -19,6 +19,7 @@ from typing import Any
 
 from pipeline.actions import Action, Result
 from pipeline.backends import Backend
+from pipeline.engine.drawing import Drawer
 from pipeline.engine.items import Done, Item
 from pipeline.engine.ledger import Ledger
 from pipeline.engine.options import Options, Summary
@@ -37,18 +38,34 @@ READ_AHEAD = 2
 
 class Runner:
     def __init__(
-        self, recipe: Recipe, backend: Backend, store: Store, action: Action, options: Options
+        self,
+        recipe: Recipe,
+        backend: Backend,
+        store: Store,
+        action: Action,
+        options: Options,
+        images: Backend | None = None,
     ) -> None:
+        """`backend` answers the recipe's text and vision steps (for a recipe that only
+        draws, it is the image server); `images`, if the recipe draws, draws."""
         assert backend.info is not None, "probe the backend before running"
         self.recipe = recipe
         self.backend = backend
+        self.images = images
         self.store = store
         self.action = action
         self.options = options
         self.info = backend.info
-        self.ask_key = recipe.ask_key(self.info.model)
+        image_model = images.info.image_model if images and images.info else ""
+        self.ask_key = recipe.ask_key(self.info.model if recipe.asks else "", image_model)
         self.jobs = options.jobs or self.info.slots or 1
-        self.threads = self.jobs + READ_AHEAD
+        # One server for text and pictures (koboldcpp) runs one generation at a time: its
+        # slots are shared. Two servers: while one draws, the other writes the next prompts.
+        self.shared = images is None or images.url == backend.url
+        self.image_slots = (
+            0 if self.shared or images is None or not images.info else (images.info.slots or 1)
+        )
+        self.threads = self.jobs + self.image_slots + READ_AHEAD
 
     def run(self, items: Iterable[Item], args: list[str]) -> Summary:
         started = time.monotonic()
@@ -60,9 +77,25 @@ class Runner:
         self.ledger = Ledger(self.store, self.recipe, run_id, self.ask_key, self.options)
         o = self.options
         retry = RetryPolicy(o.retries, o.down_wait, o.busy_wait, o.backoff, stop=self.stop)
-        self.work = ItemWork(self.recipe, self.backend, self.store, o, SlotGate(self.jobs), retry)
+        slots = SlotGate(self.jobs)
+        drawer = None
+        if self.images is not None:
+            image_slots = slots if self.shared else SlotGate(self.image_slots)
+            drawer = Drawer(self.images, image_slots, retry)
         self._tasks: queue.Queue[tuple[int, Item] | None] = queue.Queue()
-        self._results: queue.Queue[tuple[int, Done]] = queue.Queue()
+        # Workers hand back each item's Done, and before that the answers of its earlier
+        # steps (a list of cache rows), saved at once.
+        self._results: queue.Queue[tuple[int, Done | list[dict[str, Any]]]] = queue.Queue()
+        self.work = ItemWork(
+            self.recipe,
+            self.backend,
+            self.store,
+            o,
+            slots,
+            retry,
+            drawer,
+            on_answers=lambda rows: self._results.put((-1, list(rows))),
+        )
         # Results are recorded and shown in input order: `pending` holds each admitted item
         # (None while a worker has it) until every earlier item is out.
         self._pending: dict[int, Done | None] = {}
@@ -150,6 +183,9 @@ class Runner:
             except queue.Empty:
                 return
             block = False
+            if isinstance(done, list):
+                self.store.save_answers(done)
+                continue
             self._in_workers -= 1
             if done.fatal:
                 self.stopped = self.stopped or done.stop_reason

@@ -9,9 +9,11 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pipeline.actions import Result
+from pipeline.answers import Answer, Picture
 from pipeline.backends import (
     Backend,
     Completion,
@@ -21,6 +23,8 @@ from pipeline.backends import (
     Request,
     Transient,
 )
+from pipeline.drawing_steps import DrawStep
+from pipeline.engine.drawing import Drawer
 from pipeline.engine.items import Done, Item, Loaded
 from pipeline.engine.options import Options
 from pipeline.engine.retry import Interrupted, RetryPolicy
@@ -46,12 +50,16 @@ class ItemWork:
         options: Options,
         slots: SlotGate,
         retry: RetryPolicy,
+        drawer: Drawer | None = None,
+        on_answers: Callable[[list[dict[str, Any]]], None] = lambda rows: None,
     ) -> None:
         assert backend.info is not None, "probe the backend before running"
         self.recipe = recipe
-        self.backend = backend
+        self.backend = backend  # the text model's server (the image server for draw-only)
         self.info = backend.info
         self.model = self.info.model
+        self.drawer = drawer
+        self.on_answers = on_answers  # answers of steps before the last: saved at once
         self.store = store
         self.options = options
         self.slots = slots
@@ -75,15 +83,27 @@ class ItemWork:
         result = Result(item.path, "cached", notes=list(loaded.notes), is_file=item.data is None)
         result.started = started_at
         result.fields = dict(loaded.fields)
+        if item.data is not None:
+            result.fields["text"] = loaded.text  # a line or stdin text: names its picture
         done = Done(item, result, hash=loaded.hash)
-        answers: dict[str, str] = {}
-        previous = ""
+        answers: dict[str, Answer] = {}
+        previous: Answer = ""
+        last = self.recipe.steps[-1]
         for step in self.recipe.steps:
-            fingerprint = self._fingerprint(loaded.hash, step, answers)
+            if step.draws and self.options.dry_run:
+                break  # a dry run shows what would be drawn; the real run reuses the prompts
+            fingerprint = self._fingerprint(loaded.hash, step, answers, previous)
             answer = None if self.options.redo else self.store.cached_answer(fingerprint)
             if answer is None:
                 try:
-                    answer = self._ask(step, item, loaded, answers, previous, result, seq)
+                    if isinstance(step, DrawStep):
+                        assert self.drawer is not None, "a drawing recipe needs an image server"
+                        fields = self._fields(item, loaded.text, answers, previous)
+                        answer = self.drawer.draw(
+                            step, item, {**loaded.fields, **fields}, loaded.hash, result, seq
+                        )
+                    else:
+                        answer = self._ask(step, item, loaded, answers, previous, result, seq)
                 except (ImageError, Rejected, Transient) as e:
                     result.status, result.error = "failed", str(e)
                     break
@@ -93,15 +113,18 @@ class ItemWork:
                         "fingerprint": fingerprint,
                         "step": step.name,
                         "answer": answer,
-                        "model": self.model,
+                        "model": self.drawer.model if step.draws and self.drawer else self.model,
                         "prompt_tokens": result.prompt_tokens,
                         "completion_tokens": result.completion_tokens,
                         "duration_ms": ms_since(started, result.waited),
                     }
                 )
+                if step is not last:  # a crash before the next step must not cost this one
+                    self.on_answers(done.cache_rows)
+                    done.cache_rows = []
             answers[step.name] = previous = answer
             done.fingerprint = fingerprint
-        else:
+        if result.status != "failed":
             result.answer = previous
             result.fields.update(answers)
         result.duration_ms = ms_since(started, result.waited)
@@ -131,12 +154,29 @@ class ItemWork:
             notes.append(f"content is {real[1:].upper()}, name says {os.path.splitext(path)[1]}")
         return Loaded(hash=hash_file(path), notes=notes, fields=fields)
 
-    def _fingerprint(self, content_hash: str, step: Step, answers: dict[str, str]) -> str:
-        blob = json.dumps([content_hash, self.model, step.key(), answers], sort_keys=True)
+    def _fingerprint(
+        self, content_hash: str, step: Step | DrawStep, answers: dict[str, Answer], previous: Answer
+    ) -> str:
+        """A step's cache key: its own settings, the model that answers it, and the inputs
+        it uses. A drawing's key leaves out the text model and the settings of steps it
+        does not read, so new drawing settings redraw without asking the text model again."""
+        used = {f.name for f in step.prompt.fields}
+        inputs = {n: _key_of(a) for n, a in answers.items() if n in used}
+        if "answer" in used and answers:
+            inputs["answer"] = _key_of(previous)
+        if isinstance(step, DrawStep):
+            assert self.drawer is not None
+            # The content matters to img2img (the photo) and to a seed drawn from it.
+            content = content_hash if step.kind == "img2img" or step.seed is None else None
+            blob = json.dumps(
+                ["draw", content, self.drawer.model, step.key(), inputs], sort_keys=True
+            )
+        else:
+            blob = json.dumps([content_hash, self.model, step.key(), inputs], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def _fields(
-        self, item: Item, text: str, answers: dict[str, str], previous: str
+        self, item: Item, text: str, answers: dict[str, Answer], previous: Answer
     ) -> dict[str, Any]:
         name = os.path.basename(item.path) if item.data is None else ""
         stem, ext = os.path.splitext(name)
@@ -156,8 +196,8 @@ class ItemWork:
         step: Step,
         item: Item,
         loaded: Loaded,
-        answers: dict[str, str],
-        previous: str,
+        answers: dict[str, Answer],
+        previous: Answer,
         result: Result,
         seq: int,
     ) -> str:
@@ -205,7 +245,9 @@ class ItemWork:
             )
             return completion.text.strip()
 
-    def _room(self, step: Step, item: Item, answers: dict[str, str], previous: str) -> int | None:
+    def _room(
+        self, step: Step, item: Item, answers: dict[str, Answer], previous: Answer
+    ) -> int | None:
         """Tokens left for `{text}` once the prompt around it and the answer are counted."""
         n_ctx = self.info.n_ctx
         if not n_ctx:
@@ -268,6 +310,10 @@ class ItemWork:
         first = self.unable is None
         self.unable = self.unable or str(error)
         return CannotRun(str(error)) if first else Interrupted()
+
+
+def _key_of(answer: Answer) -> str:
+    return answer.sha256 if isinstance(answer, Picture) else answer
 
 
 def ms_since(started: float, waited: float) -> int:

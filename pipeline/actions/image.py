@@ -1,0 +1,103 @@
+"""The `image` action: each picture saved as a PNG beside its input (the recipe's
+`then.image`, `{name}.png` by default) or under `--out DIR`, with how it was drawn in the
+PNG's A1111 `parameters` text; and, with `--contact-sheet FILE`, one picture of them all.
+
+Never over a file pipe did not write; two items of one run that would share a name get
+`-2`, `-3`…; a name never leaves its folder.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pipeline.actions.base import Action, ActionContext, ActionError, Result, write_output
+from pipeline.answers import Picture
+from pipeline.media.pictures import with_parameters
+from pipeline.media.sheets import contact_sheet
+from pipeline.renaming.names import slug
+from pipeline.templates import TemplateError
+
+
+class ImageAction(Action):
+    name = "image"
+    choosable = False  # the recipe must draw
+
+    def __init__(self, context: ActionContext) -> None:
+        super().__init__(context)
+        self.out_dir = context.out_dir
+        self.sheet = context.contact_sheet
+        self.taken: set[str] = set()  # targets of this run
+        self.drawn: list[tuple[str, str]] = []  # (input's name, picture file) for the sheet
+
+    def apply(self, result: Result) -> None:
+        if result.status != "failed" and result.answer is not None:
+            try:
+                target = self.target(result)
+                if isinstance(result.answer, Picture):
+                    self.save(result, result.answer, target)
+                elif self.dry_run and not self.as_json:  # what would be drawn, from what
+                    self.out.write(self.shown.text(f"{result.path} -> {target}: {result.answer}"))
+                    self.out.write("\n")
+            except (ActionError, OSError) as e:
+                result.status, result.error = "failed", f"image: {e}"
+        if self.as_json:
+            self.emit(result)
+        elif result.output:
+            self.out.write(self.shown.name(f"{result.path} -> {result.output}") + "\n")
+            self.out.flush()
+
+    def target(self, result: Result) -> str:
+        """Where the picture goes: rendered from `then.image`, inside its folder."""
+        if result.is_file:
+            folder, name = os.path.split(result.path)
+        else:  # a line of text: named by its words
+            folder, name = "", slug(str(result.fields.get("text", ""))[:80]) or "picture"
+        folder = self.out_dir or folder or "."
+        stem, ext = os.path.splitext(name)
+        fields = {
+            "path": result.path,
+            "name": name,
+            "stem": stem,
+            "ext": ext,
+            "dir": folder,
+            "recipe": self.recipe.name,
+            "text": str(result.fields.get("text", "")),
+        }
+        try:
+            rendered = os.path.basename(self.recipe.image_name.render(fields))
+        except TemplateError as e:
+            raise ActionError(f"then.image: {e}") from None
+        if not rendered.strip(". "):
+            raise ActionError(f"then.image gives no usable name for {result.path}")
+        base, ext = os.path.splitext(os.path.join(folder, rendered))
+        target, n = base + ext, 1
+        while target in self.taken:  # another item of this run has it
+            n += 1
+            target = f"{base}-{n}{ext}"
+        self.taken.add(target)
+        if os.path.abspath(target) == os.path.abspath(result.path):
+            raise ActionError("the picture's name is the input file itself")
+        return target
+
+    def save(self, result: Result, picture: Picture, target: str) -> None:
+        if self.dry_run:
+            return
+        finished = result.status == "skipped" and os.path.exists(target)
+        if not (finished and self.store.output_digest(os.path.abspath(target))):
+            png = picture.png or self.store.picture_png(picture.sha256)
+            if png is None:
+                raise ActionError("the picture is no longer in pipe's store; run with --redo")
+            if self.out_dir:
+                os.makedirs(self.out_dir, exist_ok=True)
+            write_output(self.store, target, with_parameters(png, picture.infotext))
+        result.output = target
+        self.drawn.append((os.path.basename(result.path) if result.is_file else target, target))
+
+    def close(self, run_id: int) -> None:
+        if not self.sheet or not self.drawn or self.dry_run:
+            return
+        sheet = os.path.abspath(self.sheet)
+        if os.path.exists(sheet) and self.store.output_digest(sheet) is None:
+            raise ActionError(f"{self.sheet} exists and was not written by pipe; not replacing it")
+        for page in contact_sheet(self.drawn, sheet):
+            self.store.remember_output(str(page), "contact-sheet")

@@ -1,0 +1,152 @@
+"""pipe as a library: `run()` does what `pipe run` does (choose the servers, open the store
+and the action, run the recipe over the items) and returns the summary; `items()` turns
+paths, stdin and `--lines` into the items to run over. The CLI parses and prints, nothing
+else.
+
+    from pipeline import api, recipe
+    r = recipe.load("summarize-text")
+    summary = api.run(r, api.items(r, ["notes/"]))
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, BinaryIO, TextIO
+
+from pipeline import sources
+from pipeline.actions import ActionContext, open_action
+from pipeline.connection import open_backend, open_image_backend
+from pipeline.engine import Item, Options, Runner, Summary, file_items, stdin_item
+from pipeline.engine.items import line_items
+from pipeline.errors import UsageError
+from pipeline.paths import default_db_path
+from pipeline.recipe import Recipe
+from pipeline.state import Store
+
+
+@dataclass
+class Output:
+    """Where and how results are shown and written."""
+
+    out: IO[str] = field(default_factory=lambda: sys.stdout)
+    as_json: bool = False
+    headers: bool = False  # `==> path <==` before each answer
+    write: str | None = None  # an action other than the recipe's (`--write`)
+    out_dir: str | None = None
+    contact_sheet: str | None = None
+
+
+@dataclass
+class Servers:
+    backend_urls: list[str] = field(default_factory=list)  # none: default ports, embedded
+    sd_url: str | None = None
+    wait: float = 30.0
+    timeout: float = 600.0
+
+
+def run(
+    recipe: Recipe,
+    items: Iterable[Item],
+    *,
+    servers: Servers | None = None,
+    output: Output | None = None,
+    options: Options | None = None,
+    db: str | Path | None = None,
+    args: list[str] | None = None,
+    say: Callable[[str], None] = lambda message: None,
+) -> Summary:
+    servers = servers or Servers()
+    output = output or Output()
+    options = options or Options()
+    with (
+        open_backend(
+            servers.backend_urls if recipe.asks else [],
+            wait=servers.wait,
+            timeout=servers.timeout,
+            say=say,
+            needed=recipe.asks,
+        ) as text,
+        open_image_backend(
+            recipe, servers.sd_url, text, wait=servers.wait, timeout=servers.timeout
+        ) as images,
+    ):
+        backend = text or images
+        assert backend is not None and backend.info is not None
+        for server, role in ((text, "using"), (images, "drawing with")):
+            if server is not None and server.info is not None:
+                info = server.info
+                model = info.image_model if role == "drawing with" else info.model
+                in_flight = options.jobs or info.slots if role == "using" else info.slots
+                say(
+                    f"{role} {info.kind} at {info.url} (model {model or 'unknown'}, "
+                    f"{in_flight} in flight)"
+                )
+        store = Store(db or default_db_path())
+        try:
+            context = ActionContext(
+                recipe,
+                store,
+                output.out,
+                output.as_json,
+                output.headers,
+                backend.info.model,
+                options.dry_run,
+                output.out_dir,
+                output.contact_sheet,
+            )
+            action = open_action(output.write or recipe.action, context)
+            runner = Runner(recipe, backend, store, action, options, images=images)
+            return runner.run(items, args or [])
+        finally:
+            store.close()
+
+
+def items(
+    recipe: Recipe,
+    paths: Iterable[str],
+    *,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    hidden: bool = False,
+    null_separated: bool = False,
+    lines: bool = False,
+    stdin: TextIO | None = None,
+) -> Iterator[Item]:
+    """The items named by `paths` (files, folders, globs; "-" reads paths from `stdin`);
+    with `lines`, each line of those files is an item instead."""
+    filters = sources.Filters(patterns=include or recipe.inputs, exclude=exclude, hidden=hidden)
+    args = _expand_dash(paths, null_separated, stdin or sys.stdin)
+    if lines:
+        return _lines_of_files(sources.expand(args, sources.Filters(hidden=hidden)))
+    return file_items(sources.expand(args, filters))
+
+
+def stdin_items(recipe: Recipe, stream: BinaryIO, lines: bool = False) -> Iterator[Item]:
+    """The text piped in: one item, or one per line."""
+    if lines:
+        return line_items(stream)
+    data = stream.read()
+    if not data:
+        raise UsageError("stdin was empty: pipe text in, or give files or folders")
+    return iter([stdin_item(data)])
+
+
+def _lines_of_files(entries: Iterable[sources.Entry]) -> Iterator[Item]:
+    for entry in entries:
+        if entry.error:
+            yield Item(entry)
+            continue
+        with open(entry.path, "rb") as f:
+            yield from line_items(f, os.path.basename(entry.path))
+
+
+def _expand_dash(paths: Iterable[str], null_separated: bool, stdin: TextIO) -> Iterator[str]:
+    for path in paths:
+        if path == "-":
+            yield from sources.stdin_paths(stdin, null_separated)
+        else:
+            yield path
