@@ -13,6 +13,7 @@ import click
 from pipeline import __version__, api, history
 from pipeline import recipe as recipes
 from pipeline.actions import Result, write_choices
+from pipeline.answers import Picture
 from pipeline.engine import Options
 from pipeline.errors import PipeError, UsageError
 from pipeline.paths import default_db_path
@@ -303,11 +304,22 @@ def show(path: str, as_json: bool, db: str | None) -> None:
             f"  model {row['model'] or '-'}"
         )
         meta = json.loads(row["meta"]) if row["meta"] else {}
+        answer: list[tuple[str, str]] = [("answer", row["answer"])]
+        if row.get("kind") == "picture" and row["answer"]:
+            picture = Picture.from_json(row["answer"])
+            answer = [
+                (
+                    "picture",
+                    f"{picture.width}x{picture.height}, seed {picture.seed},"
+                    f" sha256 {picture.sha256}",
+                ),
+                ("drawn from", picture.infotext),
+            ]
         for label, value in (
             ("note", row["note"]),
             ("error", row["error"]),
             *meta.items(),
-            ("answer", row["answer"]),
+            *answer,
         ):
             if value:
                 _echo(f"    {label}: {str(value).strip()}".replace("\n", "\n    "), text=True)

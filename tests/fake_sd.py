@@ -185,6 +185,7 @@ class FakeSd:
         # What happened, for the tests to look at.
         self.calls: Counter[str] = Counter()  # per path
         self.bodies: dict[str, Any] = {}  # the last request body per path
+        self.requests: list[tuple[str, Any]] = []  # every request: (path, body)
         self.drawn: list[dict[str, Any]] = []  # the settings each picture was drawn with
         self.in_flight = 0  # draw requests being handled (waiting or drawing)
         self.peak_in_flight = 0
@@ -477,6 +478,7 @@ class _Handler(BaseHTTPRequestHandler):
         with fake._lock:
             fake.calls[path] += 1
             fake.bodies[path] = body
+            fake.requests.append((path, body))
         fake.route(self, method, path, raw)
 
     def send(self, status: int, payload: Any, headers: list[tuple[str, str]]) -> None:

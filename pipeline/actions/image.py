@@ -26,8 +26,8 @@ class ImageAction(Action):
         super().__init__(context)
         self.out_dir = context.out_dir
         self.sheet = context.contact_sheet
-        self.taken: set[str] = set()  # targets of this run
-        self.drawn: list[tuple[str, str]] = []  # (input's name, picture file) for the sheet
+        self.taken: dict[str, str] = {}  # this run's targets, and whose each is
+        self.drawn: dict[str, str] = {}  # picture file -> its input's name, for the sheet
 
     def apply(self, result: Result) -> None:
         if result.status != "failed" and result.answer is not None:
@@ -69,12 +69,13 @@ class ImageAction(Action):
             raise ActionError(f"then.image: {e}") from None
         if not rendered.strip(". "):
             raise ActionError(f"then.image gives no usable name for {result.path}")
+        owner = result.path if result.is_file else fields["text"]  # a line: its text
         base, ext = os.path.splitext(os.path.join(folder, rendered))
         target, n = base + ext, 1
-        while target in self.taken:  # another item of this run has it
+        while self.taken.get(target, owner) != owner:  # another item of this run has it
             n += 1
             target = f"{base}-{n}{ext}"
-        self.taken.add(target)
+        self.taken[target] = owner
         if os.path.abspath(target) == os.path.abspath(result.path):
             raise ActionError("the picture's name is the input file itself")
         return target
@@ -91,7 +92,7 @@ class ImageAction(Action):
                 os.makedirs(self.out_dir, exist_ok=True)
             write_output(self.store, target, with_parameters(png, picture.infotext))
         result.output = target
-        self.drawn.append((os.path.basename(result.path) if result.is_file else target, target))
+        self.drawn[target] = os.path.basename(result.path if result.is_file else target)
 
     def close(self, run_id: int) -> None:
         if not self.sheet or not self.drawn or self.dry_run:
@@ -99,5 +100,6 @@ class ImageAction(Action):
         sheet = os.path.abspath(self.sheet)
         if os.path.exists(sheet) and self.store.output_digest(sheet) is None:
             raise ActionError(f"{self.sheet} exists and was not written by pipe; not replacing it")
-        for page in contact_sheet(self.drawn, sheet):
+        pictures = [(label, target) for target, label in self.drawn.items()]
+        for page in contact_sheet(pictures, sheet):
             self.store.remember_output(str(page), "contact-sheet")

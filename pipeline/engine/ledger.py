@@ -126,7 +126,7 @@ class Ledger:
             "prompt_tokens": result.prompt_tokens,
             "completion_tokens": result.completion_tokens,
             "attempts": result.attempts,
-            "meta": _meta(result.fields),
+            "meta": _meta(result.fields, result.output),
         }
         if entry.stat is None or done.item.data is not None:
             # Not a tracked file (a bad argument, or stdin text): history and cache only.
@@ -152,13 +152,13 @@ class Ledger:
             )
 
 
-def _meta(fields: dict[str, Any]) -> str | None:
-    """What `pipe show` tells about a photo besides the answer: its date and where that came
-    from (EXIF, XMP or the file's time), its camera and place."""
+def _meta(fields: dict[str, Any], output: str | None = None) -> str | None:
+    """What `pipe show` tells besides the answer: the file written (a picture), and for a
+    photo its date and where that came from (EXIF, XMP or the file's time), camera, place."""
+    meta: dict[str, str] = {"written": output} if output else {}
     exif = fields.get("exif")
     if not isinstance(exif, dict):
-        return None
-    meta: dict[str, str] = {}
+        return json.dumps(meta, ensure_ascii=False) if meta else None
     if isinstance(exif.get("date"), datetime):
         meta["date"] = f"{exif['date']:%Y-%m-%d %H:%M:%S} (from {exif.get('date_source')})"
     for key in ("camera", "gps"):

@@ -25,6 +25,7 @@ from pipeline.backends import (
 )
 from pipeline.drawing_steps import DrawStep
 from pipeline.engine.drawing import Drawer
+from pipeline.engine.inflight import InFlight
 from pipeline.engine.items import Done, Item, Loaded
 from pipeline.engine.options import Options
 from pipeline.engine.retry import Interrupted, RetryPolicy
@@ -69,6 +70,7 @@ class ItemWork:
         self._capability = threading.Lock()
         self._vision_checked = False
         self._room_cache: dict[str, int] = {}
+        self.shared = InFlight()
 
     def process(self, item: Item, seq: int) -> Done:
         started, started_at = time.monotonic(), now_iso()
@@ -95,15 +97,20 @@ class ItemWork:
             fingerprint = self._fingerprint(loaded.hash, step, answers, previous)
             answer = None if self.options.redo else self.store.cached_answer(fingerprint)
             if answer is None:
+                answer = self.shared.take(fingerprint, self.stop)  # a twin just answered it
+            if answer is None:
                 try:
-                    if isinstance(step, DrawStep):
-                        assert self.drawer is not None, "a drawing recipe needs an image server"
-                        fields = self._fields(item, loaded.text, answers, previous)
-                        answer = self.drawer.draw(
-                            step, item, {**loaded.fields, **fields}, loaded.hash, result, seq
-                        )
-                    else:
-                        answer = self._ask(step, item, loaded, answers, previous, result, seq)
+                    with self.shared.owning(fingerprint) as share:
+                        if isinstance(step, DrawStep):
+                            assert self.drawer is not None, "a drawing recipe needs an image server"
+                            fields = {
+                                **loaded.fields,
+                                **self._fields(item, loaded.text, answers, previous),
+                            }
+                            answer = self.drawer.draw(step, item, fields, loaded.hash, result, seq)
+                        else:
+                            answer = self._ask(step, item, loaded, answers, previous, result, seq)
+                        share(answer)
                 except (ImageError, Rejected, Transient) as e:
                     result.status, result.error = "failed", str(e)
                     break
