@@ -62,6 +62,9 @@ def run(
     servers = servers or Servers()
     output = output or Output()
     options = options or Options()
+    sd_url = servers.sd_url
+    if not recipe.asks and not sd_url and servers.backend_urls:
+        sd_url = servers.backend_urls[0]  # a recipe that only draws: --backend draws
     with (
         open_backend(
             servers.backend_urls if recipe.asks else [],
@@ -71,7 +74,7 @@ def run(
             needed=recipe.asks,
         ) as text,
         open_image_backend(
-            recipe, servers.sd_url, text, wait=servers.wait, timeout=servers.timeout
+            recipe, sd_url, text, wait=servers.wait, timeout=servers.timeout
         ) as images,
     ):
         backend = text or images
