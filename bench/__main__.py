@@ -15,6 +15,7 @@ the targets of issues #3 and #4; results are also written to bench/results/lates
   big-photos   describe 24 HEICs (12, 48 MP) + 4 PNG/TIFF of 100 MP target <= 300 MB peak RSS,
                at default -j (bench/big_photos.py)              every upload <= 1024 px
   formats      each format through each candidate decoder: time, RSS (figures only)
+  draw-*       recipes that draw: overlap, resume after SIGKILL, real koboldcpp (bench/drawing.py)
 """
 
 from __future__ import annotations
@@ -399,6 +400,33 @@ def bench_decoders(tmp: Path) -> None:
     report("formats", bench_formats(), True, "figures for choosing a decoder per format")
 
 
+def bench_draw_overlap(tmp: Path) -> None:
+    from bench.drawing import bench_overlap
+
+    figures, met = bench_overlap(tmp, run_seconds)
+    report("draw-overlap", figures, met, "<= (20 x 2 s + 0.5 s) x 1.05")
+
+
+def bench_draw_resume(tmp: Path) -> None:
+    from bench.drawing import bench_resume
+
+    figures, met = bench_resume(tmp)
+    report("draw-resume", figures, met, "redraws <= pictures in flight, re-asks 0")
+
+
+def bench_draw_real(tmp: Path) -> None:
+    from bench.drawing import bench_real
+
+    try:
+        figures, met = bench_real(tmp)
+    except BaseException as e:  # no koboldcpp build here: say so, do not fail silently
+        if type(e).__name__ != "Skipped":
+            raise
+        report("draw-real", {"skipped": str(e)}, False, "needs a built koboldcpp")
+        return
+    report("draw-real", figures, met, "pipe >= 97 % of a bare client's pictures/s")
+
+
 BENCHMARKS = {
     "overhead": bench_overhead,
     "concurrency": bench_concurrency,
@@ -410,6 +438,9 @@ BENCHMARKS = {
     "slot-busy": bench_slot_busy,
     "big-photos": bench_big,
     "formats": bench_decoders,
+    "draw-overlap": bench_draw_overlap,
+    "draw-resume": bench_draw_resume,
+    "draw-real": bench_draw_real,
 }
 
 

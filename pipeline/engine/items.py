@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -71,3 +72,18 @@ def line_items(stream: BinaryIO, source: str = "") -> Iterator[Item]:
         if text.strip():
             where = f"{source}:{n}" if source else f"line {n}"
             yield Item(Entry(f"<{where}>"), data=text)
+
+
+def item_fields(item: Item, text: str, answers: dict[str, Any], previous: Any) -> dict[str, Any]:
+    """What a step's prompt may use: the item's text and name, and the earlier answers."""
+    name = os.path.basename(item.path) if item.data is None else ""
+    stem, ext = os.path.splitext(name)
+    return {
+        "text": text,
+        "name": name,
+        "path": item.path if item.data is None else "",
+        "stem": stem,
+        "ext": ext,
+        "answer": previous,
+        **answers,
+    }

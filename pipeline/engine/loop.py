@@ -19,13 +19,14 @@ from typing import Any
 
 from pipeline.actions import Action, Result
 from pipeline.backends import Backend
+from pipeline.engine.asking import CannotRun
 from pipeline.engine.drawing import Drawer
 from pipeline.engine.items import Done, Item
 from pipeline.engine.ledger import Ledger
 from pipeline.engine.options import Options, Summary
 from pipeline.engine.retry import BackendDown, Interrupted, RetryPolicy
 from pipeline.engine.slots import SlotGate
-from pipeline.engine.work import CannotRun, ItemWork
+from pipeline.engine.work import ItemWork
 from pipeline.recipe import Recipe
 from pipeline.renaming import moves
 from pipeline.state import HEARTBEAT_SECONDS, Store

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,30 +15,21 @@ from pipeline.actions import Result
 from pipeline.answers import Answer, Picture
 from pipeline.backends import (
     Backend,
-    Completion,
-    ContextOverflow,
-    NoVision,
     Rejected,
-    Request,
     Transient,
 )
 from pipeline.drawing_steps import DrawStep
+from pipeline.engine.asking import Asker
 from pipeline.engine.drawing import Drawer
 from pipeline.engine.inflight import InFlight
-from pipeline.engine.items import Done, Item, Loaded
+from pipeline.engine.items import Done, Item, Loaded, item_fields
 from pipeline.engine.options import Options
-from pipeline.engine.retry import Interrupted, RetryPolicy
+from pipeline.engine.retry import RetryPolicy
 from pipeline.engine.slots import SlotGate
 from pipeline.media import ImageError, image_extension, named_as, read_metadata
 from pipeline.recipe import Recipe, Step
 from pipeline.state import Store, now_iso
-from pipeline.texts import NotText, decode, fit, hash_file, load_text
-
-CONTEXT_MARGIN = 16  # tokens kept free for BOS/special tokens the server adds
-
-
-class CannotRun(Exception):
-    """The backend cannot do what the recipe asks (see images): no item can succeed."""
+from pipeline.texts import NotText, decode, hash_file, load_text
 
 
 class ItemWork:
@@ -63,14 +53,14 @@ class ItemWork:
         self.on_answers = on_answers  # answers of steps before the last: saved at once
         self.store = store
         self.options = options
-        self.slots = slots
-        self.retry = retry
+        self.asker = Asker(backend, slots, retry)
         self.stop = retry.stop
-        self.unable: str | None = None  # why the backend cannot run this recipe at all
-        self._capability = threading.Lock()
-        self._vision_checked = False
-        self._room_cache: dict[str, int] = {}
         self.shared = InFlight()
+
+    @property
+    def unable(self) -> str | None:
+        """Why the backend cannot run this recipe at all (the run stopped for it)."""
+        return self.asker.unable
 
     def process(self, item: Item, seq: int) -> Done:
         started, started_at = time.monotonic(), now_iso()
@@ -101,15 +91,7 @@ class ItemWork:
             if answer is None:
                 try:
                     with self.shared.owning(fingerprint) as share:
-                        if isinstance(step, DrawStep):
-                            assert self.drawer is not None, "a drawing recipe needs an image server"
-                            fields = {
-                                **loaded.fields,
-                                **self._fields(item, loaded.text, answers, previous),
-                            }
-                            answer = self.drawer.draw(step, item, fields, loaded.hash, result, seq)
-                        else:
-                            answer = self._ask(step, item, loaded, answers, previous, result, seq)
+                        answer = self._answer(step, item, loaded, answers, previous, result, seq)
                         share(answer)
                 except (ImageError, Rejected, Transient) as e:
                     result.status, result.error = "failed", str(e)
@@ -136,6 +118,23 @@ class ItemWork:
             result.fields.update(answers)
         result.duration_ms = ms_since(started, result.waited)
         return done
+
+    def _answer(
+        self,
+        step: Step | DrawStep,
+        item: Item,
+        loaded: Loaded,
+        answers: dict[str, Answer],
+        previous: Answer,
+        result: Result,
+        seq: int,
+    ) -> Answer:
+        """Ask the step's model: a picture from the image server, or text."""
+        if isinstance(step, DrawStep):
+            assert self.drawer is not None, "a drawing recipe needs an image server"
+            fields = {**loaded.fields, **item_fields(item, loaded.text, answers, previous)}
+            return self.drawer.draw(step, item, fields, loaded.hash, result, seq)
+        return self.asker.ask(step, item, loaded, answers, previous, result, seq)
 
     # -- reading ------------------------------------------------------------------------
     def _load(self, item: Item) -> Loaded:
@@ -181,142 +180,6 @@ class ItemWork:
         else:
             blob = json.dumps([content_hash, self.model, step.key(), inputs], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
-
-    def _fields(
-        self, item: Item, text: str, answers: dict[str, Answer], previous: Answer
-    ) -> dict[str, Any]:
-        name = os.path.basename(item.path) if item.data is None else ""
-        stem, ext = os.path.splitext(name)
-        return {
-            "text": text,
-            "name": name,
-            "path": item.path if item.data is None else "",
-            "stem": stem,
-            "ext": ext,
-            "answer": previous,
-            **answers,
-        }
-
-    # -- asking -------------------------------------------------------------------------
-    def _ask(
-        self,
-        step: Step,
-        item: Item,
-        loaded: Loaded,
-        answers: dict[str, Answer],
-        previous: Answer,
-        result: Result,
-        seq: int,
-    ) -> str:
-        """One model call for one step: fit the text, retry what is worth retrying."""
-        uses_text = any(f.name == "text" for f in step.prompt.fields)
-        text = loaded.text
-        room = self._room(step, item, answers, previous) if uses_text else None
-        overflow_tries = 0
-        while True:
-            if room is not None:
-                text, note = fit(loaded.text, room, self.backend.count_tokens)
-                if note and note not in result.notes:
-                    result.notes.append(note)
-                if not text.strip():
-                    raise Rejected(note or "no room for the text in the model's context")
-            prompt = step.prompt.render(
-                {**loaded.fields, **self._fields(item, text, answers, previous)}
-            )
-            request = Request(
-                prompt=prompt,
-                system=step.system,
-                max_tokens=step.max_tokens,
-                temperature=step.temperature,
-                repeat_penalty=step.repeat_penalty,
-                stop=step.stop,
-                grammar=step.grammar,
-                format=step.format,
-                images=(loaded.image(item.path, step.image_size),) if step.kind == "vision" else (),
-            )
-            try:
-                completion = self._call(request, result, seq)
-            except ContextOverflow as e:
-                overflow_tries += 1
-                if overflow_tries > 3 or not uses_text:
-                    raise
-                # The server counted for us: shrink the text by the amount it overflowed.
-                budget = (e.n_ctx or self.info.n_ctx or 2048) - step.max_tokens - CONTEXT_MARGIN
-                excess = (e.prompt_tokens or 0) - budget
-                current = room if room is not None else len(text.encode())
-                room = max(0, current - max(excess, current // 4) - CONTEXT_MARGIN)
-                continue
-            result.prompt_tokens = (result.prompt_tokens or 0) + (completion.prompt_tokens or 0)
-            result.completion_tokens = (result.completion_tokens or 0) + (
-                completion.completion_tokens or 0
-            )
-            return completion.text.strip()
-
-    def _room(
-        self, step: Step, item: Item, answers: dict[str, Answer], previous: Answer
-    ) -> int | None:
-        """Tokens left for `{text}` once the prompt around it and the answer are counted."""
-        n_ctx = self.info.n_ctx
-        if not n_ctx:
-            return None
-        key = step.name + (
-            item.path if any(f.name in ("name", "path", "stem") for f in step.prompt.fields) else ""
-        )
-        if key not in self._room_cache or answers:
-            empty = step.prompt.render(self._fields(item, "", answers, previous))
-            wrapped, _ = self.backend.raw_prompt(
-                Request(prompt=empty, system=step.system, format=step.format)
-            )
-            overhead = self.backend.count_tokens(wrapped) or len(wrapped.encode())
-            room = n_ctx - step.max_tokens - overhead - CONTEXT_MARGIN
-            if answers:
-                return room
-            self._room_cache[key] = room
-        return self._room_cache[key]
-
-    def _call(self, request: Request, result: Result, seq: int) -> Completion:
-        """A model call once a server slot is free; until then this worker waits, its input
-        ready, while the others prepare theirs."""
-        try:
-            if request.images:
-                self._check_vision_once()
-            queued = time.monotonic()
-            if not self.slots.acquire(seq, self.stop):
-                raise Interrupted
-            result.waited += time.monotonic() - queued
-            try:
-                return self.retry.call(lambda: self._complete(request), result.count_attempt)
-            finally:
-                self.slots.release()
-        except NoVision as e:
-            with self._capability:
-                raise self._cannot_run(e) from None
-
-    def _complete(self, request: Request) -> Completion:
-        completion = self.backend.complete(request)
-        if not completion.text.strip():
-            raise Transient("the model gave an empty answer")
-        return completion
-
-    def _check_vision_once(self) -> None:
-        """Before the first image goes out, and never in a run that asks the model nothing
-        (a re-run of a finished folder, the real run after a dry run): can the server see?"""
-        with self._capability:  # one check at a time; the others wait for its verdict
-            if self.unable is not None or self.stop.is_set():
-                raise Interrupted  # the run is stopping; the reason is reported once
-            if not self._vision_checked:
-                try:
-                    self.retry.call(self.backend.check_vision)
-                except NoVision as e:
-                    raise self._cannot_run(e) from None  # under the lock: nobody checks again
-                self._vision_checked = True
-
-    def _cannot_run(self, error: NoVision) -> Exception:
-        """No file can succeed: the first worker to learn it stops the run and says why
-        (Summary.error); the others just leave. Called holding `_capability`."""
-        first = self.unable is None
-        self.unable = self.unable or str(error)
-        return CannotRun(str(error)) if first else Interrupted()
 
 
 def _key_of(answer: Answer) -> str:

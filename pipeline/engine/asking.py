@@ -1,0 +1,165 @@
+"""A text or vision step for one item, in a worker thread: the prompt fitted into the
+model's context, the image checked for once (can the server see?), one server slot at a
+time, retried by the run's policy."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from pipeline.actions import Result
+from pipeline.answers import Answer
+from pipeline.backends import (
+    Backend,
+    Completion,
+    ContextOverflow,
+    NoVision,
+    Rejected,
+    Request,
+    Transient,
+)
+from pipeline.engine.items import Item, Loaded, item_fields
+from pipeline.engine.retry import Interrupted, RetryPolicy
+from pipeline.engine.slots import SlotGate
+from pipeline.recipe import Step
+from pipeline.texts import fit
+
+CONTEXT_MARGIN = 16  # tokens kept free for BOS/special tokens the server adds
+
+
+class CannotRun(Exception):
+    """The backend cannot do what the recipe asks (see images): no item can succeed."""
+
+
+class Asker:
+    def __init__(self, backend: Backend, slots: SlotGate, retry: RetryPolicy) -> None:
+        assert backend.info is not None, "probe the backend before running"
+        self.backend = backend
+        self.info = backend.info
+        self.slots = slots
+        self.retry = retry
+        self.stop = retry.stop
+        self.unable: str | None = None  # why the backend cannot run this recipe at all
+        self._capability = threading.Lock()
+        self._vision_checked = False
+        self._room_cache: dict[str, int] = {}
+
+    def ask(
+        self,
+        step: Step,
+        item: Item,
+        loaded: Loaded,
+        answers: dict[str, Answer],
+        previous: Answer,
+        result: Result,
+        seq: int,
+    ) -> str:
+        """One model call for one step: fit the text, retry what is worth retrying."""
+        uses_text = any(f.name == "text" for f in step.prompt.fields)
+        text = loaded.text
+        room = self._room(step, item, answers, previous) if uses_text else None
+        overflow_tries = 0
+        while True:
+            if room is not None:
+                text, note = fit(loaded.text, room, self.backend.count_tokens)
+                if note and note not in result.notes:
+                    result.notes.append(note)
+                if not text.strip():
+                    raise Rejected(note or "no room for the text in the model's context")
+            prompt = step.prompt.render(
+                {**loaded.fields, **item_fields(item, text, answers, previous)}
+            )
+            request = Request(
+                prompt=prompt,
+                system=step.system,
+                max_tokens=step.max_tokens,
+                temperature=step.temperature,
+                repeat_penalty=step.repeat_penalty,
+                stop=step.stop,
+                grammar=step.grammar,
+                format=step.format,
+                images=(loaded.image(item.path, step.image_size),) if step.kind == "vision" else (),
+            )
+            try:
+                completion = self._call(request, result, seq)
+            except ContextOverflow as e:
+                overflow_tries += 1
+                if overflow_tries > 3 or not uses_text:
+                    raise
+                # The server counted for us: shrink the text by the amount it overflowed.
+                budget = (e.n_ctx or self.info.n_ctx or 2048) - step.max_tokens - CONTEXT_MARGIN
+                excess = (e.prompt_tokens or 0) - budget
+                current = room if room is not None else len(text.encode())
+                room = max(0, current - max(excess, current // 4) - CONTEXT_MARGIN)
+                continue
+            result.prompt_tokens = (result.prompt_tokens or 0) + (completion.prompt_tokens or 0)
+            result.completion_tokens = (result.completion_tokens or 0) + (
+                completion.completion_tokens or 0
+            )
+            return completion.text.strip()
+
+    def _room(
+        self, step: Step, item: Item, answers: dict[str, Answer], previous: Answer
+    ) -> int | None:
+        """Tokens left for `{text}` once the prompt around it and the answer are counted."""
+        n_ctx = self.info.n_ctx
+        if not n_ctx:
+            return None
+        key = step.name + (
+            item.path if any(f.name in ("name", "path", "stem") for f in step.prompt.fields) else ""
+        )
+        if key not in self._room_cache or answers:
+            empty = step.prompt.render(item_fields(item, "", answers, previous))
+            wrapped, _ = self.backend.raw_prompt(
+                Request(prompt=empty, system=step.system, format=step.format)
+            )
+            overhead = self.backend.count_tokens(wrapped) or len(wrapped.encode())
+            room = n_ctx - step.max_tokens - overhead - CONTEXT_MARGIN
+            if answers:
+                return room
+            self._room_cache[key] = room
+        return self._room_cache[key]
+
+    def _call(self, request: Request, result: Result, seq: int) -> Completion:
+        """A model call once a server slot is free; until then this worker waits, its input
+        ready, while the others prepare theirs."""
+        try:
+            if request.images:
+                self._check_vision_once()
+            queued = time.monotonic()
+            if not self.slots.acquire(seq, self.stop):
+                raise Interrupted
+            result.waited += time.monotonic() - queued
+            try:
+                return self.retry.call(lambda: self._complete(request), result.count_attempt)
+            finally:
+                self.slots.release()
+        except NoVision as e:
+            with self._capability:
+                raise self._cannot_run(e) from None
+
+    def _complete(self, request: Request) -> Completion:
+        completion = self.backend.complete(request)
+        if not completion.text.strip():
+            raise Transient("the model gave an empty answer")
+        return completion
+
+    def _check_vision_once(self) -> None:
+        """Before the first image goes out, and never in a run that asks the model nothing
+        (a re-run of a finished folder, the real run after a dry run): can the server see?"""
+        with self._capability:  # one check at a time; the others wait for its verdict
+            if self.unable is not None or self.stop.is_set():
+                raise Interrupted  # the run is stopping; the reason is reported once
+            if not self._vision_checked:
+                try:
+                    self.retry.call(self.backend.check_vision)
+                except NoVision as e:
+                    raise self._cannot_run(e) from None  # under the lock: nobody checks again
+                self._vision_checked = True
+
+    def _cannot_run(self, error: NoVision) -> Exception:
+        """No file can succeed: the first worker to learn it stops the run and says why
+        (Summary.error); the others just leave. Called holding `_capability`."""
+        first = self.unable is None
+        self.unable = self.unable or str(error)
+        return CannotRun(str(error)) if first else Interrupted()

@@ -1,0 +1,139 @@
+"""The database's schema, as the migrations that build it: each runs once per database, in
+order, recorded in `_migrations` (state.py applies them). Append only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+
+def _m001_initial(db: sqlite_utils.Database) -> None:
+    db["runs"].create(
+        {
+            "id": int,
+            "recipe": str,
+            "recipe_origin": str,
+            "args": str,
+            "backend": str,
+            "model": str,
+            "started": str,
+            "ended": str,
+            "status": str,
+            "exit_code": int,
+            "done": int,
+            "cached": int,
+            "skipped": int,
+            "failed": int,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "pid": int,
+            "host": str,
+            "heartbeat": float,
+        },
+        pk="id",
+    )
+    db["items"].create(
+        {
+            "id": int,
+            "recipe": str,
+            "path": str,
+            "size": int,
+            "mtime_ns": int,
+            "hash": str,
+            "ask_key": str,
+            "fingerprint": str,
+            "status": str,
+            "reason": str,
+            "attempts": int,
+            "run_id": int,
+            "updated": str,
+        },
+        pk="id",
+    )
+    db["items"].create_index(["recipe", "path"], unique=True)
+    db["history"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "recipe": str,
+            "path": str,
+            "status": str,
+            "fingerprint": str,
+            "error": str,
+            "note": str,
+            "started": str,
+            "duration_ms": int,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "attempts": int,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["history"].create_index(["path"])
+    db["cache"].create(
+        {
+            "fingerprint": str,
+            "step": str,
+            "answer": str,
+            "model": str,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "duration_ms": int,
+            "created": str,
+        },
+        pk="fingerprint",
+    )
+    db["outputs"].create({"path": str, "digest": str, "written": str}, pk="path")
+
+
+def _m002_renames(db: sqlite_utils.Database) -> None:
+    db["renames"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "grp": int,
+            "companion": int,
+            "old_path": str,
+            "new_path": str,
+            "dev": int,
+            "ino": int,
+            "size": int,
+            "mtime_ns": int,
+            "state": str,  # planned | applied | failed | abandoned | undone
+            "reason": str,
+            "planned": str,
+            "updated": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["renames"].create_index(["run_id", "state"])
+    db["renames"].create_index(["state"])  # every start looks for 'planned' rows to reconcile
+    db["renames"].create_index(["new_path"])
+
+
+def _m003_history_meta(db: sqlite_utils.Database) -> None:
+    # What an item's answer was made from, as JSON: e.g. which EXIF or XMP field gave a date.
+    db["history"].add_column("meta", str)
+    # `pipe show` follows a file across renames in both directions.
+    db["renames"].create_index(["old_path"])
+
+
+def _m004_pictures(db: sqlite_utils.Database) -> None:
+    # A step may answer with a picture: the cache row holds its record as JSON (size, seed,
+    # sha256, how it was drawn) and the PNG lives once per sha256 in `pictures`.
+    db["cache"].add_column("kind", str, not_null_default="text")
+    db["pictures"].create({"sha256": str, "png": bytes, "created": str}, pk="sha256")
+
+
+# Append only: each runs once per database, in order, recorded in `_migrations`.
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
+    ("001_initial", _m001_initial),
+    ("002_renames", _m002_renames),
+    ("003_history_meta", _m003_history_meta),
+    ("004_pictures", _m004_pictures),
+]
