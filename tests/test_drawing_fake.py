@@ -357,3 +357,14 @@ def test_lines_are_items_for_drawing_and_for_text(
     assert r.returncode == 0, r.stderr
     assert [x["path"] for x in records(r.stdout)] == ["<line 1>", "<line 2>"]
     assert llama.generate_calls == 2
+
+
+def test_an_automatic1111_server_draws_too(llama: FakeLlama, notes: Path) -> None:
+    """AUTOMATIC1111 (Forge, SD.Next) has no koboldcpp endpoints; the same API draws, and its
+    `info` JSON says the seed it used."""
+    with FakeSd(a1111=True) as sd:
+        r = thumbnails(notes, llama, sd, "--json")
+        assert draws(sd) == 3
+    assert r.returncode == 0, r.stderr
+    assert "drawing with automatic1111" in r.stderr
+    assert all(Path(x["image"]["path"]).is_file() for x in records(r.stdout))

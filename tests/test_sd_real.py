@@ -20,10 +20,10 @@ from pipeline.backends.sdapi import (
     IMG2IMG,
     draw,
     draw_payload,
-    fit_init_image,
     probe_images,
     submit,
 )
+from pipeline.media.pictures import init_image_for_img2img
 from tests import real_servers
 
 pytestmark = pytest.mark.real
@@ -43,18 +43,6 @@ def backend(server: real_servers.RealServer) -> Iterator[Backend]:
     b = Backend(server.url, timeout=60)
     yield b
     b.close()
-
-
-def photo(size: int = 256) -> bytes:
-    """A real camera JPEG from the shared corpus, shrunk with Pillow, as JPEG bytes."""
-    path = real_servers.SHARED / "corpus" / "photos" / "cameras" / "Canon_PowerShot_S40.jpg"
-    if not path.is_file():
-        real_servers.unavailable(f"no corpus photo at {path}")
-    with Image.open(path) as im:
-        im.thumbnail((size, size))
-        out = io.BytesIO()
-        im.convert("RGB").save(out, "JPEG")
-    return out.getvalue()
 
 
 def test_probe_finds_the_model_and_samplers(backend: Backend) -> None:
@@ -80,7 +68,10 @@ def test_txt2img_is_a_png_of_the_size_asked_and_the_same_for_the_same_seed(
 
 
 def test_img2img_from_a_corpus_photo(backend: Backend) -> None:
-    init = fit_init_image(photo())
+    path = real_servers.SHARED / "corpus" / "photos" / "cameras" / "Canon_PowerShot_S40.jpg"
+    if not path.is_file():
+        real_servers.unavailable(f"no corpus photo at {path}")
+    init = init_image_for_img2img(path, 256).png
     with Image.open(io.BytesIO(init)) as im:
         assert im.mode == "RGB" and max(im.size) == 256
     request = DrawRequest(

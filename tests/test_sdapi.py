@@ -33,7 +33,6 @@ from pipeline.backends.sdapi import (
     draw,
     draw_payload,
     draw_timeout,
-    fit_init_image,
     probe_images,
     submit,
 )
@@ -214,21 +213,6 @@ def test_a_data_uri_init_image_ends_as_an_empty_image(sd: FakeSd, backend: Backe
     message = raises(Transient, lambda: submit(backend, IMG2IMG, payload, seed=0))
     assert "returned an empty image (an img2img input must be an RGB picture" in message
     assert sd.drawn[-1]["init_image"] is None
-
-
-def test_fit_init_image_makes_any_picture_acceptable(sd: FakeSd, backend: Backend) -> None:
-    for given, size in [
-        (png("RGBA", (300, 200)), (300, 200)),
-        (png("L", (32, 48)), (64, 96)),
-        (png("RGB", (2048, 512)), (1024, 256)),
-    ]:
-        fitted = fit_init_image(given)
-        with Image.open(io.BytesIO(fitted)) as im:
-            assert (im.format, im.mode, im.size) == ("PNG", "RGB", size)
-        request = DrawRequest("a cat", width=64, height=64, steps=1, init_image=fitted)
-        assert draw(backend, request).width == 64
-    assert "cannot read the img2img input" in raises(Rejected, lambda: fit_init_image(b"nope"))
-    assert "too narrow" in raises(Rejected, lambda: fit_init_image(png(size=(4000, 40))))
 
 
 # -- failures ---------------------------------------------------------------------------

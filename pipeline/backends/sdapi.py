@@ -196,35 +196,6 @@ def submit(
     return Picture.of(png, width, height, _info_seed(body, seed))
 
 
-def fit_init_image(data: bytes) -> bytes:
-    """Any picture Pillow reads, as the PNG img2img servers accept: RGB (alpha composited
-    onto white), EXIF orientation applied, 64 to 1024 px a side. Rejected when it cannot be."""
-    from PIL import ImageOps
-
-    from pipeline.media.decoding import flatten, to_plain_mode
-
-    try:
-        with Image.open(io.BytesIO(data)) as opened:
-            im = ImageOps.exif_transpose(opened)
-            im.load()
-    except DECODE_ERRORS as e:
-        raise Rejected(f"cannot read the img2img input: {_one_line(e)}") from None
-    im = flatten(to_plain_mode(im))
-    scale = min(1.0, 1024 / max(im.size))  # shrink the long side to 1024
-    scale = max(scale, 64 / min(im.size))  # grow the short side to 64
-    size = (round(im.width * scale), round(im.height * scale))
-    if max(size) > 1024:
-        raise Rejected(
-            f"the img2img input is {im.width}x{im.height}: too narrow to fit 64..1024 px a side"
-        )
-    if size != im.size:
-        im = im.resize(size, Image.Resampling.LANCZOS)
-    out = io.BytesIO()
-    im.save(out, "PNG")
-    return out.getvalue()
-
-
-# -- helpers ----------------------------------------------------------------------------
 def _get(backend: Backend, path: str, timeout: float) -> Any:
     """GET a JSON document; None when the server has no such endpoint or answers no JSON."""
     response = backend._send("GET", path, timeout=timeout)
