@@ -15,11 +15,11 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.answers import Answer, Picture
+from pipeline.answer_cache import AnswerCache, answer_from_row, now_iso
+from pipeline.answers import Answer
 from pipeline.schema import MIGRATIONS
 
 if TYPE_CHECKING:
@@ -28,10 +28,6 @@ if TYPE_CHECKING:
 
 STALE_SECONDS = 60.0
 HEARTBEAT_SECONDS = 5.0
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 # The columns of `items` that make an ItemRow, in its field order.
@@ -69,7 +65,7 @@ class Counts:
     completion_tokens: int = 0
 
 
-class Store:
+class Store(AnswerCache):
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
@@ -217,7 +213,7 @@ class Store:
             " LEFT JOIN cache c USING (fingerprint) WHERE i.recipe = ? AND i.path = ?",
             (recipe, path),
         ).fetchone()
-        return (ItemRow(*row[:8]), _answer(row[8], row[9])) if row else (None, None)
+        return (ItemRow(*row[:8]), answer_from_row(row[8], row[9])) if row else (None, None)
 
     def claim(
         self,
@@ -296,36 +292,6 @@ class Store:
             self._insert_history(c, run_id, recipe, path, history)
 
     @staticmethod
-    def _insert_cache(c: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
-        for row in rows:
-            answer = row["answer"]
-            if isinstance(answer, Picture):
-                if answer.png is not None:
-                    c.execute(
-                        "INSERT OR IGNORE INTO pictures (sha256, png, created) VALUES (?, ?, ?)",
-                        (answer.sha256, answer.png, now_iso()),
-                    )
-                kind, text = "picture", answer.to_json()
-            else:
-                kind, text = "text", answer
-            c.execute(
-                "INSERT OR REPLACE INTO cache (fingerprint, step, answer, kind, model,"
-                " prompt_tokens, completion_tokens, duration_ms, created)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row["fingerprint"],
-                    row["step"],
-                    text,
-                    kind,
-                    row["model"],
-                    row["prompt_tokens"],
-                    row["completion_tokens"],
-                    row["duration_ms"],
-                    now_iso(),
-                ),
-            )
-
-    @staticmethod
     def _insert_history(
         c: sqlite3.Connection, run_id: int, recipe: str, path: str, history: dict[str, Any]
     ) -> None:
@@ -336,15 +302,6 @@ class Store:
             " :started, :duration_ms, :prompt_tokens, :completion_tokens, :attempts, :meta)",
             {"run_id": run_id, "recipe": recipe, "path": path, "meta": None, **history},
         )
-
-    def forget_answer(self, fingerprint: str) -> None:
-        with self.transaction() as c:
-            c.execute("DELETE FROM cache WHERE fingerprint = ?", (fingerprint,))
-
-    def save_answers(self, cache_rows: list[dict[str, Any]]) -> None:
-        if cache_rows:
-            with self.transaction() as c:
-                self._insert_cache(c, cache_rows)
 
     def adopt(
         self,
@@ -400,43 +357,6 @@ class Store:
             f" WHERE h.path IN ({marks}) ORDER BY h.id",
             tuple(keys),
         )
-
-    # -- files pipe wrote (sidecars) ------------------------------------------------------
-    def output_digest(self, path: str) -> str | None:
-        row = self.conn.execute("SELECT digest FROM outputs WHERE path = ?", (path,)).fetchone()
-        return row[0] if row else None
-
-    def remember_output(self, path: str, digest: str) -> None:
-        with self.transaction() as c:
-            c.execute(
-                "INSERT OR REPLACE INTO outputs (path, digest, written) VALUES (?, ?, ?)",
-                (path, digest, now_iso()),
-            )
-
-    # -- cache --------------------------------------------------------------------------
-    def cached_answer(self, fingerprint: str) -> Answer | None:
-        """Asked by worker threads too (each through its own connection, see _reader)."""
-        row = (
-            self._reader()
-            .execute("SELECT answer, kind FROM cache WHERE fingerprint = ?", (fingerprint,))
-            .fetchone()
-        )
-        return _answer(*row) if row else None
-
-    def picture_png(self, sha256: str) -> bytes | None:
-        """A cached picture's PNG, loaded only when an action needs the pixels."""
-        row = (
-            self._reader()
-            .execute("SELECT png FROM pictures WHERE sha256 = ?", (sha256,))
-            .fetchone()
-        )
-        return bytes(row[0]) if row else None
-
-
-def _answer(text: str | None, kind: str | None) -> Answer | None:
-    if text is None:
-        return None
-    return Picture.from_json(text) if kind == "picture" else text
 
 
 def path_to_db(path: str) -> str | bytes:
