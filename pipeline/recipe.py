@@ -195,6 +195,11 @@ def apply_override(data: dict[str, Any], assignment: str, path: Path) -> None:
     except tomllib.TOMLDecodeError:
         value = raw
     keys = dotted.strip().split(".")
+    steps = data.get("steps") if keys[0] not in _TOP_KEYS else None
+    if isinstance(steps, list) and any(
+        isinstance(t, dict) and t.get("name") == keys[0] for t in steps
+    ):
+        keys = ["steps", *keys]  # `draw.prompt` is short for `steps.draw.prompt`
     target: Any = data
     for i, key in enumerate(keys[:-1]):
         if isinstance(target, list):

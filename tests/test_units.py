@@ -443,3 +443,13 @@ def test_every_package_ships_in_the_wheel() -> None:
         ".".join(p.parent.relative_to(root).parts) for p in (root / "pipeline").rglob("__init__.py")
     }
     assert found <= listed
+
+
+def test_set_names_a_step_by_its_name_alone() -> None:
+    recipe = recipes.load(
+        "thumbnails", ["draw.prompt=a watercolor painting", "scene.max_tokens=40"]
+    )
+    scene, draw = recipe.steps
+    assert draw.prompt.source == "a watercolor painting" and scene.max_tokens == 40
+    with pytest.raises(RecipeError, match="unknown field"):
+        recipes.load("thumbnails", ["nosuchstep.prompt=x"])
