@@ -46,6 +46,8 @@ class Servers:
     sd_url: str | None = None
     wait: float = 30.0
     timeout: float = 600.0
+    api_key: str | None = None  # sent as a Bearer token, never stored or shown
+    model_name: str | None = None  # which model, where a server has several (Ollama)
 
 
 def run(
@@ -72,6 +74,8 @@ def run(
             timeout=servers.timeout,
             say=say,
             needed=recipe.asks,
+            api_key=servers.api_key,
+            model_name=servers.model_name,
         ) as text,
         open_image_backend(
             recipe, sd_url, text, wait=servers.wait, timeout=servers.timeout

@@ -52,7 +52,18 @@ def cli() -> None:
     "backend_urls",
     multiple=True,
     envvar="PIPE_BACKEND",
-    help="Server URL (llama.cpp/llamafile, koboldcpp or OpenAI-compatible); env PIPE_BACKEND.",
+    help="Server URL (llama.cpp/llamafile, koboldcpp, or openai:URL for an OpenAI-compatible"
+    " server such as vLLM); env PIPE_BACKEND.",
+)
+@click.option(
+    "--api-key-env",
+    metavar="NAME",
+    help="Send the API key in environment variable NAME as a Bearer token (OpenAI-compatible"
+    " servers); the key itself is never stored or shown.",
+)
+@click.option(
+    "--model-name",
+    help="The model to use where a server has several (Ollama, LM Studio, vLLM).",
 )
 @click.option(
     "--sd-backend",
@@ -66,7 +77,7 @@ def cli() -> None:
     "--jobs",
     type=click.IntRange(min=1),
     default=None,
-    help="Requests in flight (default: the server's slots).",
+    help="Requests in flight (default: the server's slots; 4 for OpenAI-compatible servers).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON Lines records on stdout.")
 @click.option("--dry-run", is_flag=True, help="Show what would happen; change no file.")
@@ -141,6 +152,8 @@ def run(
     recipe_name: str,
     paths: tuple[str, ...],
     backend_urls: tuple[str, ...],
+    api_key_env: str | None,
+    model_name: str | None,
     sd_url: str | None,
     jobs: int | None,
     as_json: bool,
@@ -189,7 +202,9 @@ def run(
     summary = api.run(
         recipe,
         items,
-        servers=api.Servers(list(backend_urls), sd_url, wait, timeout),
+        servers=api.Servers(
+            list(backend_urls), sd_url, wait, timeout, _api_key(api_key_env), model_name
+        ),
         output=api.Output(sys.stdout, as_json, headers, write, out_dir, contact_sheet),
         options=Options(
             jobs=jobs or 0,
@@ -223,6 +238,15 @@ def run(
     elif summary.stopped:
         say.error(f"interrupted ({summary.stopped}); finished files are saved, run again to go on")
     sys.exit(summary.exit_code)
+
+
+def _api_key(name: str | None) -> str | None:
+    if not name:
+        return None
+    key = os.environ.get(name, "").strip()
+    if not key:
+        raise UsageError(f"--api-key-env {name}: the environment variable {name} is not set")
+    return key
 
 
 class _Messages:

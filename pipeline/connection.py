@@ -36,9 +36,12 @@ def open_backend(
     timeout: float,
     say: Callable[[str], None],
     needed: bool = True,
+    api_key: str | None = None,
+    model_name: str | None = None,
 ) -> Iterator[Backend | None]:
     """The text model's server: the URL given, a server on a default port, or the embedded
-    model (None when the recipe asks no text model: it only draws)."""
+    model (None when the recipe asks no text model: it only draws). `api_key` is sent as a
+    Bearer token and kept nowhere else."""
     if not needed:
         yield None
         return
@@ -46,9 +49,9 @@ def open_backend(
         raise UsageError("several --backend URLs are not supported yet; give one")
     embedded: EmbeddedServer | None = None
     if urls:
-        backend = _connect_or_explain(urls[0], wait, timeout)
+        backend = _connect_or_explain(urls[0], wait, timeout, api_key, model_name)
     else:
-        backend_or_none = _on_default_ports(timeout)
+        backend_or_none = _on_default_ports(timeout, api_key, model_name)
         if backend_or_none is None:
             embedded = _start_embedded(say)
             backend_or_none = _connect_or_explain(embedded.url, wait, timeout)
@@ -63,9 +66,15 @@ def open_backend(
             embedded.stop()
 
 
-def _connect_or_explain(url: str, wait: float, timeout: float) -> Backend:
+def _connect_or_explain(
+    url: str,
+    wait: float,
+    timeout: float,
+    api_key: str | None = None,
+    model_name: str | None = None,
+) -> Backend:
     try:
-        return connect(url, wait=wait, timeout=timeout)
+        return connect(url, wait=wait, timeout=timeout, api_key=api_key, model_name=model_name)
     except Unreachable as e:
         raise BackendUnavailable(f"{e}; is the server running? {HOW_TO_START}") from None
     except Transient as e:
@@ -74,12 +83,19 @@ def _connect_or_explain(url: str, wait: float, timeout: float) -> Backend:
         raise BackendUnavailable(str(e)) from None
 
 
-def _on_default_ports(timeout: float) -> Backend | None:
+def _on_default_ports(
+    timeout: float, api_key: str | None = None, model_name: str | None = None
+) -> Backend | None:
+    """The first server answering on a default port. One that answers but cannot serve
+    (several models and no --model-name, a wrong key) is said, not passed over for the
+    embedded model."""
     for url in DEFAULT_URLS:
         try:
-            return connect(url, wait=0, timeout=timeout)
-        except BackendError:
+            return connect(url, wait=0, timeout=timeout, api_key=api_key, model_name=model_name)
+        except (Unreachable, Transient):
             continue
+        except BackendError as e:
+            raise BackendUnavailable(str(e)) from None
     return None
 
 

@@ -251,3 +251,26 @@ def test_a_server_without_projector_is_refused_before_the_first_photo(
     assert r.returncode == 3, r.stderr
     assert "--mmproj" in r.stderr and "Traceback" not in r.stderr
     assert r.stdout == ""  # no photo was described
+
+
+def test_llama_server_as_an_openai_compatible_server(tmp_path: Path) -> None:
+    """`openai:URL/v1` speaks /v1/chat/completions to the real llama-server, as to vLLM: the
+    model from /v1/models, the server's own chat template, pipe's -j default."""
+    with real_servers.llama_server(tmp_path, slots=2) as server:
+        folder = make_notes(tmp_path / "notes", 3)
+        r = run_pipe(
+            "run",
+            "summarize-text",
+            str(folder),
+            "--backend",
+            f"openai:{server.url}/v1",
+            "--json",
+            "--set",
+            "ask.max_tokens=24",
+            timeout=300,
+        )
+    assert r.returncode == 0, r.stderr
+    assert "using openai" in r.stderr
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["status"] for x in records] == ["done"] * 3
+    assert all(x["answer"].strip() and "gemma" in x["model"] for x in records)

@@ -47,7 +47,14 @@ __all__ = [
     "REGISTRY",
 ]
 
-DEFAULT_URLS = ("http://127.0.0.1:8080", "http://127.0.0.1:5001")
+# llamafile and llama.cpp, koboldcpp, Ollama, LM Studio: each one's own default port.
+DEFAULT_URLS = (
+    "http://127.0.0.1:8080",
+    "http://127.0.0.1:5001",
+    "http://127.0.0.1:11434",
+    "http://127.0.0.1:1234",
+)
+OPENAI_PREFIX = "openai:"  # `openai:URL` skips detection: speak OpenAI's API to it
 # Probed in this order (backends.md): koboldcpp also answers /v1/models, and llama.cpp
 # answers both /props and /v1/models. A new kind of server is a module plus one line here.
 REGISTRY: tuple[type[Backend], ...] = (
@@ -62,7 +69,7 @@ KINDS: dict[str, type[Backend]] = {cls.kind: cls for cls in REGISTRY}
 
 
 def normalize_url(url: str) -> str:
-    url = url.strip().rstrip("/")
+    url = url.strip().removeprefix(OPENAI_PREFIX).rstrip("/")
     if "://" not in url:
         url = "http://" + url
     return url.removesuffix("/v1")
@@ -101,16 +108,25 @@ def detect(url: str, client: httpx.Client | None = None, timeout: float = 3.0) -
 
 
 def connect(
-    url: str, *, wait: float = 0.0, timeout: float = 300.0, api_key: str | None = None
+    url: str,
+    *,
+    wait: float = 0.0,
+    timeout: float = 300.0,
+    api_key: str | None = None,
+    model_name: str | None = None,
 ) -> Backend:
-    """Detect and probe the server at `url`, waiting up to `wait` seconds while it starts."""
+    """Detect and probe the server at `url` (`openai:URL`: an OpenAI-compatible server, no
+    detection), waiting up to `wait` seconds while it starts. `api_key` goes only into the
+    Authorization header; `model_name` picks the model where a server has several."""
+    forced = KINDS["openai"] if url.strip().startswith(OPENAI_PREFIX) else None
     url = normalize_url(url)
     deadline = time.monotonic() + wait
     delay = 0.25
     client = make_client(url, timeout, api_key)
     while True:
         try:
-            backend = KINDS[detect(url, client)](url, client=client)
+            backend = (forced or KINDS[detect(url, client)])(url, client=client)
+            backend.model_name = model_name
             backend.probe()
             return backend
         except Transient:

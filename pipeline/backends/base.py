@@ -123,6 +123,9 @@ class Backend:
 
     kind: ClassVar[str] = "http"
     signature: ClassVar[str] = ""  # the path whose 200 JSON answer identifies this server
+    # What the server calls the repetition penalty in an OpenAI-style request (None: it has
+    # no such setting, so none is sent).
+    penalty_field: str | None = None
 
     @classmethod
     def recognises(cls, body: Any) -> bool:
@@ -138,6 +141,7 @@ class Backend:
         self.url = url.rstrip("/")
         self.client = client or make_client(self.url, timeout, api_key)
         self.info: ServerInfo | None = None
+        self.model_name: str | None = None  # the model to ask for, where a server has several
 
     def close(self) -> None:
         self.client.close()

@@ -29,6 +29,7 @@ NO_VISION_HINT = (
 class LlamaCppBackend(Backend):
     kind = "llama.cpp"
     signature = "/props"
+    penalty_field = "repeat_penalty"
 
     def probe(self) -> ServerInfo:
         response = self._send("GET", "/props", timeout=10)

@@ -20,6 +20,20 @@ from pipeline.backends.base import (
 NO_VISION_HINT = "start the server with a vision model (for llama.cpp: --mmproj PROJECTOR)"
 
 
+# Servers that do not say how many requests they serve at once get this many (-j sets it).
+# vLLM batches hundreds; llama-cpp-python and LM Studio queue what they cannot serve yet.
+DEFAULT_SLOTS = 4
+# What each server calls the repetition penalty, by the `owned_by` of its /v1/models:
+# llama.cpp's family takes `repeat_penalty`, vLLM `repetition_penalty`; others (OpenAI
+# itself refuses unknown fields, Ollama ignores them) get none.
+PENALTY_FIELDS = {
+    "me": "repeat_penalty",  # llama-cpp-python
+    "llamacpp": "repeat_penalty",  # llama-server's /v1
+    "organization_owner": "repeat_penalty",  # LM Studio (llama.cpp inside)
+    "vllm": "repetition_penalty",
+}
+
+
 class OpenAIBackend(Backend):
     kind = "openai"
     signature = "/v1/models"
@@ -31,13 +45,30 @@ class OpenAIBackend(Backend):
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
             raise Transient(f"{self.url}/v1/models did not list models")
-        first = data[0] if data and isinstance(data[0], dict) else {}
-        meta = first.get("meta") or {}
+        models = [m for m in data if isinstance(m, dict) and m.get("id")]
+        ids = [str(m["id"]) for m in models]
+        if self.model_name:
+            chosen = next((m for m in models if m["id"] == self.model_name), {})
+            if ids and not chosen:
+                raise Rejected(
+                    f"{self.url} has no model {self.model_name!r}; it serves: {', '.join(ids)}"
+                )
+            model = self.model_name
+        elif len(ids) > 1:  # Ollama and LM Studio list every model they have
+            raise Rejected(
+                f"{self.url} serves several models ({', '.join(ids[:8])}); pick one with"
+                " --model-name"
+            )
+        else:
+            chosen = models[0] if models else {}
+            model = ids[0] if ids else ""
+        meta = chosen.get("meta") or {}
+        self.penalty_field = PENALTY_FIELDS.get(str(chosen.get("owned_by", "")))
         self.info = ServerInfo(
             kind=self.kind,
             url=self.url,
-            model=str(first.get("id", "")),
-            slots=1,
+            model=model,
+            slots=DEFAULT_SLOTS,
             n_ctx=meta.get("n_ctx"),
             abilities=frozenset({"text", "vision"}),  # vision unknown until check_vision()
             vision_api="chat",
@@ -71,8 +102,8 @@ def post_chat(backend: Backend, request: Request) -> Completion:
         payload["stop"] = list(request.stop)
     if request.grammar:
         payload["grammar"] = request.grammar  # llama.cpp-based servers honour it
-    if request.repeat_penalty != 1.0 and backend.kind == "llama.cpp":
-        payload["repeat_penalty"] = request.repeat_penalty  # OpenAI's own API would refuse it
+    if request.repeat_penalty != 1.0 and backend.penalty_field:
+        payload[backend.penalty_field] = request.repeat_penalty
     response = backend._send("POST", "/v1/chat/completions", payload)
     backend._raise_for_status(response)
     body = backend._json(response)
