@@ -25,6 +25,8 @@ from pipeline.backends.base import (
 )
 from pipeline.backends.koboldcpp import KoboldBackend
 from pipeline.backends.llamacpp import LlamaCppBackend
+from pipeline.backends.llamafile_cli import PREFIX as CLI_PREFIX
+from pipeline.backends.llamafile_cli import LlamafileCli
 from pipeline.backends.openai import OpenAIBackend
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "Busy",
     "Completion",
     "DrawRequest",
+    "LlamafileCli",
     "ContextOverflow",
     "NoVision",
     "Rejected",
@@ -103,7 +106,13 @@ def detect(url: str, client: httpx.Client | None = None, timeout: float = 3.0) -
 def connect(
     url: str, *, wait: float = 0.0, timeout: float = 300.0, api_key: str | None = None
 ) -> Backend:
-    """Detect and probe the server at `url`, waiting up to `wait` seconds while it starts."""
+    """Detect and probe the server at `url`, waiting up to `wait` seconds while it starts.
+
+    `cli:PATH` is no server: a llamafile run once per request (llamafile_cli.py)."""
+    if url.strip().startswith(CLI_PREFIX):
+        program = LlamafileCli(url.strip().removeprefix(CLI_PREFIX), timeout=timeout)
+        program.probe()
+        return program
     url = normalize_url(url)
     deadline = time.monotonic() + wait
     delay = 0.25
