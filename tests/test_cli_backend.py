@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -43,8 +44,13 @@ class Fake:
         found = sorted(self.record.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
         return [json.loads(p.read_text()) for p in found]
 
-    def running(self) -> list[int]:
-        return [int(p.stem) for p in self.record.glob("*.pid")]
+    def running(self, word: str = "") -> list[int]:
+        """Pids of calls still running (whose prompt has `word`)."""
+        pids = [int(p.stem) for p in self.record.glob("*.pid")]
+        return [pid for pid in pids if word in prompt_of(self.call(pid))]
+
+    def call(self, pid: int) -> dict:
+        return json.loads((self.record / f"{pid}.json").read_text())
 
 
 def make_fake(
@@ -69,7 +75,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fake:
 
 def prompt_of(call: dict) -> str:
     argv = call["argv"]
-    return argv[argv.index("-p") + 1]
+    return argv[argv.index("-p") + 1] if "-p" in argv else ""
 
 
 def alive(pid: int) -> bool:
@@ -201,14 +207,18 @@ def test_a_hung_process_is_killed_at_the_timeout(fake: Fake, notes: Path) -> Non
     assert len(hung) == 1 and not alive(hung[0])
 
 
-def test_ctrl_c_kills_the_running_child(fake: Fake, notes: Path) -> None:
+def test_ctrl_c_kills_the_running_child_and_leaves_the_file_for_the_next_run(
+    fake: Fake, notes: Path, pipe_home: Path
+) -> None:
     (notes / "note1.md").write_text("This one makes it HANG.\n")
-    cmd = pipe_cmd("run", "summarize-text", str(notes), "--backend", fake.backend)
+    cmd = pipe_cmd(
+        "run", "summarize-text", str(notes), "--backend", fake.backend, "--retries", "0"
+    )  # fmt: skip
     env = {**os.environ, "FAKE_CLI_HANG_ON": "HANG"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        wait_for(lambda: fake.running(), what="the hanging child to start")
-        child = fake.running()[0]
+        wait_for(lambda: fake.running("HANG"), what="the hanging child to start")
+        child = fake.running("HANG")[0]
         assert alive(child)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
@@ -217,6 +227,11 @@ def test_ctrl_c_kills_the_running_child(fake: Fake, notes: Path) -> None:
             proc.kill()
     assert proc.returncode == 130, err
     wait_for(lambda: not alive(child), timeout=30, what="the child to be gone")
+    assert b"note1.md" not in err  # not the file's failure: the next run does it
+    failed = sqlite3.connect(pipe_home / "pipe.db").execute(
+        "SELECT COUNT(*) FROM history WHERE status = 'failed'"
+    )
+    assert failed.fetchone() == (0,)
 
 
 # -- the backend on its own ----------------------------------------------------------------
@@ -358,3 +373,20 @@ def test_a_text_too_long_for_the_context_is_cut_and_answered(fake: Fake, notes: 
     assert r.returncode == 0, r.stderr
     cut = [x for x in answers(r.stdout) if x["path"].endswith("note2.md")][0]
     assert cut["answer"].startswith("ANSWER ") and "to fit the context" in cut["note"]
+
+
+def test_a_call_that_fails_because_the_run_stops_is_not_the_items_failure() -> None:
+    """Ctrl-C kills the running child; with --retries 0 that must not be recorded as the
+    file's error (the next run does the file)."""
+    from pipeline.engine.retry import Interrupted, RetryPolicy
+
+    policy = RetryPolicy(retries=0)
+
+    def killed_by_the_stop() -> None:
+        policy.stop.set()
+        raise Transient("killed by SIGKILL")
+
+    with pytest.raises(Interrupted):
+        policy.call(killed_by_the_stop)
+    with pytest.raises(Transient):
+        RetryPolicy(retries=0).call(lambda: (_ for _ in ()).throw(Transient("crash")))
