@@ -25,6 +25,8 @@ from pipeline.backends.base import (
 )
 from pipeline.backends.koboldcpp import KoboldBackend
 from pipeline.backends.llamacpp import LlamaCppBackend
+from pipeline.backends.llamafile_cli import PREFIX as CLI_PREFIX
+from pipeline.backends.llamafile_cli import LlamafileCli
 from pipeline.backends.openai import OpenAIBackend
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "Busy",
     "Completion",
     "DrawRequest",
+    "LlamafileCli",
     "ContextOverflow",
     "NoVision",
     "Rejected",
@@ -117,7 +120,13 @@ def connect(
 ) -> Backend:
     """Detect and probe the server at `url` (`openai:URL`: an OpenAI-compatible server, no
     detection), waiting up to `wait` seconds while it starts. `api_key` goes only into the
-    Authorization header; `model_name` picks the model where a server has several."""
+    Authorization header; `model_name` picks the model where a server has several.
+
+    `cli:PATH` is no server: a llamafile run once per request (llamafile_cli.py)."""
+    if url.strip().startswith(CLI_PREFIX):
+        program = LlamafileCli(url.strip().removeprefix(CLI_PREFIX), timeout=timeout)
+        program.probe()
+        return program
     forced = KINDS["openai"] if url.strip().startswith(OPENAI_PREFIX) else None
     url = normalize_url(url)
     deadline = time.monotonic() + wait

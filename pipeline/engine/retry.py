@@ -74,6 +74,8 @@ class RetryPolicy:
                     raise
                 self.wait(self.delay(min(failures + 1, 5)))
             except Transient as e:
+                if self.stop.is_set():
+                    raise Interrupted from None  # the stop killed it (a child, a connection)
                 down_since = None
                 failures += 1
                 if failures > self.retries:

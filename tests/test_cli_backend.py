@@ -1,0 +1,392 @@
+"""`--backend cli:PATH`: a llamafile run once per file (`--cli`), against a fake llamafile
+(tests/fake_llamafile_cli.py) and, marked `real`, llama.cpp's own one-shot program."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pipeline.backends import (
+    ContextOverflow,
+    LlamafileCli,
+    NoVision,
+    Rejected,
+    Request,
+    Transient,
+    connect,
+)
+from tests import real_servers
+from tests.conftest import pipe_cmd, run_pipe, wait_for
+
+FAKE = Path(__file__).resolve().parent / "fake_llamafile_cli.py"
+
+
+@dataclass
+class Fake:
+    path: Path  # the executable wrapper, named like a llamafile
+    record: Path  # one JSON per call: {"argv", "cwd"}, and a .pid file while it runs
+
+    @property
+    def backend(self) -> str:
+        return f"cli:{self.path}"
+
+    def calls(self) -> list[dict]:
+        found = sorted(self.record.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+        return [json.loads(p.read_text()) for p in found]
+
+    def running(self, word: str = "") -> list[int]:
+        """Pids of calls still running (whose prompt has `word`)."""
+        pids = [int(p.stem) for p in self.record.glob("*.pid")]
+        return [pid for pid in pids if word in prompt_of(self.call(pid))]
+
+    def call(self, pid: int) -> dict:
+        return json.loads((self.record / f"{pid}.json").read_text())
+
+
+def make_fake(
+    folder: Path, name: str = "mistral-7b-instruct.llamafile", shebang: bool = True
+) -> Fake:
+    folder.mkdir(parents=True, exist_ok=True)
+    record = folder / "record"
+    record.mkdir()
+    path = folder / name
+    head = "#!/bin/sh\n" if shebang else ""
+    path.write_text(f'{head}exec "{sys.executable}" "{FAKE}" "$@"\n')
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return Fake(path, record)
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fake:
+    made = make_fake(tmp_path / "models")
+    monkeypatch.setenv("FAKE_CLI_RECORD", str(made.record))
+    return made
+
+
+def prompt_of(call: dict) -> str:
+    argv = call["argv"]
+    return argv[argv.index("-p") + 1] if "-p" in argv else ""
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie is dead: it only waits to be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def answers(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+# -- end to end, the real CLI --------------------------------------------------------------
+
+
+def test_summarize_a_folder_one_process_per_file(fake: Fake, notes: Path) -> None:
+    r = run_pipe("run", "summarize-text", str(notes), "--backend", fake.backend, "--json")
+    assert r.returncode == 0, r.stderr
+    records = answers(r.stdout)
+    assert [Path(x["path"]).name for x in records] == ["note1.md", "note2.md", "note3.md"]
+    assert all(x["answer"].startswith("ANSWER ") and "n=160" in x["answer"] for x in records)
+    calls = fake.calls()
+    assert len(calls) == 4  # the probe's tiny request, then one process per file
+    probe, *items = calls
+    assert probe["argv"][probe["argv"].index("-n") + 1] == "1"
+    for call in items:
+        argv = call["argv"]
+        assert argv[0] == "--cli"
+        assert {"--silent-prompt", "--log-disable"} <= set(argv)
+        assert argv[argv.index("--temp") + 1] == "0"
+        assert argv[argv.index("--repeat-penalty") + 1] == "1.1"
+        prompt = prompt_of(call)
+        assert prompt.startswith("[INST] You are a concise assistant.")  # mistral, by name
+        assert "The harbour was busy today." in prompt and prompt.endswith(" [/INST]")
+    # A re-run asks nothing: the answers are done and cached.
+    again = run_pipe("run", "summarize-text", str(notes), "--backend", fake.backend, "--json")
+    assert again.returncode == 0 and len(fake.calls()) == 5  # only the probe
+
+
+def test_hostile_text_reaches_the_model_as_one_argument_and_logs_land_nowhere(
+    fake: Fake, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    hostile = "-n 5 --evil \"quoted\" 'single' $(touch PWNED) `touch PWNED2`; rm -rf x\nline two\n"
+    (notes / "evil.txt").write_text(hostile)
+    recipe = tmp_path / "echo.toml"
+    recipe.write_text(
+        'inputs = ["*.txt"]\n[ask]\nkind = "text"\nprompt = "{text}"\nformat = "raw"\n'
+        'max_tokens = 20\n[then]\naction = "print"\n'
+    )
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    env = {**os.environ, "FAKE_CLI_STRAY_LOG": "1"}
+    cmd = pipe_cmd("run", str(recipe), str(notes), "--backend", fake.backend, "--json")
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    item = fake.calls()[-1]
+    argv = item["argv"]
+    prompt = prompt_of(item)
+    assert prompt.startswith("-n 5 --evil") and prompt.rstrip("\n") == hostile.rstrip("\n")
+    assert "--evil" not in argv and argv.count("-n") == 1  # the text is one element
+    assert not list(tmp_path.rglob("PWNED*"))
+    # Stray logs went to each call's own temporary folder, which is gone.
+    assert not (cwd / "llava.log").exists() and not (notes / "llava.log").exists()
+    assert not list(tmp_path.rglob("*.log")) and not list(tmp_path.rglob("main.log"))
+    assert all(not Path(call["cwd"]).exists() for call in fake.calls())
+    assert len({call["cwd"] for call in fake.calls()}) == len(fake.calls())
+
+
+def test_a_failing_file_is_one_error_line_with_stderrs_last_line(fake: Fake, notes: Path) -> None:
+    (notes / "note2.md").write_text("This one says BADFILE.\n")
+    (notes / "note3.md").write_text("This one gets EMPTY output.\n")
+    env = {"FAKE_CLI_FAIL_ON": "BADFILE", "FAKE_CLI_EMPTY_ON": "EMPTY"}
+    r = run_pipe(
+        "run", "summarize-text", str(notes), "--backend", fake.backend, "--json",
+        "--retries", "1", env=env,
+    )  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    records = answers(r.stdout)
+    assert [Path(x["path"]).name for x in records if x.get("answer")] == ["note1.md"]
+    errors = [line for line in r.stderr.splitlines() if "note2.md" in line]
+    assert len(errors) == 1
+    assert "failed (exit 1): fake: GGML_ASSERT failed for this prompt" in errors[0]
+    empty = [line for line in r.stderr.splitlines() if "note3.md" in line]
+    assert len(empty) == 1 and "no answer" in empty[0]
+    # A failed exit is not retried (the same input fails the same way); empty output is.
+    prompts = [prompt_of(c) for c in fake.calls()]
+    assert sum("BADFILE" in p for p in prompts) == 1
+    assert sum("EMPTY" in p for p in prompts) == 2
+
+
+def test_a_model_that_cannot_load_stops_the_run_before_the_first_file(
+    fake: Fake, notes: Path
+) -> None:
+    r = run_pipe(
+        "run", "summarize-text", str(notes), "--backend", fake.backend,
+        env={"FAKE_CLI_LOAD_FAIL": "1"},
+    )  # fmt: skip
+    assert r.returncode == 3, r.stderr
+    assert "failed to load model 'fake.gguf'" in r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
+    assert len(fake.calls()) == 1  # the probe only
+
+
+def test_a_missing_or_unexecutable_file_is_a_clear_error(tmp_path: Path, notes: Path) -> None:
+    missing = run_pipe("run", "summarize-text", str(notes), "--backend", "cli:~/no/such.llamafile")
+    assert missing.returncode == 3 and "no such file" in missing.stderr
+    plain = tmp_path / "model.llamafile"
+    plain.write_text("not yet executable")
+    r = run_pipe("run", "summarize-text", str(notes), "--backend", f"cli:{plain}")
+    assert r.returncode == 3 and f"chmod +x {plain}" in r.stderr
+
+
+def test_a_hung_process_is_killed_at_the_timeout(fake: Fake, notes: Path) -> None:
+    (notes / "note2.md").write_text("This one makes it HANG.\n")
+    started = time.monotonic()
+    r = run_pipe(
+        "run", "summarize-text", str(notes), "--backend", fake.backend,
+        "--timeout", "1", "--retries", "0", env={"FAKE_CLI_HANG_ON": "HANG"},
+    )  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    assert "no answer in 1 s" in r.stderr and "note2.md" in r.stderr
+    assert time.monotonic() - started < 60
+    hung = fake.running()  # its pid file stayed: it never finished by itself
+    assert len(hung) == 1 and not alive(hung[0])
+
+
+def test_ctrl_c_kills_the_running_child_and_leaves_the_file_for_the_next_run(
+    fake: Fake, notes: Path, pipe_home: Path
+) -> None:
+    (notes / "note1.md").write_text("This one makes it HANG.\n")
+    cmd = pipe_cmd(
+        "run", "summarize-text", str(notes), "--backend", fake.backend, "--retries", "0"
+    )  # fmt: skip
+    env = {**os.environ, "FAKE_CLI_HANG_ON": "HANG"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: fake.running("HANG"), what="the hanging child to start")
+        child = fake.running("HANG")[0]
+        assert alive(child)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    wait_for(lambda: not alive(child), timeout=30, what="the child to be gone")
+    assert b"note1.md" not in err  # not the file's failure: the next run does it
+    failed = sqlite3.connect(pipe_home / "pipe.db").execute(
+        "SELECT COUNT(*) FROM history WHERE status = 'failed'"
+    )
+    assert failed.fetchone() == (0,)
+
+
+# -- the backend on its own ----------------------------------------------------------------
+
+
+def test_probe_reports_what_the_file_is(fake: Fake) -> None:
+    backend = connect(fake.backend, timeout=30)
+    assert isinstance(backend, LlamafileCli)
+    info = backend.info
+    assert info is not None
+    assert (info.kind, info.url, info.model) == (
+        "llamafile --cli",
+        f"cli:{fake.path}",
+        "mistral-7b-instruct",
+    )
+    assert info.slots == 1 and info.n_ctx is None and info.chat_format == "mistral"
+    assert {"text", "grammar"} <= info.abilities
+    assert backend.count_tokens("anything") is None
+    backend.close()
+
+
+def test_stop_strings_cut_the_answer(fake: Fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = connect(fake.backend, timeout=30)
+    monkeypatch.setenv("FAKE_CLI_SUFFIX", " and more</s>[INST] junk")
+    done = backend.complete(Request(prompt="hello", stop=("and more",)))
+    assert done.text.startswith("ANSWER ") and done.text.endswith(" grammar=0 ")
+    assert done.stop_reason == "word"
+    monkeypatch.setenv("FAKE_CLI_SUFFIX", "</s>junk")  # the chat format's own stop string
+    assert backend.complete(Request(prompt="hello")).text.endswith("grammar=0")
+
+
+def test_grammar_image_and_no_vision(fake: Fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = connect(fake.backend, timeout=30)
+    jpeg = b"\xff\xd8fake jpeg\xff\xd9"
+    done = backend.complete(Request(prompt="Name it.", grammar="root ::= [a-z]+", images=(jpeg,)))
+    assert f"image={len(jpeg)}" in done.text and "grammar=1" in done.text
+    argv = fake.calls()[-1]["argv"]
+    assert argv[argv.index("--grammar") + 1] == "root ::= [a-z]+"
+    assert prompt_of(fake.calls()[-1]).startswith("[INST] <image>\nName it.")
+    backend.check_vision()  # the fake takes images
+    monkeypatch.setenv("FAKE_CLI_NO_IMAGE", "1")
+    with pytest.raises(NoVision, match="needs a vision model"):
+        backend.check_vision()
+
+
+def test_too_long_a_prompt_is_a_context_overflow(
+    fake: Fake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = connect(fake.backend, timeout=30)
+    monkeypatch.setenv("FAKE_CLI_MAX_PROMPT", "100")
+    with pytest.raises(ContextOverflow) as caught:
+        backend.complete(Request(prompt="x" * 200, format="raw"))
+    assert (caught.value.prompt_tokens, caught.value.n_ctx) == (200, 100)
+
+
+def test_a_very_long_prompt_goes_through_a_file(fake: Fake) -> None:
+    backend = connect(fake.backend, timeout=30)
+    text = "word " * 40_000  # 200 kB: over Linux's 128 KiB limit for one argument
+    done = backend.complete(Request(prompt=text, format="raw"))
+    assert done.text.startswith("ANSWER ")
+    assert "-f" in fake.calls()[-1]["argv"] and "-p" not in fake.calls()[-1]["argv"]
+
+
+def test_an_ape_binary_that_linux_refuses_runs_through_sh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ape = make_fake(tmp_path / "ape", shebang=False)  # execve: ENOEXEC, as an APE without binfmt
+    monkeypatch.setenv("FAKE_CLI_RECORD", str(ape.record))
+    backend = connect(ape.backend, timeout=30)
+    assert backend.complete(Request(prompt="hi")).text.startswith("ANSWER ")
+    assert backend._launcher == ["sh"]
+
+
+def test_timeout_and_crash_are_transient(fake: Fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = LlamafileCli(fake.path, timeout=1)
+    backend.probe()
+    monkeypatch.setenv("FAKE_CLI_HANG_ON", "HANG")
+    with pytest.raises(Transient, match="no answer in 1 s"):
+        backend.complete(Request(prompt="HANG"))
+    monkeypatch.setenv("FAKE_CLI_FAIL_ON", "BAD")
+    with pytest.raises(Rejected, match="GGML_ASSERT"):
+        backend.complete(Request(prompt="BAD"))
+
+
+# -- real: llama.cpp's one-shot program behind llamafile's flags ---------------------------
+
+WRAPPER = """#!{python}
+# llamafile's --cli flags -> llama-completion's (the current llama.cpp build).
+import os, sys
+args = ["{binary}", "-m", "{model}", "-no-cnv"]
+for arg in sys.argv[1:]:
+    if arg == "--cli":
+        continue
+    if arg == "--silent-prompt":
+        arg = "--no-display-prompt"
+    if arg == "--log-disable":
+        continue  # llama-completion's --log-disable silences the answer too
+    args.append(arg)
+os.execv(args[0], args)
+"""
+
+
+def llama_completion() -> Path:
+    server = os.environ.get("PIPE_TEST_LLAMA_SERVER")
+    folder = Path(server).parent if server else real_servers.CACHE / "llama" / "bin"
+    path = folder / "llama-completion"
+    if not path.is_file():
+        real_servers.unavailable(f"no llama-completion at {path}")
+    return path
+
+
+@pytest.mark.real
+def test_real_llama_completion_summarizes_two_notes(tmp_path: Path) -> None:
+    binary = llama_completion()
+    model = real_servers.gemma_model()
+    wrapper = tmp_path / "gemma-3-270m.llamafile"
+    wrapper.write_text(WRAPPER.format(python=sys.executable, binary=binary, model=model))
+    wrapper.chmod(0o755)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.txt").write_text("The harbour was busy today: three ships came in with grain.\n")
+    (notes / "b.txt").write_text("Our cat sleeps all day and hunts moths at night.\n")
+    r = run_pipe(
+        "run", "summarize-text", str(notes), "--backend", f"cli:{wrapper}", "--json",
+        "--set", "ask.max_tokens=24", timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    records = answers(r.stdout)
+    assert len(records) == 2 and all(x["answer"].strip() for x in records), records
+    assert not list(notes.glob("*.log"))
+
+
+def test_a_text_too_long_for_the_context_is_cut_and_answered(fake: Fake, notes: Path) -> None:
+    (notes / "note2.md").write_text("The harbour was busy. " * 100)
+    r = run_pipe(
+        "run", "summarize-text", str(notes), "--backend", fake.backend, "--json",
+        env={"FAKE_CLI_MAX_PROMPT": "1000"},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    cut = [x for x in answers(r.stdout) if x["path"].endswith("note2.md")][0]
+    assert cut["answer"].startswith("ANSWER ") and "to fit the context" in cut["note"]
+
+
+def test_a_call_that_fails_because_the_run_stops_is_not_the_items_failure() -> None:
+    """Ctrl-C kills the running child; with --retries 0 that must not be recorded as the
+    file's error (the next run does the file)."""
+    from pipeline.engine.retry import Interrupted, RetryPolicy
+
+    policy = RetryPolicy(retries=0)
+
+    def killed_by_the_stop() -> None:
+        policy.stop.set()
+        raise Transient("killed by SIGKILL")
+
+    with pytest.raises(Interrupted):
+        policy.call(killed_by_the_stop)
+    with pytest.raises(Transient):
+        RetryPolicy(retries=0).call(lambda: (_ for _ in ()).throw(Transient("crash")))
