@@ -23,6 +23,7 @@ from pipeline.connection import open_backend, open_image_backend
 from pipeline.engine import Item, Options, Runner, Summary, file_items, stdin_item
 from pipeline.engine.items import line_items
 from pipeline.errors import UsageError
+from pipeline.managed import ManagedSpec
 from pipeline.paths import default_db_path
 from pipeline.recipe import Recipe
 from pipeline.state import Store
@@ -46,6 +47,7 @@ class Servers:
     sd_url: str | None = None
     wait: float = 30.0
     timeout: float = 600.0
+    managed: ManagedSpec | None = None  # a server pipe starts and stops (`--model FILE`)
 
 
 def run(
@@ -72,6 +74,7 @@ def run(
             timeout=servers.timeout,
             say=say,
             needed=recipe.asks,
+            managed=servers.managed,
         ) as text,
         open_image_backend(
             recipe, sd_url, text, wait=servers.wait, timeout=servers.timeout

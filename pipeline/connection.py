@@ -19,6 +19,7 @@ from pipeline.backends import (
 )
 from pipeline.embedded import EmbeddedServer
 from pipeline.errors import BackendUnavailable, UsageError
+from pipeline.managed import ManagedServer, ManagedSpec
 from pipeline.recipe import Recipe
 
 HOW_TO_START = (
@@ -36,14 +37,26 @@ def open_backend(
     timeout: float,
     say: Callable[[str], None],
     needed: bool = True,
+    managed: ManagedSpec | None = None,
 ) -> Iterator[Backend | None]:
-    """The text model's server: the URL given, a server on a default port, or the embedded
-    model (None when the recipe asks no text model: it only draws)."""
+    """The text model's server: the one pipe starts from `managed` (`--model`), the URL
+    given, a server on a default port, or the embedded model (None when the recipe asks no
+    text model: it only draws)."""
     if not needed:
         yield None
         return
     if len(urls) > 1:
         raise UsageError("several --backend URLs are not supported yet; give one")
+    if managed is not None:
+        if urls:
+            raise UsageError("give --model FILE or --backend URL, not both")
+        with ManagedServer(managed, say) as server:
+            backend = _connect_or_explain(server.url, wait, timeout)
+            try:
+                yield backend
+            finally:
+                backend.close()
+        return
     embedded: EmbeddedServer | None = None
     if urls:
         backend = _connect_or_explain(urls[0], wait, timeout)
