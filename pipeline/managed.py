@@ -101,6 +101,7 @@ class ManagedServer:
         self.url = ""
         self.folder: Path | None = None
         self.via_sh = False
+        self._previous_sigterm: Any = None
 
     # -- start ----------------------------------------------------------------------------
     def start(self) -> str:
@@ -109,10 +110,12 @@ class ManagedServer:
         command += ["--host", "127.0.0.1", "--port", str(self.port), *self.spec.extra_args]
         self.folder = Path(tempfile.mkdtemp(prefix="pipe-server-"))
         self.say(f"starting {self.spec.name} as a server on port {self.port}…")
+        # Until it is stopped, SIGTERM to pipe unwinds like Ctrl-C (a runner that catches
+        # signals itself puts this back when it is done), so the server is stopped too.
+        self._previous_sigterm = _sigterm_as_interrupt()
         try:
-            with _sigterm_as_interrupt():
-                self._spawn(command)
-                self._wait_until_ready()
+            self._spawn(command)
+            self._wait_until_ready()
         except BaseException:
             self.stop()
             raise
@@ -190,16 +193,14 @@ class ManagedServer:
         """The last lines of the server's log, on one line."""
         if self.folder is None:
             return "(no log)"
-        try:
-            with (self.folder / LOG_NAME).open("rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - 8192))
-                text = f.read().decode(errors="replace")
-        except OSError:
-            return "(no log)"
-        kept = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
-        tail = " | ".join(kept) or "(empty)"
-        return tail if len(tail) <= 400 else "…" + tail[-400:]
+        # Its output, else a log it wrote in its folder (llamafile's llama.log).
+        logs = [self.folder / LOG_NAME, *sorted(self.folder.glob("*.log"))]
+        for path in logs:
+            kept = [line.strip() for line in _end_of(path).splitlines() if line.strip()]
+            if kept:
+                tail = " | ".join(kept[-lines:])
+                return tail if len(tail) <= 400 else "…" + tail[-400:]
+        return "(empty)"
 
     # -- stop -----------------------------------------------------------------------------
     def stop(self) -> None:
@@ -216,6 +217,9 @@ class ManagedServer:
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
 
     def __enter__(self) -> ManagedServer:
         self.start()
@@ -261,6 +265,16 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
     return arm
 
 
+def _end_of(path: Path, size: int = 8192) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def _signal_group(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
@@ -282,18 +296,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """While the server starts, SIGTERM to pipe unwinds like Ctrl-C, so it is stopped."""
+def _sigterm_as_interrupt() -> Any:
+    """Make SIGTERM raise KeyboardInterrupt; the handler it replaced (None off the main
+    thread, where signals cannot be set)."""
     if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+        return None
 
     def interrupt(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return signal.signal(signal.SIGTERM, interrupt)

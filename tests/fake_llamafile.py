@@ -11,6 +11,7 @@ FAKE_LLAMAFILE_LOADING       seconds of 503 "Loading model" after that (default 
 FAKE_LLAMAFILE_EXIT          exit at once with this code, after a line in the log
 FAKE_LLAMAFILE_LATENCY       seconds per completion (default 0)
 FAKE_LLAMAFILE_PIDFILE       write the process id here once started
+FAKE_LLAMAFILE_ARGSFILE      write its arguments here, one a line
 """
 
 from __future__ import annotations
@@ -34,19 +35,29 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--mmproj")
+    parser.add_argument("-m", "--model")  # as llama-server: -m model.gguf means serve it
     args, _ = parser.parse_known_args()
     env = os.environ
     if env.get("FAKE_LLAMAFILE_PIDFILE"):
-        Path(env["FAKE_LLAMAFILE_PIDFILE"]).write_text(str(os.getpid()))
+        partial = Path(env["FAKE_LLAMAFILE_PIDFILE"] + ".partial")
+        partial.write_text(str(os.getpid()))
+        os.replace(partial, env["FAKE_LLAMAFILE_PIDFILE"])  # never seen half-written
+    if env.get("FAKE_LLAMAFILE_ARGSFILE"):
+        Path(env["FAKE_LLAMAFILE_ARGSFILE"]).write_text("\n".join(sys.argv[1:]) + "\n")
     with open("llama.log", "a", buffering=1) as log:
-        log.write(f"fake llamafile {' '.join(sys.argv[1:])}\n")
+
+        def say(line: str) -> None:  # as llamafile: to llama.log and to stderr
+            log.write(line + "\n")
+            print(line, file=sys.stderr, flush=True)
+
+        say(f"fake llamafile {' '.join(sys.argv[1:])}")
         if env.get("FAKE_LLAMAFILE_EXIT"):
-            log.write("error: failed to load model 'fake.gguf'\n")
+            say("error: failed to load model 'fake.gguf'")
             return int(env["FAKE_LLAMAFILE_EXIT"])
-        if not args.server:
-            log.write("only --server mode is faked here\n")
+        if not args.server and not args.model:
+            say("only --server mode is faked here")
             return 2
-        log.write("llama_model_load: loading model from fake.gguf\n")
+        say("llama_model_load: loading model from fake.gguf")
         time.sleep(float(env.get("FAKE_LLAMAFILE_LISTEN_DELAY", "0.3")))
         loading = float(env.get("FAKE_LLAMAFILE_LOADING", "0.3"))
         FakeLlama(
@@ -57,7 +68,7 @@ def main() -> int:
             loading=min(loading, 1e9),
             latency=float(env.get("FAKE_LLAMAFILE_LATENCY", "0")),
         ).start()
-        log.write(f"HTTP server listening port={args.port} (model still loading)\n")
+        say(f"HTTP server listening port={args.port} (model still loading)")
         threading.Event().wait()
     return 0
 
