@@ -91,7 +91,10 @@ class ManagedSpec:
 
 
 class ManagedServer:
-    """`with ManagedServer(spec) as server:` a ready server at `server.url`, stopped after."""
+    """`with ManagedServer(spec) as server:` a ready server at `server.url`, stopped after.
+
+    Start it from the thread that lives as long as it should: on Linux the kernel stops the
+    server when that thread ends (PR_SET_PDEATHSIG follows the creating thread)."""
 
     def __init__(self, spec: ManagedSpec, say: Callable[[str], None] = lambda _: None) -> None:
         self.spec = spec
@@ -102,6 +105,7 @@ class ManagedServer:
         self.folder: Path | None = None
         self.via_sh = False
         self._previous_sigterm: Any = None
+        self._sigterm_taken = False
 
     # -- start ----------------------------------------------------------------------------
     def start(self) -> str:
@@ -112,7 +116,9 @@ class ManagedServer:
         self.say(f"starting {self.spec.name} as a server on port {self.port}…")
         # Until it is stopped, SIGTERM to pipe unwinds like Ctrl-C (a runner that catches
         # signals itself puts this back when it is done), so the server is stopped too.
-        self._previous_sigterm = _sigterm_as_interrupt()
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+            self._sigterm_taken = True
         try:
             self._spawn(command)
             self._wait_until_ready()
@@ -205,6 +211,9 @@ class ManagedServer:
     # -- stop -----------------------------------------------------------------------------
     def stop(self) -> None:
         """Stop the server and everything it started; remove its folder. Safe to repeat."""
+        if self._sigterm_taken:  # a SIGTERM from now on ends pipe; the kernel ends the server
+            signal.signal(signal.SIGTERM, self._previous_sigterm or signal.SIG_DFL)
+            self._sigterm_taken = False
         proc, self.proc = self.proc, None
         if proc is not None:
             _signal_group(proc.pid, signal.SIGTERM)
@@ -217,9 +226,6 @@ class ManagedServer:
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
-        if self._previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._previous_sigterm)
-            self._previous_sigterm = None
 
     def __enter__(self) -> ManagedServer:
         self.start()
@@ -296,13 +302,5 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _sigterm_as_interrupt() -> Any:
-    """Make SIGTERM raise KeyboardInterrupt; the handler it replaced (None off the main
-    thread, where signals cannot be set)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def interrupt(_signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, interrupt)
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

@@ -7,6 +7,7 @@ old-generation llama.cpp server that llamafile is built on, through the same kin
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -14,10 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pipeline.errors import BackendUnavailable, UsageError
-from pipeline.managed import ManagedServer, ManagedSpec
+from pipeline.managed import ManagedServer, ManagedSpec, open_managed
 from tests import real_servers
 from tests.conftest import ROOT, pipe_cmd, run_pipe, wait_for
 
@@ -247,6 +249,9 @@ def test_library_use_gives_the_url_and_stops_after(
         assert folder is not None and (folder / "llama.log").exists()  # its cwd
     assert not alive(pid) and not folder.exists()
     assert said == [f"starting fake.llamafile as a server on port {server.port}…"]
+    with open_managed(ManagedSpec(llamafile), said.append) as url:
+        assert httpx.get(f"{url}/health").status_code == 200
+    assert not alive(server_pid(env))
 
 
 @pytest.mark.parametrize(
@@ -324,8 +329,6 @@ def test_real_llamafile_server_started_by_pipe(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "starting smollm2.llamafile as a server on port" in result.stderr
-    import json
-
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(records) == 2 and all(r["answer"].strip() for r in records), records
     pid = int((tmp_path / "server.pid").read_text())
