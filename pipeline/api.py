@@ -23,6 +23,7 @@ from pipeline.connection import open_backend, open_image_backend
 from pipeline.engine import Item, Options, Runner, Summary, file_items, stdin_item
 from pipeline.engine.items import line_items
 from pipeline.errors import UsageError
+from pipeline.managed import ManagedSpec
 from pipeline.paths import default_db_path
 from pipeline.recipe import Recipe
 from pipeline.state import Store
@@ -48,6 +49,7 @@ class Servers:
     timeout: float = 600.0
     api_key: str | None = None  # sent as a Bearer token, never stored or shown
     model_name: str | None = None  # which model, where a server has several (Ollama)
+    managed: ManagedSpec | None = None  # a server pipe starts and stops (`--model FILE`)
 
 
 def run(
@@ -76,6 +78,7 @@ def run(
             needed=recipe.asks,
             api_key=servers.api_key,
             model_name=servers.model_name,
+            managed=servers.managed,
         ) as text,
         open_image_backend(
             recipe, sd_url, text, wait=servers.wait, timeout=servers.timeout

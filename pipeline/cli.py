@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from pipeline import __version__, api, history
 from pipeline import recipe as recipes
@@ -16,6 +17,7 @@ from pipeline.actions import Result, write_choices
 from pipeline.answers import Picture
 from pipeline.engine import Options
 from pipeline.errors import PipeError, UsageError
+from pipeline.managed import ManagedSpec
 from pipeline.paths import default_db_path
 from pipeline.renaming import moves
 from pipeline.renaming.journal import Journal
@@ -71,6 +73,32 @@ def cli() -> None:
     envvar="PIPE_SD_BACKEND",
     help="Image server URL (koboldcpp --sdmodel, AUTOMATIC1111 --api) for recipes that draw;"
     " default: the --backend server if it draws, else ports 5001 and 7860. Env PIPE_SD_BACKEND.",
+)
+@click.option(
+    "--model",
+    "model_file",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Start this model as a server for the run and stop it after: a .llamafile, or a"
+    " .gguf served by --server-binary. Not with --backend.",
+)
+@click.option(
+    "--server-binary",
+    metavar="PATH",
+    help="The llama.cpp server that serves a --model .gguf (default: llama-server on PATH).",
+)
+@click.option(
+    "--mmproj",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="The vision projector to start --model with (for describe-images and rename-images).",
+)
+@click.option(
+    "--start-timeout",
+    type=click.FloatRange(min=1),
+    default=300,
+    show_default=True,
+    help="Seconds to wait for the --model server to load.",
 )
 @click.option(
     "-j",
@@ -155,6 +183,10 @@ def run(
     api_key_env: str | None,
     model_name: str | None,
     sd_url: str | None,
+    model_file: str | None,
+    server_binary: str | None,
+    mmproj: str | None,
+    start_timeout: float,
     jobs: int | None,
     as_json: bool,
     dry_run: bool,
@@ -178,6 +210,12 @@ def run(
 
     With no PATH, the text piped on stdin is the one item.
     """
+    managed = _managed_spec(model_file, server_binary, mmproj, start_timeout)
+    if managed is not None:
+        source = click.get_current_context().get_parameter_source("backend_urls")
+        if backend_urls and source is not ParameterSource.ENVIRONMENT:
+            raise UsageError("give --model FILE or --backend URL, not both")
+        backend_urls = ()  # --model wins over PIPE_BACKEND
     recipe = recipes.load(recipe_name, overrides)
     if paths:
         items = api.items(
@@ -203,7 +241,13 @@ def run(
         recipe,
         items,
         servers=api.Servers(
-            list(backend_urls), sd_url, wait, timeout, _api_key(api_key_env), model_name
+            list(backend_urls),
+            sd_url,
+            wait,
+            timeout,
+            _api_key(api_key_env),
+            model_name,
+            managed,
         ),
         output=api.Output(sys.stdout, as_json, headers, write, out_dir, contact_sheet),
         options=Options(
@@ -247,6 +291,18 @@ def _api_key(name: str | None) -> str | None:
     if not key:
         raise UsageError(f"--api-key-env {name}: the environment variable {name} is not set")
     return key
+
+
+def _managed_spec(
+    model: str | None, server_binary: str | None, mmproj: str | None, start_timeout: float
+) -> ManagedSpec | None:
+    if model is None:
+        if server_binary or mmproj:
+            raise UsageError("--server-binary and --mmproj go with --model FILE")
+        return None
+    return ManagedSpec.for_model(
+        model, server_binary=server_binary, mmproj=mmproj, start_timeout=start_timeout
+    )
 
 
 class _Messages:

@@ -19,6 +19,7 @@ from pipeline.backends import (
 )
 from pipeline.embedded import EmbeddedServer
 from pipeline.errors import BackendUnavailable, UsageError
+from pipeline.managed import ManagedServer, ManagedSpec
 from pipeline.recipe import Recipe
 
 HOW_TO_START = (
@@ -38,15 +39,26 @@ def open_backend(
     needed: bool = True,
     api_key: str | None = None,
     model_name: str | None = None,
+    managed: ManagedSpec | None = None,
 ) -> Iterator[Backend | None]:
-    """The text model's server: the URL given, a server on a default port, or the embedded
-    model (None when the recipe asks no text model: it only draws). `api_key` is sent as a
-    Bearer token and kept nowhere else."""
+    """The text model's server: the one pipe starts from `managed` (`--model`), the URL
+    given, a server on a default port, or the embedded model (None when the recipe asks no
+    text model: it only draws). `api_key` is sent as a Bearer token and kept nowhere else."""
     if not needed:
         yield None
         return
     if len(urls) > 1:
         raise UsageError("several --backend URLs are not supported yet; give one")
+    if managed is not None:
+        if urls:
+            raise UsageError("give --model FILE or --backend URL, not both")
+        with ManagedServer(managed, say) as server:
+            backend = _connect_or_explain(server.url, wait, timeout)
+            try:
+                yield backend
+            finally:
+                backend.close()
+        return
     embedded: EmbeddedServer | None = None
     if urls:
         backend = _connect_or_explain(urls[0], wait, timeout, api_key, model_name)

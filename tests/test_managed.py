@@ -1,0 +1,336 @@
+"""`pipe run --model FILE`: pipe starts the model as a server, uses it and stops it, whatever
+happens (the end, Ctrl-C, SIGTERM, SIGKILL to pipe, a server that never gets ready or dies).
+
+The fake is tests/fake_llamafile.py behind a `.llamafile`-named script; the real test runs the
+old-generation llama.cpp server that llamafile is built on, through the same kind of script.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pipeline.errors import BackendUnavailable, UsageError
+from pipeline.managed import ManagedServer, ManagedSpec, open_managed
+from tests import real_servers
+from tests.conftest import ROOT, pipe_cmd, run_pipe, wait_for
+
+FAKE = ROOT / "tests" / "fake_llamafile.py"
+
+
+def executable(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+@pytest.fixture
+def llamafile(tmp_path: Path) -> Path:
+    """A `.llamafile` that runs the fake (a script, as the real one is also a shell script)."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    return executable(
+        folder / "fake.llamafile", f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" "$@"\n'
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """Knobs for the fake, and a temp folder of pipe's own to see that it is left clean."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    return {
+        "FAKE_LLAMAFILE_PIDFILE": str(tmp_path / "server.pid"),
+        "FAKE_LLAMAFILE_ARGSFILE": str(tmp_path / "server.args"),
+        "TMPDIR": str(temp),
+    }
+
+
+def server_pid(env: dict[str, str]) -> int:
+    pidfile = Path(env["FAKE_LLAMAFILE_PIDFILE"])
+    wait_for(pidfile.exists, what="the server to start")
+    return int(pidfile.read_text())
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for a parent that will not reap it counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def assert_clean(env: dict[str, str], *folders: Path) -> None:
+    """No server left running, no temp folder left, no log in the user's folders."""
+    pid = server_pid(env)
+    wait_for(lambda: not alive(pid), timeout=30, what=f"server {pid} to exit")
+    assert list(Path(env["TMPDIR"]).iterdir()) == []
+    for folder in (*folders, ROOT):
+        assert not (folder / "llama.log").exists()
+
+
+def one_error_line(stderr: str) -> str:
+    errors = [line for line in stderr.splitlines() if line.startswith("pipe: error:")]
+    assert len(errors) == 1 and "Traceback" not in stderr, stderr
+    return errors[0]
+
+
+def test_summarize_with_a_llamafile_started_for_the_run(
+    llamafile: Path, notes: Path, env: dict[str, str]
+) -> None:
+    result = run_pipe("run", "summarize-text", str(notes), "--model", str(llamafile), env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("Summary ") == 3
+    assert "starting fake.llamafile as a server on port" in result.stderr
+    assert "using llama.cpp at http://127.0.0.1:" in result.stderr
+    args = Path(env["FAKE_LLAMAFILE_ARGSFILE"]).read_text().split("\n")
+    assert args[:2] == ["--server", "--nobrowser"] and "127.0.0.1" in args
+    assert_clean(env, notes, llamafile.parent)
+
+
+def test_a_gguf_is_served_by_the_server_binary_with_its_projector(
+    llamafile: Path, notes: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    model, projector = tmp_path / "model.gguf", tmp_path / "proj.gguf"
+    model.write_bytes(b"GGUF")
+    projector.write_bytes(b"GGUF")
+    result = run_pipe(
+        *("run", "summarize-text", str(notes), "--model", str(model)),
+        *("--server-binary", str(llamafile), "--mmproj", str(projector)),
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    args = Path(env["FAKE_LLAMAFILE_ARGSFILE"]).read_text().split("\n")
+    assert args[:2] == ["-m", str(model)] and "--server" not in args
+    assert args[args.index("--mmproj") + 1] == str(projector)
+    assert_clean(env, notes)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupting_pipe_mid_run_stops_the_server(
+    sig: signal.Signals, llamafile: Path, tmp_path: Path, env: dict[str, str]
+) -> None:
+    notes = tmp_path / "many"
+    notes.mkdir()
+    for i in range(40):
+        (notes / f"n{i}.md").write_text(f"note {i}\n")
+    stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        proc = subprocess.Popen(
+            pipe_cmd("run", "summarize-text", str(notes), "--model", str(llamafile)),
+            env={**os.environ, **env, "FAKE_LLAMAFILE_LATENCY": "0.2"},
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
+    try:
+        wait_for(lambda: "Summary" in stdout.read_text(), what="a first answer")
+        proc.send_signal(sig)
+        assert proc.wait(timeout=60) == 128 + sig, stderr.read_text()
+    finally:
+        proc.kill()
+    assert "interrupted" in stderr.read_text()
+    assert stdout.read_text().count("Summary") < 40
+    assert_clean(env, notes)
+
+
+def test_sigkill_to_pipe_still_stops_the_server(
+    llamafile: Path, notes: Path, env: dict[str, str]
+) -> None:
+    proc = subprocess.Popen(
+        pipe_cmd("run", "summarize-text", str(notes), "--model", str(llamafile)),
+        env={**os.environ, **env, "FAKE_LLAMAFILE_LOADING": "inf"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    pid = server_pid(env)
+    proc.kill()
+    proc.wait(timeout=30)
+    wait_for(lambda: not alive(pid), timeout=30, what=f"server {pid} to exit after pipe's death")
+
+
+def test_sigterm_while_the_server_loads_stops_it(
+    llamafile: Path, notes: Path, env: dict[str, str]
+) -> None:
+    proc = subprocess.Popen(
+        pipe_cmd("run", "summarize-text", str(notes), "--model", str(llamafile)),
+        env={**os.environ, **env, "FAKE_LLAMAFILE_LOADING": "inf"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    server_pid(env)
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert_clean(env, notes)
+
+
+def test_a_server_that_never_gets_ready_is_a_clear_error(
+    llamafile: Path, notes: Path, env: dict[str, str]
+) -> None:
+    result = run_pipe(
+        *("run", "summarize-text", str(notes), "--model", str(llamafile)),
+        *("--start-timeout", "1"),
+        env={**env, "FAKE_LLAMAFILE_LOADING": "inf", "FAKE_LLAMAFILE_LISTEN_DELAY": "0"},
+    )
+    assert result.returncode == 3, result.stderr
+    error = one_error_line(result.stderr)
+    assert "fake.llamafile was not ready after 1 s" in error
+    assert "HTTP server listening" in error  # the last lines of its log
+    assert_clean(env, notes)
+
+
+def test_a_server_that_exits_at_once_says_its_exit_code(
+    llamafile: Path, notes: Path, env: dict[str, str]
+) -> None:
+    result = run_pipe(
+        *("run", "summarize-text", str(notes), "--model", str(llamafile)),
+        env={**env, "FAKE_LLAMAFILE_EXIT": "7"},
+    )
+    assert result.returncode == 3, result.stderr
+    error = one_error_line(result.stderr)
+    assert "exited with code 7 before it was ready" in error
+    assert "failed to load model" in error
+    assert_clean(env, notes)
+
+
+def test_exec_format_error_is_retried_through_sh(
+    tmp_path: Path, notes: Path, env: dict[str, str]
+) -> None:
+    """An APE file is also a shell script; when exec refuses it (ENOEXEC: no binfmt_misc
+    entry), pipe runs it with sh. A script without a shebang is refused the same way."""
+    model = executable(tmp_path / "ape.llamafile", f'exec "{sys.executable}" "{FAKE}" "$@"\n')
+    with pytest.raises(OSError) as refused:
+        subprocess.run([str(model)], check=False)
+    assert refused.value.errno == 8  # ENOEXEC: the case under test really happens here
+    result = run_pipe("run", "summarize-text", str(notes), "--model", str(model), env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("Summary ") == 3
+    assert_clean(env, notes)
+
+
+def test_a_file_neither_exec_nor_sh_can_run_gets_the_ape_fix(tmp_path: Path) -> None:
+    model = executable(tmp_path / "broken.llamafile", "((( not a script\n")
+    server = ManagedServer(ManagedSpec(model, start_timeout=30))
+    with pytest.raises(BackendUnavailable) as e:
+        server.start()
+    assert server.via_sh
+    message = str(e.value)
+    assert "\n" not in message and "exited with code 2" in message
+    assert "/usr/bin/ape" in message and "binfmt_misc" in message
+    assert server.proc is None and server.folder is None  # stopped, folder removed
+
+
+def test_library_use_gives_the_url_and_stops_after(
+    llamafile: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    said: list[str] = []
+    with ManagedServer(ManagedSpec.for_model(llamafile), said.append) as server:
+        assert server.url == f"http://127.0.0.1:{server.port}"
+        pid = server_pid(env)
+        assert alive(pid)
+        folder = server.folder
+        assert folder is not None and (folder / "llama.log").exists()  # its cwd
+    assert not alive(pid) and not folder.exists()
+    assert said == [f"starting fake.llamafile as a server on port {server.port}…"]
+    with open_managed(ManagedSpec(llamafile), said.append) as url:
+        assert httpx.get(f"{url}/health").status_code == 200
+    assert not alive(server_pid(env))
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--backend", "http://127.0.0.1:9"], "give --model FILE or --backend URL, not both"),
+        (["--model", "missing.llamafile"], "--model missing.llamafile: no such file"),
+        (["--mmproj", "x.gguf"], "--server-binary and --mmproj go with --model FILE"),
+    ],
+)
+def test_usage_errors(
+    extra: list[str], message: str, llamafile: Path, notes: Path, env: dict[str, str]
+) -> None:
+    args = ["run", "summarize-text", str(notes), *extra]
+    if extra[0] == "--backend":
+        args += ["--model", str(llamafile)]
+    result = run_pipe(*args, env=env)
+    assert result.returncode == 2, result.stderr
+    assert message in one_error_line(result.stderr)
+    assert not Path(env["FAKE_LLAMAFILE_PIDFILE"]).exists()  # nothing was started
+
+
+def test_pipe_backend_from_the_environment_gives_way_to_model(
+    llamafile: Path, notes: Path, env: dict[str, str]
+) -> None:
+    result = run_pipe(
+        *("run", "summarize-text", str(notes), "--model", str(llamafile)),
+        env={**env, "PIPE_BACKEND": "http://127.0.0.1:9"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert_clean(env, notes)
+
+
+def test_spec_errors_a_user_can_fix(tmp_path: Path) -> None:
+    model = tmp_path / "model.llamafile"
+    model.write_text("not executable")
+    with pytest.raises(UsageError, match=r"is not executable: chmod \+x"):
+        ManagedServer(ManagedSpec(model)).start()
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    spec = ManagedSpec.for_model(gguf, server_binary=str(tmp_path / "no-such-server"))
+    with pytest.raises(UsageError, match="pass --server-binary PATH"):
+        ManagedServer(spec).start()
+    assert ManagedSpec.for_model(gguf).server_binary == "llama-server"
+    assert ManagedSpec.for_model(model).server_binary is None
+
+
+@pytest.mark.real
+def test_real_llamafile_server_started_by_pipe(tmp_path: Path) -> None:
+    """The old-generation llama.cpp server (the code llamafile runs in --server mode) behind
+    a `.llamafile` script: a real model load meets pipe's start, wait and stop."""
+    binary = real_servers.llamafile_server_binary("0.8.1")
+    model = real_servers.untied_smollm2()
+    # The script drops the flags only llamafile itself knows and names the model, as a
+    # llamafile's embedded .args do.
+    script = executable(
+        tmp_path / "smollm2.llamafile",
+        "#!/bin/sh\n"
+        'for a; do shift; case "$a" in --server|--nobrowser) ;; *) set -- "$@" "$a";; esac;'
+        " done\n"
+        f'echo $$ > "{tmp_path / "server.pid"}"\n'
+        f'exec "{binary}" -m "{model}" -c 2048 -np 1 -t 2 "$@"\n',
+    )
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.txt").write_text("The harbour was busy this morning; three boats came in.\n")
+    (notes / "b.txt").write_text("The library opens late on Sundays, at noon.\n")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    result = run_pipe(
+        *("run", "summarize-text", str(notes), "--model", str(script)),
+        *("--set", "ask.max_tokens=12", "--json"),
+        env={"TMPDIR": str(temp)},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "starting smollm2.llamafile as a server on port" in result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 2 and all(r["answer"].strip() for r in records), records
+    pid = int((tmp_path / "server.pid").read_text())
+    wait_for(lambda: not alive(pid), timeout=30, what="the real server to exit")
+    assert list(temp.iterdir()) == [] and not (notes / "llama.log").exists()
