@@ -15,6 +15,7 @@ the targets of issues #3 and #4; results are also written to bench/results/lates
   big-photos   describe 24 HEICs (12, 48 MP) + 4 PNG/TIFF of 100 MP target <= 300 MB peak RSS,
                at default -j (bench/big_photos.py)              every upload <= 1024 px
   formats      each format through each candidate decoder: time, RSS (figures only)
+  managed      --model (one server) vs cli: (a process a file), real gemma (bench/backends.py)
   draw-*       recipes that draw: overlap, resume after SIGKILL, real koboldcpp (bench/drawing.py)
 """
 
@@ -427,6 +428,15 @@ def bench_draw_real(tmp: Path) -> None:
     report("draw-real", figures, met, "pipe >= 97 % of a bare client's pictures/s")
 
 
+def bench_managed(tmp: Path) -> None:
+    from bench.backends import bench_managed_vs_cli
+
+    figures, met = bench_managed_vs_cli(tmp)
+    report(
+        "managed", figures, met, "--model >= 1.7x faster than cli:, >= 95 % of bare tools' ratio"
+    )
+
+
 BENCHMARKS = {
     "overhead": bench_overhead,
     "concurrency": bench_concurrency,
@@ -441,6 +451,7 @@ BENCHMARKS = {
     "draw-overlap": bench_draw_overlap,
     "draw-resume": bench_draw_resume,
     "draw-real": bench_draw_real,
+    "managed": bench_managed,
 }
 
 
