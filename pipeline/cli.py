@@ -472,6 +472,8 @@ def _print_doctor(
     for line in doctor_checks.format_table(doctor_checks.rows(report)):
         echo(f"  {line}")
     for check in doctor_checks.shown(report):
+        if check.error and check.reachable:
+            echo(f"  {check.url}: {check.error}")
         for advice in check.advice:
             echo(f"  {check.url}: {advice}")
     quiet = doctor_checks.quiet_defaults(report)

@@ -151,6 +151,8 @@ def check(url: str, role: str, origin: str, probe: Probe, vision: bool) -> Check
             result.error = "the server did not say what it is"
             return result
         result.kind, result.model, result.slots = info.kind, info.model, info.slots
+        if role == "image" and info.image_model:
+            result.model = info.image_model
         result.text = info.can("text")
         result.txt2img, result.img2img = info.can("txt2img"), info.can("img2img")
         result.grammar = info.can("grammar")
@@ -214,6 +216,7 @@ def diagnose(
     needs_vision = recipe is not None and any(s.kind == "vision" for s in recipe.steps)
     # Without a recipe, find out for real what each server sees; with one, only if it matters.
     want_vision = recipe is None or needs_vision
+    defaults_used = all(origin == DEFAULT_ORIGIN for _, origin in backends)
     checks: list[Check] = []
     seen: set[str] = set()
     for url, origin in backends:
@@ -239,7 +242,7 @@ def diagnose(
             if working
             else "no model server answers"
         )
-        if not working:
+        if not working and defaults_used:
             report.advice.extend(_embedded_note())
         return report
     text_ok = True
@@ -268,7 +271,7 @@ def diagnose(
                 f"{recipe.name} needs a model that sees images, and none of these does:"
                 f" {VISION_HINTS['llama.cpp']}"
             )
-        elif not working:
+        elif not working and defaults_used:
             report.advice.extend(_embedded_note(vision=needs_vision))
     report.ok = text_ok and image_ok
     needs = _needs(recipe, needs_vision, draw_kinds)
@@ -313,11 +316,15 @@ def rows(report: Report) -> list[list[str]]:
     out: list[list[str]] = []
     for c in shown(report):
         status = "ok" if c.works and c.can_run is not False else ("--" if c.works else "FAIL")
-        if not c.reachable:
-            out.append([status, c.url, c.error, "", "", "", "", "", ""])
+        if not c.reachable or (c.error and not c.kind):
+            what = c.error if not c.reachable else "answers, but cannot serve as it is"
+            out.append([status, c.url, what, "", "", "", "", "", ""])
             continue
         model = c.model if len(c.model) <= 40 else "…" + c.model[-39:]
         latency = f"{c.latency_ms:.0f} ms" if c.latency_ms is not None else "-"
+        if c.error:
+            latency = "failed"
+        text_only = "-" if not c.text else None
         out.append(
             [
                 status,
@@ -325,9 +332,9 @@ def rows(report: Report) -> list[list[str]]:
                 c.kind + (" (images)" if c.role == "image" else ""),
                 model or "-",
                 f"slots {c.slots}" if c.slots else "slots -",
-                f"vision {_yes_no(c.vision)}",
+                f"vision {text_only or _yes_no(c.vision)}",
                 f"images {_yes_no(c.txt2img)}",
-                f"grammar {_yes_no(c.grammar)}",
+                f"grammar {text_only or _yes_no(c.grammar)}",
                 latency,
             ]
         )
@@ -346,8 +353,11 @@ def quiet_defaults(report: Report) -> list[Check]:
     return [c for c in report.checks if c.origin == DEFAULT_ORIGIN and not c.reachable]
 
 
-def format_table(table: list[list[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))] if table else []
+def format_table(table: list[list[str]], cap: int = 48) -> list[str]:
+    """Aligned columns; a cell longer than `cap` overflows instead of widening its column."""
+    widths = (
+        [min(cap, max(len(row[i]) for row in table)) for i in range(len(table[0]))] if table else []
+    )
     lines = []
     for row in table:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
