@@ -11,7 +11,8 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from pipeline import __version__, api, history
+from pipeline import __version__, api, config, history
+from pipeline import doctor as doctor_checks
 from pipeline import recipe as recipes
 from pipeline.actions import Result, write_choices
 from pipeline.answers import Picture
@@ -210,13 +211,42 @@ def run(
 
     With no PATH, the text piped on stdin is the one item.
     """
+    ctx = click.get_current_context()
     managed = _managed_spec(model_file, server_binary, mmproj, start_timeout)
     if managed is not None:
-        source = click.get_current_context().get_parameter_source("backend_urls")
+        source = ctx.get_parameter_source("backend_urls")
         if backend_urls and source is not ParameterSource.ENVIRONMENT:
             raise UsageError("give --model FILE or --backend URL, not both")
-        backend_urls = ()  # --model wins over PIPE_BACKEND
-    recipe = recipes.load(recipe_name, overrides)
+    # The config file fills what no flag or environment variable gave.
+    file = config.load()
+    settings = config.resolve(
+        ctx,
+        file,
+        {
+            "backends": backend_urls,
+            "sd_backend": sd_url,
+            "jobs": jobs,
+            "db": db,
+            "api_key_env": api_key_env,
+            "model_name": model_name,
+            "timeout": timeout,
+            "wait": wait,
+        },
+        {},
+    )
+    backend_urls = tuple(settings["backends"].value)
+    if managed is not None:
+        backend_urls = ()  # --model wins over PIPE_BACKEND and the config file
+    sd_url = settings["sd_backend"].value
+    jobs = settings["jobs"].value
+    db = settings["db"].value
+    api_key_env = settings["api_key_env"].value
+    model_name = settings["model_name"].value
+    timeout = settings["timeout"].value
+    wait = settings["wait"].value
+    # Several backends pass through as several --backend flags would.
+    recipe_key = os.path.basename(recipe_name).removesuffix(".toml")
+    recipe = recipes.load(recipe_name, [*file.recipe_overrides(recipe_key), *overrides])
     if paths:
         items = api.items(
             recipe,
@@ -324,6 +354,155 @@ class _Messages:
 
     def item_note(self, result: Result) -> None:
         self.info(f"{result.path}: skipped: {'; '.join(result.notes)}")
+
+
+@cli.command()
+@click.argument("recipe_name", metavar="[RECIPE]", required=False)
+@click.option(
+    "--backend",
+    "backend_urls",
+    multiple=True,
+    envvar="PIPE_BACKEND",
+    help="Check this server (may repeat; default: the config file's, else the default ports).",
+)
+@click.option(
+    "--sd-backend", "sd_url", envvar="PIPE_SD_BACKEND", help="Check this image server too."
+)
+@click.option("--api-key-env", metavar="NAME", help="As for pipe run.")
+@click.option("--model-name", help="As for pipe run.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=60,
+    show_default=True,
+    help="Seconds to wait for the tiny test request.",
+)
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seconds to wait for a server that is still loading.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per backend.")
+@db_option
+def doctor(
+    recipe_name: str | None,
+    backend_urls: tuple[str, ...],
+    sd_url: str | None,
+    api_key_env: str | None,
+    model_name: str | None,
+    timeout: float,
+    wait: float,
+    as_json: bool,
+    db: str | None,
+) -> None:
+    """Check every configured, given or default backend: does it answer, which API, model,
+    slots, vision, images, grammar, and one tiny request's time; with RECIPE, whether any of
+    them can run it. Exit 0 when one can (without RECIPE: when one answers), else 3.
+    """
+    ctx = click.get_current_context()
+    file = config.load()
+    settings = config.resolve(
+        ctx,
+        file,
+        {
+            "backends": backend_urls,
+            "sd_backend": sd_url,
+            "jobs": None,
+            "db": db,
+            "api_key_env": api_key_env,
+            "model_name": model_name,
+            "timeout": timeout,
+            "wait": wait,
+        },
+        {
+            "backends": "default: the default ports, then the embedded model",
+            "sd_backend": "default: the text server if it draws, else the default image ports",
+            "jobs": "default: each server's slots",
+            "db": "default",
+            "api_key_env": "default: none",
+            "model_name": "default: the server's model",
+        },
+    )
+    recipe = None
+    if recipe_name:
+        recipe_key = os.path.basename(recipe_name).removesuffix(".toml")
+        recipe = recipes.load(recipe_name, file.recipe_overrides(recipe_key))
+    problems: list[str] = []
+    key_env = settings["api_key_env"].value
+    api_key = os.environ.get(key_env, "").strip() or None if key_env else None
+    if key_env and api_key is None:
+        problems.append(f"api_key_env {key_env}: the environment variable {key_env} is not set")
+    urls = settings["backends"]
+    if urls.value:
+        backends = [(u, urls.source) for u in urls.value]
+    else:
+        backends = [(u, doctor_checks.DEFAULT_ORIGIN) for u in config.default_backends()]
+    sd = settings["sd_backend"]
+    report = doctor_checks.diagnose(
+        backends,
+        (sd.value, sd.source) if sd.value else None,
+        list(config.default_image_backends()),
+        recipe,
+        doctor_checks.Probe(
+            wait=settings["wait"].value,
+            timeout=settings["timeout"].value,
+            api_key=api_key,
+            model_name=settings["model_name"].value,
+        ),
+    )
+    report.advice[:0] = problems
+    if as_json:
+        for check in report.checks:
+            click.echo(json.dumps(check.to_json(), ensure_ascii=False))
+        sys.exit(0 if report.ok else 3)
+    _print_doctor(report, settings, file, recipe_key if recipe_name else None)
+    sys.exit(0 if report.ok else 3)
+
+
+def _print_doctor(
+    report: doctor_checks.Report,
+    settings: dict[str, config.Setting],
+    file: config.FileConfig,
+    recipe_key: str | None,
+) -> None:
+    echo = _echo
+    echo("Backends")
+    for line in doctor_checks.format_table(doctor_checks.rows(report)):
+        echo(f"  {line}")
+    for check in doctor_checks.shown(report):
+        if check.error and check.reachable:
+            echo(f"  {check.url}: {check.error}")
+        for advice in check.advice:
+            echo(f"  {check.url}: {advice}")
+    quiet = doctor_checks.quiet_defaults(report)
+    if quiet:
+        where = ", ".join(c.url.removeprefix("http://") for c in quiet)
+        echo(f"  (nothing on the default ports {where})")
+    echo("")
+    echo("Settings")
+    if file.exists:
+        echo(f"  config file  {file.path}")
+    else:
+        echo(f"  config file  {file.path} (none)")
+    rows = []
+    for setting in settings.values():
+        value = setting.value
+        if setting.name == "backends":
+            value = ", ".join(value) if value else ""
+        if setting.name == "db" and not value:
+            value = str(default_db_path())
+        rows.append([setting.name, "-" if value in (None, "") else str(value), setting.source])
+    if recipe_key:
+        for key, value in file.recipes.get(recipe_key, {}).items():
+            rows.append([f"{recipe_key}: {key}", json.dumps(value), f"config {file.path}"])
+    for line in doctor_checks.format_table(rows):
+        echo(f"  {line}")
+    echo("")
+    for advice in report.advice:
+        echo(f"pipe: {advice}")
+    echo(f"{'OK' if report.ok else 'NOT OK'}: {report.verdict}")
 
 
 @cli.command(name="recipes")
@@ -448,7 +627,7 @@ def _echo(line: str, text: bool = False) -> None:
 
 
 def _open_existing(db: str | None) -> Store:
-    path = db or str(default_db_path())
+    path = db or config.load().values.get("db") or str(default_db_path())
     if not os.path.exists(path):
         raise UsageError(f"no database at {path} yet: run 'pipe run RECIPE PATH' first")
     return Store(path)
