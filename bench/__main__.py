@@ -16,6 +16,9 @@ the targets of issues #3 and #4; results are also written to bench/results/lates
                at default -j (bench/big_photos.py)              every upload <= 1024 px
   formats      each format through each candidate decoder: time, RSS (figures only)
   draw-*       recipes that draw: overlap, resume after SIGKILL, real koboldcpp (bench/drawing.py)
+  pool-two     2 fakes x 2 slots x 200 ms, 200 files; then one killed   target <= 11 s, each
+               at half time (bench/pool.py)                     file done exactly once
+  pool-20      20 fakes x 2 slots x 200 ms, 4,000 files           target <= 22 s (ideal 20 s)
 """
 
 from __future__ import annotations
@@ -427,6 +430,20 @@ def bench_draw_real(tmp: Path) -> None:
     report("draw-real", figures, met, "pipe >= 97 % of a bare client's pictures/s")
 
 
+def bench_pool_two(tmp: Path) -> None:
+    from bench.pool import bench_two
+
+    figures, met = bench_two(tmp, pipe, run_seconds)
+    report("pool-two", figures, met, "<= 11 s; killed at half: completes, each file once")
+
+
+def bench_pool_twenty(tmp: Path) -> None:
+    from bench.pool import bench_twenty
+
+    figures, met = bench_twenty(tmp, pipe, run_seconds)
+    report("pool-20", figures, met, "<= 22 s (ideal 20 s), each file once")
+
+
 BENCHMARKS = {
     "overhead": bench_overhead,
     "concurrency": bench_concurrency,
@@ -441,6 +458,8 @@ BENCHMARKS = {
     "draw-overlap": bench_draw_overlap,
     "draw-resume": bench_draw_resume,
     "draw-real": bench_draw_real,
+    "pool-two": bench_pool_two,
+    "pool-20": bench_pool_twenty,
 }
 
 
