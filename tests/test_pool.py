@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.backends import Busy, Completion, Rejected, Request, ServerInfo, Unreachable
+from pipeline.answers import Picture
+from pipeline.backends import (
+    Busy,
+    Completion,
+    DrawRequest,
+    Rejected,
+    Request,
+    ServerInfo,
+    Unreachable,
+)
 from pipeline.backends import pool as pool_module
 from pipeline.backends.base import Backend
 from pipeline.backends.pool import Pool
@@ -95,6 +104,36 @@ def test_a_server_dying_mid_run_loses_no_file(tmp_path: Path, pipe_home: Path) -
     survivors = [s for s in servers if s is not victim]
     assert all(s.generate_calls > 0 for s in survivors)
     assert victim.url.removeprefix("http://") in line
+
+
+def test_every_server_dying_stops_the_run_as_one_server_would(
+    tmp_path: Path, pipe_home: Path
+) -> None:
+    servers = [FakeLlama(slots=2, latency=0.05).start() for _ in range(2)]
+    notes = make_notes(tmp_path / "notes", 60)
+
+    def kill_both() -> None:
+        wait_for(lambda: sum(s.generate_calls for s in servers) >= 6, what="a few answers")
+        for server in servers:
+            server.kill()
+
+    killer = threading.Thread(target=kill_both, daemon=True)
+    killer.start()
+    r = run_pipe("run", "summarize-text", str(notes), *backend_args(servers), "--wait", "1")
+    killer.join(5)
+    assert r.returncode == 3, r.stderr
+    assert "every server of the pool is failing" in r.stderr
+    assert "the backend stopped answering" in r.stderr
+    done = done_per_path(pipe_home)
+    assert 0 < len(done) < 60 and set(done.values()) == {1}
+    again = FakeLlama(slots=2).start()  # the next run does the rest, and only the rest
+    try:
+        r = run_pipe("run", "summarize-text", str(notes), "--backend", again.url)
+    finally:
+        again.stop()
+    assert r.returncode == 0, r.stderr
+    assert again.generate_calls == 60 - len(done)
+    assert set(done_per_path(pipe_home).values()) == {1}
 
 
 def test_a_busy_server_is_benched_and_comes_back(tmp_path: Path, pipe_home: Path) -> None:
@@ -239,6 +278,21 @@ def test_members_that_keep_failing_do_not_hold_a_request_forever() -> None:
     with pytest.raises(Unreachable):
         Pool([a], clock=clock).complete(Request("x"))
     assert a.calls <= 1 + pool_module.HOPS + 1
+
+
+def test_pictures_go_out_through_the_pool_too() -> None:
+    class Drawing(Scripted):
+        def draw(self, request: DrawRequest) -> Picture:
+            self.calls += 1
+            outcome = self.outcomes.pop(0) if self.outcomes else "ok"
+            if isinstance(outcome, Exception):
+                raise outcome
+            return Picture.of(b"png", 1, 1, request.seed)
+
+    a, b = Drawing("a", outcomes=[Unreachable("refused")]), Drawing("b")
+    pool = Pool([a, b])
+    assert pool.draw(DrawRequest("a heron", seed=7)).seed == 7
+    assert pool.answered() == {"a": 0, "b": 1}
 
 
 def test_slots_add_up_and_n_ctx_is_the_smallest() -> None:

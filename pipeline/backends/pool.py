@@ -21,11 +21,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
+from pipeline.answers import Picture
 from pipeline.backends.base import (
     Backend,
     Busy,
     Completion,
+    DrawRequest,
     Rejected,
     Request,
     ServerInfo,
@@ -40,6 +43,7 @@ ALL_DOWN_WAIT = 2.0  # with every member benched, wait this long at most for one
 # before raising (the run's RetryPolicy then tries again until its down_wait is over)
 HOPS = 3  # other members a request may try after 5xx/timeouts before the error is its own
 SHOWN_URLS = 3  # URLs named in the pool's description; the rest are counted
+_T = TypeVar("_T")
 
 
 @dataclass(eq=False)
@@ -85,7 +89,7 @@ class Pool(Backend):
         self.url = describe([m.url for m in self.members])
         self.client = None  # type: ignore[assignment]  # no HTTP of its own
         self.model_name = None
-        models = list(dict.fromkeys(info.model for info in infos))  # type: ignore[union-attr]
+        models = sorted({info.model for info in infos})  # type: ignore[union-attr]
         if len(models) > 1 and not allow_mixed_models:
             raise MixedModels(models_by_url(members))
         first = infos[0]
@@ -98,7 +102,7 @@ class Pool(Backend):
             url=self.url,
             # Mixed models (allowed): the answers' fingerprint names every model that may
             # have made them, so they never pass for one model's answers.
-            model="+".join(models),
+            model="+".join(models),  # sorted: the order of --backend changes nothing
             slots=sum(m.slots for m in self.members),
             n_ctx=min(n_ctxs) if n_ctxs else None,
             abilities=abilities,
@@ -117,6 +121,25 @@ class Pool(Backend):
         return self.info
 
     def complete(self, request: Request) -> Completion:
+        return self._dispatch(lambda member: member.complete(request))
+
+    def draw(self, request: DrawRequest) -> Picture:
+        """Pictures go out like completions (a pool of koboldcpps with an image model)."""
+        return self._dispatch(lambda member: member.draw(request))
+
+    def sampler(self, wanted: str) -> str | None:
+        return self._delegate().sampler(wanted)
+
+    def abort_running(self) -> None:
+        """Ctrl-C: members that run a process per request (cli:) stop theirs."""
+        for m in self.members:
+            abort = getattr(m.backend, "abort_running", None)
+            if abort:
+                abort()
+
+    def _dispatch(self, call: Callable[[Backend], _T]) -> _T:
+        """`call` on the least busy member that is up; again on another one at once if
+        that member is in trouble."""
         hops = 0  # members tried after 5xx/timeouts
         tries = 0  # members tried in all: a pool whose members keep coming back to fail
         # again gives up after trying each once, and the run's RetryPolicy takes over
@@ -124,7 +147,7 @@ class Pool(Backend):
             tries += 1
             member, epoch = self._acquire()
             try:
-                completion = member.backend.complete(request)
+                answer = call(member.backend)
             except Rejected:  # this item's own problem (ContextOverflow, NoVision too)
                 self._release(member)
                 raise
@@ -141,7 +164,7 @@ class Pool(Backend):
                 self._release(member)
                 raise
             self._release(member, answered=True)
-            return completion
+            return answer
 
     def count_tokens(self, text: str) -> int | None:
         return self._delegate().count_tokens(text)
