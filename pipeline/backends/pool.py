@@ -78,9 +78,12 @@ class Pool(Backend):
     ) -> None:
         if not members:
             raise ValueError("a pool needs at least one member")
-        infos = [m.info for m in members]
-        assert all(info is not None for info in infos), "probe the members first"
-        counts = list(slots) if slots is not None else [info.slots or 1 for info in infos]  # type: ignore[union-attr]
+        infos: list[ServerInfo] = []
+        for member in members:
+            if member.info is None:
+                raise ValueError(f"probe {member.url} before pooling it")
+            infos.append(member.info)
+        counts = list(slots) if slots is not None else [info.slots or 1 for info in infos]
         self.members = [
             Member(b, b.url, max(1, n), i)
             for i, (b, n) in enumerate(zip(members, counts, strict=True))
@@ -89,13 +92,12 @@ class Pool(Backend):
         self.url = describe([m.url for m in self.members])
         self.client = None  # type: ignore[assignment]  # no HTTP of its own
         self.model_name = None
-        models = sorted({info.model for info in infos})  # type: ignore[union-attr]
+        models = sorted({info.model for info in infos})
         if len(models) > 1 and not allow_mixed_models:
             raise MixedModels(models_by_url(members))
         first = infos[0]
-        assert first is not None
-        abilities = frozenset.intersection(*(info.abilities for info in infos))  # type: ignore[union-attr]
-        n_ctxs = [info.n_ctx for info in infos if info and info.n_ctx]
+        abilities = frozenset.intersection(*(info.abilities for info in infos))
+        n_ctxs = [info.n_ctx for info in infos if info.n_ctx]
         self.info: ServerInfo | None = replace(
             first,
             kind=f"pool of {len(self.members)}",
@@ -106,7 +108,7 @@ class Pool(Backend):
             slots=sum(m.slots for m in self.members),
             n_ctx=min(n_ctxs) if n_ctxs else None,
             abilities=abilities,
-            grammar_repetition=all(info.grammar_repetition for info in infos),  # type: ignore[union-attr]
+            grammar_repetition=all(info.grammar_repetition for info in infos),
         )
         self._cond = threading.Condition()
         self._up = len(self.members)
