@@ -17,6 +17,9 @@ the targets of issues #3 and #4; results are also written to bench/results/lates
   formats      each format through each candidate decoder: time, RSS (figures only)
   managed      --model (one server) vs cli: (a process a file), real gemma (bench/backends.py)
   draw-*       recipes that draw: overlap, resume after SIGKILL, real koboldcpp (bench/drawing.py)
+  pool-two     2 fakes x 2 slots x 200 ms, 200 files; then one killed   target <= 11 s, each
+               at half time (bench/pool.py)                     file done exactly once
+  pool-20      20 fakes x 2 slots x 200 ms, 4,000 files           target <= 22 s (ideal 20 s)
 """
 
 from __future__ import annotations
@@ -437,6 +440,20 @@ def bench_managed(tmp: Path) -> None:
     )
 
 
+def bench_pool_two(tmp: Path) -> None:
+    from bench.pool import bench_two
+
+    figures, met = bench_two(tmp, pipe, run_seconds)
+    report("pool-two", figures, met, "<= 11 s; killed at half: completes, each file once")
+
+
+def bench_pool_twenty(tmp: Path) -> None:
+    from bench.pool import bench_twenty
+
+    figures, met = bench_twenty(tmp, pipe, run_seconds)
+    report("pool-20", figures, met, "<= 22 s (ideal 20 s), each file once")
+
+
 BENCHMARKS = {
     "overhead": bench_overhead,
     "concurrency": bench_concurrency,
@@ -452,6 +469,8 @@ BENCHMARKS = {
     "draw-resume": bench_draw_resume,
     "draw-real": bench_draw_real,
     "managed": bench_managed,
+    "pool-two": bench_pool_two,
+    "pool-20": bench_pool_twenty,
 }
 
 

@@ -50,6 +50,7 @@ class Servers:
     api_key: str | None = None  # sent as a Bearer token, never stored or shown
     model_name: str | None = None  # which model, where a server has several (Ollama)
     managed: ManagedSpec | None = None  # a server pipe starts and stops (`--model FILE`)
+    allow_mixed_models: bool = False  # several backend_urls may serve different models
 
 
 def run(
@@ -79,6 +80,8 @@ def run(
             api_key=servers.api_key,
             model_name=servers.model_name,
             managed=servers.managed,
+            jobs=options.jobs,
+            allow_mixed_models=servers.allow_mixed_models,
         ) as text,
         open_image_backend(
             recipe, sd_url, text, wait=servers.wait, timeout=servers.timeout

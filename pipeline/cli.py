@@ -69,6 +69,11 @@ def cli() -> None:
     help="The model to use where a server has several (Ollama, LM Studio, vLLM).",
 )
 @click.option(
+    "--allow-mixed-models",
+    is_flag=True,
+    help="Several --backend servers may serve different models (answers then name them all).",
+)
+@click.option(
     "--sd-backend",
     "sd_url",
     envvar="PIPE_SD_BACKEND",
@@ -183,6 +188,7 @@ def run(
     backend_urls: tuple[str, ...],
     api_key_env: str | None,
     model_name: str | None,
+    allow_mixed_models: bool,
     sd_url: str | None,
     model_file: str | None,
     server_binary: str | None,
@@ -278,6 +284,7 @@ def run(
             _api_key(api_key_env),
             model_name,
             managed,
+            allow_mixed_models,
         ),
         output=api.Output(sys.stdout, as_json, headers, write, out_dir, contact_sheet),
         options=Options(
@@ -302,6 +309,8 @@ def run(
         f"{c.done} {done}, {c.cached} from cache, {c.skipped} skipped, {c.failed} failed"
         f" · {tokens:,} tokens · {summary.seconds:.1f} s (run {summary.run_id})"
     )
+    if summary.backends:
+        say.info(f"answers by backend: {_by_backend(summary.backends)}")
     if dry_run and summary.exit_code in (0, 1):
         command = " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--dry-run")
         say.info(f"dry run: nothing was changed. To apply: pipe {command}")
@@ -312,6 +321,12 @@ def run(
     elif summary.stopped:
         say.error(f"interrupted ({summary.stopped}); finished files are saved, run again to go on")
     sys.exit(summary.exit_code)
+
+
+def _by_backend(answered: dict[str, int]) -> str:
+    """`gpu1:8080 12, gpu2:8080 9`: busiest first."""
+    ranked = sorted(answered.items(), key=lambda pair: -pair[1])
+    return ", ".join(f"{url.removeprefix('http://')} {n}" for url, n in ranked)
 
 
 def _api_key(name: str | None) -> str | None:
@@ -535,6 +550,8 @@ def runs(limit: int, as_json: bool, db: str | None) -> None:
             f"{row['done'] + row['cached']} done, {row['skipped']} skipped, {row['failed']} failed"
             f"  {status}"
         )
+        if row.get("backends"):
+            click.echo(f"       answers by backend: {_by_backend(json.loads(row['backends']))}")
 
 
 @cli.command()

@@ -4,6 +4,7 @@ embedded model; and close (or stop) it at the end."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -17,6 +18,7 @@ from pipeline.backends import (
     Unreachable,
     connect,
 )
+from pipeline.backends.pool import MixedModels, Pool
 from pipeline.embedded import EmbeddedServer
 from pipeline.errors import BackendUnavailable, UsageError
 from pipeline.managed import ManagedServer, ManagedSpec
@@ -40,15 +42,17 @@ def open_backend(
     api_key: str | None = None,
     model_name: str | None = None,
     managed: ManagedSpec | None = None,
+    jobs: int = 0,
+    allow_mixed_models: bool = False,
 ) -> Iterator[Backend | None]:
     """The text model's server: the one pipe starts from `managed` (`--model`), the URL
     given, a server on a default port, or the embedded model (None when the recipe asks no
-    text model: it only draws). `api_key` is sent as a Bearer token and kept nowhere else."""
+    text model: it only draws). `api_key` is sent as a Bearer token and kept nowhere else.
+    Several URLs make a Pool (`jobs` is shared out among the members that do not say their
+    slots)."""
     if not needed:
         yield None
         return
-    if len(urls) > 1:
-        raise UsageError("several --backend URLs are not supported yet; give one")
     if managed is not None:
         if urls:
             raise UsageError("give --model FILE or --backend URL, not both")
@@ -60,7 +64,11 @@ def open_backend(
                 backend.close()
         return
     embedded: EmbeddedServer | None = None
-    if urls:
+    if len(urls) > 1:
+        backend: Backend = _open_pool(
+            urls, wait, timeout, say, api_key, model_name, jobs, allow_mixed_models
+        )
+    elif urls:
         backend = _connect_or_explain(urls[0], wait, timeout, api_key, model_name)
     else:
         backend_or_none = _on_default_ports(timeout, api_key, model_name)
@@ -93,6 +101,61 @@ def _connect_or_explain(
         raise BackendUnavailable(f"{e} (waited {wait:.0f} s; see --wait)") from None
     except BackendError as e:
         raise BackendUnavailable(str(e)) from None
+
+
+def _open_pool(
+    urls: list[str],
+    wait: float,
+    timeout: float,
+    say: Callable[[str], None],
+    api_key: str | None,
+    model_name: str | None,
+    jobs: int,
+    allow_mixed_models: bool,
+) -> Pool:
+    """Connect to every URL at once; one that does not answer is left out with a warning
+    (the run goes on with the others), and only when none answers is it the usual error."""
+    urls = list(dict.fromkeys(urls))
+
+    def attempt(url: str, wait: float) -> Backend | BackendError:
+        try:
+            return connect(url, wait=wait, timeout=timeout, api_key=api_key, model_name=model_name)
+        except BackendError as e:
+            return e
+
+    with ThreadPoolExecutor(max_workers=min(32, len(urls))) as executor:
+        outcomes = list(executor.map(lambda u: attempt(u, 0.0), urls))
+        if not any(isinstance(o, Backend) for o in outcomes) and wait > 0:
+            outcomes = list(executor.map(lambda u: attempt(u, wait), urls))
+    members = [o for o in outcomes if isinstance(o, Backend)]
+    failed = [(u, o) for u, o in zip(urls, outcomes, strict=True) if isinstance(o, BackendError)]
+    if not members:
+        url, error = failed[0]
+        if isinstance(error, Unreachable):
+            raise BackendUnavailable(
+                f"none of the {len(urls)} --backend servers answers ({error}); {HOW_TO_START}"
+            )
+        raise BackendUnavailable(f"none of the {len(urls)} --backend servers can serve: {error}")
+    for url, error in failed:
+        say(f"warning: leaving {url} out of the pool: {error}")
+    try:
+        return Pool(members, _member_slots(members, jobs), allow_mixed_models=allow_mixed_models)
+    except MixedModels as e:
+        for member in members:
+            member.close()
+        raise UsageError(str(e)) from None
+
+
+def _member_slots(members: list[Backend], jobs: int) -> list[int]:
+    """Each member's slots: what it says (llama.cpp's total_slots, koboldcpp's 1); servers
+    that cannot say (OpenAI-compatible) get an even share of -j, or their default."""
+    share = -(-jobs // len(members)) if jobs else 0  # rounded up: -j 5 over 2 is 3 each
+    slots = []
+    for member in members:
+        said = member.info.slots if member.info else 1
+        guessed = member.info is not None and member.info.kind == "openai"
+        slots.append(max(1, share if guessed and share else said))
+    return slots
 
 
 def _on_default_ports(

@@ -130,10 +130,16 @@ def _m004_pictures(db: sqlite_utils.Database) -> None:
     db["pictures"].create({"sha256": str, "png": bytes, "created": str}, pk="sha256")
 
 
+def _m005_run_backends(db: sqlite_utils.Database) -> None:
+    # A run over a pool of servers: how many model calls each answered, as JSON {url: n}.
+    db["runs"].add_column("backends", str)
+
+
 # Append only: each runs once per database, in order, recorded in `_migrations`.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_renames", _m002_renames),
     ("003_history_meta", _m003_history_meta),
     ("004_pictures", _m004_pictures),
+    ("005_run_backends", _m005_run_backends),
 ]

@@ -184,6 +184,11 @@ class Store(AnswerCache):
                 (run_id,),
             )
 
+    def set_run_backends(self, run_id: int, answered: dict[str, int]) -> None:
+        """How many model calls each server of a pool answered in this run."""
+        with self.transaction() as c:
+            c.execute("UPDATE runs SET backends = ? WHERE id = ?", (json.dumps(answered), run_id))
+
     def run_alive(self, run_id: int) -> bool:
         cached = self._alive.get(run_id)
         if cached and time.monotonic() - cached[0] < 2.0:

@@ -110,6 +110,7 @@ class FakeServer:
         self.max_active = 0
         self.spans: list[tuple[float, float]] = []  # (start, end) of each generation
         self.aborted: list[str] = []
+        self.dead = False  # kill(): every request, and every answer still to come, dropped
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(slots)
         self._requested_port = port
@@ -148,6 +149,12 @@ class FakeServer:
         if self.httpd:
             self.httpd.shutdown()
             self.httpd.server_close()
+
+    def kill(self) -> None:
+        """Die like a crashed server: stop listening and drop every connection still open,
+        requests in flight included (stop() alone lets kept-alive connections answer)."""
+        self.dead = True
+        self.stop()
 
     def __enter__(self) -> FakeServer:
         return self.start()
@@ -210,6 +217,9 @@ class _Handler(BaseHTTPRequestHandler):
             except ValueError:
                 body = _BadJSON(raw)
         path = self.path.split("?")[0]
+        if self.fake.dead:
+            self.drop()
+            return
         with self.fake._lock:
             self.fake.requests.append((path, body))
         self.fake.route(self, method, path, body)
@@ -217,6 +227,9 @@ class _Handler(BaseHTTPRequestHandler):
     def send(
         self, status: int, payload: Any, headers: list[tuple[str, str]], close: bool = False
     ) -> None:
+        if self.fake.dead:  # killed while this request was being answered
+            self.drop()
+            return
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response_only(status)
         for name, value in headers:

@@ -19,6 +19,7 @@ from typing import Any
 
 from pipeline.actions import Action, Result
 from pipeline.backends import Backend
+from pipeline.backends.pool import Pool
 from pipeline.engine.asking import CannotRun
 from pipeline.engine.drawing import Drawer
 from pipeline.engine.items import Done, Item
@@ -70,6 +71,8 @@ class Runner:
 
     def run(self, items: Iterable[Item], args: list[str]) -> Summary:
         started = time.monotonic()
+        pool = self.backend if isinstance(self.backend, Pool) else None
+        answered_before = pool.answered() if pool else {}
         run_id = self.store.start_run(
             self.recipe.name, self.recipe.origin, args, self.info.url, self.info.model
         )
@@ -132,8 +135,14 @@ class Runner:
         exit_code = self._exit_code()
         status = {0: "done", 1: "failed", 3: "backend-down"}.get(exit_code, "interrupted")
         self.store.end_run(run_id, status, exit_code, counts)
+        answered: dict[str, int] = {}
+        if pool is not None:
+            answered = {url: n - answered_before.get(url, 0) for url, n in pool.answered().items()}
+            self.store.set_run_backends(run_id, answered)
         seconds = time.monotonic() - started
-        return Summary(run_id, counts, seconds, exit_code, self.stopped, self.work.unable)
+        summary = Summary(run_id, counts, seconds, exit_code, self.stopped, self.work.unable)
+        summary.backends = answered
+        return summary
 
     def _feed(self, items: Iterator[Item], run_id: int) -> None:
         seq = 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipeline.actions import Result
 from pipeline.state import Counts
@@ -32,3 +32,5 @@ class Summary:
     exit_code: int
     stopped: str | None = None  # why the run ended early: a signal, "backend" or "unable"
     error: str | None = None  # with "unable": why the backend cannot run this recipe
+    # A pool of servers: the model calls each one answered in this run, by URL.
+    backends: dict[str, int] = field(default_factory=dict)

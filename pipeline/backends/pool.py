@@ -1,0 +1,310 @@
+"""Several servers used as one backend: each request goes to a member with a free slot.
+
+The engine sees one Backend whose `info.slots` is the sum of its members' slots, so its
+SlotGate keeps every member busy. `complete()` takes the least busy member that is up (a
+heap, so choosing costs O(log servers), never O(servers)), and a member whose failure means
+"this server is in trouble" (refused, 503 busy or loading, 5xx, timeouts, dropped
+connections) is benched with exponential backoff: its slots are not used until the bench
+ends, and the request is sent again at once to another member, so the in-flight items of a
+dead server are done elsewhere. When every member is benched, the request waits for the
+first to come back (a short while) and otherwise raises Unreachable (or Busy, when every
+member said busy): the run's RetryPolicy then waits `down_wait` and stops the run as it
+does for one server. Per-item errors (Rejected, ContextOverflow) pass through unchanged.
+
+No thread of its own: benches end when the next request looks (a heap of bench ends).
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from pipeline.answers import Picture
+from pipeline.backends.base import (
+    Backend,
+    Busy,
+    Completion,
+    DrawRequest,
+    Rejected,
+    Request,
+    ServerInfo,
+    Transient,
+    Unreachable,
+)
+
+BENCH_FIRST = 0.5  # seconds a member sits out after its first failure; doubles each time
+BENCH_MAX = 8.0  # ...up to this, well inside the default 30 s --wait, so a member that
+# comes back is tried again before the run gives up on the pool
+ALL_DOWN_WAIT = 2.0  # with every member benched, wait this long at most for one to return
+# before raising (the run's RetryPolicy then tries again until its down_wait is over)
+HOPS = 3  # other members a request may try after 5xx/timeouts before the error is its own
+SHOWN_URLS = 3  # URLs named in the pool's description; the rest are counted
+_T = TypeVar("_T")
+
+
+@dataclass(eq=False)
+class Member:
+    backend: Backend
+    url: str
+    slots: int
+    index: int
+    active: int = 0  # requests in flight on it
+    answered: int = 0  # requests it answered (a run's per-backend count)
+    failures: int = 0  # failures in a row: sets the next bench's length
+    benched: bool = False
+    epoch: int = 0  # +1 at each bench: a failure from before the last bench is old news
+    version: int = 0  # +1 at each change: older entries in the ready heap are stale
+    trouble: Exception | None = None  # why it was benched last
+
+    @property
+    def load(self) -> float:
+        return self.active / self.slots
+
+
+class Pool(Backend):
+    kind = "pool"
+
+    def __init__(
+        self,
+        members: Sequence[Backend],
+        slots: Sequence[int] | None = None,
+        *,
+        allow_mixed_models: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not members:
+            raise ValueError("a pool needs at least one member")
+        infos: list[ServerInfo] = []
+        for member in members:
+            if member.info is None:
+                raise ValueError(f"probe {member.url} before pooling it")
+            infos.append(member.info)
+        counts = list(slots) if slots is not None else [info.slots or 1 for info in infos]
+        self.members = [
+            Member(b, b.url, max(1, n), i)
+            for i, (b, n) in enumerate(zip(members, counts, strict=True))
+        ]
+        self.clock = clock
+        self.url = describe([m.url for m in self.members])
+        self.client = None  # type: ignore[assignment]  # no HTTP of its own
+        self.model_name = None
+        models = sorted({info.model for info in infos})
+        if len(models) > 1 and not allow_mixed_models:
+            raise MixedModels(models_by_url(members))
+        first = infos[0]
+        abilities = frozenset.intersection(*(info.abilities for info in infos))
+        n_ctxs = [info.n_ctx for info in infos if info.n_ctx]
+        self.info: ServerInfo | None = replace(
+            first,
+            kind=f"pool of {len(self.members)}",
+            url=self.url,
+            # Mixed models (allowed): the answers' fingerprint names every model that may
+            # have made them, so they never pass for one model's answers.
+            model="+".join(models),  # sorted: the order of --backend changes nothing
+            slots=sum(m.slots for m in self.members),
+            n_ctx=min(n_ctxs) if n_ctxs else None,
+            abilities=abilities,
+            grammar_repetition=all(info.grammar_repetition for info in infos),
+        )
+        self._cond = threading.Condition()
+        self._up = len(self.members)
+        self._ready: list[tuple[float, int, int]] = []  # (load, index, version)
+        self._bench: list[tuple[float, int, int]] = []  # (until, index, epoch)
+        for m in self.members:
+            self._push_ready(m)
+
+    # -- the Backend interface --------------------------------------------------------------
+    def probe(self) -> ServerInfo:
+        assert self.info is not None
+        return self.info
+
+    def complete(self, request: Request) -> Completion:
+        return self._dispatch(lambda member: member.complete(request))
+
+    def draw(self, request: DrawRequest) -> Picture:
+        """Pictures go out like completions (a pool of koboldcpps with an image model)."""
+        return self._dispatch(lambda member: member.draw(request))
+
+    def sampler(self, wanted: str) -> str | None:
+        return self._delegate().sampler(wanted)
+
+    def abort_running(self) -> None:
+        """Ctrl-C: members that run a process per request (cli:) stop theirs."""
+        for m in self.members:
+            abort = getattr(m.backend, "abort_running", None)
+            if abort:
+                abort()
+
+    def _dispatch(self, call: Callable[[Backend], _T]) -> _T:
+        """`call` on the least busy member that is up; again on another one at once if
+        that member is in trouble."""
+        hops = 0  # members tried after 5xx/timeouts
+        tries = 0  # members tried in all: a pool whose members keep coming back to fail
+        # again gives up after trying each once, and the run's RetryPolicy takes over
+        while True:
+            tries += 1
+            member, epoch = self._acquire()
+            try:
+                answer = call(member.backend)
+            except Rejected:  # this item's own problem (ContextOverflow, NoVision too)
+                self._release(member)
+                raise
+            except Transient as e:
+                self._bench_member(member, epoch, e)
+                if not isinstance(e, (Unreachable, Busy)):
+                    hops += 1
+                    if hops > HOPS:
+                        raise
+                if tries > len(self.members) + HOPS:
+                    raise
+                continue
+            except BaseException:
+                self._release(member)
+                raise
+            self._release(member, answered=True)
+            return answer
+
+    def count_tokens(self, text: str) -> int | None:
+        return self._delegate().count_tokens(text)
+
+    def raw_prompt(self, request: Request) -> tuple[str, list[str]]:
+        return self._delegate().raw_prompt(request)
+
+    def check_vision(self) -> None:
+        self._delegate().check_vision()
+
+    def close(self) -> None:
+        for m in self.members:
+            m.backend.close()
+
+    # -- what the run reports ---------------------------------------------------------------
+    def answered(self) -> dict[str, int]:
+        """Requests each member has answered so far, by URL."""
+        with self._cond:
+            return {m.url: m.answered for m in self.members}
+
+    # -- choosing a member --------------------------------------------------------------------
+    def _delegate(self) -> Backend:
+        """The first member that is up (the first of all when none is)."""
+        with self._cond:
+            self._end_benches(self.clock())
+            for m in self.members:
+                if not m.benched:
+                    return m.backend
+        return self.members[0].backend
+
+    def _acquire(self) -> tuple[Member, int]:
+        """The least busy member with a free slot; waits while every one that is up is
+        full; raises when every member is benched for longer than ALL_DOWN_WAIT."""
+        with self._cond:
+            gave_up_at: float | None = None
+            while True:
+                now = self.clock()
+                self._end_benches(now)
+                member = self._pop_ready()
+                if member is not None:
+                    member.active += 1
+                    member.version += 1
+                    self._push_ready(member)
+                    return member, member.epoch
+                timeout = 0.25
+                if self._up == 0:
+                    gave_up_at = gave_up_at if gave_up_at is not None else now + ALL_DOWN_WAIT
+                    if now >= gave_up_at:
+                        raise self._all_down()
+                    timeout = max(0.0, min(self._bench[0][0] - now, gave_up_at - now))
+                self._cond.wait(timeout)
+
+    def _release(self, member: Member, answered: bool = False) -> None:
+        with self._cond:
+            member.active -= 1
+            if answered:
+                member.answered += 1
+                member.failures = 0
+            member.version += 1
+            self._push_ready(member)
+            self._cond.notify()
+
+    def _bench_member(self, member: Member, epoch: int, error: Exception) -> None:
+        """Take `member` out for a while (once per trouble: the other requests that were in
+        flight on it when it failed come back with the same news)."""
+        with self._cond:
+            member.active -= 1
+            member.version += 1
+            if member.benched or member.epoch != epoch:
+                self._push_ready(member)
+                return
+            member.failures += 1
+            member.benched = True
+            member.epoch += 1
+            member.trouble = error
+            self._up -= 1
+            delay = min(BENCH_MAX, BENCH_FIRST * 2 ** (member.failures - 1))
+            heapq.heappush(self._bench, (self.clock() + delay, member.index, member.epoch))
+            self._cond.notify_all()  # those waiting may now have to give up sooner
+
+    def _end_benches(self, now: float) -> None:
+        while self._bench and self._bench[0][0] <= now:
+            _, index, epoch = heapq.heappop(self._bench)
+            member = self.members[index]
+            if member.benched and member.epoch == epoch:
+                member.benched = False
+                member.version += 1
+                self._up += 1
+                self._push_ready(member)
+
+    def _push_ready(self, member: Member) -> None:
+        if member.benched or member.active >= member.slots:
+            return
+        heapq.heappush(self._ready, (member.load, member.index, member.version))
+        if len(self._ready) > 4 * len(self.members) + 64:  # stale entries: rebuild, O(1)
+            self._ready = [  # amortised over the pushes that made them
+                (m.load, m.index, m.version)
+                for m in self.members
+                if not m.benched and m.active < m.slots
+            ]
+            heapq.heapify(self._ready)
+
+    def _pop_ready(self) -> Member | None:
+        while self._ready:
+            _, index, version = heapq.heappop(self._ready)
+            member = self.members[index]
+            if version == member.version and not member.benched and member.active < member.slots:
+                return member
+        return None
+
+    def _all_down(self) -> Transient:
+        troubles = [m.trouble for m in self.members if m.trouble is not None]
+        last = str(troubles[-1]) if troubles else "no answer"
+        message = f"every server of the pool is failing (last: {last})"
+        if troubles and all(isinstance(t, Busy) for t in troubles):
+            return Busy(message)
+        return Unreachable(message)
+
+
+class MixedModels(Exception):
+    """The members serve different models and mixing was not allowed."""
+
+    def __init__(self, models: dict[str, str]) -> None:
+        self.models = models
+        listing = ", ".join(
+            f"{url} has {model or 'an unnamed model'}" for url, model in models.items()
+        )
+        super().__init__(
+            f"the --backend servers serve different models ({listing}); give servers of one"
+            " model, or --allow-mixed-models to use them together anyway"
+        )
+
+
+def models_by_url(members: Sequence[Backend]) -> dict[str, str]:
+    return {m.url: (m.info.model if m.info else "") for m in members}
+
+
+def describe(urls: Sequence[str]) -> str:
+    shown = ", ".join(urls[:SHOWN_URLS])
+    more = len(urls) - SHOWN_URLS
+    return shown + (f" and {more} more" if more > 0 else "")
