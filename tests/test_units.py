@@ -257,6 +257,7 @@ def test_migrations_run_once(tmp_path: Path) -> None:
         "002_renames",
         "003_history_meta",
         "004_pictures",
+        "005_run_backends",
     ]
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
