@@ -10,8 +10,6 @@ from dataclasses import replace
 
 from pipeline import embedded
 from pipeline.backends import (
-    DEFAULT_IMAGE_URLS,
-    DEFAULT_URLS,
     Backend,
     BackendError,
     Transient,
@@ -19,6 +17,7 @@ from pipeline.backends import (
     connect,
 )
 from pipeline.backends.pool import MixedModels, Pool
+from pipeline.config import default_backends, default_image_backends
 from pipeline.embedded import EmbeddedServer
 from pipeline.errors import BackendUnavailable, UsageError
 from pipeline.managed import ManagedServer, ManagedSpec
@@ -164,7 +163,7 @@ def _on_default_ports(
     """The first server answering on a default port. One that answers but cannot serve
     (several models and no --model-name, a wrong key) is said, not passed over for the
     embedded model."""
-    for url in DEFAULT_URLS:
+    for url in default_backends():
         try:
             return connect(url, wait=0, timeout=timeout, api_key=api_key, model_name=model_name)
         except (Unreachable, Transient):
@@ -175,7 +174,7 @@ def _on_default_ports(
 
 
 def _start_embedded(say: Callable[[str], None]) -> EmbeddedServer:
-    where = " or ".join(u.removeprefix("http://") for u in DEFAULT_URLS)
+    where = " or ".join(u.removeprefix("http://") for u in default_backends())
     if not embedded.available():
         raise BackendUnavailable(f"no model server found at {where}; {HOW_TO_START}")
     server = EmbeddedServer()
@@ -210,7 +209,7 @@ def open_image_backend(
     elif text is not None and text.info and text.info.can("txt2img"):
         backend = text
     else:
-        for default in DEFAULT_IMAGE_URLS:
+        for default in default_image_backends():
             try:
                 candidate = connect(default, wait=0, timeout=timeout)
             except BackendError:
@@ -221,7 +220,7 @@ def open_image_backend(
             candidate.close()
     try:
         if backend is None:
-            where = " or ".join(u.removeprefix("http://") for u in DEFAULT_IMAGE_URLS)
+            where = " or ".join(u.removeprefix("http://") for u in default_image_backends())
             raise BackendUnavailable(f"no image server found at {where}; {NO_IMAGE_MODEL}")
         _check_can_draw(recipe, backend)
         yield backend

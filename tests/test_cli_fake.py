@@ -492,3 +492,14 @@ def test_control_characters_reach_a_terminal_escaped(tmp_path: Path) -> None:
         assert {json.loads(line)["answer"] for line in r.stdout.splitlines()} == {
             HOSTILE_ANSWER + "\nsecond line"
         }
+
+
+def test_default_ports_can_be_replaced_for_run_as_for_doctor(llama: FakeLlama, notes: Path) -> None:
+    """PIPE_DEFAULT_BACKENDS replaces the ports tried when no --backend is given (pipe doctor
+    reads the same list), so tests never meet the servers of the machine they run on."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    r = run_pipe(
+        "run", "summarize-text", str(notes), env={"PIPE_DEFAULT_BACKENDS": f"{dead} {llama.url}"}
+    )
+    assert r.returncode == 0, r.stderr
+    assert f"using llama.cpp at {llama.url}" in r.stderr and llama.generate_calls == 3
