@@ -251,8 +251,7 @@ def run(
     timeout = settings["timeout"].value
     wait = settings["wait"].value
     # Several backends pass through as several --backend flags would.
-    recipe_key = os.path.basename(recipe_name).removesuffix(".toml")
-    recipe = recipes.load(recipe_name, [*file.recipe_overrides(recipe_key), *overrides])
+    recipe = recipes.load(recipe_name, [*file.recipe_overrides(recipe_name), *overrides])
     if paths:
         items = api.items(
             recipe,
@@ -442,8 +441,7 @@ def doctor(
     )
     recipe = None
     if recipe_name:
-        recipe_key = os.path.basename(recipe_name).removesuffix(".toml")
-        recipe = recipes.load(recipe_name, file.recipe_overrides(recipe_key))
+        recipe = recipes.load(recipe_name, file.recipe_overrides(recipe_name))
     problems: list[str] = []
     key_env = settings["api_key_env"].value
     api_key = os.environ.get(key_env, "").strip() or None if key_env else None
@@ -472,7 +470,7 @@ def doctor(
         for check in report.checks:
             click.echo(json.dumps(check.to_json(), ensure_ascii=False))
         sys.exit(0 if report.ok else 3)
-    _print_doctor(report, settings, file, recipe_key if recipe_name else None)
+    _print_doctor(report, settings, file, recipe_name)
     sys.exit(0 if report.ok else 3)
 
 
@@ -480,7 +478,7 @@ def _print_doctor(
     report: doctor_checks.Report,
     settings: dict[str, config.Setting],
     file: config.FileConfig,
-    recipe_key: str | None,
+    recipe_name: str | None,
 ) -> None:
     echo = _echo
     echo("Backends")
@@ -509,9 +507,10 @@ def _print_doctor(
         if setting.name == "db" and not value:
             value = str(default_db_path())
         rows.append([setting.name, "-" if value in (None, "") else str(value), setting.source])
-    if recipe_key:
-        for key, value in file.recipes.get(recipe_key, {}).items():
-            rows.append([f"{recipe_key}: {key}", json.dumps(value), f"config {file.path}"])
+    if recipe_name:
+        for key, value in file.recipe_defaults(recipe_name).items():
+            label = os.path.basename(recipe_name).removesuffix(".toml")
+            rows.append([f"{label}: {key}", json.dumps(value), f"config {file.path}"])
     for line in doctor_checks.format_table(rows):
         echo(f"  {line}")
     echo("")

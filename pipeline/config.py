@@ -74,9 +74,13 @@ class FileConfig:
     values: dict[str, Any] = field(default_factory=dict)
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def recipe_overrides(self, name: str) -> list[str]:
+    def recipe_defaults(self, recipe: str) -> dict[str, Any]:
+        """`[recipes.NAME]` for a recipe given by name or by path (`./NAME.toml`)."""
+        return self.recipes.get(os.path.basename(recipe).removesuffix(".toml"), {})
+
+    def recipe_overrides(self, recipe: str) -> list[str]:
         """The recipe's defaults as `--set` assignments, to go before the user's own."""
-        return [f"{key}={_toml_value(value)}" for key, value in self.recipes.get(name, {}).items()]
+        return [f"{k}={_toml_value(v)}" for k, v in self.recipe_defaults(recipe).items()]
 
 
 def config_path() -> Path:
