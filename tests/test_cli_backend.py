@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import stat
@@ -26,7 +27,7 @@ from pipeline.backends import (
     connect,
 )
 from tests import real_servers
-from tests.conftest import pipe_cmd, run_pipe, wait_for
+from tests.conftest import ROOT, pipe_cmd, run_pipe, wait_for
 
 FAKE = Path(__file__).resolve().parent / "fake_llamafile_cli.py"
 
@@ -164,7 +165,7 @@ def test_a_failing_file_is_one_error_line_with_stderrs_last_line(fake: Fake, not
     assert len(errors) == 1
     assert "failed (exit 1): fake: GGML_ASSERT failed for this prompt" in errors[0]
     empty = [line for line in r.stderr.splitlines() if "note3.md" in line]
-    assert len(empty) == 1 and "no answer" in empty[0]
+    assert len(empty) == 1 and "empty answer" in empty[0]
     # A failed exit is not retried (the same input fails the same way); empty output is.
     prompts = [prompt_of(c) for c in fake.calls()]
     assert sum("BADFILE" in p for p in prompts) == 1
@@ -319,37 +320,66 @@ def test_timeout_and_crash_are_transient(fake: Fake, monkeypatch: pytest.MonkeyP
 # -- real: llama.cpp's one-shot program behind llamafile's flags ---------------------------
 
 WRAPPER = """#!{python}
-# llamafile's --cli flags -> llama-completion's (the current llama.cpp build).
+# llamafile's --cli flags -> the current llama.cpp build's one-shot programs. Like llamafile,
+# it hands an --image request to the vision program (llava-cli there, llama-mtmd-cli here).
 import os, sys
-args = ["{binary}", "-m", "{model}", "-no-cnv"]
-for arg in sys.argv[1:]:
+argv = sys.argv[1:]
+vision = "--image" in argv
+if vision:
+    args = ["{mtmd}", "-m", "{model}", *({mmproj!r} and ["--mmproj", {mmproj!r}])]
+    # llava-cli takes the prompt as it is, split at "<image>"; llama-mtmd-cli wraps it in a
+    # chat template, so give it one that passes the text through, and its own marker.
+    args += ["--jinja", "--chat-template", "{{% for m in messages %}}{{{{ m.content }}}}{{% endfor %}}"]
+else:
+    args = ["{completion}", "-m", "{model}", "-no-cnv"]
+for i, arg in enumerate(argv):
     if arg == "--cli":
         continue
     if arg == "--silent-prompt":
+        if vision:
+            continue  # llama-mtmd-cli never echoes the prompt
         arg = "--no-display-prompt"
     if arg == "--log-disable":
         continue  # llama-completion's --log-disable silences the answer too
+    if vision and i > 0 and argv[i - 1] == "-p":
+        arg = arg.replace("<image>", "<__media__>")
     args.append(arg)
 os.execv(args[0], args)
 """
 
 
-def llama_completion() -> Path:
+def llama_program(name: str) -> Path:
+    """One of the current llama.cpp build's programs, beside its llama-server."""
     server = os.environ.get("PIPE_TEST_LLAMA_SERVER")
     folder = Path(server).parent if server else real_servers.CACHE / "llama" / "bin"
-    path = folder / "llama-completion"
+    path = folder / name
     if not path.is_file():
-        real_servers.unavailable(f"no llama-completion at {path}")
+        real_servers.unavailable(f"no {name} at {path}")
     return path
+
+
+def real_llamafile(
+    folder: Path, name: str, *, vision: bool = False, mmproj: Path | None = None
+) -> Path:
+    """A `.llamafile` stand-in that runs gemma-3-270m through the real one-shot programs;
+    with `vision`, `--image` requests reach llama-mtmd-cli (with `mmproj`, if given)."""
+    wrapper = folder / name
+    wrapper.write_text(
+        WRAPPER.format(
+            python=sys.executable,
+            completion=llama_program("llama-completion"),
+            mtmd=llama_program("llama-mtmd-cli") if vision else "(no vision program)",
+            model=real_servers.gemma_model(),
+            mmproj=str(mmproj or ""),
+        )
+    )
+    wrapper.chmod(0o755)
+    return wrapper
 
 
 @pytest.mark.real
 def test_real_llama_completion_summarizes_two_notes(tmp_path: Path) -> None:
-    binary = llama_completion()
-    model = real_servers.gemma_model()
-    wrapper = tmp_path / "gemma-3-270m.llamafile"
-    wrapper.write_text(WRAPPER.format(python=sys.executable, binary=binary, model=model))
-    wrapper.chmod(0o755)
+    wrapper = real_llamafile(tmp_path, "gemma-3-270m.llamafile")
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "a.txt").write_text("The harbour was busy today: three ships came in with grain.\n")
@@ -362,6 +392,49 @@ def test_real_llama_completion_summarizes_two_notes(tmp_path: Path) -> None:
     records = answers(r.stdout)
     assert len(records) == 2 and all(x["answer"].strip() for x in records), records
     assert not list(notes.glob("*.log"))
+
+
+PHOTOS = ROOT / "samples" / "photos"
+
+
+@pytest.mark.real
+def test_real_llama_mtmd_cli_describes_and_renames_photos(tmp_path: Path) -> None:
+    """`--cli --image`: per photo, a real model load and a real image encode through a
+    projector (random weights: the captions are nonsense by design). A broken photo is that
+    photo's error; the rename plan goes through the recipe's grammar."""
+    projector = real_servers.projector("tiny-mmproj-gemma3-270m.gguf")
+    wrapper = real_llamafile(tmp_path, "llava-gemma.llamafile", vision=True, mmproj=projector)
+    album = tmp_path / "album"
+    album.mkdir()
+    for name in ("DSCN0010.jpg", "Kodak_CX7530.jpg"):
+        shutil.copy2(PHOTOS / name, album / name)
+    (album / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    before = sorted(p.name for p in album.iterdir())
+    backend = ("--backend", f"cli:{wrapper}", "--set", "ask.max_tokens=8")
+    r = run_pipe("run", "describe-images", str(album), *backend, "--json", timeout=600)
+    assert r.returncode == 1, r.stderr  # one file failed, the others were described
+    records = {Path(x["path"]).name: x for x in answers(r.stdout)}
+    assert records["broken.jpg"]["status"] == "failed" and "Traceback" not in r.stderr
+    described = [records[n] for n in ("DSCN0010.jpg", "Kodak_CX7530.jpg")]
+    assert all(x["status"] == "done" and x["answer"].strip() for x in described), described
+    r = run_pipe("run", "rename-images", str(album), *backend, "--dry-run", timeout=600)
+    assert r.stdout.count(" -> ") == 2, r.stdout + r.stderr
+    assert sorted(p.name for p in album.iterdir()) == before  # a dry run, and no stray logs
+    assert not list(ROOT.glob("*.log"))
+
+
+@pytest.mark.real
+def test_real_llamafile_without_a_projector_is_refused_before_the_first_photo(
+    tmp_path: Path,
+) -> None:
+    wrapper = real_llamafile(tmp_path, "gemma.llamafile", vision=True)  # no --mmproj
+    album = tmp_path / "album"
+    album.mkdir()
+    shutil.copy2(PHOTOS / "DSCN0010.jpg", album / "DSCN0010.jpg")
+    r = run_pipe("run", "describe-images", str(album), "--backend", f"cli:{wrapper}", timeout=300)
+    assert r.returncode == 3, r.stderr
+    assert "cannot see images" in r.stderr and "--mmproj" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
 
 
 def test_a_text_too_long_for_the_context_is_cut_and_answered(fake: Fake, notes: Path) -> None:

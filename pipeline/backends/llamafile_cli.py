@@ -123,8 +123,6 @@ class LlamafileCli(Backend):
         cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
         if cut >= 0:  # --cli does not stop on stop strings: cut at the first one
             text, stop_reason = text[:cut], "word"
-        if not text.strip():
-            raise Transient(f"{self.url} printed no answer: {outcome.last_line}")
         return Completion(text=text, stop_reason=stop_reason)
 
     def count_tokens(self, text: str) -> int | None:
