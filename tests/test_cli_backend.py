@@ -329,7 +329,8 @@ if vision:
     args = ["{mtmd}", "-m", "{model}", *({mmproj!r} and ["--mmproj", {mmproj!r}])]
     # llava-cli takes the prompt as it is, split at "<image>"; llama-mtmd-cli wraps it in a
     # chat template, so give it one that passes the text through, and its own marker.
-    args += ["--jinja", "--chat-template", "{{% for m in messages %}}{{{{ m.content }}}}{{% endfor %}}"]
+    passthrough = "{{% for m in messages %}}{{{{ m.content }}}}{{% endfor %}}"
+    args += ["--jinja", "--chat-template", passthrough]
 else:
     args = ["{completion}", "-m", "{model}", "-no-cnv"]
 for i, arg in enumerate(argv):
