@@ -112,8 +112,9 @@ def _open_pool(
     jobs: int,
     allow_mixed_models: bool,
 ) -> Pool:
-    """Connect to every URL at once; one that does not answer is left out with a warning
-    (the run goes on with the others), and only when none answers is it the usual error."""
+    """Connect to every URL at once. One that does not answer yet (refused, loading) joins
+    the pool when it does; one that answers but cannot serve (a wrong key, a missing model
+    name) is left out; only when none answers is it the usual error."""
     urls = list(dict.fromkeys(urls))
 
     def attempt(url: str, wait: float) -> Backend | BackendError:
@@ -135,26 +136,44 @@ def _open_pool(
                 f"none of the {len(urls)} --backend servers answers ({error}); {HOW_TO_START}"
             )
         raise BackendUnavailable(f"none of the {len(urls)} --backend servers can serve: {error}")
+    late = [(url, error) for url, error in failed if isinstance(error, Transient)]
     for url, error in failed:
-        say(f"warning: leaving {url} out of the pool: {error}")
+        if isinstance(error, Transient):
+            say(f"warning: {url} does not answer yet ({error}); it joins the pool when it does")
+        else:
+            say(f"warning: leaving {url} out of the pool: {error}")
+    share = _slot_share(jobs, len(urls))
+
+    def join(url: str) -> tuple[Backend, int]:
+        backend = connect(url, wait=0, timeout=timeout, api_key=api_key, model_name=model_name)
+        return backend, _slots_of(backend, share)
+
     try:
-        return Pool(members, _member_slots(members, jobs), allow_mixed_models=allow_mixed_models)
+        return Pool(
+            members,
+            [_slots_of(member, share) for member in members],
+            late=late,
+            join=join,
+            say=say,
+            allow_mixed_models=allow_mixed_models,
+        )
     except MixedModels as e:
         for member in members:
             member.close()
         raise UsageError(str(e)) from None
 
 
-def _member_slots(members: list[Backend], jobs: int) -> list[int]:
-    """Each member's slots: what it says (llama.cpp's total_slots, koboldcpp's 1); servers
-    that cannot say (OpenAI-compatible) get an even share of -j, or their default."""
-    share = -(-jobs // len(members)) if jobs else 0  # rounded up: -j 5 over 2 is 3 each
-    slots = []
-    for member in members:
-        said = member.info.slots if member.info else 1
-        guessed = member.info is not None and member.info.kind == "openai"
-        slots.append(max(1, share if guessed and share else said))
-    return slots
+def _slot_share(jobs: int, servers: int) -> int:
+    """Each server's even share of -j, rounded up (-j 5 over 2 is 3 each); 0 without -j."""
+    return -(-jobs // servers) if jobs else 0
+
+
+def _slots_of(member: Backend, share: int) -> int:
+    """A member's slots: what it says (llama.cpp's total_slots, koboldcpp's 1); a server that
+    cannot say (OpenAI-compatible) gets its share of -j, or its default."""
+    said = member.info.slots if member.info else 1
+    guessed = member.info is not None and member.info.kind == "openai"
+    return max(1, share if guessed and share else said)
 
 
 def _on_default_ports(

@@ -7,6 +7,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from pipeline.backends import pool as pool_module
 from pipeline.backends.base import Backend
 from pipeline.backends.pool import Pool
 from tests.conftest import run_pipe, wait_for
-from tests.fakes import FakeLlama
+from tests.fakes import FakeLlama, free_port
 
 
 @pytest.fixture
@@ -175,21 +176,47 @@ def test_mixed_models_are_a_usage_error_unless_allowed(tmp_path: Path, pipe_home
     assert "gemma-3-270m" in model and "SmolLM2-135M" in model  # in the fingerprint too
 
 
-def test_a_server_down_at_start_is_left_out_with_a_warning(tmp_path: Path, pipe_home: Path) -> None:
-    up = FakeLlama(slots=2).start()
-    down = FakeLlama(slots=2).start()
-    down_url = down.url
-    down.stop()
-    notes = make_notes(tmp_path / "notes", 5)
+def test_a_server_down_at_start_joins_when_it_comes_up(tmp_path: Path, pipe_home: Path) -> None:
+    up = FakeLlama(slots=1, latency=0.2).start()
+    late = FakeLlama(slots=2, latency=0.2, port=free_port())  # not listening yet
+    late_url = f"http://127.0.0.1:{late._requested_port}"
+    notes = make_notes(tmp_path / "notes", 40)  # 8 s for `up` alone
+
+    def start_late() -> None:
+        wait_for(lambda: up.generate_calls >= 2, what="the run under way")
+        late.start()
+
+    starter = threading.Thread(target=start_late, daemon=True)
+    starter.start()
     try:
         r = run_pipe(
-            "run", "summarize-text", str(notes), "--backend", up.url, "--backend", down_url
+            "run", "summarize-text", str(notes), "--backend", up.url, "--backend", late_url
         )
     finally:
+        starter.join(5)
         up.stop()
+        late.stop()
     assert r.returncode == 0, r.stderr
-    assert f"leaving {down_url} out of the pool" in r.stderr
-    assert up.generate_calls == 5
+    assert f"{late_url} does not answer yet" in r.stderr
+    assert f"{late_url} answers now: it joins the pool" in r.stderr
+    assert late.generate_calls > 0 and late.max_active <= 2
+    assert up.generate_calls + late.generate_calls == 40
+    assert done_per_path(pipe_home) == {str(p): 1 for p in sorted(notes.iterdir())}
+
+
+def test_a_server_that_answers_but_cannot_serve_is_left_out(
+    tmp_path: Path, pipe_home: Path
+) -> None:
+    up = FakeLlama(slots=2).start()
+    notes = make_notes(tmp_path / "notes", 3)
+    r = run_pipe(
+        "run", "summarize-text", str(notes), "--backend", up.url,
+        "--backend", f"openai:{up.url}/nothing-here",
+    )  # fmt: skip
+    up.stop()
+    assert r.returncode == 0, r.stderr
+    assert "leaving openai:" in r.stderr and "out of the pool" in r.stderr
+    assert up.generate_calls == 3
 
 
 def test_no_server_answering_is_the_usual_error(tmp_path: Path) -> None:
@@ -278,6 +305,64 @@ def test_members_that_keep_failing_do_not_hold_a_request_forever() -> None:
     with pytest.raises(Unreachable):
         Pool([a], clock=clock).complete(Request("x"))
     assert a.calls <= 1 + pool_module.HOPS + 1
+
+
+def test_a_late_member_is_tried_after_each_bench_and_joins_when_it_answers() -> None:
+    now = [0.0]
+    tries: list[str] = []
+    said: list[str] = []
+
+    def join(url: str) -> tuple[Backend, int]:
+        tries.append(url)
+        if len(tries) == 1:
+            raise Unreachable("refused")
+        return Scripted(url, slots=3), 3
+
+    a = Scripted("a", slots=2, outcomes=["ok", "ok", "ok", Unreachable("refused")])
+    late = [("b", Unreachable("refused"))]
+    pool = Pool([a], late=late, join=join, say=said.append, clock=lambda: now[0])
+    assert pool.info is not None and pool.info.slots == 4  # b is expected with a's 2
+    assert pool.complete(Request("x")).text == "a says x" and tries == []  # not tried yet
+    now[0] = 1.0  # its first bench is over: the next request has it tried, and carries on
+    assert pool.complete(Request("y")).text == "a says y"
+    wait_for(lambda: tries == ["b"] and not pool.members[1].joining, what="the first try")
+    assert pool.members[1].benched and said == []  # refused: benched for longer
+    now[0] = 1.5
+    assert pool.complete(Request("z")).text == "a says z" and tries == ["b"]
+    now[0] = 3.0
+    # This request has b tried again, and a fails it: it waits for b, which joins meanwhile.
+    assert pool.complete(Request("w")).text == "b says w"
+    assert said == ["b answers now: it joins the pool"] and pool.members[1].slots == 3
+    assert pool.complete(Request("v")).text in ("a says v", "b says v")
+    pool.close()
+
+
+def test_a_late_member_with_another_model_stays_out() -> None:
+    now = [0.0]
+    tries: list[str] = []
+    said: list[str] = []
+
+    def join(url: str) -> tuple[Backend, int]:
+        tries.append(url)
+        other = Scripted(url)
+        assert other.info is not None
+        other.info = replace(other.info, model="another")
+        return other, 1
+
+    pool = Pool(
+        [Scripted("a")], late=[("b", Unreachable("refused"))], join=join, say=said.append,
+        clock=lambda: now[0],
+    )  # fmt: skip
+    for t in (1.0, 20.0, 40.0):
+        now[0] = t
+        assert pool.complete(Request("x")).text == "a says x"
+        wait_for(lambda: not pool.members[1].joining, what="the try")
+    assert tries == ["b"]  # told once, never tried again
+    assert said == [
+        "warning: b answers now but stays out of the pool: it serves another, the pool m"
+    ]
+    assert pool.answered() == {"a": 3, "b": 0}
+    pool.close()
 
 
 def test_pictures_go_out_through_the_pool_too() -> None:

@@ -12,6 +12,10 @@ member said busy): the run's RetryPolicy then waits `down_wait` and stops the ru
 does for one server. Per-item errors (Rejected, ContextOverflow) pass through unchanged.
 
 No thread of its own: benches end when the next request looks (a heap of bench ends).
+
+A server that did not answer at the start (`late`) is a member too, benched from the start:
+each time its bench ends, one of a few short-lived joiner threads connects to it, and once
+it answers with the pool's model it takes work like the others.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ import heapq
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from pipeline.answers import Picture
 from pipeline.backends.base import (
     Backend,
+    BackendError,
     Busy,
     Completion,
     DrawRequest,
@@ -43,12 +49,17 @@ ALL_DOWN_WAIT = 2.0  # with every member benched, wait this long at most for one
 # before raising (the run's RetryPolicy then tries again until its down_wait is over)
 HOPS = 3  # other members a request may try after 5xx/timeouts before the error is its own
 SHOWN_URLS = 3  # URLs named in the pool's description; the rest are counted
+JOINERS = 4  # threads that try servers which were down at the start, at most, at once
 _T = TypeVar("_T")
+
+
+# Connects to a server that was down at the start: its backend and slots, or BackendError.
+Join = Callable[[str], tuple[Backend, int]]
 
 
 @dataclass(eq=False)
 class Member:
-    backend: Backend
+    backend: Backend | None  # None until a server that was down at the start answers
     url: str
     slots: int
     index: int
@@ -59,6 +70,7 @@ class Member:
     epoch: int = 0  # +1 at each bench: a failure from before the last bench is old news
     version: int = 0  # +1 at each change: older entries in the ready heap are stale
     trouble: Exception | None = None  # why it was benched last
+    joining: bool = False  # a joiner thread is connecting to it
 
     @property
     def load(self) -> float:
@@ -73,28 +85,41 @@ class Pool(Backend):
         members: Sequence[Backend],
         slots: Sequence[int] | None = None,
         *,
+        late: Sequence[tuple[str, Exception]] = (),
+        join: Join | None = None,
+        say: Callable[[str], None] = lambda message: None,
         allow_mixed_models: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`members` answered at the start; `late` are URLs that did not (with why), which
+        `join` connects to later; `say` tells the user when one joins or never can."""
         if not members:
             raise ValueError("a pool needs at least one member")
+        if late and join is None:
+            raise ValueError("late members need a join function")
         infos: list[ServerInfo] = []
         for member in members:
             if member.info is None:
                 raise ValueError(f"probe {member.url} before pooling it")
             infos.append(member.info)
-        counts = list(slots) if slots is not None else [info.slots or 1 for info in infos]
+        counts = [max(1, n) for n in slots] if slots is not None else [i.slots or 1 for i in infos]
         self.members = [
-            Member(b, b.url, max(1, n), i)
-            for i, (b, n) in enumerate(zip(members, counts, strict=True))
+            Member(b, b.url, n, i) for i, (b, n) in enumerate(zip(members, counts, strict=True))
         ]
         self.clock = clock
-        self.url = describe([m.url for m in self.members])
         self.client = None  # type: ignore[assignment]  # no HTTP of its own
         self.model_name = None
-        models = sorted({info.model for info in infos})
-        if len(models) > 1 and not allow_mixed_models:
+        self._models = sorted({info.model for info in infos})
+        if len(self._models) > 1 and not allow_mixed_models:
             raise MixedModels(models_by_url(members))
+        # A late member is expected to bring the typical member's slots: the engine's gate
+        # counts them from the start (requests wait here while it is still away).
+        typical = sorted(counts)[len(counts) // 2]
+        for url, error in late:
+            self.members.append(
+                Member(None, url, typical, len(self.members), benched=True, trouble=error)
+            )
+        self.url = describe([m.url for m in self.members])
         first = infos[0]
         abilities = frozenset.intersection(*(info.abilities for info in infos))
         n_ctxs = [info.n_ctx for info in infos if info.n_ctx]
@@ -104,17 +129,27 @@ class Pool(Backend):
             url=self.url,
             # Mixed models (allowed): the answers' fingerprint names every model that may
             # have made them, so they never pass for one model's answers.
-            model="+".join(models),  # sorted: the order of --backend changes nothing
+            model="+".join(self._models),  # sorted: the order of --backend changes nothing
             slots=sum(m.slots for m in self.members),
             n_ctx=min(n_ctxs) if n_ctxs else None,
             abilities=abilities,
             grammar_repetition=all(info.grammar_repetition for info in infos),
         )
+        self._join = join
+        self._say = say
+        self._joiners = (
+            ThreadPoolExecutor(min(JOINERS, len(late)), thread_name_prefix="pipe-join")
+            if late
+            else None
+        )
         self._cond = threading.Condition()
-        self._up = len(self.members)
+        self._up = len(members)
         self._ready: list[tuple[float, int, int]] = []  # (load, index, version)
         self._bench: list[tuple[float, int, int]] = []  # (until, index, epoch)
+        now = self.clock()
         for m in self.members:
+            if m.benched:  # late: its first try comes after the first bench
+                heapq.heappush(self._bench, (now + BENCH_FIRST, m.index, m.epoch))
             self._push_ready(m)
 
     # -- the Backend interface --------------------------------------------------------------
@@ -135,7 +170,7 @@ class Pool(Backend):
     def abort_running(self) -> None:
         """Ctrl-C: members that run a process per request (cli:) stop theirs."""
         for m in self.members:
-            abort = getattr(m.backend, "abort_running", None)
+            abort = getattr(m.backend, "abort_running", None)  # None for a late member
             if abort:
                 abort()
 
@@ -148,6 +183,7 @@ class Pool(Backend):
         while True:
             tries += 1
             member, epoch = self._acquire()
+            assert member.backend is not None  # a member is ready only once it has joined
             try:
                 answer = call(member.backend)
             except Rejected:  # this item's own problem (ContextOverflow, NoVision too)
@@ -178,8 +214,11 @@ class Pool(Backend):
         self._delegate().check_vision()
 
     def close(self) -> None:
+        if self._joiners:
+            self._joiners.shutdown(wait=False, cancel_futures=True)
         for m in self.members:
-            m.backend.close()
+            if m.backend:
+                m.backend.close()
 
     # -- what the run reports ---------------------------------------------------------------
     def answered(self) -> dict[str, int]:
@@ -193,9 +232,9 @@ class Pool(Backend):
         with self._cond:
             self._end_benches(self.clock())
             for m in self.members:
-                if not m.benched:
+                if not m.benched and m.backend:
                     return m.backend
-        return self.members[0].backend
+        return next(b for m in self.members if (b := m.backend))
 
     def _acquire(self) -> tuple[Member, int]:
         """The least busy member with a free slot; waits while every one that is up is
@@ -251,11 +290,65 @@ class Pool(Backend):
         while self._bench and self._bench[0][0] <= now:
             _, index, epoch = heapq.heappop(self._bench)
             member = self.members[index]
-            if member.benched and member.epoch == epoch:
+            if member.benched and member.epoch == epoch and member.backend is None:
+                if not member.joining and self._joiners:
+                    member.joining = True  # it stays benched until it answers
+                    self._joiners.submit(self._try_join, member)
+            elif member.benched and member.epoch == epoch:
                 member.benched = False
                 member.version += 1
                 self._up += 1
                 self._push_ready(member)
+
+    def _try_join(self, member: Member) -> None:
+        """On a joiner thread: connect to a late member; it joins, is benched again (still
+        down), or is given up on (it answers, but cannot serve this pool's work)."""
+        assert self._join is not None
+        backend: Backend | None = None
+        try:
+            backend, slots = self._join(member.url)
+            misfit = self._misfit(backend.info)
+        except BackendError as e:
+            error: BackendError | None = e
+            misfit = None if isinstance(e, Transient) else str(e)
+        else:
+            error = None
+        with self._cond:
+            member.joining = False
+            if misfit is None and error is None and backend is not None:
+                member.backend, member.slots = backend, max(1, slots)
+                member.benched, member.failures, member.trouble = False, 0, None
+                member.version += 1
+                self._up += 1
+                self._push_ready(member)
+                self._cond.notify_all()
+            elif misfit is None:  # still down: try again after a longer bench
+                member.failures += 1
+                member.epoch += 1
+                member.trouble = error
+                delay = min(BENCH_MAX, BENCH_FIRST * 2**member.failures)
+                heapq.heappush(self._bench, (self.clock() + delay, member.index, member.epoch))
+                return
+        if misfit is None:
+            self._say(f"{member.url} answers now: it joins the pool")
+            return
+        if backend is not None:
+            backend.close()
+        self._say(f"warning: {member.url} answers now but stays out of the pool: {misfit}")
+
+    def _misfit(self, info: ServerInfo | None) -> str | None:
+        """Why a late member cannot serve what the pool promised the run, or None."""
+        assert self.info is not None
+        if info is None:
+            return "it did not say what it serves"
+        if info.model not in self._models:
+            return f"it serves {info.model or 'an unnamed model'}, the pool {self.info.model}"
+        missing = self.info.abilities - info.abilities
+        if missing:
+            return f"it cannot do {', '.join(sorted(missing))}"
+        if self.info.n_ctx and info.n_ctx and info.n_ctx < self.info.n_ctx:
+            return f"its context ({info.n_ctx} tokens) is smaller than the pool's"
+        return None
 
     def _push_ready(self, member: Member) -> None:
         if member.benched or member.active >= member.slots:
