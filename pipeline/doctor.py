@@ -5,6 +5,7 @@ can run a recipe."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ from pipeline.backends.llamafile_cli import PREFIX as CLI_PREFIX
 from pipeline.recipe import Recipe
 
 DEFAULT_ORIGIN = "default port"
+MAX_AT_ONCE = 16  # servers checked at the same time
 
 # What to start when nothing answers on a well-known port.
 START_HINTS: dict[int, str] = {
@@ -217,14 +219,16 @@ def diagnose(
     # Without a recipe, find out for real what each server sees; with one, only if it matters.
     want_vision = recipe is None or needs_vision
     defaults_used = all(origin == DEFAULT_ORIGIN for _, origin in backends)
-    checks: list[Check] = []
+    todo: list[tuple[str, str]] = []  # each server once, first mention first
     seen: set[str] = set()
     for url, origin in backends:
-        key = normalize(url)
-        if key in seen:
-            continue
-        seen.add(key)
-        checks.append(check(url, "text", origin, probe, want_vision))
+        if normalize(url) not in seen:
+            seen.add(normalize(url))
+            todo.append((url, origin))
+    # All at once: a pool of many servers (or several down, each waiting its timeout) takes
+    # about as long as its slowest server, not their sum.
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_AT_ONCE, len(todo)))) as executor:
+        checks = list(executor.map(lambda u: check(u[0], "text", u[1], probe, want_vision), todo))
     draw_kinds = {s.kind for s in recipe.steps if s.draws} if recipe else set()
     if sd_backend is not None:
         checks.append(check(sd_backend[0], "image", sd_backend[1], probe, False))

@@ -91,6 +91,20 @@ def test_json_gives_one_object_per_backend(vision_llama: FakeLlama) -> None:
     assert dead["reachable"] is False and dead["error"].startswith("nothing answers")
 
 
+def test_servers_are_checked_at_the_same_time_and_listed_in_the_order_given() -> None:
+    servers = [FakeLlama(latency=0.3).start() for _ in range(3)]
+    try:
+        code, objects = doctor_json(*(a for s in servers for a in ("--backend", s.url)))
+    finally:
+        for server in servers:
+            server.stop()
+    assert code == 0
+    assert [o["url"] for o in objects] == [s.url for s in servers]
+    first_ends = [min(end for _, end in s.spans) for s in servers]
+    first_starts = [min(start for start, _ in s.spans) for s in servers]
+    assert max(first_starts) < min(first_ends)  # every tiny request was under way at once
+
+
 def test_a_blind_server_says_no_vision_and_how_to_fix_it(blind_llama: FakeLlama) -> None:
     r = doctor("--backend", blind_llama.url)
     assert r.returncode == 0  # it answers: without a recipe, that is enough
