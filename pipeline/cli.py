@@ -11,7 +11,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from pipeline import __version__, api, config, history
+from pipeline import __version__, api, config, doctor_output, history
 from pipeline import doctor as doctor_checks
 from pipeline import recipe as recipes
 from pipeline.actions import Result, write_choices
@@ -470,53 +470,9 @@ def doctor(
         for check in report.checks:
             click.echo(json.dumps(check.to_json(), ensure_ascii=False))
         sys.exit(0 if report.ok else 3)
-    _print_doctor(report, settings, file, recipe_name)
+    for line in doctor_output.lines(report, settings, file, recipe_name):
+        _echo(line)
     sys.exit(0 if report.ok else 3)
-
-
-def _print_doctor(
-    report: doctor_checks.Report,
-    settings: dict[str, config.Setting],
-    file: config.FileConfig,
-    recipe_name: str | None,
-) -> None:
-    echo = _echo
-    echo("Backends")
-    for line in doctor_checks.format_table(doctor_checks.rows(report)):
-        echo(f"  {line}")
-    for check in doctor_checks.shown(report):
-        if check.error and check.reachable:
-            echo(f"  {check.url}: {check.error}")
-        for advice in check.advice:
-            echo(f"  {check.url}: {advice}")
-    quiet = doctor_checks.quiet_defaults(report)
-    if quiet:
-        where = ", ".join(c.url.removeprefix("http://") for c in quiet)
-        echo(f"  (nothing on the default ports {where})")
-    echo("")
-    echo("Settings")
-    if file.exists:
-        echo(f"  config file  {file.path}")
-    else:
-        echo(f"  config file  {file.path} (none)")
-    rows = []
-    for setting in settings.values():
-        value = setting.value
-        if setting.name == "backends":
-            value = ", ".join(value) if value else ""
-        if setting.name == "db" and not value:
-            value = str(default_db_path())
-        rows.append([setting.name, "-" if value in (None, "") else str(value), setting.source])
-    if recipe_name:
-        for key, value in file.recipe_defaults(recipe_name).items():
-            label = os.path.basename(recipe_name).removesuffix(".toml")
-            rows.append([f"{label}: {key}", json.dumps(value), f"config {file.path}"])
-    for line in doctor_checks.format_table(rows):
-        echo(f"  {line}")
-    echo("")
-    for advice in report.advice:
-        echo(f"pipe: {advice}")
-    echo(f"{'OK' if report.ok else 'NOT OK'}: {report.verdict}")
 
 
 @cli.command(name="recipes")
