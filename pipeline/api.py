@@ -67,9 +67,9 @@ def run(
     servers = servers or Servers()
     output = output or Output()
     options = options or Options()
-    sd_url = servers.sd_url
-    if not recipe.asks and not sd_url and servers.backend_urls:
-        sd_url = servers.backend_urls[0]  # a recipe that only draws: --backend draws
+    image_urls = [servers.sd_url] if servers.sd_url else []
+    if not recipe.asks and not image_urls:
+        image_urls = servers.backend_urls  # a recipe that only draws: --backend draws
     with (
         open_backend(
             servers.backend_urls if recipe.asks else [],
@@ -84,7 +84,7 @@ def run(
             allow_mixed_models=servers.allow_mixed_models,
         ) as text,
         open_image_backend(
-            recipe, sd_url, text, wait=servers.wait, timeout=servers.timeout
+            recipe, image_urls, text, wait=servers.wait, timeout=servers.timeout, say=say
         ) as images,
     ):
         backend = text or images

@@ -111,6 +111,7 @@ def _open_pool(
     model_name: str | None,
     jobs: int,
     allow_mixed_models: bool,
+    drawing: bool = False,
 ) -> Pool:
     """Connect to every URL at once. One that does not answer yet (refused, loading) joins
     the pool when it does; one that answers but cannot serve (a wrong key, a missing model
@@ -156,6 +157,7 @@ def _open_pool(
             join=join,
             say=say,
             allow_mixed_models=allow_mixed_models,
+            drawing=drawing,
         )
     except MixedModels as e:
         for member in members:
@@ -213,18 +215,31 @@ NO_IMAGE_MODEL = (
 
 @contextmanager
 def open_image_backend(
-    recipe: Recipe, url: str | None, text: Backend | None, *, wait: float, timeout: float
+    recipe: Recipe,
+    urls: list[str],
+    text: Backend | None,
+    *,
+    wait: float,
+    timeout: float,
+    say: Callable[[str], None] = lambda message: None,
 ) -> Iterator[Backend | None]:
-    """The server that draws the recipe's pictures (None if it draws none): `--sd-backend`,
-    else the text server if it can draw, else koboldcpp's and A1111's default ports. A
-    server that cannot draw is refused here, before the first file (exit 3)."""
+    """The server that draws the recipe's pictures (None if it draws none): the URL given
+    (several make a Pool of image servers), else the text server if it can draw, else
+    koboldcpp's and A1111's default ports. A server that cannot draw is refused here,
+    before the first file (exit 3)."""
     if not recipe.draws:
         yield None
         return
     backend: Backend | None = None
     opened = False
-    if url:
-        backend, opened = _connect_or_explain(url, wait, timeout), True
+    if len(urls) > 1:
+        backend = _open_pool(
+            urls, wait, timeout, say, api_key=None, model_name=None, jobs=0,
+            allow_mixed_models=False, drawing=True,
+        )  # fmt: skip
+        opened = True
+    elif urls:
+        backend, opened = _connect_or_explain(urls[0], wait, timeout), True
     elif text is not None and text.info and text.info.can("txt2img"):
         backend = text
     else:

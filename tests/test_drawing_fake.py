@@ -368,3 +368,25 @@ def test_an_automatic1111_server_draws_too(llama: FakeLlama, notes: Path) -> Non
     assert r.returncode == 0, r.stderr
     assert "drawing with automatic1111" in r.stderr
     assert all(Path(x["image"]["path"]).is_file() for x in records(r.stdout))
+
+
+def test_a_recipe_that_only_draws_uses_every_backend_given(tmp_path: Path) -> None:
+    """`pipe run draw --backend A --backend B`: a pool of image servers, each drawing."""
+    out = tmp_path / "pictures"
+    prompts = "".join(f"a heron number {i}\n" for i in range(8)).encode()
+    small = ("--set", "draw.width=64", "--set", "draw.height=64", "--set", "draw.steps=1")
+    with FakeSd(delay=0.1) as a, FakeSd(delay=0.1) as b, FakeSd(model="another") as c:
+        r = run_pipe(
+            "run", "draw", "--lines", "--backend", a.url, "--backend", b.url, "--out", str(out),
+            *small, input=prompts,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert len(list(out.glob("*.png"))) == 8
+        assert draws(a) > 0 and draws(b) > 0 and draws(a) + draws(b) == 8
+        assert "answers by backend" in r.stderr
+        mixed = run_pipe(
+            "run", "draw", "--lines", "--backend", a.url, "--backend", c.url, *small,
+            input=b"a heron\n",
+        )  # fmt: skip
+    assert mixed.returncode == 2, mixed.stderr
+    assert "different models" in mixed.stderr and "another" in mixed.stderr

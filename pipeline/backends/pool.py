@@ -89,10 +89,12 @@ class Pool(Backend):
         join: Join | None = None,
         say: Callable[[str], None] = lambda message: None,
         allow_mixed_models: bool = False,
+        drawing: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`members` answered at the start; `late` are URLs that did not (with why), which
-        `join` connects to later; `say` tells the user when one joins or never can."""
+        `join` connects to later; `say` tells the user when one joins or never can. With
+        `drawing`, the members are image servers: their image models must match."""
         if not members:
             raise ValueError("a pool needs at least one member")
         if late and join is None:
@@ -109,9 +111,12 @@ class Pool(Backend):
         self.clock = clock
         self.client = None  # type: ignore[assignment]  # no HTTP of its own
         self.model_name = None
-        self._models = sorted({info.model for info in infos})
+        self._model_of = _image_model if drawing else _text_model
+        self._models = sorted({self._model_of(info) for info in infos})
         if len(self._models) > 1 and not allow_mixed_models:
-            raise MixedModels(models_by_url(members))
+            raise MixedModels(
+                {b.url: self._model_of(i) for b, i in zip(members, infos, strict=True)}
+            )
         # A late member is expected to bring the typical member's slots: the engine's gate
         # counts them from the start (requests wait here while it is still away).
         typical = sorted(counts)[len(counts) // 2]
@@ -120,7 +125,8 @@ class Pool(Backend):
                 Member(None, url, typical, len(self.members), benched=True, trouble=error)
             )
         self.url = describe([m.url for m in self.members])
-        first = infos[0]
+        models = "+".join(self._models)  # sorted: the order of --backend changes nothing
+        first = replace(infos[0], image_model=models) if drawing else infos[0]
         abilities = frozenset.intersection(*(info.abilities for info in infos))
         n_ctxs = [info.n_ctx for info in infos if info.n_ctx]
         self.info: ServerInfo | None = replace(
@@ -129,7 +135,7 @@ class Pool(Backend):
             url=self.url,
             # Mixed models (allowed): the answers' fingerprint names every model that may
             # have made them, so they never pass for one model's answers.
-            model="+".join(self._models),  # sorted: the order of --backend changes nothing
+            model=first.model if drawing else models,
             slots=sum(m.slots for m in self.members),
             n_ctx=min(n_ctxs) if n_ctxs else None,
             abilities=abilities,
@@ -341,8 +347,9 @@ class Pool(Backend):
         assert self.info is not None
         if info is None:
             return "it did not say what it serves"
-        if info.model not in self._models:
-            return f"it serves {info.model or 'an unnamed model'}, the pool {self.info.model}"
+        model = self._model_of(info)
+        if model not in self._models:
+            return f"it serves {model or 'an unnamed model'}, the pool {'+'.join(self._models)}"
         missing = self.info.abilities - info.abilities
         if missing:
             return f"it cannot do {', '.join(sorted(missing))}"
@@ -393,8 +400,12 @@ class MixedModels(Exception):
         )
 
 
-def models_by_url(members: Sequence[Backend]) -> dict[str, str]:
-    return {m.url: (m.info.model if m.info else "") for m in members}
+def _text_model(info: ServerInfo) -> str:
+    return info.model
+
+
+def _image_model(info: ServerInfo) -> str:
+    return info.image_model
 
 
 def describe(urls: Sequence[str]) -> str:
