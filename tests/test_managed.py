@@ -299,22 +299,26 @@ def test_spec_errors_a_user_can_fix(tmp_path: Path) -> None:
     assert ManagedSpec.for_model(model).server_binary is None
 
 
-@pytest.mark.real
-def test_real_llamafile_server_started_by_pipe(tmp_path: Path) -> None:
+def real_llamafile(tmp_path: Path, *args: str) -> Path:
     """The old-generation llama.cpp server (the code llamafile runs in --server mode) behind
-    a `.llamafile` script: a real model load meets pipe's start, wait and stop."""
+    a `.llamafile` script that drops the flags only llamafile itself knows and names the
+    model (and `args`), as a llamafile's embedded .args do."""
     binary = real_servers.llamafile_server_binary("0.8.1")
     model = real_servers.untied_smollm2()
-    # The script drops the flags only llamafile itself knows and names the model, as a
-    # llamafile's embedded .args do.
-    script = executable(
+    return executable(
         tmp_path / "smollm2.llamafile",
         "#!/bin/sh\n"
         'for a; do shift; case "$a" in --server|--nobrowser) ;; *) set -- "$@" "$a";; esac;'
         " done\n"
         f'echo $$ > "{tmp_path / "server.pid"}"\n'
-        f'exec "{binary}" -m "{model}" -c 2048 -np 1 -t 2 "$@"\n',
+        f'exec "{binary}" -m "{model}" -c 2048 -np 1 -t 2 {" ".join(args)} "$@"\n',
     )
+
+
+@pytest.mark.real
+def test_real_llamafile_server_started_by_pipe(tmp_path: Path) -> None:
+    """A real model load meets pipe's start, wait and stop."""
+    script = real_llamafile(tmp_path)
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "a.txt").write_text("The harbour was busy this morning; three boats came in.\n")
@@ -334,3 +338,25 @@ def test_real_llamafile_server_started_by_pipe(tmp_path: Path) -> None:
     pid = int((tmp_path / "server.pid").read_text())
     wait_for(lambda: not alive(pid), timeout=30, what="the real server to exit")
     assert list(temp.iterdir()) == [] and not (notes / "llama.log").exists()
+
+
+@pytest.mark.real
+def test_real_llava_llamafile_started_by_pipe_describes_photos(tmp_path: Path) -> None:
+    """`pipe run describe-images ~/Pictures --model llava.llamafile`: the llamafile carries
+    its projector, and the server really encodes each photo (random weights: nonsense)."""
+    projector = real_servers.projector("tiny-mmproj-old-smollm2.gguf")
+    script = real_llamafile(tmp_path, "--mmproj", str(projector))
+    album = tmp_path / "album"
+    album.mkdir()
+    for name in ("DSCN0010.jpg", "Kodak_CX7530.jpg"):
+        (album / name).write_bytes((ROOT / "samples" / "photos" / name).read_bytes())
+    result = run_pipe(
+        *("run", "describe-images", str(album), "--model", str(script)),
+        *("--set", "ask.max_tokens=8", "--json"),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["status"] for r in records] == ["done", "done"], records
+    pid = int((tmp_path / "server.pid").read_text())
+    wait_for(lambda: not alive(pid), timeout=30, what="the real server to exit")
