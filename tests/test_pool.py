@@ -380,6 +380,27 @@ def test_pictures_go_out_through_the_pool_too() -> None:
     assert pool.answered() == {"a": 0, "b": 1}
 
 
+def test_a_sampler_counts_only_if_every_member_has_it() -> None:
+    class Sampling(Scripted):
+        def __init__(self, url: str, samplers: set[str]) -> None:
+            super().__init__(url)
+            self.samplers = samplers
+            self.asked = 0
+
+        def sampler(self, wanted: str) -> str | None:
+            self.asked += 1
+            return wanted if wanted in self.samplers else None
+
+    a = Sampling("a", {"Euler", "DPM++ 2M"})
+    b = Sampling("b", {"Euler"})
+    pool = Pool([a, b])
+    assert pool.sampler("Euler") == "Euler"
+    assert pool.sampler("DPM++ 2M") is None  # b would draw with another one, silently
+    for _ in range(5):
+        pool.sampler("Euler")  # asked once per picture: found once, then remembered
+    assert (a.asked, b.asked) == (2, 2)
+
+
 def test_slots_add_up_and_n_ctx_is_the_smallest() -> None:
     a, b = Scripted("a", slots=2), Scripted("b", slots=3)
     assert b.info is not None

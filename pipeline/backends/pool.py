@@ -149,6 +149,7 @@ class Pool(Backend):
             else None
         )
         self._cond = threading.Condition()
+        self._samplers: dict[str, str | None] = {}  # what sampler() found, until a join
         self._up = len(members)
         self._ready: list[tuple[float, int, int]] = []  # (load, index, version)
         self._bench: list[tuple[float, int, int]] = []  # (until, index, epoch)
@@ -171,7 +172,13 @@ class Pool(Backend):
         return self._dispatch(lambda member: member.draw(request))
 
     def sampler(self, wanted: str) -> str | None:
-        return self._delegate().sampler(wanted)
+        """The members' name for a sampler; None if one of them lacks it (koboldcpp would
+        draw its pictures with another, silently). Remembered: asked once per picture."""
+        with self._cond:
+            if wanted not in self._samplers:
+                names = [m.backend.sampler(wanted) for m in self.members if m.backend]
+                self._samplers[wanted] = None if None in names else names[0]
+            return self._samplers[wanted]
 
     def abort_running(self) -> None:
         """Ctrl-C: members that run a process per request (cli:) stop theirs."""
@@ -323,6 +330,7 @@ class Pool(Backend):
             member.joining = False
             if misfit is None and error is None and backend is not None:
                 member.backend, member.slots = backend, max(1, slots)
+                self._samplers.clear()
                 member.benched, member.failures, member.trouble = False, 0, None
                 member.version += 1
                 self._up += 1
