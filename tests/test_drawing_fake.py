@@ -20,6 +20,8 @@ from tests.fake_sd import FakeSd
 from tests.fakes import FakeLlama, default_answer, free_port
 
 SAMPLES = ROOT / "samples" / "photos"
+# Pictures that the fake draws at once: the smallest size, one step.
+SMALL = ("--set", "draw.width=64", "--set", "draw.height=64", "--set", "draw.steps=1")
 
 
 def records(stdout: str) -> list[dict]:
@@ -39,14 +41,6 @@ def draws(sd: FakeSd) -> int:
 def thumbnails(
     notes: Path, llama: FakeLlama, sd: FakeSd, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    small = (
-        "--set",
-        "steps.draw.width=64",
-        "--set",
-        "steps.draw.height=64",
-        "--set",
-        "steps.draw.steps=1",
-    )
     return run_pipe(
         "run",
         "thumbnails",
@@ -55,7 +49,7 @@ def thumbnails(
         llama.url,
         "--sd-backend",
         sd.url,
-        *small,
+        *SMALL,
         *args,
     )
 
@@ -325,14 +319,6 @@ def test_lines_are_items_for_drawing_and_for_text(
 ) -> None:
     out = tmp_path / "pictures"
     prompts = "a red fox at dawn\n\na blue bird\na red fox at dawn\n"
-    small = (
-        "--set",
-        "steps.draw.width=64",
-        "--set",
-        "steps.draw.height=64",
-        "--set",
-        "steps.draw.steps=1",
-    )
     r = run_pipe(
         "run",
         "draw",
@@ -341,7 +327,7 @@ def test_lines_are_items_for_drawing_and_for_text(
         sd.url,
         "--out",
         str(out),
-        *small,
+        *SMALL,
         input=prompts.encode(),
     )
     assert r.returncode == 0, r.stderr
@@ -371,18 +357,17 @@ def test_a_recipe_that_only_draws_uses_every_backend_given(tmp_path: Path) -> No
     """`pipe run draw --backend A --backend B`: a pool of image servers, each drawing."""
     out = tmp_path / "pictures"
     prompts = "".join(f"a heron number {i}\n" for i in range(8)).encode()
-    small = ("--set", "draw.width=64", "--set", "draw.height=64", "--set", "draw.steps=1")
     with FakeSd(delay=0.1) as a, FakeSd(delay=0.1) as b, FakeSd(model="another") as c:
         r = run_pipe(
             "run", "draw", "--lines", "--backend", a.url, "--backend", b.url, "--out", str(out),
-            *small, input=prompts,
+            *SMALL, input=prompts,
         )  # fmt: skip
         assert r.returncode == 0, r.stderr
         assert len(list(out.glob("*.png"))) == 8
         assert draws(a) > 0 and draws(b) > 0 and draws(a) + draws(b) == 8
         assert "answers by backend" in r.stderr
         mixed = run_pipe(
-            "run", "draw", "--lines", "--backend", a.url, "--backend", c.url, *small,
+            "run", "draw", "--lines", "--backend", a.url, "--backend", c.url, *SMALL,
             input=b"a heron\n",
         )  # fmt: skip
     assert mixed.returncode == 2, mixed.stderr

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from operator import attrgetter
 from typing import TypeVar
 
 from pipeline.answers import Picture
@@ -111,7 +112,9 @@ class Pool(Backend):
         self.clock = clock
         self.client = None  # type: ignore[assignment]  # no HTTP of its own
         self.model_name = None
-        self._model_of = _image_model if drawing else _text_model
+        self._model_of: Callable[[ServerInfo], str] = attrgetter(
+            "image_model" if drawing else "model"
+        )
         self._models = sorted({self._model_of(info) for info in infos})
         if len(self._models) > 1 and not allow_mixed_models:
             raise MixedModels(
@@ -120,10 +123,8 @@ class Pool(Backend):
         # A late member is expected to bring the typical member's slots: the engine's gate
         # counts them from the start (requests wait here while it is still away).
         typical = sorted(counts)[len(counts) // 2]
-        for url, error in late:
-            self.members.append(
-                Member(None, url, typical, len(self.members), benched=True, trouble=error)
-            )
+        for url, _ in late:
+            self.members.append(Member(None, url, typical, len(self.members)))
         self.url = describe([m.url for m in self.members])
         models = "+".join(self._models)  # sorted: the order of --backend changes nothing
         first = replace(infos[0], image_model=models) if drawing else infos[0]
@@ -153,11 +154,10 @@ class Pool(Backend):
         self._up = len(members)
         self._ready: list[tuple[float, int, int]] = []  # (load, index, version)
         self._bench: list[tuple[float, int, int]] = []  # (until, index, epoch)
-        now = self.clock()
-        for m in self.members:
-            if m.benched:  # late: its first try comes after the first bench
-                heapq.heappush(self._bench, (now + BENCH_FIRST, m.index, m.epoch))
+        for m in self.members[: len(members)]:
             self._push_ready(m)
+        for (_, error), m in zip(late, self.members[len(members) :], strict=True):
+            self._sit_out(m, error)  # its first try comes when this first bench ends
 
     # -- the Backend interface --------------------------------------------------------------
     def probe(self) -> ServerInfo:
@@ -290,65 +290,71 @@ class Pool(Backend):
             if member.benched or member.epoch != epoch:
                 self._push_ready(member)
                 return
-            member.failures += 1
-            member.benched = True
-            member.epoch += 1
-            member.trouble = error
+            self._sit_out(member, error)
             self._up -= 1
-            delay = min(BENCH_MAX, BENCH_FIRST * 2 ** (member.failures - 1))
-            heapq.heappush(self._bench, (self.clock() + delay, member.index, member.epoch))
             self._cond.notify_all()  # those waiting may now have to give up sooner
+
+    def _sit_out(self, member: Member, error: Exception) -> None:
+        """Bench `member` (the lock held): 0.5 s after its first failure in a row, doubling
+        up to BENCH_MAX."""
+        member.failures += 1
+        member.benched = True
+        member.epoch += 1
+        member.trouble = error
+        delay = min(BENCH_MAX, BENCH_FIRST * 2 ** (member.failures - 1))
+        heapq.heappush(self._bench, (self.clock() + delay, member.index, member.epoch))
 
     def _end_benches(self, now: float) -> None:
         while self._bench and self._bench[0][0] <= now:
             _, index, epoch = heapq.heappop(self._bench)
             member = self.members[index]
-            if member.benched and member.epoch == epoch and member.backend is None:
+            if not member.benched or member.epoch != epoch:
+                continue  # old news
+            if member.backend is None:  # late: it stays benched until it answers
                 if not member.joining and self._joiners:
-                    member.joining = True  # it stays benched until it answers
+                    member.joining = True
                     self._joiners.submit(self._try_join, member)
-            elif member.benched and member.epoch == epoch:
+            else:
                 member.benched = False
                 member.version += 1
                 self._up += 1
                 self._push_ready(member)
 
     def _try_join(self, member: Member) -> None:
-        """On a joiner thread: connect to a late member; it joins, is benched again (still
-        down), or is given up on (it answers, but cannot serve this pool's work)."""
+        """On a joiner thread: connect to a late member; it joins, sits out another bench
+        (still down), or stays out (it answers, but cannot serve this pool's work)."""
         assert self._join is not None
-        backend: Backend | None = None
         try:
             backend, slots = self._join(member.url)
-            misfit = self._misfit(backend.info)
+        except Transient as e:
+            with self._cond:
+                member.joining = False
+                self._sit_out(member, e)
+            return
         except BackendError as e:
-            error: BackendError | None = e
-            misfit = None if isinstance(e, Transient) else str(e)
-        else:
-            error = None
+            self._stay_out(member, str(e))
+            return
+        misfit = self._misfit(backend.info)
+        if misfit:
+            backend.close()
+            self._stay_out(member, misfit)
+            return
+        with self._cond:
+            member.backend, member.slots = backend, max(1, slots)
+            member.joining, member.benched, member.failures = False, False, 0
+            member.trouble = None
+            member.version += 1
+            self._samplers.clear()
+            self._up += 1
+            self._push_ready(member)
+            self._cond.notify_all()
+        self._say(f"{member.url} answers now: it joins the pool")
+
+    def _stay_out(self, member: Member, why: str) -> None:
+        """A late member that answers but cannot serve: benched for good, and said once."""
         with self._cond:
             member.joining = False
-            if misfit is None and error is None and backend is not None:
-                member.backend, member.slots = backend, max(1, slots)
-                self._samplers.clear()
-                member.benched, member.failures, member.trouble = False, 0, None
-                member.version += 1
-                self._up += 1
-                self._push_ready(member)
-                self._cond.notify_all()
-            elif misfit is None:  # still down: try again after a longer bench
-                member.failures += 1
-                member.epoch += 1
-                member.trouble = error
-                delay = min(BENCH_MAX, BENCH_FIRST * 2**member.failures)
-                heapq.heappush(self._bench, (self.clock() + delay, member.index, member.epoch))
-                return
-        if misfit is None:
-            self._say(f"{member.url} answers now: it joins the pool")
-            return
-        if backend is not None:
-            backend.close()
-        self._say(f"warning: {member.url} answers now but stays out of the pool: {misfit}")
+        self._say(f"warning: {member.url} answers now but stays out of the pool: {why}")
 
     def _misfit(self, info: ServerInfo | None) -> str | None:
         """Why a late member cannot serve what the pool promised the run, or None."""
@@ -406,14 +412,6 @@ class MixedModels(Exception):
             f"the --backend servers serve different models ({listing}); give servers of one"
             " model, or --allow-mixed-models to use them together anyway"
         )
-
-
-def _text_model(info: ServerInfo) -> str:
-    return info.model
-
-
-def _image_model(info: ServerInfo) -> str:
-    return info.image_model
 
 
 def describe(urls: Sequence[str]) -> str:
