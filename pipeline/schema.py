@@ -135,6 +135,12 @@ def _m005_run_backends(db: sqlite_utils.Database) -> None:
     db["runs"].add_column("backends", str)
 
 
+def _m006_output_size(db: sqlite_utils.Database) -> None:
+    # How many bytes pipe wrote to each output: a file of another size in its place is not
+    # pipe's any more, known without reading it (the digest settles files of the same size).
+    db["outputs"].add_column("size", int)
+
+
 # Append only: each runs once per database, in order, recorded in `_migrations`.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
@@ -142,4 +148,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("003_history_meta", _m003_history_meta),
     ("004_pictures", _m004_pictures),
     ("005_run_backends", _m005_run_backends),
+    ("006_output_size", _m006_output_size),
 ]
