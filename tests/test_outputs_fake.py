@@ -53,6 +53,63 @@ def one_line_about(stderr: str, path: Path) -> str:
     return lines[0]
 
 
+def test_page_two_of_a_contact_sheet_never_replaces_a_users_file(
+    sd: FakeSd, tmp_path: Path, pipe_home: Path
+) -> None:
+    out, sheet = tmp_path / "pictures", tmp_path / "cs.jpg"
+    users = tmp_path / "cs-2.jpg"
+    users.write_bytes(b"USER\n")
+    foxes = [f"a fox {i}" for i in range(1, 102)]  # 101 pictures: two pages of 10 x 10
+    r = draw_lines(sd, out, sheet, foxes)
+    assert r.returncode == 1, r.stderr
+    assert users.read_bytes() == b"USER\n"
+    assert "not written by pipe" in one_line_about(r.stderr, users)
+    assert not sheet.exists()  # a sheet is all its pages or none
+    assert len(list(out.glob("*.png"))) == 101  # the pictures themselves are kept
+    assert run_states(pipe_home) == ["failed"]
+    # Every item was recorded: a re-run draws nothing again.
+    drawn = draws(sd)
+    r = draw_lines(sd, out, sheet, foxes)
+    assert r.returncode == 1 and draws(sd) == drawn
+    assert users.read_bytes() == b"USER\n"
+    # Once the user moves their file away, both pages are written.
+    users.unlink()
+    r = draw_lines(sd, out, sheet, foxes)
+    assert r.returncode == 0, r.stderr
+    assert sheet.read_bytes()[:2] == users.read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_a_sheet_the_user_replaced_after_a_run_is_not_overwritten(
+    sd: FakeSd, tmp_path: Path, pipe_home: Path
+) -> None:
+    out, sheet = tmp_path / "pictures", tmp_path / "cs.jpg"
+    birds = ["a heron", "a wren", "a crow"]
+    assert draw_lines(sd, out, sheet, birds).returncode == 0
+    assert sheet.read_bytes()[:2] == b"\xff\xd8"
+    r = draw_lines(sd, out, sheet, [*birds, "an owl"])  # pipe's own sheet: replaced
+    assert r.returncode == 0, r.stderr
+    shutil.copy(PHOTO, sheet)  # the user puts their own picture there
+    mine = sheet.read_bytes()
+    drawn = draws(sd)
+    r = draw_lines(sd, out, sheet, [*birds, "a gull"])
+    assert r.returncode == 2  # known before drawing anything
+    assert sheet.read_bytes() == mine and draws(sd) == drawn
+    assert "changed since pipe wrote it" in one_line_about(r.stderr, sheet)
+    assert run_states(pipe_home) == ["done", "done"]
+
+
+def test_contact_sheet_naming_a_users_file_is_refused_before_drawing(
+    sd: FakeSd, tmp_path: Path, pipe_home: Path
+) -> None:
+    out, sheet = tmp_path / "pictures", tmp_path / "holiday.jpg"
+    shutil.copy(PHOTO, sheet)
+    r = draw_lines(sd, out, sheet, ["a heron", "a wren"])
+    assert r.returncode == 2
+    assert sheet.read_bytes() == PHOTO.read_bytes()
+    assert "not written by pipe" in one_line_about(r.stderr, sheet)
+    assert draws(sd) == 0 and "running" not in run_states(pipe_home)
+
+
 def test_an_edited_sidecar_is_never_replaced(llama: FakeLlama, notes: Path) -> None:
     r = run_pipe("run", "summarize-text", str(notes), "--backend", llama.url, "--write", "sidecar")
     assert r.returncode == 0, r.stderr

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from pipeline.actions import Action, Result
+from pipeline.actions import Action, ActionError, Result
 from pipeline.backends import Backend
 from pipeline.backends.pool import Pool
 from pipeline.engine.asking import CannotRun
@@ -78,6 +78,7 @@ class Runner:
         )
         self.stop = threading.Event()
         self.stopped: str | None = None
+        self.action_failed = False
         self.ledger = Ledger(self.store, self.recipe, run_id, self.ask_key, self.options)
         o = self.options
         retry = RetryPolicy(o.retries, o.down_wait, o.busy_wait, o.backoff, stop=self.stop)
@@ -174,7 +175,7 @@ class Runner:
             return 3
         if self.stopped:
             return 128 + (signal.SIGTERM if self.stopped == "SIGTERM" else signal.SIGINT)
-        return 1 if self.ledger.counts.failed else 0
+        return 1 if self.ledger.counts.failed or self.action_failed else 0
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         if self.stop.is_set():
@@ -234,8 +235,15 @@ class Runner:
             self.ledger.record(done)
 
     def _close_action(self, run_id: int) -> None:
-        """Let the action finish what it deferred (plan and apply renames), then record it."""
-        self.action.close(run_id)
+        """Let the action finish what it deferred (plan and apply renames), then record it.
+        What it could not finish (a contact sheet whose place is taken) is one line and
+        fails the run; the items are recorded all the same."""
+        try:
+            self.action.close(run_id)
+        except ActionError as e:
+            self.action_failed = True
+            if self.options.on_error:
+                self.options.on_error(Result(self.action.name, "failed", error=str(e)))
         for done in self._deferred:
             self.ledger.record(done)
             self.ledger.adopt_renamed(done)
