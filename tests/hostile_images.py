@@ -54,7 +54,8 @@ def _ifd(entries: list[tuple[int, int, int, int]], order: str = "<") -> bytes:
     entries = sorted(entries)
     out = struct.pack(order + "H", len(entries))
     for tag, kind, count, value in entries:
-        packed = struct.pack(order + ("H2x" if kind == 3 else "I"), value)
+        inline = kind == 3 and count == 1  # else a LONG, or an offset to the values
+        packed = struct.pack(order + ("H2x" if inline else "I"), value)
         out += struct.pack(order + "HHI", tag, kind, count) + packed
     return out + struct.pack(order + "I", 0)
 

@@ -109,12 +109,11 @@ class OversizeSd(FakeSd):
 
     def __init__(self, size: tuple[int, int], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.size = size
+        self.answer = hostile.png_header(*size) + b"\0" * 64  # bench: a whole PNG
 
     def generate(self, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         _, settings = super().generate(params)
-        header = hostile.png_header(*self.size)
-        return base64.b64encode(header + b"\0" * 64).decode(), settings
+        return base64.b64encode(self.answer).decode(), settings
 
 
 def test_a_picture_bigger_than_asked_is_refused_from_its_header() -> None:
