@@ -69,17 +69,21 @@ def arm() -> None:
     with _lock:
         if _watchdog is not None and _watchdog.poll() is None:
             return
-        _watchdog = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(STOP_SECONDS)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,  # never a pipe a caller waits to see closed
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C and a kill of pipe's group leave it alone
-        )
+        try:
+            _watchdog = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(STOP_SECONDS)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,  # never a pipe a caller waits to see closed
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C and a kill of pipe's group leave it alone
+            )
+        except OSError:  # no interpreter to run it (a frozen pipe): pipe's own stop still works
+            _watchdog = None
 
 
 def guard(group: int) -> None:
     """Until `release(group)`, the process group `group` is stopped when pipe dies."""
+    arm()
     _tell(f"+{group}\n")
 
 
@@ -89,9 +93,9 @@ def release(group: int) -> None:
 
 
 def _tell(line: str) -> None:
-    arm()
     with _lock:
-        assert _watchdog is not None and _watchdog.stdin is not None
+        if _watchdog is None or _watchdog.stdin is None:
+            return
         with contextlib.suppress(OSError):  # killed by someone: nothing left to tell
             _watchdog.stdin.write(line.encode())
             _watchdog.stdin.flush()
