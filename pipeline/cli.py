@@ -565,15 +565,27 @@ def undo(run_id: int | None, db: str | None) -> None:
     A file that changed since, or whose old name is taken now, is left alone and reported.
     """
     store = _open_existing(db)
+    journal = Journal(store)
+    if run_id is not None and not journal.run_exists(run_id):
+        raise UsageError(f"no run {run_id}")
     for outcome in moves.reconcile(store):
         _say(f"journal: {outcome.old} -> {outcome.new}: {outcome.reason}")
-    run_id = run_id or Journal(store).last_run()
+    run_id = run_id or journal.last_run()
     if run_id is None:
-        _say("nothing to undo: no rename run has applied renames")
+        undone = journal.last_undone_run()
+        _say(
+            f"nothing to undo: run {undone} is already undone"
+            if undone
+            else "nothing to undo: no rename run has applied renames"
+        )
         return
     outcomes = moves.undo(store, run_id)
     if not outcomes:
-        _say(f"nothing to undo in run {run_id}")
+        _say(
+            f"nothing to undo: run {run_id} is already undone"
+            if journal.has_undone(run_id)
+            else f"nothing to undo in run {run_id}"
+        )
         return
     refused = 0
     for outcome in outcomes:
