@@ -22,7 +22,7 @@ from pipeline.managed import ManagedSpec
 from pipeline.paths import default_db_path
 from pipeline.renaming import moves
 from pipeline.renaming.journal import Journal
-from pipeline.state import Store
+from pipeline.state import Counts, Store
 from pipeline.terminal import Shown
 
 
@@ -303,10 +303,8 @@ def run(
     )
     c = summary.counts
     tokens = c.prompt_tokens + c.completion_tokens
-    done = "previewed" if dry_run else "done"
     say.info(
-        f"{c.done} {done}, {c.cached} from cache, {c.skipped} skipped, {c.failed} failed"
-        f" · {tokens:,} tokens · {summary.seconds:.1f} s (run {summary.run_id})"
+        f"{c.words(dry_run)} · {tokens:,} tokens · {summary.seconds:.1f} s (run {summary.run_id})"
     )
     if summary.backends:
         say.info(f"answers by backend: {_by_backend(summary.backends)}")
@@ -489,10 +487,14 @@ def list_recipes() -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines.")
 @db_option
 def runs(limit: int, as_json: bool, db: str | None) -> None:
-    """Past runs, newest first: id, recipe, start, counts and exit status."""
+    """Past runs, newest first: id, recipe, start, counts (as the run's summary said them)
+    and exit status; dry runs are marked."""
     store = _open_existing(db)
     for row in store.runs(limit):
+        row["dry_run"] = bool(row["dry_run"])
         if as_json:
+            for key in ("args", "backends"):  # stored as JSON text: given as JSON
+                row[key] = json.loads(row[key]) if row[key] else None
             click.echo(json.dumps(row))
             continue
         status = (
@@ -500,10 +502,11 @@ def runs(limit: int, as_json: bool, db: str | None) -> None:
             if row["exit_code"] is None
             else f"{row['status']} (exit {row['exit_code']})"
         )
+        if row["dry_run"]:
+            status += ", dry run"
         click.echo(
             f"{row['id']:>5}  {row['recipe']:<18} {row['started'][:19].replace('T', ' ')}  "
-            f"{row['done'] + row['cached']} done, {row['skipped']} skipped, {row['failed']} failed"
-            f"  {status}"
+            f"{Counts.of_run(row).words(row['dry_run'])}  {status}"
         )
         if row.get("backends"):
             click.echo(f"       answers by backend: {_by_backend(json.loads(row['backends']))}")

@@ -141,6 +141,14 @@ def _m006_output_size(db: sqlite_utils.Database) -> None:
     db["outputs"].add_column("size", int)
 
 
+def _m007_run_written_dry_run(db: sqlite_utils.Database) -> None:
+    # How many files a run wrote (sidecars, XMP, pictures, sheet pages), and whether it
+    # was a dry run (older runs: told by their arguments).
+    db["runs"].add_column("written", int, not_null_default=0)
+    db["runs"].add_column("dry_run", int, not_null_default=0)
+    db.execute("UPDATE runs SET dry_run = 1 WHERE args LIKE '%\"--dry-run\"%'")
+
+
 # Append only: each runs once per database, in order, recorded in `_migrations`.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
@@ -149,4 +157,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("004_pictures", _m004_pictures),
     ("005_run_backends", _m005_run_backends),
     ("006_output_size", _m006_output_size),
+    ("007_run_written_dry_run", _m007_run_written_dry_run),
 ]

@@ -55,6 +55,19 @@ class ItemRow:
         )
 
 
+# A run's counts, named once for every report: the summary on stderr, `pipe runs`, and
+# `runs --json` (whose keys are these names, as `pipe run --json` records' statuses are).
+# Each name and the words people read for it, in the order they are shown.
+COUNT_WORDS: dict[str, str] = {
+    "done": "done",  # answered by the model in this run
+    "cached": "from cache",  # answered by the answer cache (the same text asked before)
+    "skipped": "skipped",  # settled already (finished earlier, empty, binary, claimed)
+    "failed": "failed",
+    "written": "written",  # files pipe wrote: sidecars, XMP, pictures, contact sheet pages
+}
+_COUNTED_AS = {"planned": "done"}  # a result's status that counts under another name
+
+
 @dataclass
 class Counts:
     done: int = 0
@@ -63,6 +76,30 @@ class Counts:
     failed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    written: int = 0
+
+    def count(self, status: str) -> None:
+        """One more item with this result status (an unknown one counts as failed)."""
+        name = _COUNTED_AS.get(status, status)
+        if name not in COUNT_WORDS or name == "written":
+            name = "failed"
+        setattr(self, name, getattr(self, name) + 1)
+
+    def words(self, dry_run: bool = False) -> str:
+        """`3 done, 1 from cache, 0 skipped, 1 failed, 2 written`: "previewed" for done in
+        a dry run, and files written only when there were some."""
+        shown = []
+        for name, word in COUNT_WORDS.items():
+            n = getattr(self, name)
+            if name == "written" and not n:
+                continue
+            shown.append(f"{n} {'previewed' if dry_run and name == 'done' else word}")
+        return ", ".join(shown)
+
+    @classmethod
+    def of_run(cls, row: dict[str, Any]) -> Counts:
+        """The counts stored in a `runs` row."""
+        return cls(**{name: row.get(name) or 0 for name in cls.__dataclass_fields__})
 
 
 class Store(AnswerCache):
@@ -80,6 +117,7 @@ class Store(AnswerCache):
         self._owner = threading.get_ident()
         self._local = threading.local()
         self.host = socket.gethostname()
+        self.outputs_written = 0  # files pipe wrote through this store: a run's "written"
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -132,14 +170,32 @@ class Store(AnswerCache):
     def transaction(self) -> Store._Tx:
         return Store._Tx(self.conn)
 
+    def remember_output(self, path: str, digest: str) -> None:
+        """Every file pipe writes is remembered here once written, so this counts them."""
+        super().remember_output(path, digest)
+        self.outputs_written += 1
+
+    def is_output(self, key: str) -> bool:
+        """Whether pipe wrote the file at `key`; safe from any thread (see _reader)."""
+        found = self._reader().execute("SELECT 1 FROM outputs WHERE path = ?", (key,))
+        return found.fetchone() is not None
+
     # -- runs ---------------------------------------------------------------------------
-    def start_run(self, recipe: str, origin: str, args: list[str], backend: str, model: str) -> int:
+    def start_run(
+        self,
+        recipe: str,
+        origin: str,
+        args: list[str],
+        backend: str,
+        model: str,
+        dry_run: bool = False,
+    ) -> int:
         with self.transaction() as c:
             cur = c.execute(
                 "INSERT INTO runs (recipe, recipe_origin, args, backend, model, started, status,"
                 " pid, host, heartbeat, done, cached, skipped, failed, prompt_tokens,"
-                " completion_tokens) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?,"
-                " 0, 0, 0, 0, 0, 0)",
+                " completion_tokens, written, dry_run) VALUES (?, ?, ?, ?, ?, ?, 'running', ?,"
+                " ?, ?, 0, 0, 0, 0, 0, 0, 0, ?)",
                 (
                     recipe,
                     origin,
@@ -150,6 +206,7 @@ class Store(AnswerCache):
                     os.getpid(),
                     self.host,
                     time.time(),
+                    int(dry_run),
                 ),
             )
             return int(cur.lastrowid or 0)
@@ -158,7 +215,7 @@ class Store(AnswerCache):
         with self.transaction() as c:
             c.execute(
                 "UPDATE runs SET heartbeat = ?, done = ?, cached = ?, skipped = ?, failed = ?,"
-                " prompt_tokens = ?, completion_tokens = ? WHERE id = ?",
+                " prompt_tokens = ?, completion_tokens = ?, written = ? WHERE id = ?",
                 (
                     time.time(),
                     counts.done,
@@ -167,6 +224,7 @@ class Store(AnswerCache):
                     counts.failed,
                     counts.prompt_tokens,
                     counts.completion_tokens,
+                    counts.written,
                     run_id,
                 ),
             )

@@ -259,6 +259,7 @@ def test_migrations_run_once(tmp_path: Path) -> None:
         "004_pictures",
         "005_run_backends",
         "006_output_size",
+        "007_run_written_dry_run",
     ]
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 

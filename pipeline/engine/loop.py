@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pipeline.actions import Action, ActionError, Result
-from pipeline.backends import Backend
+from pipeline.backends import Backend, ServerInfo
 from pipeline.backends.pool import Pool
 from pipeline.engine.asking import CannotRun
 from pipeline.engine.drawing import Drawer
-from pipeline.engine.items import Done, Item
+from pipeline.engine.items import Done, Item, Rewalkable
 from pipeline.engine.ledger import Ledger
 from pipeline.engine.options import Options, Summary
 from pipeline.engine.retry import BackendDown, Interrupted, RetryPolicy
@@ -74,8 +74,14 @@ class Runner:
         pool = self.backend if isinstance(self.backend, Pool) else None
         answered_before = pool.answered() if pool else {}
         run_id = self.store.start_run(
-            self.recipe.name, self.recipe.origin, args, self.info.url, self.info.model
+            self.recipe.name,
+            self.recipe.origin,
+            args,
+            _backend_name(self.info),
+            self.info.model,
+            dry_run=self.options.dry_run,
         )
+        self._written_before = self.store.outputs_written
         self.stop = threading.Event()
         self.stopped: str | None = None
         self.action_failed = False
@@ -114,6 +120,11 @@ class Runner:
         for w in workers:
             w.start()
         self._bar = _progress(o.progress)
+        self._counted: list[int] = []  # how many items there are, once a count is done
+        self._walked = threading.Event()  # the run's own walk ended: it knows the number
+        if self._bar is not None and isinstance(items, Rewalkable):
+            count = (items, self._counted, self._walked, self.stop)
+            threading.Thread(target=self._count, args=count, daemon=True).start()
         previous_handlers = _catch_signals(self._on_signal)
         for outcome in moves.reconcile(self.store):  # a journal left by a killed run
             if o.on_info:
@@ -156,6 +167,9 @@ class Runner:
                 continue
             item = next(items, None)
             if item is None:
+                self._walked.set()
+                if self._bar is not None and self._bar.total != seq:
+                    _set_total(self._bar, seq)  # exact now, whatever a count said
                 return
             if self.ledger.written_by_pipe(item):
                 continue
@@ -224,7 +238,10 @@ class Runner:
     def _finish(self, done: Done) -> None:
         result = done.result
         self.action.apply(result)  # may turn a result into a failure (e.g. sidecar refused)
+        self._count_written()
         if self._bar is not None:
+            if self._bar.total is None and self._counted:
+                _set_total(self._bar, self._counted[0])
             self._bar.update(1)
         if not done.record:
             self.ledger.counts.skipped += 1
@@ -244,9 +261,33 @@ class Runner:
             self.action_failed = True
             if self.options.on_error:
                 self.options.on_error(Result(self.action.name, "failed", error=str(e)))
+        self._count_written()  # contact sheet pages
         for done in self._deferred:
             self.ledger.record(done)
             self.ledger.adopt_renamed(done)
+
+    def _count_written(self) -> None:
+        self.ledger.counts.written = self.store.outputs_written - self._written_before
+
+    def _count(
+        self,
+        items: Rewalkable,
+        counted: list[int],
+        walked: threading.Event,
+        stop: threading.Event,
+    ) -> None:
+        """Walk the sources again, only counting, for the progress bar's total: the run's
+        own walk stays a few items ahead of the work, so it knows the number only at the
+        end. Stops when the run's walk ends first."""
+        n = 0
+        for item in items.again():
+            if walked.is_set() or stop.is_set():
+                return
+            # Not the files pipe wrote, as Ledger.written_by_pipe: they are never inputs.
+            file = item.data is None and item.entry.stat is not None
+            if not (file and self.store.is_output(item.entry.key)):
+                n += 1
+        counted.append(n)
 
     # -- worker threads -----------------------------------------------------------------
     def _work(self) -> None:
@@ -276,6 +317,20 @@ def _progress(enabled: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(unit="file", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+def _set_total(bar: Any, total: int) -> None:
+    """Give the bar its total (and so its ETA) once the number of items is known."""
+    bar.total = total
+    bar.refresh()
+
+
+def _backend_name(info: ServerInfo) -> str:
+    """The run's server as `pipe runs` shows it: the embedded model by its name, not by the
+    loopback port it had for that one run."""
+    if info.kind == "embedded model":
+        return f"embedded ({info.model.removesuffix('.gguf')})"
+    return info.url
 
 
 def _catch_signals(handler: Callable[[int, Any], None]) -> dict[int, Any]:
