@@ -170,9 +170,9 @@ class Store(AnswerCache):
     def transaction(self) -> Store._Tx:
         return Store._Tx(self.conn)
 
-    def remember_output(self, path: str, digest: str) -> None:
+    def remember_output(self, path: str, digest: str, size: int | None = None) -> None:
         """Every file pipe writes is remembered here once written, so this counts them."""
-        super().remember_output(path, digest)
+        super().remember_output(path, digest, size)
         self.outputs_written += 1
 
     def is_output(self, key: str) -> bool:
