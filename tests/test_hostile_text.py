@@ -40,7 +40,8 @@ def test_lone_surrogates_become_replacement_characters(
         written = folder / "note.md.summary.txt"
     args = {"print": [], "json": ["--json"], "sidecar": ["--write", "sidecar"]}
     extra = args.get(output, ["--write", "xmp"])
-    with FakeLlama(vision=output == "xmp", answer=lambda _: SURROGATES) as server:
+    hostile = FakeLlama(vision=output == "xmp", answer=lambda _: SURROGATES, model="m\udfff.gguf")
+    with hostile as server:
         command = ("run", recipe, str(folder), "--backend", server.url, *extra)
         r = run_pipe(*command)
         assert r.returncode == 0, r.stderr
@@ -51,7 +52,9 @@ def test_lone_surrogates_become_replacement_characters(
     if output == "print":
         assert REPLACED in r.stdout
     elif output == "json":
-        assert [rec["answer"] for rec in records(r.stdout)] == [REPLACED]
+        assert [(rec["answer"], rec["model"]) for rec in records(r.stdout)] == [
+            (REPLACED, "m\ufffd.gguf")  # the name the server gives its model too
+        ]
     elif output == "sidecar":
         assert written.read_text(encoding="utf-8").strip() == REPLACED
     else:

@@ -78,6 +78,12 @@ class ServerInfo:
     # GBNF's `x{2,5}` repetition (llama.cpp from mid-2024): llamafile's server crashes on it.
     grammar_repetition: bool = True
 
+    def __post_init__(self) -> None:
+        # Names a server gives itself (model, version) are stored and shown: valid text only.
+        for name, value in vars(self).items():
+            if isinstance(value, str):
+                object.__setattr__(self, name, server_text.valid(value))
+
     def can(self, ability: str) -> bool:
         return ability in self.abilities
 
