@@ -22,6 +22,7 @@ from pipeline.managed import ManagedSpec
 from pipeline.paths import default_db_path
 from pipeline.renaming import moves
 from pipeline.renaming.journal import Journal
+from pipeline.server_text import redact
 from pipeline.state import Counts, Store
 from pipeline.terminal import Shown
 
@@ -464,12 +465,13 @@ def doctor(
         ),
     )
     report.advice[:0] = problems
+    # What doctor prints holds URLs as given and servers' replies: no password or key shows.
     if as_json:
         for check in report.checks:
-            click.echo(json.dumps(check.to_json(), ensure_ascii=False))
+            click.echo(redact(json.dumps(check.to_json(), ensure_ascii=False)))
         sys.exit(0 if report.ok else 3)
     for line in doctor_output.lines(report, settings, file, recipe_name):
-        _echo(line)
+        _echo(redact(line))
     sys.exit(0 if report.ok else 3)
 
 
@@ -603,8 +605,8 @@ def undo(run_id: int | None, db: str | None) -> None:
 
 
 def _say(message: str) -> None:
-    """One line for people on stderr."""
-    click.echo(f"pipe: {Shown(sys.stderr).name(message)}", err=True)
+    """One line for people on stderr (never with a URL's password or an API key in it)."""
+    click.echo(f"pipe: {Shown(sys.stderr).name(redact(message))}", err=True)
 
 
 def _echo(line: str, text: bool = False) -> None:

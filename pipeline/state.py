@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.answer_cache import AnswerCache, answer_from_row, now_iso
 from pipeline.answers import Answer
 from pipeline.schema import MIGRATIONS
+from pipeline.server_text import redact
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -190,6 +191,8 @@ class Store(AnswerCache):
         model: str,
         dry_run: bool = False,
     ) -> int:
+        # The command line may hold a backend URL's password: it is stored hidden.
+        args, backend = [redact(a) for a in args], redact(backend)
         with self.transaction() as c:
             cur = c.execute(
                 "INSERT INTO runs (recipe, recipe_origin, args, backend, model, started, status,"
