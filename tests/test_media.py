@@ -19,6 +19,7 @@ from pipeline.media import (
     formats,
     heif,
     images,
+    pillow_source,
     prepare_image,
     read_metadata,
     real_extension,
@@ -635,3 +636,14 @@ def test_whole_corpus_prepares_and_reads() -> None:
         assert max(prepared.width, prepared.height) <= 512, path
         meta = read_metadata(path)
         assert "\x00" not in meta.camera and meta.camera == meta.camera.strip(), path
+
+
+def test_a_photo_read_whole_costs_its_pixels_once_unless_it_is_converted(tmp_path: Path) -> None:
+    """RGB is held once (a 48 MP AVIF or JPEG XL fits the single-decode limit); a palette
+    image is also converted at full size, so it costs twice."""
+    Image.new("RGB", (200, 100), RED).save(tmp_path / "rgb.bmp")
+    Image.new("RGB", (200, 100), RED).convert("P").save(tmp_path / "palette.gif")
+    rgb = pillow_source.open_source(tmp_path / "rgb.bmp", None)
+    palette = pillow_source.open_source(tmp_path / "palette.gif", ".gif")
+    assert rgb.plan((100, 50)) == 200 * 100
+    assert palette.plan((100, 50)) == 2 * 200 * 100

@@ -26,6 +26,7 @@ DAMAGE = (
 )
 
 
+_PLAIN = ("RGB", "RGBA", "L", "LA")  # modes to_plain_mode keeps as they are
 _PLUGINS = {".jpg": ["JPEG"], ".gif": ["GIF"], ".avif": ["AVIF"], ".jxl": ["JXL"]}
 
 
@@ -48,8 +49,12 @@ class PillowSource:
 
     def plan(self, size: tuple[int, int]) -> int:
         if self.format != "JPEG":
-            # Read whole, then converted to RGB at full size (a 24 MP GIF: 133 MB).
-            return 2 * self.size[0] * self.size[1]
+            # Read whole; a palette or exotic mode is then converted at full size too (a
+            # 24 MP GIF: 133 MB), while RGB(A) or grey is held once, so a 48 MP AVIF or JPEG
+            # XL from a camera fits the single-decode limit.
+            pixels = self.size[0] * self.size[1]
+            held_once = self.im.mode in _PLAIN and "transparency" not in self.im.info
+            return pixels if held_once else 2 * pixels
         if self.size == size:
             return size[0] * size[1]
         self._preview = _seek_preview(self.im, size)
