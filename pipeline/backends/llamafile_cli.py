@@ -33,6 +33,7 @@ from pipeline.backends.base import (
     Transient,
     Unreachable,
     Unsuitable,
+    tiny_jpeg,
 )
 from pipeline.chat_formats import guess_format
 
@@ -119,27 +120,46 @@ class LlamafileCli(Backend):
         return self._complete(request)
 
     def _first_request(self, request: Request, kind: str) -> Completion:
-        """The first text (or photo) request, alone: it fails only if no request can
-        succeed (the model does not load, or cannot take `--image`)."""
+        """The first text (or photo) request, alone, is the probe: if it fails, a tiny
+        request says whether the file is at fault or the model (it does not load, or cannot
+        take `--image`: Unsuitable, no file can succeed)."""
         try:
             completion = self._complete(request)
         except ContextOverflow:
             self._proven.add("text")  # it loaded and counted the prompt
             raise
-        except (Rejected, Transient) as e:
-            if self._stopping:
-                raise
-            if kind == "text":
-                self._unsuitable = Unsuitable(f"{e}; no file can succeed")
-            elif "text" in self._proven:
-                self._unsuitable = NoVision(f"{self.url} cannot see images ({e}); {NO_VISION_HINT}")
-            else:
-                self._unsuitable = NoVision(
-                    f"{e}; if the model runs at all, it cannot see images: {NO_VISION_HINT}"
-                )
-            raise self._unsuitable from None
+        except (Rejected, Transient):
+            if not self._stopping:
+                self._diagnose(kind)
+            raise  # the model works: this file's own failure
         self._proven.update({"text", kind})
         return completion
+
+    def _diagnose(self, kind: str) -> None:
+        for needed in ("text", kind):
+            if needed in self._proven:
+                continue
+            image = needed == "image"
+            tiny = Request(
+                prompt="Describe the photo." if image else "Hi",
+                max_tokens=1,
+                images=(tiny_jpeg(),) if image else (),
+            )
+            try:
+                self._complete(tiny)
+            except (Rejected, Transient) as e:
+                if self._stopping:
+                    return
+                if image:
+                    self._unsuitable = NoVision(
+                        f"{self.url} cannot see images ({e}); {NO_VISION_HINT}"
+                    )
+                else:
+                    self._unsuitable = Unsuitable(
+                        f"{e} (a tiny test request failed too: no file can succeed)"
+                    )
+                raise self._unsuitable from None
+            self._proven.add(needed)
 
     def _complete(self, request: Request) -> Completion:
         prompt, stop = self.raw_prompt(_with_image_marker(request))
@@ -159,7 +179,7 @@ class LlamafileCli(Backend):
 
     def check_vision(self) -> None:
         """Nothing to run: the first photo is the check (complete raises NoVision), so
-        describing 5 photos runs 5 processes, not 6."""
+        describing 5 photos runs 5 processes, not 7."""
 
     def abort_running(self) -> None:
         """Ctrl-C: kill every running child (and its process group)."""
