@@ -21,7 +21,7 @@ def answers(stdout: str) -> list[dict]:
 
 
 def test_summarize_folder_prints_answers_in_order(llama: FakeLlama, notes: Path) -> None:
-    r = run_pipe("run", "summarize-text", str(notes), "--backend", llama.url)
+    r = run_pipe("run", "summarize-text", str(notes), "--backend", llama.url, "-v")
     assert r.returncode == 0, r.stderr
     headers = [line for line in r.stdout.splitlines() if line.startswith("==> ")]
     assert headers == [f"==> {notes}/note{i}.md <==" for i in (1, 2, 3)]
@@ -38,7 +38,7 @@ def test_summarize_folder_prints_answers_in_order(llama: FakeLlama, notes: Path)
 
 def test_rerun_skips_finished_files_without_model_calls(llama: FakeLlama, notes: Path) -> None:
     first = run_pipe("run", "summarize-text", str(notes), "--backend", llama.url, "--json")
-    second = run_pipe("run", "summarize-text", str(notes), "--backend", llama.url, "--json")
+    second = run_pipe("run", "summarize-text", str(notes), "--backend", llama.url, "--json", "-v")
     assert first.returncode == second.returncode == 0
     assert llama.generate_calls == 3
     assert [a["answer"] for a in answers(first.stdout)] == [
@@ -208,7 +208,7 @@ def test_persistent_failure_is_one_item_error_and_run_continues(notes: Path) -> 
 
 def test_koboldcpp_native_api(notes: Path) -> None:
     with FakeKobold(failures=["busy"]) as server:
-        r = run_pipe("run", "summarize-text", str(notes), "--backend", server.url, "--json")
+        r = run_pipe("run", "summarize-text", str(notes), "--backend", server.url, "--json", "-v")
         assert r.returncode == 0, r.stderr
         assert "using koboldcpp" in r.stderr and "1 in flight" in r.stderr
         body = next(b for p, b in server.requests if p == "/api/v1/generate")
@@ -499,7 +499,11 @@ def test_default_ports_can_be_replaced_for_run_as_for_doctor(llama: FakeLlama, n
     reads the same list), so tests never meet the servers of the machine they run on."""
     dead = f"http://127.0.0.1:{free_port()}"
     r = run_pipe(
-        "run", "summarize-text", str(notes), env={"PIPE_DEFAULT_BACKENDS": f"{dead} {llama.url}"}
+        "run",
+        "summarize-text",
+        str(notes),
+        "-v",
+        env={"PIPE_DEFAULT_BACKENDS": f"{dead} {llama.url}"},
     )
     assert r.returncode == 0, r.stderr
     assert f"using llama.cpp at {llama.url}" in r.stderr and llama.generate_calls == 3
