@@ -223,7 +223,9 @@ def test_koboldcpp_native_api(notes: Path) -> None:
 
 def test_llamafile_old_server_fields(notes: Path) -> None:
     with FakeLlama(llamafile="0.8.1", model="mistral-7b-instruct-v0.2.Q4_0.gguf") as server:
-        r = run_pipe("run", "summarize-text", str(notes / "note1.md"), "--backend", server.url)
+        r = run_pipe(
+            "run", "summarize-text", str(notes / "note1.md"), "--backend", server.url, "-v"
+        )
         body = next(b for p, b in server.requests if p == "/completion")
     assert r.returncode == 0 and r.stdout.startswith("Summary ")
     assert "model mistral-7b-instruct-v0.2.Q4_0.gguf" in r.stderr  # from the settings
