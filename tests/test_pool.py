@@ -190,7 +190,7 @@ def test_a_server_down_at_start_joins_when_it_comes_up(tmp_path: Path, pipe_home
     starter.start()
     try:
         r = run_pipe(
-            "run", "summarize-text", str(notes), "--backend", up.url, "--backend", late_url
+            "run", "summarize-text", str(notes), "--backend", up.url, "--backend", late_url, "-v"
         )
     finally:
         starter.join(5)
