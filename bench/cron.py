@@ -7,6 +7,8 @@
 The embedded default is a file that is not a model (PIPE_EMBEDDED_MODEL): pipe knows its
 name from the file, and starting it would fail (exit 3), so exit 0 proves no server was
 started. The folder is finished by a fake server that reports the same model name.
+With PYTHONDONTWRITEBYTECODE set, every start compiles pipe again (~0.25 s of CPU): unset
+it (or set PYTHONPYCACHEPREFIX) to measure what an installed pipe costs.
 """
 
 from __future__ import annotations
