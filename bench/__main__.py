@@ -22,6 +22,9 @@ the targets of issues #3 and #4; results are also written to bench/results/lates
   pool-two     2 fakes x 2 slots x 200 ms, 200 files; then one killed   target <= 11 s, each
                at half time (bench/pool.py)                     file done exactly once
   pool-20      20 fakes x 2 slots x 200 ms, 4,000 files           target <= 22 s (ideal 20 s)
+  cron         re-run over 10,000 finished files, embedded default target 0 bytes, 0 servers
+               started, <= 1.0 s (bench/cron.py)
+  missing-path pipe run on a missing path                          target exit 2 in <= 0.5 s
 """
 
 from __future__ import annotations
@@ -464,6 +467,18 @@ def bench_pool_twenty(tmp: Path) -> None:
     report("pool-20", figures, met, "<= 22 s (ideal 20 s), each file once")
 
 
+def bench_cron(tmp: Path) -> None:
+    from bench.cron import bench_cron
+
+    bench_cron(tmp, ROOT, make_tree, report)
+
+
+def bench_missing_path(tmp: Path) -> None:
+    from bench.cron import bench_missing_path
+
+    bench_missing_path(tmp, ROOT, report)
+
+
 BENCHMARKS = {
     "overhead": bench_overhead,
     "concurrency": bench_concurrency,
@@ -482,6 +497,8 @@ BENCHMARKS = {
     "managed": bench_managed,
     "pool-two": bench_pool_two,
     "pool-20": bench_pool_twenty,
+    "cron": bench_cron,
+    "missing-path": bench_missing_path,
 }
 
 

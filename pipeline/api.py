@@ -19,6 +19,8 @@ from typing import IO, BinaryIO, TextIO
 
 from pipeline import sources
 from pipeline.actions import ActionContext, open_action
+from pipeline.backends import Backend
+from pipeline.backends.lazy import LazyBackend
 from pipeline.connection import open_backend, open_image_backend
 from pipeline.engine import Item, Options, Runner, Summary, file_items, stdin_item
 from pipeline.engine.items import Rewalkable, line_items
@@ -70,6 +72,9 @@ def run(
     image_urls = [servers.sd_url] if servers.sd_url else []
     if not recipe.asks and not image_urls:
         image_urls = servers.backend_urls  # a recipe that only draws: --backend draws
+    # A dry run draws nothing: a recipe that also asks needs only its text model.
+    draws = recipe.draws and not (options.dry_run and recipe.asks)
+    sees = any(step.kind == "vision" for step in recipe.steps)
     with (
         open_backend(
             servers.backend_urls if recipe.asks else [],
@@ -82,15 +87,22 @@ def run(
             managed=servers.managed,
             jobs=options.jobs,
             allow_mixed_models=servers.allow_mixed_models,
+            vision_for=recipe.name if sees else "",
         ) as text,
         open_image_backend(
-            recipe, image_urls, text, wait=servers.wait, timeout=servers.timeout, say=say
+            recipe if draws else None,
+            image_urls,
+            text,
+            wait=servers.wait,
+            timeout=servers.timeout,
+            say=say,
         ) as images,
     ):
         backend = text or images
         assert backend is not None and backend.info is not None
         for server, role in ((text, "using"), (images, "drawing with")):
-            if server is not None and server.info is not None:
+            # A lazy backend (the embedded model) says so when it starts, if it does.
+            if server is not None and server.info is not None and not _lazy(server):
                 info = server.info
                 model = info.image_model if role == "drawing with" else info.model
                 in_flight = options.jobs or info.slots if role == "using" else info.slots
@@ -118,6 +130,10 @@ def run(
             store.close()
 
 
+def _lazy(backend: Backend) -> bool:
+    return isinstance(backend, LazyBackend) and backend.opened is None
+
+
 def items(
     recipe: Recipe,
     paths: Iterable[str],
@@ -130,7 +146,13 @@ def items(
     stdin: TextIO | None = None,
 ) -> Iterator[Item]:
     """The items named by `paths` (files, folders, globs; "-" reads paths from `stdin`);
-    with `lines`, each line of those files is an item instead."""
+    with `lines`, each line of those files is an item instead. A path that names nothing
+    is a UsageError here, before anything starts."""
+    paths = list(paths)
+    missing = sources.named_nothing(p for p in paths if p != "-")
+    if missing is not None:
+        what = "no file matches" if sources.GLOB_CHARS & set(missing) else "no such file or folder"
+        raise UsageError(f"{what}: {missing}")
     filters = sources.Filters(patterns=include or recipe.inputs, exclude=exclude, hidden=hidden)
     paths = tuple(paths)
     args = _expand_dash(paths, null_separated, stdin or sys.stdin)

@@ -162,6 +162,13 @@ def cli() -> None:
 @click.option("--hidden", is_flag=True, help="Include hidden files and folders.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr; errors only.")
 @click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Say which server is used or started, and the summary, even when stderr is not a"
+    " terminal (cron: without it, a run with nothing new prints nothing).",
+)
+@click.option(
     "--retries",
     type=click.IntRange(min=0),
     default=3,
@@ -209,6 +216,7 @@ def run(
     exclude: tuple[str, ...],
     hidden: bool,
     quiet: bool,
+    verbose: bool,
     retries: int,
     timeout: float,
     wait: float,
@@ -272,7 +280,7 @@ def run(
                 f"e.g. pipe run {recipe.name} notes/"
             )
         items, headers = api.stdin_items(recipe, sys.stdin.buffer, lines), lines
-    say = _Messages(quiet)
+    say = _Messages(quiet, verbose)
     summary = api.run(
         recipe,
         items,
@@ -304,14 +312,17 @@ def run(
     )
     c = summary.counts
     tokens = c.prompt_tokens + c.completion_tokens
-    say.info(
-        f"{c.words(dry_run)} · {tokens:,} tokens · {summary.seconds:.1f} s (run {summary.run_id})"
+    # Nothing done and nothing failed (a cron re-run of a finished folder): no summary.
+    worth = bool(c.done or c.cached or c.failed or c.written or summary.exit_code)
+    say.summary(
+        f"{c.words(dry_run)} · {tokens:,} tokens · {summary.seconds:.1f} s (run {summary.run_id})",
+        worth,
     )
     if summary.backends:
-        say.info(f"answers by backend: {_by_backend(summary.backends)}")
+        say.summary(f"answers by backend: {_by_backend(summary.backends)}", worth)
     if dry_run and summary.exit_code in (0, 1):
         command = " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--dry-run")
-        say.info(f"dry run: nothing was changed. To apply: pipe {command}")
+        say.summary(f"dry run: nothing was changed. To apply: pipe {command}", worth)
     if summary.stopped == "unable":
         say.error(f"error: {summary.error}")
     elif summary.stopped == "backend":
@@ -349,14 +360,25 @@ def _managed_spec(
 
 
 class _Messages:
-    """People's messages go to stderr; --quiet keeps only errors. They carry file names and
+    """People's messages go to stderr; --quiet keeps only errors. Information (the server
+    used, a model started) is for a terminal or --verbose, so cron mails only news: the
+    summary when something was done or failed, and errors. Messages carry file names and
     servers' words, so on a terminal their control characters are shown escaped."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, verbose: bool = False) -> None:
         self.quiet = quiet
+        self.verbose = verbose
+
+    def _chatty(self) -> bool:
+        return not self.quiet and (self.verbose or sys.stderr.isatty())
 
     def info(self, message: str) -> None:
-        if not self.quiet:
+        if self._chatty() or (not self.quiet and message.startswith("warning:")):
+            _say(message)
+
+    def summary(self, message: str, worth: bool) -> None:
+        """The run's summary: when it has news (`worth`), or on a terminal."""
+        if self._chatty() or (not self.quiet and worth):
             _say(message)
 
     def error(self, message: str) -> None:

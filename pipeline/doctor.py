@@ -22,10 +22,12 @@ from pipeline.backends import (
 from pipeline.backends import (
     normalize_url as _normalize,
 )
+from pipeline.backends.base import tiny_jpeg
 from pipeline.backends.llamafile_cli import PREFIX as CLI_PREFIX
 from pipeline.recipe import Recipe
 
 DEFAULT_ORIGIN = "default port"
+EMBEDDED_ORIGIN = "installed"
 MAX_AT_ONCE = 16  # servers checked at the same time
 
 # What to start when nothing answers on a well-known port.
@@ -172,6 +174,9 @@ def check(url: str, role: str, origin: str, probe: Probe, vision: bool) -> Check
         if vision:
             try:
                 backend.check_vision()
+                if info.vision_api == "cli":  # its first photo is its check: send a tiny one
+                    photo = Request("Describe the photo.", max_tokens=1, images=(tiny_jpeg(),))
+                    backend.complete(photo)
                 result.vision = True
             except NoVision:
                 result.vision = False
@@ -229,6 +234,8 @@ def diagnose(
     # about as long as its slowest server, not their sum.
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_AT_ONCE, len(todo)))) as executor:
         checks = list(executor.map(lambda u: check(u[0], "text", u[1], probe, want_vision), todo))
+    if defaults_used and not any(c.works and c.text for c in checks):
+        checks.extend(_embedded_check())  # what pipe run would use: not started here
     draw_kinds = {s.kind for s in recipe.steps if s.draws} if recipe else set()
     if sd_backend is not None:
         checks.append(check(sd_backend[0], "image", sd_backend[1], probe, False))
@@ -246,8 +253,6 @@ def diagnose(
             if working
             else "no model server answers"
         )
-        if not working and defaults_used:
-            report.advice.extend(_embedded_note())
         return report
     text_ok = True
     if recipe.asks:
@@ -275,8 +280,6 @@ def diagnose(
                 f"{recipe.name} needs a model that sees images, and none of these does:"
                 f" {VISION_HINTS['llama.cpp']}"
             )
-        elif not working and defaults_used:
-            report.advice.extend(_embedded_note(vision=needs_vision))
     report.ok = text_ok and image_ok
     needs = _needs(recipe, needs_vision, draw_kinds)
     report.verdict = (
@@ -299,10 +302,27 @@ def _needs(recipe: Recipe, vision: bool, draw_kinds: set[str]) -> str:
     return "needs " + " and ".join(parts)
 
 
-def _embedded_note(vision: bool = False) -> list[str]:
-    if vision or not embedded.available():
+def _embedded_check() -> list[Check]:
+    """The embedded model, as pipe run would use it when nothing answers on the default
+    ports: known from its file, not started (pipe run starts it only when a file needs it)."""
+    name = embedded.model_name() if embedded.available() else None
+    if name is None:
         return []
     return [
-        "pipe run would start its embedded model (small and weak; for real work start a"
-        " server and pass --backend URL)"
+        Check(
+            url=f"embedded:{name}",
+            role="text",
+            origin=EMBEDDED_ORIGIN,
+            reachable=True,
+            kind="embedded model",
+            model=name,
+            slots=1,
+            text=True,
+            vision=False,
+            grammar=True,
+            advice=[
+                "pipe run starts it when a file needs an answer (small and weak; for real"
+                " work start a server and pass --backend URL)"
+            ],
+        )
     ]

@@ -73,6 +73,26 @@ def stdin_paths(stream: IO[str], null_separated: bool = False) -> Iterator[str]:
         yield pending.rstrip("\n")
 
 
+def named_nothing(args: Iterable[str]) -> str | None:
+    """The first argument that names no file: a missing path, or a pattern nothing matches.
+    Checked before a run starts anything (a usage error, not a failed item)."""
+    for arg in args:
+        try:
+            os.stat(arg)
+            continue
+        except FileNotFoundError:
+            pass
+        except OSError:
+            continue  # there, but unreadable: the run says so for that path
+        if (
+            GLOB_CHARS & set(arg)
+            and next(glob.iglob(arg, recursive=True, include_hidden=True), None) is not None
+        ):
+            continue
+        return arg
+    return None
+
+
 def expand(args: Iterable[str], filters: Filters) -> Iterator[Entry]:
     """Every file named by `args`: files as given, folders walked, globs expanded."""
     for arg in args:

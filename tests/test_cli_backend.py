@@ -102,10 +102,8 @@ def test_summarize_a_folder_one_process_per_file(fake: Fake, notes: Path) -> Non
     assert [Path(x["path"]).name for x in records] == ["note1.md", "note2.md", "note3.md"]
     assert all(x["answer"].startswith("ANSWER ") and "n=160" in x["answer"] for x in records)
     calls = fake.calls()
-    assert len(calls) == 4  # the probe's tiny request, then one process per file
-    probe, *items = calls
-    assert probe["argv"][probe["argv"].index("-n") + 1] == "1"
-    for call in items:
+    assert len(calls) == 3  # one process per file: the first file is the probe
+    for call in calls:
         argv = call["argv"]
         assert argv[0] == "--cli"
         assert {"--silent-prompt", "--log-disable"} <= set(argv)
@@ -116,7 +114,40 @@ def test_summarize_a_folder_one_process_per_file(fake: Fake, notes: Path) -> Non
         assert "The harbour was busy today." in prompt and prompt.endswith(" [/INST]")
     # A re-run asks nothing: the answers are done and cached.
     again = run_pipe("run", "summarize-text", str(notes), "--backend", fake.backend, "--json")
-    assert again.returncode == 0 and len(fake.calls()) == 5  # only the probe
+    assert again.returncode == 0 and len(fake.calls()) == 3  # not even a probe
+
+
+def test_five_files_take_five_processes_text_or_photos(fake: Fake, tmp_path: Path) -> None:
+    """No probe process and no vision check process: the first file is the probe."""
+    from PIL import Image
+
+    texts, photos = tmp_path / "texts", tmp_path / "photos"
+    texts.mkdir()
+    photos.mkdir()
+    for i in range(5):
+        (texts / f"t{i}.md").write_text(f"Text number {i}.\n")
+        Image.new("RGB", (64, 48), (40 * i, 90, 200)).save(photos / f"p{i}.jpg")
+    r = run_pipe("run", "summarize-text", str(texts), "--backend", fake.backend, "-j", "3")
+    assert r.returncode == 0, r.stderr
+    assert len(fake.calls()) == 5
+    r = run_pipe("run", "describe-images", str(photos), "--backend", fake.backend, "--json")
+    assert r.returncode == 0, r.stderr
+    assert all("image=" in x["answer"] and "image=0" not in x["answer"] for x in answers(r.stdout))
+    assert len(fake.calls()) == 10
+
+
+def test_a_blind_model_stops_a_photo_run_at_the_first_photo(fake: Fake, tmp_path: Path) -> None:
+    from PIL import Image
+
+    for i in range(3):
+        Image.new("RGB", (64, 48), (40 * i, 90, 200)).save(tmp_path / f"p{i}.jpg")
+    r = run_pipe(
+        "run", "describe-images", str(tmp_path), "--backend", fake.backend,
+        env={"FAKE_CLI_NO_IMAGE": "1"},
+    )  # fmt: skip
+    assert r.returncode == 3, r.stderr
+    assert "cannot see images" in r.stderr and "--mmproj" in r.stderr
+    assert len(fake.calls()) == 3  # the first photo, a tiny text, a tiny photo
 
 
 def test_hostile_text_reaches_the_model_as_one_argument_and_logs_land_nowhere(
@@ -172,9 +203,7 @@ def test_a_failing_file_is_one_error_line_with_stderrs_last_line(fake: Fake, not
     assert sum("EMPTY" in p for p in prompts) == 2
 
 
-def test_a_model_that_cannot_load_stops_the_run_before_the_first_file(
-    fake: Fake, notes: Path
-) -> None:
+def test_a_model_that_cannot_load_stops_the_run_at_the_first_file(fake: Fake, notes: Path) -> None:
     r = run_pipe(
         "run", "summarize-text", str(notes), "--backend", fake.backend,
         env={"FAKE_CLI_LOAD_FAIL": "1"},
@@ -182,7 +211,7 @@ def test_a_model_that_cannot_load_stops_the_run_before_the_first_file(
     assert r.returncode == 3, r.stderr
     assert "failed to load model 'fake.gguf'" in r.stderr
     assert "Traceback" not in r.stderr and r.stdout == ""
-    assert len(fake.calls()) == 1  # the probe only
+    assert len(fake.calls()) == 2  # the first file, then a tiny request: not the file's fault
 
 
 def test_a_missing_or_unexecutable_file_is_a_clear_error(tmp_path: Path, notes: Path) -> None:
@@ -307,10 +336,13 @@ def test_grammar_image_and_no_vision(fake: Fake, monkeypatch: pytest.MonkeyPatch
     argv = fake.calls()[-1]["argv"]
     assert argv[argv.index("--grammar") + 1] == "root ::= [a-z]+"
     assert prompt_of(fake.calls()[-1]).startswith("[INST] <image>\nName it.")
-    backend.check_vision()  # the fake takes images
     monkeypatch.setenv("FAKE_CLI_NO_IMAGE", "1")
+    blind = connect(fake.backend, timeout=30)
+    blind.check_vision()  # nothing to run: its first photo is the check
+    before = len(fake.calls())
     with pytest.raises(NoVision, match="needs a vision model"):
-        backend.check_vision()
+        blind.complete(Request(prompt="Name it.", images=(jpeg,)))
+    assert len(fake.calls()) == before + 3  # the photo; a tiny text; a tiny photo
 
 
 def test_too_long_a_prompt_is_a_context_overflow(

@@ -36,6 +36,9 @@ def no_default_servers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIPE_DEFAULT_BACKENDS", DEAD)
     monkeypatch.setenv("PIPE_DEFAULT_IMAGE_BACKENDS", DEAD)
     monkeypatch.delenv("PIPE_SD_BACKEND", raising=False)
+    # The embedded model "not installed" (its file is missing): tests/test_quiet_lazy.py
+    # checks doctor with it.
+    monkeypatch.setenv("PIPE_EMBEDDED_MODEL", "/nonexistent/embedded.gguf")
 
 
 @pytest.fixture

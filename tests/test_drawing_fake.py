@@ -78,7 +78,7 @@ def test_dry_run_writes_prompts_and_draws_nothing_then_the_real_run_reuses_them(
             parameters.startswith("Summary ") and "\nNegative prompt: text, letters" in parameters
         )
     # A re-run asks and draws nothing.
-    r = thumbnails(notes, llama, sd)
+    r = thumbnails(notes, llama, sd, "-v")
     assert (llama.generate_calls, draws(sd)) == (asked, 3) and "3 skipped" in r.stderr
 
 
@@ -346,7 +346,7 @@ def test_an_automatic1111_server_draws_too(llama: FakeLlama, notes: Path) -> Non
     """AUTOMATIC1111 (Forge, SD.Next) has no koboldcpp endpoints; the same API draws, and its
     `info` JSON says the seed it used."""
     with FakeSd(a1111=True) as sd:
-        r = thumbnails(notes, llama, sd, "--json")
+        r = thumbnails(notes, llama, sd, "--json", "-v")
         assert draws(sd) == 3
     assert r.returncode == 0, r.stderr
     assert "drawing with automatic1111" in r.stderr

@@ -69,8 +69,9 @@ def test_thumbnails_from_one_koboldcpp_for_text_and_pictures(
     before = perf(kobold)
     # No --sd-backend: the text server says it can draw, so it draws.
     r = run_pipe(
-        "run", "thumbnails", str(notes), "--backend", kobold.url, *SMALL, "--json", timeout=600
-    )
+        "run", "thumbnails", str(notes), "--backend", kobold.url, *SMALL, "--json", "-v",
+        timeout=600,
+    )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "drawing with koboldcpp" in r.stderr
     after = perf(kobold)
@@ -82,7 +83,9 @@ def test_thumbnails_from_one_koboldcpp_for_text_and_pictures(
             assert f"Seed: {record['image']['seed']}" in im.info["parameters"]
             assert "Model: random-sd15" in im.info["parameters"]
     # A re-run asks and draws nothing; the pictures stay as they are.
-    r = run_pipe("run", "thumbnails", str(notes), "--backend", kobold.url, *SMALL, timeout=600)
+    r = run_pipe(
+        "run", "thumbnails", str(notes), "--backend", kobold.url, *SMALL, "-v", timeout=600
+    )
     assert r.returncode == 0 and "3 skipped" in r.stderr
     assert perf(kobold)["total_gens"] == after["total_gens"]
     assert perf(kobold)["total_img_gens"] == after["total_img_gens"]

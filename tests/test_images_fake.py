@@ -161,7 +161,7 @@ def test_dry_run_then_apply_then_undo(vision: FakeLlama, tmp_path: Path) -> None
     assert "2008-10-22_" in " ".join(names)  # DSCN0010's DateTimeOriginal
     assert digests(folder) == Counter(hashlib.sha256(b).hexdigest() for b in before.values())
     # A second run renames nothing again.
-    r = run_pipe("run", "rename-images", str(folder), "--backend", vision.url)
+    r = run_pipe("run", "rename-images", str(folder), "--backend", vision.url, "-v")
     assert r.stdout == "" and "4 skipped" in r.stderr
     r = run_pipe("undo")
     assert r.returncode == 0, r.stderr

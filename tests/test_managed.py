@@ -87,7 +87,7 @@ def one_error_line(stderr: str) -> str:
 def test_summarize_with_a_llamafile_started_for_the_run(
     llamafile: Path, notes: Path, env: dict[str, str]
 ) -> None:
-    result = run_pipe("run", "summarize-text", str(notes), "--model", str(llamafile), env=env)
+    result = run_pipe("run", "summarize-text", str(notes), "--model", str(llamafile), "-v", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("Summary ") == 3
     assert "starting fake.llamafile as a server on port" in result.stderr
@@ -373,7 +373,7 @@ def test_real_llamafile_server_started_by_pipe(tmp_path: Path) -> None:
     temp.mkdir()
     result = run_pipe(
         *("run", "summarize-text", str(notes), "--model", str(script)),
-        *("--set", "ask.max_tokens=12", "--json"),
+        *("--set", "ask.max_tokens=12", "--json", "-v"),
         env={"TMPDIR": str(temp)},
         timeout=300,
     )

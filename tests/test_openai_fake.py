@@ -28,8 +28,9 @@ def chats(server: FakeOpenAI) -> int:
 def test_openai_prefix_speaks_chat_completions_without_detection(notes: Path) -> None:
     with FakeOpenAI() as server:
         r = run_pipe(
-            "run", "summarize-text", str(notes), "--backend", f"openai:{server.url}/v1", "--json"
-        )
+            "run", "summarize-text", str(notes), "--backend", f"openai:{server.url}/v1", "--json",
+            "-v",
+        )  # fmt: skip
         paths = {path for path, _ in server.requests}
     assert r.returncode == 0, r.stderr
     assert [x["status"] for x in records(r.stdout)] == ["done"] * 3

@@ -61,7 +61,7 @@ def test_work_is_spread_over_every_server_within_its_slots(
     three: list[FakeLlama], tmp_path: Path, pipe_home: Path
 ) -> None:
     notes = make_notes(tmp_path / "notes", 30)
-    r = run_pipe("run", "summarize-text", str(notes), *backend_args(three))
+    r = run_pipe("run", "summarize-text", str(notes), *backend_args(three), "-v")
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("Summary ") == 30
     assert all(server.generate_calls > 0 for server in three)
@@ -190,7 +190,7 @@ def test_a_server_down_at_start_joins_when_it_comes_up(tmp_path: Path, pipe_home
     starter.start()
     try:
         r = run_pipe(
-            "run", "summarize-text", str(notes), "--backend", up.url, "--backend", late_url
+            "run", "summarize-text", str(notes), "--backend", up.url, "--backend", late_url, "-v"
         )
     finally:
         starter.join(5)

@@ -150,6 +150,7 @@ def test_embedded_model_when_no_server_runs(tmp_path: Path) -> None:
         "--json",
         "--set",
         "ask.max_tokens=40",
+        "-v",
         timeout=600,
     )
     assert r.returncode == 0, r.stderr
@@ -267,6 +268,7 @@ def test_llama_server_as_an_openai_compatible_server(tmp_path: Path) -> None:
             "--json",
             "--set",
             "ask.max_tokens=24",
+            "-v",
             timeout=300,
         )
     assert r.returncode == 0, r.stderr

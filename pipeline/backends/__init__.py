@@ -21,6 +21,7 @@ from pipeline.backends.base import (
     ServerInfo,
     Transient,
     Unreachable,
+    Unsuitable,
     make_client,
 )
 from pipeline.backends.koboldcpp import KoboldBackend
@@ -43,6 +44,7 @@ __all__ = [
     "ServerInfo",
     "Transient",
     "Unreachable",
+    "Unsuitable",
     "connect",
     "detect",
     "DEFAULT_URLS",

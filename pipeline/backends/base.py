@@ -117,7 +117,12 @@ class Rejected(BackendError):
     """The server refused this request for good (bad grammar, bad parameters)."""
 
 
-class NoVision(Rejected):
+class Unsuitable(Rejected):
+    """The backend cannot run this recipe at all (a model that does not load, no vision):
+    no item can succeed, so the run stops (exit 3)."""
+
+
+class NoVision(Unsuitable):
     """The server cannot see images: its answers would be about nothing."""
 
 

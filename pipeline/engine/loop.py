@@ -28,6 +28,7 @@ from pipeline.engine.options import Options, Summary
 from pipeline.engine.retry import BackendDown, Interrupted, RetryPolicy
 from pipeline.engine.slots import SlotGate
 from pipeline.engine.work import ItemWork
+from pipeline.errors import BackendUnavailable
 from pipeline.recipe import Recipe
 from pipeline.renaming import moves
 from pipeline.state import HEARTBEAT_SECONDS, Store
@@ -85,6 +86,7 @@ class Runner:
         self.stop = threading.Event()
         self.stopped: str | None = None
         self.action_failed = False
+        self.unable: str | None = None  # why no item can succeed (the run stopped for it)
         self.ledger = Ledger(self.store, self.recipe, run_id, self.ask_key, self.options)
         o = self.options
         retry = RetryPolicy(o.retries, o.down_wait, o.busy_wait, o.backoff, stop=self.stop)
@@ -152,7 +154,8 @@ class Runner:
             answered = {url: n - answered_before.get(url, 0) for url, n in pool.answered().items()}
             self.store.set_run_backends(run_id, answered)
         seconds = time.monotonic() - started
-        summary = Summary(run_id, counts, seconds, exit_code, self.stopped, self.work.unable)
+        unable = self.work.unable or self.unable
+        summary = Summary(run_id, counts, seconds, exit_code, self.stopped, unable)
         summary.backends = answered
         return summary
 
@@ -214,6 +217,8 @@ class Runner:
             self._in_workers -= 1
             if done.fatal:
                 self.stopped = self.stopped or done.stop_reason
+                if done.stop_reason == "unable":
+                    self.unable = self.unable or done.fatal
                 self.stop.set()
                 del self._pending[seq]
                 self.ledger.release(done.item)
@@ -304,7 +309,9 @@ class Runner:
                 continue
             except BackendDown as e:
                 done = Done(item, Result(item.path, "failed"), fatal=str(e))
-            except CannotRun as e:
+            except (CannotRun, BackendUnavailable) as e:
+                # CannotRun: the backend cannot do this recipe; BackendUnavailable: a backend
+                # opened on first need (the embedded model) did not start.
                 done = Done(item, Result(item.path, "failed"), fatal=str(e), stop_reason="unable")
             except Exception as e:  # a bug must cost one item, not the run
                 done = Done(item, Result(item.path, "failed", error=f"internal error: {e!r}"))

@@ -1,0 +1,98 @@
+"""A backend opened only when an item first needs a model answer: the embedded model is
+started by the worker that needs it, never for a run that only skips finished files or
+reuses cached answers.
+
+Until then it is known by what it will be (`info`: its model, slots and context), which is
+all that cache keys and the number of workers need. Opening happens once, under a lock;
+the other workers wait for it. If it fails, every caller gets the same BackendUnavailable
+(the run stops with exit 3).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
+
+from pipeline.answers import Picture
+from pipeline.backends.base import (
+    Backend,
+    Completion,
+    DrawRequest,
+    Request,
+    ServerInfo,
+    Transient,
+)
+from pipeline.errors import BackendUnavailable
+
+# Opens the real backend; whatever must be undone at the end (stop a server, close a
+# client) goes on the stack, before the slow part, so a run that stops meanwhile undoes it.
+Opener = Callable[[ExitStack], Backend]
+
+
+class LazyBackend(Backend):
+    def __init__(self, info: ServerInfo, opener: Opener) -> None:
+        # No HTTP client of its own: Backend.__init__ is deliberately not called.
+        self.info: ServerInfo | None = info  # what it will be: the cache keys need its model
+        self.url = info.url
+        self.model_name: str | None = None
+        self._opener = opener
+        self._lock = threading.Lock()
+        self._stack = ExitStack()
+        self._backend: Backend | None = None
+        self._error: BackendUnavailable | None = None
+        self._closed = False
+
+    @property
+    def opened(self) -> Backend | None:
+        return self._backend
+
+    def open(self) -> Backend:
+        """The real backend, opened by the first caller."""
+        if self._backend is not None:
+            return self._backend
+        with self._lock:
+            if self._backend is None:
+                if self._error is not None:
+                    raise self._error
+                if self._closed:
+                    raise Transient(f"{self.url}: the run is stopping")
+                try:
+                    self._backend = self._opener(self._stack)
+                except BackendUnavailable as e:
+                    self._error = e
+                    raise
+            return self._backend
+
+    # -- the Backend interface, on the real backend --------------------------------------
+    def probe(self) -> ServerInfo:
+        assert self.info is not None
+        return self.info
+
+    def complete(self, request: Request) -> Completion:
+        return self.open().complete(request)
+
+    def count_tokens(self, text: str) -> int | None:
+        return self.open().count_tokens(text)
+
+    def raw_prompt(self, request: Request) -> tuple[str, list[str]]:
+        return self.open().raw_prompt(request)
+
+    def check_vision(self) -> None:
+        self.open().check_vision()
+
+    def draw(self, request: DrawRequest) -> Picture:
+        return self.open().draw(request)
+
+    def sampler(self, wanted: str) -> str | None:
+        return self.open().sampler(wanted)
+
+    def abort_running(self) -> None:
+        abort = getattr(self._backend, "abort_running", None)
+        if abort:
+            abort()
+
+    def close(self) -> None:
+        """Stop what was opened (also while a worker is still opening it)."""
+        self._closed = True
+        self._stack.close()
