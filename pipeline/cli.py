@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import sqlite3
 import sys
 from typing import Any
 
@@ -23,6 +24,7 @@ from pipeline.paths import default_db_path
 from pipeline.renaming import moves
 from pipeline.renaming.journal import Journal
 from pipeline.state import Store
+from pipeline.store_errors import explain
 from pipeline.terminal import Shown
 
 
@@ -308,6 +310,11 @@ def run(
         f"{c.done} {done}, {c.cached} from cache, {c.skipped} skipped, {c.failed} failed"
         f" · {tokens:,} tokens · {summary.seconds:.1f} s (run {summary.run_id})"
     )
+    if c.busy:
+        say.info(
+            f"{c.busy} left to another run of {recipe.name} that is doing them now;"
+            " run again when it ends to finish them here"
+        )
     if summary.backends:
         say.info(f"answers by backend: {_by_backend(summary.backends)}")
     if dry_run and summary.exit_code in (0, 1):
@@ -598,10 +605,14 @@ def _echo(line: str, text: bool = False) -> None:
     click.echo(shown.text(line) if text else shown.name(line))
 
 
+_opened: list[str] = []  # the database the command opened, for a read failing later
+
+
 def _open_existing(db: str | None) -> Store:
     path = db or config.load().values.get("db") or str(default_db_path())
     if not os.path.exists(path):
         raise UsageError(f"no database at {path} yet: run 'pipe run RECIPE PATH' first")
+    _opened.append(path)
     return Store(path)
 
 
@@ -617,6 +628,11 @@ def main() -> None:
     except PipeError as e:
         _say(f"error: {e}")
         sys.exit(e.exit_code)
+    except sqlite3.Error as e:
+        # A damaged page found by a query (`pipe show`): one line, not a traceback.
+        error = explain(e, _opened[-1] if _opened else None)
+        _say(f"error: {error}")
+        sys.exit(error.exit_code)
     except KeyboardInterrupt:
         click.echo("pipe: interrupted", err=True)
         sys.exit(130)

@@ -135,6 +135,16 @@ def _m005_run_backends(db: sqlite_utils.Database) -> None:
     db["runs"].add_column("backends", str)
 
 
+def _m006_claims(db: sqlite_utils.Database) -> None:
+    # A run's hold on a file it is working on, per recipe and its settings (ask_key): runs
+    # of differently set recipes over the same files never block each other.
+    db["claims"].create(
+        {"recipe": str, "path": str, "ask_key": str, "run_id": int, "claimed": str},
+        pk=("recipe", "path", "ask_key"),
+    )
+    db["claims"].create_index(["run_id"])
+
+
 # Append only: each runs once per database, in order, recorded in `_migrations`.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
@@ -142,4 +152,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("003_history_meta", _m003_history_meta),
     ("004_pictures", _m004_pictures),
     ("005_run_backends", _m005_run_backends),
+    ("006_claims", _m006_claims),
 ]

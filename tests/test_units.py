@@ -258,6 +258,7 @@ def test_migrations_run_once(tmp_path: Path) -> None:
         "003_history_meta",
         "004_pictures",
         "005_run_backends",
+        "006_claims",
     ]
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 

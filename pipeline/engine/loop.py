@@ -9,8 +9,10 @@ A Runner keeps nothing from one run to the next: it can run again.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -30,7 +32,7 @@ from pipeline.engine.slots import SlotGate
 from pipeline.engine.work import ItemWork
 from pipeline.recipe import Recipe
 from pipeline.renaming import moves
-from pipeline.state import HEARTBEAT_SECONDS, Store
+from pipeline.state import HEARTBEAT_SECONDS, Counts, Store
 
 REORDER_WINDOW = 512  # items admitted but not yet shown, at most (bounds memory)
 # Workers beyond the server's slots: they read, hash and shrink the next files while every
@@ -70,12 +72,31 @@ class Runner:
         self.threads = self.jobs + self.image_slots + READ_AHEAD
 
     def run(self, items: Iterable[Item], args: list[str]) -> Summary:
+        """Raises DatabaseError (one line) if the store fails mid-run (a full disk): the run
+        is ended as failed if the store still takes that, else the next run marks it died."""
+        self._run_id: int | None = None
+        try:
+            return self._run(items, args)
+        except sqlite3.Error as e:
+            stop: threading.Event | None = getattr(self, "stop", None)
+            if stop is not None:
+                stop.set()
+            if self._run_id is not None:
+                ledger: Ledger | None = getattr(self, "ledger", None)
+                with contextlib.suppress(sqlite3.Error):
+                    self.store.end_run(
+                        self._run_id, "failed", 2, ledger.counts if ledger else Counts()
+                    )
+            raise self.store.explain(e) from None
+
+    def _run(self, items: Iterable[Item], args: list[str]) -> Summary:
         started = time.monotonic()
         pool = self.backend if isinstance(self.backend, Pool) else None
         answered_before = pool.answered() if pool else {}
         run_id = self.store.start_run(
             self.recipe.name, self.recipe.origin, args, self.info.url, self.info.model
         )
+        self._run_id = run_id
         self.stop = threading.Event()
         self.stopped: str | None = None
         self.ledger = Ledger(self.store, self.recipe, run_id, self.ask_key, self.options)
