@@ -14,6 +14,8 @@ the targets of issues #3 and #4; results are also written to bench/results/lates
                (from the first call to the last answer)
   big-photos   describe 24 HEICs (12, 48 MP) + 4 PNG/TIFF of 100 MP target <= 300 MB peak RSS,
                at default -j (bench/big_photos.py)              every upload <= 1024 px
+  hostile      crafted wide/tall/many-sample/tiled images, an SD answer of 16000x16000
+               (bench/hostile.py)                 target <= 300 MB peak RSS, <= 5 s CPU each
   formats      each format through each candidate decoder: time, RSS (figures only)
   managed      --model (one server) vs cli: (a process a file), real gemma (bench/backends.py)
   draw-*       recipes that draw: overlap, resume after SIGKILL, real koboldcpp (bench/drawing.py)
@@ -398,6 +400,14 @@ def bench_big(tmp: Path) -> None:
     report("big-photos", figures, met, "peak RSS <= 300 MB, every upload <= 1024 px")
 
 
+def bench_hostile(tmp: Path) -> None:
+    from bench.hostile import bench_hostile as run
+
+    figures = run(tmp)
+    met = bool(figures.pop("met"))
+    report("hostile", figures, met, "every hostile image <= 300 MB peak RSS, <= 5 s CPU")
+
+
 def bench_decoders(tmp: Path) -> None:
     from bench.formats import bench_formats
 
@@ -464,6 +474,7 @@ BENCHMARKS = {
     "photos": bench_photos,
     "slot-busy": bench_slot_busy,
     "big-photos": bench_big,
+    "hostile": bench_hostile,
     "formats": bench_decoders,
     "draw-overlap": bench_draw_overlap,
     "draw-resume": bench_draw_resume,

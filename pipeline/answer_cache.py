@@ -68,11 +68,19 @@ class AnswerCache:
         row = self.conn.execute("SELECT digest FROM outputs WHERE path = ?", (path,)).fetchone()
         return row[0] if row else None
 
-    def remember_output(self, path: str, digest: str) -> None:
+    def written_output(self, path: str) -> tuple[str, int | None] | None:
+        """The digest and size of what pipe last wrote at `path` (size None: an older pipe
+        did not record it)."""
+        row = self.conn.execute(
+            "SELECT digest, size FROM outputs WHERE path = ?", (path,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def remember_output(self, path: str, digest: str, size: int | None = None) -> None:
         with self.transaction() as c:
             c.execute(
-                "INSERT OR REPLACE INTO outputs (path, digest, written) VALUES (?, ?, ?)",
-                (path, digest, now_iso()),
+                "INSERT OR REPLACE INTO outputs (path, digest, size, written) VALUES (?, ?, ?, ?)",
+                (path, digest, size, now_iso()),
             )
 
     # -- cache --------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from pipeline import sources
 from pipeline.actions import ActionContext, open_action
 from pipeline.connection import open_backend, open_image_backend
 from pipeline.engine import Item, Options, Runner, Summary, file_items, stdin_item
-from pipeline.engine.items import line_items
+from pipeline.engine.items import Rewalkable, line_items
 from pipeline.errors import UsageError
 from pipeline.managed import ManagedSpec
 from pipeline.paths import default_db_path
@@ -132,10 +132,13 @@ def items(
     """The items named by `paths` (files, folders, globs; "-" reads paths from `stdin`);
     with `lines`, each line of those files is an item instead."""
     filters = sources.Filters(patterns=include or recipe.inputs, exclude=exclude, hidden=hidden)
+    paths = tuple(paths)
     args = _expand_dash(paths, null_separated, stdin or sys.stdin)
     if lines:
         return _lines_of_files(sources.expand(args, sources.Filters(hidden=hidden)))
-    return file_items(sources.expand(args, filters))
+    if "-" in paths:  # stdin is read once
+        return file_items(sources.expand(args, filters))
+    return Rewalkable(lambda: file_items(sources.expand(paths, filters)))
 
 
 def stdin_items(recipe: Recipe, stream: BinaryIO, lines: bool = False) -> Iterator[Item]:

@@ -23,7 +23,8 @@ from pipeline.managed import ManagedSpec
 from pipeline.paths import default_db_path
 from pipeline.renaming import moves
 from pipeline.renaming.journal import Journal
-from pipeline.state import Store
+from pipeline.server_text import redact
+from pipeline.state import Counts, Store
 from pipeline.store_errors import explain
 from pipeline.terminal import Shown
 
@@ -305,10 +306,8 @@ def run(
     )
     c = summary.counts
     tokens = c.prompt_tokens + c.completion_tokens
-    done = "previewed" if dry_run else "done"
     say.info(
-        f"{c.done} {done}, {c.cached} from cache, {c.skipped} skipped, {c.failed} failed"
-        f" · {tokens:,} tokens · {summary.seconds:.1f} s (run {summary.run_id})"
+        f"{c.words(dry_run)} · {tokens:,} tokens · {summary.seconds:.1f} s (run {summary.run_id})"
     )
     if c.busy:
         say.info(
@@ -473,12 +472,13 @@ def doctor(
         ),
     )
     report.advice[:0] = problems
+    # What doctor prints holds URLs as given and servers' replies: no password or key shows.
     if as_json:
         for check in report.checks:
-            click.echo(json.dumps(check.to_json(), ensure_ascii=False))
+            click.echo(redact(json.dumps(check.to_json(), ensure_ascii=False)))
         sys.exit(0 if report.ok else 3)
     for line in doctor_output.lines(report, settings, file, recipe_name):
-        _echo(line)
+        _echo(redact(line))
     sys.exit(0 if report.ok else 3)
 
 
@@ -496,10 +496,14 @@ def list_recipes() -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines.")
 @db_option
 def runs(limit: int, as_json: bool, db: str | None) -> None:
-    """Past runs, newest first: id, recipe, start, counts and exit status."""
+    """Past runs, newest first: id, recipe, start, counts (as the run's summary said them)
+    and exit status; dry runs are marked."""
     store = _open_existing(db)
     for row in store.runs(limit):
+        row["dry_run"] = bool(row["dry_run"])
         if as_json:
+            for key in ("args", "backends"):  # stored as JSON text: given as JSON
+                row[key] = json.loads(row[key]) if row[key] else None
             click.echo(json.dumps(row))
             continue
         status = (
@@ -507,10 +511,11 @@ def runs(limit: int, as_json: bool, db: str | None) -> None:
             if row["exit_code"] is None
             else f"{row['status']} (exit {row['exit_code']})"
         )
+        if row["dry_run"]:
+            status += ", dry run"
         click.echo(
             f"{row['id']:>5}  {row['recipe']:<18} {row['started'][:19].replace('T', ' ')}  "
-            f"{row['done'] + row['cached']} done, {row['skipped']} skipped, {row['failed']} failed"
-            f"  {status}"
+            f"{Counts.of_run(row).words(row['dry_run'])}  {status}"
         )
         if row.get("backends"):
             click.echo(f"       answers by backend: {_by_backend(json.loads(row['backends']))}")
@@ -572,15 +577,27 @@ def undo(run_id: int | None, db: str | None) -> None:
     A file that changed since, or whose old name is taken now, is left alone and reported.
     """
     store = _open_existing(db)
+    journal = Journal(store)
+    if run_id is not None and not journal.run_exists(run_id):
+        raise UsageError(f"no run {run_id}")
     for outcome in moves.reconcile(store):
         _say(f"journal: {outcome.old} -> {outcome.new}: {outcome.reason}")
-    run_id = run_id or Journal(store).last_run()
+    run_id = run_id or journal.last_run()
     if run_id is None:
-        _say("nothing to undo: no rename run has applied renames")
+        undone = journal.last_undone_run()
+        _say(
+            f"nothing to undo: run {undone} is already undone"
+            if undone
+            else "nothing to undo: no rename run has applied renames"
+        )
         return
     outcomes = moves.undo(store, run_id)
     if not outcomes:
-        _say(f"nothing to undo in run {run_id}")
+        _say(
+            f"nothing to undo: run {run_id} is already undone"
+            if journal.has_undone(run_id)
+            else f"nothing to undo in run {run_id}"
+        )
         return
     refused = 0
     for outcome in outcomes:
@@ -595,8 +612,8 @@ def undo(run_id: int | None, db: str | None) -> None:
 
 
 def _say(message: str) -> None:
-    """One line for people on stderr."""
-    click.echo(f"pipe: {Shown(sys.stderr).name(message)}", err=True)
+    """One line for people on stderr (never with a URL's password or an API key in it)."""
+    click.echo(f"pipe: {Shown(sys.stderr).name(redact(message))}", err=True)
 
 
 def _echo(line: str, text: bool = False) -> None:

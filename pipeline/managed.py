@@ -9,20 +9,20 @@ It listens on a free loopback port, runs in a temporary folder (the old llamafil
 writes `llama.log` into its working folder) with its output logged there, and counts as
 started once `/health` answers: a refused connection and 503 "Loading model" both mean "not
 yet". It is stopped when the block ends, on Ctrl-C and on errors (SIGTERM to its process
-group, then SIGKILL), and on Linux the kernel sends it SIGTERM if pipe itself is killed.
+group, then SIGKILL), and by pipe's watchdog (orphans.py) if pipe itself is killed, even
+by SIGKILL, however it was started (through `sh` too). The folder is named with pipe's pid:
+a later start removes the folders of pipes that were killed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,12 +34,12 @@ from typing import Any
 
 import httpx
 
+from pipeline import orphans
 from pipeline.errors import BackendUnavailable, UsageError
 
 STOP_SECONDS = 5.0  # between SIGTERM and SIGKILL
 POLL_SECONDS = 0.1
 LOG_NAME = "server.log"
-PR_SET_PDEATHSIG = 1
 
 # llamafile's README, "Gotchas": register the APE loader with binfmt_misc.
 APE_FIX = (
@@ -91,10 +91,7 @@ class ManagedSpec:
 
 
 class ManagedServer:
-    """`with ManagedServer(spec) as server:` a ready server at `server.url`, stopped after.
-
-    Start it from the thread that lives as long as it should: on Linux the kernel stops the
-    server when that thread ends (PR_SET_PDEATHSIG follows the creating thread)."""
+    """`with ManagedServer(spec) as server:` a ready server at `server.url`, stopped after."""
 
     def __init__(self, spec: ManagedSpec, say: Callable[[str], None] = lambda _: None) -> None:
         self.spec = spec
@@ -112,7 +109,7 @@ class ManagedServer:
         command = self._command()
         self.port = _free_port()
         command += ["--host", "127.0.0.1", "--port", str(self.port), *self.spec.extra_args]
-        self.folder = Path(tempfile.mkdtemp(prefix="pipe-server-"))
+        self.folder = Path(tempfile.mkdtemp(prefix=orphans.owned_prefix("pipe-server-")))
         self.say(f"starting {self.spec.name} as a server on port {self.port}…")
         # Until it is stopped, SIGTERM to pipe unwinds like Ctrl-C (a runner that catches
         # signals itself puts this back when it is done), so the server is stopped too.
@@ -152,6 +149,7 @@ class ManagedServer:
 
     def _spawn(self, command: list[str]) -> None:
         assert self.folder is not None
+        orphans.arm()
         with (self.folder / LOG_NAME).open("ab") as log:
             try:
                 self.proc = _popen(command, log, self.folder)
@@ -168,6 +166,7 @@ class ManagedServer:
                         f"could not start {command[0]} (exec format error, and sh: {e2}); "
                         + APE_FIX
                     ) from None
+        orphans.guard(self.proc.pid)  # its group: sh and the llamafile it runs, if any
 
     def _wait_until_ready(self) -> None:
         assert self.proc is not None
@@ -211,7 +210,7 @@ class ManagedServer:
     # -- stop -----------------------------------------------------------------------------
     def stop(self) -> None:
         """Stop the server and everything it started; remove its folder. Safe to repeat."""
-        if self._sigterm_taken:  # a SIGTERM from now on ends pipe; the kernel ends the server
+        if self._sigterm_taken:  # a SIGTERM from now on ends pipe; the watchdog, the server
             signal.signal(signal.SIGTERM, self._previous_sigterm or signal.SIG_DFL)
             self._sigterm_taken = False
         proc, self.proc = self.proc, None
@@ -223,6 +222,7 @@ class ManagedServer:
                 _signal_group(proc.pid, signal.SIGKILL)
                 proc.wait()
             _signal_group(proc.pid, signal.SIGKILL)  # anything the server left in its group
+            orphans.release(proc.pid)
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
@@ -255,20 +255,7 @@ def _popen(command: list[str], log: Any, cwd: Path) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
         cwd=cwd,
         start_new_session=True,  # its own group: Ctrl-C reaches pipe, which stops it
-        preexec_fn=_die_with_parent(os.getpid()) if sys.platform == "linux" else None,
     )
-
-
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    """In the child, before exec: SIGTERM when pipe dies, even by SIGKILL (Linux)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def arm() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:  # pipe died before the line above
-            os._exit(1)
-
-    return arm
 
 
 def _end_of(path: Path, size: int = 8192) -> str:

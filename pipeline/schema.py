@@ -135,7 +135,21 @@ def _m005_run_backends(db: sqlite_utils.Database) -> None:
     db["runs"].add_column("backends", str)
 
 
-def _m006_claims(db: sqlite_utils.Database) -> None:
+def _m006_output_size(db: sqlite_utils.Database) -> None:
+    # How many bytes pipe wrote to each output: a file of another size in its place is not
+    # pipe's any more, known without reading it (the digest settles files of the same size).
+    db["outputs"].add_column("size", int)
+
+
+def _m007_run_written_dry_run(db: sqlite_utils.Database) -> None:
+    # How many files a run wrote (sidecars, XMP, pictures, sheet pages), and whether it
+    # was a dry run (older runs: told by their arguments).
+    db["runs"].add_column("written", int, not_null_default=0)
+    db["runs"].add_column("dry_run", int, not_null_default=0)
+    db.execute("UPDATE runs SET dry_run = 1 WHERE args LIKE '%\"--dry-run\"%'")
+
+
+def _m008_claims(db: sqlite_utils.Database) -> None:
     # A run's hold on a file it is working on, per recipe and its settings (ask_key): runs
     # of differently set recipes over the same files never block each other.
     db["claims"].create(
@@ -152,5 +166,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("003_history_meta", _m003_history_meta),
     ("004_pictures", _m004_pictures),
     ("005_run_backends", _m005_run_backends),
-    ("006_claims", _m006_claims),
+    ("006_output_size", _m006_output_size),
+    ("007_run_written_dry_run", _m007_run_written_dry_run),
+    ("008_claims", _m008_claims),
 ]

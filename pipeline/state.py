@@ -26,6 +26,7 @@ from pipeline.answer_cache import AnswerCache, answer_from_row, now_iso
 from pipeline.answers import Answer
 from pipeline.errors import DatabaseError
 from pipeline.schema import MIGRATIONS
+from pipeline.server_text import redact
 from pipeline.store_errors import check_is_pipes, explain
 
 if TYPE_CHECKING:
@@ -61,6 +62,19 @@ class ItemRow:
         )
 
 
+# A run's counts, named once for every report: the summary on stderr, `pipe runs`, and
+# `runs --json` (whose keys are these names, as `pipe run --json` records' statuses are).
+# Each name and the words people read for it, in the order they are shown.
+COUNT_WORDS: dict[str, str] = {
+    "done": "done",  # answered by the model in this run
+    "cached": "from cache",  # answered by the answer cache (the same text asked before)
+    "skipped": "skipped",  # settled already (finished earlier, empty, binary, claimed)
+    "failed": "failed",
+    "written": "written",  # files pipe wrote: sidecars, XMP, pictures, contact sheet pages
+}
+_COUNTED_AS = {"planned": "done"}  # a result's status that counts under another name
+
+
 @dataclass
 class Counts:
     done: int = 0
@@ -69,7 +83,31 @@ class Counts:
     failed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    written: int = 0
     busy: int = 0  # of the skipped: left to another run doing the same recipe now
+
+    def count(self, status: str) -> None:
+        """One more item with this result status (an unknown one counts as failed)."""
+        name = _COUNTED_AS.get(status, status)
+        if name not in COUNT_WORDS or name == "written":
+            name = "failed"
+        setattr(self, name, getattr(self, name) + 1)
+
+    def words(self, dry_run: bool = False) -> str:
+        """`3 done, 1 from cache, 0 skipped, 1 failed, 2 written`: "previewed" for done in
+        a dry run, and files written only when there were some."""
+        shown = []
+        for name, word in COUNT_WORDS.items():
+            n = getattr(self, name)
+            if name == "written" and not n:
+                continue
+            shown.append(f"{n} {'previewed' if dry_run and name == 'done' else word}")
+        return ", ".join(shown)
+
+    @classmethod
+    def of_run(cls, row: dict[str, Any]) -> Counts:
+        """The counts stored in a `runs` row."""
+        return cls(**{name: row.get(name) or 0 for name in cls.__dataclass_fields__})
 
 
 class Store(AnswerCache):
@@ -101,6 +139,7 @@ class Store(AnswerCache):
         self._owner = threading.get_ident()
         self._local = threading.local()
         self.host = socket.gethostname()
+        self.outputs_written = 0  # files pipe wrote through this store: a run's "written"
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -170,15 +209,35 @@ class Store(AnswerCache):
         """The one line for an error SQLite gave about this database (see store_errors)."""
         return explain(error, self.path)
 
+    def remember_output(self, path: str, digest: str, size: int | None = None) -> None:
+        """Every file pipe writes is remembered here once written, so this counts them."""
+        super().remember_output(path, digest, size)
+        self.outputs_written += 1
+
+    def is_output(self, key: str) -> bool:
+        """Whether pipe wrote the file at `key`; safe from any thread (see _reader)."""
+        found = self._reader().execute("SELECT 1 FROM outputs WHERE path = ?", (key,))
+        return found.fetchone() is not None
+
     # -- runs ---------------------------------------------------------------------------
-    def start_run(self, recipe: str, origin: str, args: list[str], backend: str, model: str) -> int:
+    def start_run(
+        self,
+        recipe: str,
+        origin: str,
+        args: list[str],
+        backend: str,
+        model: str,
+        dry_run: bool = False,
+    ) -> int:
+        # The command line may hold a backend URL's password: it is stored hidden.
+        args, backend = [redact(a) for a in args], redact(backend)
         with self.transaction() as c:
             self._mark_dead_runs(c)
             cur = c.execute(
                 "INSERT INTO runs (recipe, recipe_origin, args, backend, model, started, status,"
                 " pid, host, heartbeat, done, cached, skipped, failed, prompt_tokens,"
-                " completion_tokens) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?,"
-                " 0, 0, 0, 0, 0, 0)",
+                " completion_tokens, written, dry_run) VALUES (?, ?, ?, ?, ?, ?, 'running', ?,"
+                " ?, ?, 0, 0, 0, 0, 0, 0, 0, ?)",
                 (
                     recipe,
                     origin,
@@ -189,6 +248,7 @@ class Store(AnswerCache):
                     os.getpid(),
                     self.host,
                     time.time(),
+                    int(dry_run),
                 ),
             )
             return int(cur.lastrowid or 0)
@@ -211,7 +271,7 @@ class Store(AnswerCache):
         with self.transaction() as c:
             c.execute(
                 "UPDATE runs SET heartbeat = ?, done = ?, cached = ?, skipped = ?, failed = ?,"
-                " prompt_tokens = ?, completion_tokens = ? WHERE id = ?",
+                " prompt_tokens = ?, completion_tokens = ?, written = ? WHERE id = ?",
                 (
                     time.time(),
                     counts.done,
@@ -220,6 +280,7 @@ class Store(AnswerCache):
                     counts.failed,
                     counts.prompt_tokens,
                     counts.completion_tokens,
+                    counts.written,
                     run_id,
                 ),
             )

@@ -4,7 +4,8 @@ bad JSON is a 500 in text/plain, an over-long prompt a 400 `context_length_excee
 `owned_by` says which server it plays ("me": llama-cpp-python, "vllm", "library": Ollama,
 "organization_owner": LM Studio, "llamacpp": llama-server's /v1); `api_key` makes it refuse
 requests without that Bearer token (401, OpenAI's error shape); `vision` makes it accept
-`image_url` parts (else 400, as servers without a projector answer)."""
+`image_url` parts (else 400, as servers without a projector answer); `echo_auth` makes its
+401 and "500" failures repeat the Authorization header they got, as careless proxies do."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class FakeOpenAI(FakeServer):
         models: list[str] | None = None,
         api_key: str | None = None,
         vision: bool = False,
+        echo_auth: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("model", "models/gemma-3-270m-q4_k_m.gguf")
@@ -34,6 +36,7 @@ class FakeOpenAI(FakeServer):
         self.models = models or [self.model]
         self.api_key = api_key
         self.vision = vision
+        self.echo_auth = echo_auth
         self.authorizations: list[str | None] = []  # the Authorization header of each request
         self.bodies: list[dict[str, Any]] = []  # each chat request's body
 
@@ -42,7 +45,7 @@ class FakeOpenAI(FakeServer):
             self.authorizations.append(handler.headers.get("Authorization"))
         if self.api_key and handler.headers.get("Authorization") != f"Bearer {self.api_key}":
             error = {
-                "message": "Incorrect API key provided",
+                "message": f"Incorrect API key provided{self._echo(handler)}",
                 "type": "invalid_request_error",
                 "param": None,
                 "code": "invalid_api_key",
@@ -60,6 +63,9 @@ class FakeOpenAI(FakeServer):
         else:
             handler.send(404, {"detail": "Not Found"}, HEADERS)
 
+    def _echo(self, handler: _Handler) -> str:
+        return f": {handler.headers.get('Authorization')}" if self.echo_auth else ""
+
     def _chat(self, handler: _Handler, body: Any) -> None:
         if isinstance(body, _BadJSON) or not isinstance(body, dict):
             handler.send(
@@ -71,7 +77,9 @@ class FakeOpenAI(FakeServer):
         failure = self.next_failure()
         if failure == "500":
             handler.send(
-                500, b"Internal Server Error", [("content-type", "text/plain; charset=utf-8")]
+                500,
+                f"Internal Server Error{self._echo(handler)}".encode(),
+                [("content-type", "text/plain; charset=utf-8")],
             )
             return
         if failure == "busy":

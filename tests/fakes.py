@@ -74,7 +74,7 @@ def image_digest(images: list[str]) -> str | None:
 
 def count_tokens(text: str) -> int:
     """The fake tokenizer: one token per 3 bytes (real tokenizers vary; this is stable)."""
-    return math.ceil(len(text.encode("utf-8")) / 3)
+    return math.ceil(len(text.encode("utf-8", "surrogatepass")) / 3)  # hostile answers too
 
 
 class FakeServer:

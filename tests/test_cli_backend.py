@@ -235,6 +235,41 @@ def test_ctrl_c_kills_the_running_child_and_leaves_the_file_for_the_next_run(
     assert failed.fetchone() == (0,)
 
 
+@pytest.mark.parametrize("shebang", [True, False])
+def test_sigkill_to_pipe_stops_the_running_child_and_the_next_run_cleans_its_folder(
+    shebang: bool, tmp_path: Path, notes: Path
+) -> None:
+    """A program started directly or through `sh` (an APE file; this sh waits for it, no
+    exec) dies with pipe; its temporary folder is removed by the next run."""
+    made = make_fake(tmp_path / "models", shebang=shebang)
+    made.path.write_text(made.path.read_text().replace("exec ", ""))
+    (notes / "note1.md").write_text("This one makes it HANG.\n")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {"FAKE_CLI_RECORD": str(made.record), "FAKE_CLI_HANG_ON": "HANG", "TMPDIR": str(temp)}
+    cmd = pipe_cmd("run", "summarize-text", str(notes), "--backend", made.backend)
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for(lambda: made.running("HANG"), what="the hanging child to start")
+        child = made.running("HANG")[0]
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    try:
+        wait_for(lambda: not alive(child), timeout=30, what=f"child {child} to exit with pipe")
+    finally:
+        if alive(child):  # the failure under test: leave no orphan behind the test either
+            os.kill(child, signal.SIGKILL)
+    assert [p.name for p in temp.iterdir()][0].startswith(f"pipe-cli-{proc.pid}-")
+    (notes / "note1.md").write_text("Now it answers.\n")
+    r = run_pipe("run", "summarize-text", str(notes), "--backend", made.backend, env=env)
+    assert r.returncode == 0, r.stderr
+    assert list(temp.iterdir()) == []
+
+
 # -- the backend on its own ----------------------------------------------------------------
 
 

@@ -319,7 +319,7 @@ def test_user_recipe_listed_and_used(pipe_home: Path, llama: FakeLlama, notes: P
 def test_runs_and_show(llama: FakeLlama, notes: Path) -> None:
     run_pipe("run", "summarize-text", str(notes), "--backend", llama.url)
     r = run_pipe("runs")
-    assert "summarize-text" in r.stdout and "3 done, 0 skipped, 0 failed" in r.stdout
+    assert "summarize-text" in r.stdout and "3 done, 0 from cache, 0 skipped, 0 failed" in r.stdout
     assert "exit 0" in r.stdout
     r = run_pipe("show", str(notes / "note2.md"))
     assert r.returncode == 0

@@ -317,6 +317,21 @@ def test_undo_refuses_a_changed_file_and_a_taken_name(vision: FakeLlama, tmp_pat
     assert renamed[0].exists() and renamed[1].exists()
 
 
+def test_undo_of_an_unknown_run_and_undo_again(vision: FakeLlama, tmp_path: Path) -> None:
+    folder = album(tmp_path, CAMERAS[:2])
+    r = run_pipe("run", "rename-images", str(folder), "--backend", vision.url)
+    assert r.returncode == 0, r.stderr
+    r = run_pipe("undo", "9999")
+    assert r.returncode == 2 and r.stderr == "pipe: error: no run 9999\n", r.stderr
+    r = run_pipe("undo")
+    assert r.returncode == 0, r.stderr
+    run_id = r.stderr.splitlines()[-1].split()[2].rstrip(":")  # "pipe: run N: 2 renames …"
+    for again in (run_pipe("undo"), run_pipe("undo", run_id)):
+        assert again.returncode == 0 and again.stdout == "", again.stderr
+        assert again.stderr == f"pipe: nothing to undo: run {run_id} is already undone\n"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(CAMERAS[:2])
+
+
 def make_unique_photos(folder: Path, n: int) -> None:
     """Small JPEGs with different bytes (solid colours alone can quantize to equal files)."""
     folder.mkdir()

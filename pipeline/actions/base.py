@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
+import stat
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -81,7 +82,9 @@ class OutputLog(Protocol):
 
     def output_digest(self, path: str) -> str | None: ...
 
-    def remember_output(self, path: str, digest: str) -> None: ...
+    def written_output(self, path: str) -> tuple[str, int | None] | None: ...
+
+    def remember_output(self, path: str, digest: str, size: int | None = None) -> None: ...
 
 
 @dataclass
@@ -152,27 +155,66 @@ def shown_answer(result: Result) -> str:
 
 
 def write_output(outputs: OutputLog, target: str, data: bytes) -> None:
-    """Write `data` to `target` through a temporary file in the same folder; replace an
-    existing file only if pipe wrote it (its digest is remembered) or it already holds
-    exactly `data`."""
-    if os.path.lexists(target):
-        with open(target, "rb") as f:
-            existing = f.read()
-        if existing == data:
-            return
-        if outputs.output_digest(os.path.abspath(target)) != digest(existing):
-            raise ActionError(f"{target} exists and was not written by pipe; not replacing it")
+    """Write `data` to `target` through a temporary file in the same folder, replacing a file
+    only if its bytes are the ones pipe wrote there (see `check_replaceable`). A new file gets
+    the user's umask (0666 & ~umask), a replaced one keeps its permissions."""
+    existing = check_replaceable(outputs, target, data)
+    if existing is True:
+        return
     folder = os.path.dirname(target) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".pipe-", suffix=".tmp", dir=folder)
+    tmp = os.path.join(folder, f".pipe-{secrets.token_hex(8)}.tmp")
+    # Not mkstemp: its 0600 would hide the file from the user's group and other tools.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
+            if existing:  # pipe's own file: as the user left its mode
+                os.fchmod(f.fileno(), stat.S_IMODE(existing.st_mode))
             f.write(data)
         os.replace(tmp, target)
     except BaseException:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
-    outputs.remember_output(os.path.abspath(target), digest(data))
+    outputs.remember_output(os.path.abspath(target), digest(data), len(data))
+
+
+def check_replaceable(
+    outputs: OutputLog, target: str, data: bytes | None = None
+) -> os.stat_result | bool:
+    """May pipe write `target`? False: nothing is there; True: it already holds exactly
+    `data`; its stat: it is a file whose bytes are the ones pipe last wrote there. Anything
+    else (a file pipe never wrote, one changed since, a link, a folder) raises ActionError:
+    people's files are never replaced. Every output pipe writes goes through this check."""
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode):  # never opened: a FIFO would block, a link leads away
+        raise ActionError(f"{target} exists and is not a file pipe wrote; not replacing it")
+    if data is not None and st.st_size == len(data) and file_digest(target) == digest(data):
+        return True
+    written = outputs.written_output(os.path.abspath(target))
+    if written is None:
+        raise ActionError(f"{target} exists and was not written by pipe; not replacing it")
+    remembered, size = written
+    if remembered == LEGACY_SHEET:
+        raise ActionError(
+            f"{target} was written by an older pipe that did not record its content; "
+            "not replacing it (move it away to have a new one)"
+        )
+    if (size is not None and st.st_size != size) or file_digest(target) != remembered:
+        raise ActionError(f"{target} was changed since pipe wrote it; not replacing it")
+    return st
+
+
+# What pipe before 006_output_size remembered for a contact sheet instead of its digest.
+LEGACY_SHEET = "contact-sheet"
+
+
+def file_digest(path: str) -> str:
+    """The SHA-256 of a file, read in chunks (memory stays bounded whatever its size)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def digest(data: bytes) -> str:

@@ -9,11 +9,21 @@ Never over a file pipe did not write; two items of one run that would share a na
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from pipeline.actions.base import Action, ActionContext, ActionError, Result, write_output
+from pipeline.actions.base import (
+    Action,
+    ActionContext,
+    ActionError,
+    Result,
+    check_replaceable,
+    write_output,
+)
 from pipeline.answers import Picture
+from pipeline.errors import UsageError
 from pipeline.media.pictures import with_parameters
-from pipeline.media.sheets import contact_sheet
+from pipeline.media.sheets import FORMATS as SHEET_FORMATS
+from pipeline.media.sheets import contact_sheet, sheet_pages
 from pipeline.renaming.names import slug
 from pipeline.templates import TemplateError
 
@@ -28,6 +38,13 @@ class ImageAction(Action):
         self.sheet = context.contact_sheet
         self.taken: dict[str, str] = {}  # this run's targets, and whose each is
         self.drawn: dict[str, str] = {}  # picture file -> its input's name, for the sheet
+        if self.sheet:  # refused before any drawing, not after the whole run
+            if os.path.splitext(self.sheet)[1].lower() not in SHEET_FORMATS:
+                raise UsageError(f"--contact-sheet {self.sheet}: must be .jpg, .png or .webp")
+            try:
+                check_replaceable(self.store, self.sheet)
+            except ActionError as e:
+                raise UsageError(f"--contact-sheet: {e}") from None
 
     def apply(self, result: Result) -> None:
         if result.status != "failed" and result.answer is not None:
@@ -95,11 +112,18 @@ class ImageAction(Action):
         self.drawn[target] = os.path.basename(result.path if result.is_file else target)
 
     def close(self, run_id: int) -> None:
+        """Draw the contact sheet: every page, or (a page's place taken by a file pipe may
+        not replace) none, with an ActionError saying which."""
         if not self.sheet or not self.drawn or self.dry_run:
             return
         sheet = os.path.abspath(self.sheet)
-        if os.path.exists(sheet) and self.store.output_digest(sheet) is None:
-            raise ActionError(f"{self.sheet} exists and was not written by pipe; not replacing it")
-        pictures = [(label, target) for target, label in self.drawn.items()]
-        for page in contact_sheet(pictures, sheet):
-            self.store.remember_output(str(page), "contact-sheet")
+        try:
+            for page in sheet_pages(sheet, len(self.drawn)):
+                check_replaceable(self.store, str(page))
+            pictures = [(label, target) for target, label in self.drawn.items()]
+            contact_sheet(pictures, sheet, save=self.save_page)
+        except (ActionError, OSError) as e:
+            raise ActionError(f"{e}, so no contact sheet (the pictures are saved)") from None
+
+    def save_page(self, page: Path, data: bytes) -> None:
+        write_output(self.store, str(page), data)

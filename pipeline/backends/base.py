@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from pipeline import server_text
 from pipeline.answers import Picture
 from pipeline.chat_formats import FORMATS
 
@@ -77,6 +78,12 @@ class ServerInfo:
     # GBNF's `x{2,5}` repetition (llama.cpp from mid-2024): llamafile's server crashes on it.
     grammar_repetition: bool = True
 
+    def __post_init__(self) -> None:
+        # Names a server gives itself (model, version) are stored and shown: valid text only.
+        for name, value in vars(self).items():
+            if isinstance(value, str):
+                object.__setattr__(self, name, server_text.valid(value))
+
     def can(self, ability: str) -> bool:
         return ability in self.abilities
 
@@ -85,7 +92,13 @@ ABILITIES = ("text", "vision", "tokenize", "grammar", "txt2img", "img2img")
 
 
 class BackendError(Exception):
-    """Base of every backend failure; the message is one line a person can read."""
+    """Base of every backend failure; the message is one line a person can read.
+
+    Its text is often the server's own words, which may echo the API key: every message is
+    redacted here, the one place server replies become error text pipe prints and stores."""
+
+    def __init__(self, message: str = "", *args: object) -> None:
+        super().__init__(server_text.redact(str(message)), *args)
 
 
 class Transient(BackendError):
@@ -138,8 +151,9 @@ class Backend:
         api_key: str | None = None,
         client: httpx.Client | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
-        self.client = client or make_client(self.url, timeout, api_key)
+        # The name it goes by in messages and the store; the client keeps any credentials.
+        self.url = server_text.redact(url.rstrip("/"))
+        self.client = client or make_client(url.rstrip("/"), timeout, api_key)
         self.info: ServerInfo | None = None
         self.model_name: str | None = None  # the model to ask for, where a server has several
 
@@ -265,7 +279,10 @@ def chat_messages(request: Request) -> list[dict[str, Any]]:
 
 def make_client(url: str, timeout: float = 300.0, api_key: str | None = None) -> httpx.Client:
     """One connection pool per server. Plain-http URLs skip building a TLS context, which
-    costs a tenth of a second at every start."""
+    costs a tenth of a second at every start. The key and the URL's password are secrets
+    from here on: server_text hides them wherever a server echoes them."""
+    server_text.remember(api_key)
+    server_text.remember_url(url)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     return httpx.Client(
         base_url=url,

@@ -7,7 +7,8 @@ again, so this is the slow path (backends.md); it exists for people who have onl
 Model output and file text are untrusted: the prompt is one argv element, never a shell
 word. Each process runs in a fresh temporary folder (stray `main.log` / `llava.log` land
 there and vanish), in its own process group, with the backend's timeout; a timeout,
-`abort_running()` (Ctrl-C) or `close()` kills the group.
+`abort_running()` (Ctrl-C) or `close()` kills the group, and pipe's watchdog (orphans.py)
+does if pipe is killed. A later run removes the folders of a killed one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pipeline import orphans
 from pipeline.backends.base import (
     Backend,
     Completion,
@@ -114,7 +116,7 @@ class LlamafileCli(Backend):
 
     def complete(self, request: Request) -> Completion:
         prompt, stop = self.raw_prompt(_with_image_marker(request))
-        with tempfile.TemporaryDirectory(prefix="pipe-cli-") as folder:
+        with tempfile.TemporaryDirectory(prefix=orphans.owned_prefix("pipe-cli-")) as folder:
             args = self._args(prompt, request=request, folder=Path(folder))
             outcome = self._run(args, timeout=self.timeout, cwd=folder)
         self._raise_for_outcome(outcome)
@@ -133,7 +135,7 @@ class LlamafileCli(Backend):
         request = Request(prompt="Describe the photo.", max_tokens=1, images=(tiny_jpeg(),))
         try:
             prompt, _ = self.raw_prompt(_with_image_marker(request))
-            with tempfile.TemporaryDirectory(prefix="pipe-cli-") as folder:
+            with tempfile.TemporaryDirectory(prefix=orphans.owned_prefix("pipe-cli-")) as folder:
                 args = self._args(prompt, request=request, folder=Path(folder))
                 outcome = self._run(args, timeout=self.timeout, cwd=folder)
         except Rejected as e:
@@ -194,7 +196,7 @@ class LlamafileCli(Backend):
     def _run(self, args: list[str], *, timeout: float, cwd: str | None = None) -> Outcome:
         """Run the program once, in `cwd` (a fresh temporary folder when None)."""
         if cwd is None:
-            with tempfile.TemporaryDirectory(prefix="pipe-cli-") as folder:
+            with tempfile.TemporaryDirectory(prefix=orphans.owned_prefix("pipe-cli-")) as folder:
                 return self._run(args, timeout=timeout, cwd=folder)
         proc = self._start(args, cwd)
         try:
@@ -212,6 +214,7 @@ class LlamafileCli(Backend):
         finally:
             with self._lock:
                 self._running.discard(proc)
+            orphans.release(proc.pid)
         return Outcome(
             proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
         )
@@ -220,6 +223,7 @@ class LlamafileCli(Backend):
         """Start the program; an APE llamafile that Linux refuses (ENOEXEC, no binfmt
         handler) is started once more through `sh`, and whichever worked is remembered."""
         launchers = [self._launcher] if self._launcher is not None else [[], ["sh"]]
+        orphans.arm()
         for launcher in launchers:
             with self._lock:
                 if self._closed:
@@ -247,6 +251,7 @@ class LlamafileCli(Backend):
                     raise Rejected(f"{self.url} cannot be started: {e.strerror}") from None
                 self._launcher = launcher
                 self._running.add(proc)
+                orphans.guard(proc.pid)
                 return proc
         raise Rejected(
             f"{self.url} cannot be started: exec format error (not a program for this system)"

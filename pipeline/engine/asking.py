@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
+from pipeline import server_text
 from pipeline.actions import Result
 from pipeline.answers import Answer
 from pipeline.backends import (
@@ -139,7 +141,9 @@ class Asker:
                 raise self._cannot_run(e) from None
 
     def _complete(self, request: Request) -> Completion:
+        # Every backend's answer enters pipe here: made valid before anything stores it.
         completion = self.backend.complete(request)
+        completion = replace(completion, text=server_text.valid(completion.text))
         if not completion.text.strip():
             raise Transient("the model gave an empty answer")
         return completion

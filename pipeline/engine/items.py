@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -27,6 +27,18 @@ class Item:
 def file_items(entries: Iterable[Entry]) -> Iterator[Item]:
     for entry in entries:
         yield Item(entry)
+
+
+class Rewalkable(Iterator[Item]):
+    """Items streamed lazily that can also be walked again from the start, only to count
+    them: the progress bar's total, while the run's own walk is a few items ahead of it."""
+
+    def __init__(self, walk: Callable[[], Iterator[Item]]) -> None:
+        self.again = walk
+        self._items = walk()
+
+    def __next__(self) -> Item:
+        return next(self._items)
 
 
 def stdin_item(data: bytes) -> Item:

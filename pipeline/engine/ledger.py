@@ -109,10 +109,7 @@ class Ledger:
         )
         if (self.options.dry_run and status == "done") or result.status == "planned":
             status = "pending"  # previewed, not done: the real run does it (from the cache)
-        counter = {"done": "done", "cached": "cached", "skipped": "skipped", "planned": "done"}.get(
-            result.status, "failed"
-        )
-        setattr(self.counts, counter, getattr(self.counts, counter) + 1)
+        self.counts.count(result.status)
         self.counts.prompt_tokens += result.prompt_tokens or 0
         self.counts.completion_tokens += result.completion_tokens or 0
         entry = done.item.entry

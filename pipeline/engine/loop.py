@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from pipeline.actions import Action, Result
-from pipeline.backends import Backend
+from pipeline.actions import Action, ActionError, Result
+from pipeline.backends import Backend, ServerInfo
 from pipeline.backends.pool import Pool
 from pipeline.engine.asking import CannotRun
 from pipeline.engine.drawing import Drawer
-from pipeline.engine.items import Done, Item
+from pipeline.engine.items import Done, Item, Rewalkable
 from pipeline.engine.ledger import Ledger
 from pipeline.engine.options import Options, Summary
 from pipeline.engine.retry import BackendDown, Interrupted, RetryPolicy
@@ -94,11 +94,18 @@ class Runner:
         pool = self.backend if isinstance(self.backend, Pool) else None
         answered_before = pool.answered() if pool else {}
         run_id = self.store.start_run(
-            self.recipe.name, self.recipe.origin, args, self.info.url, self.info.model
+            self.recipe.name,
+            self.recipe.origin,
+            args,
+            _backend_name(self.info),
+            self.info.model,
+            dry_run=self.options.dry_run,
         )
         self._run_id = run_id
+        self._written_before = self.store.outputs_written
         self.stop = threading.Event()
         self.stopped: str | None = None
+        self.action_failed = False
         self.ledger = Ledger(self.store, self.recipe, run_id, self.ask_key, self.options)
         o = self.options
         retry = RetryPolicy(o.retries, o.down_wait, o.busy_wait, o.backoff, stop=self.stop)
@@ -134,6 +141,11 @@ class Runner:
         for w in workers:
             w.start()
         self._bar = _progress(o.progress)
+        self._counted: list[int] = []  # how many items there are, once a count is done
+        self._walked = threading.Event()  # the run's own walk ended: it knows the number
+        if self._bar is not None and isinstance(items, Rewalkable):
+            count = (items, self._counted, self._walked, self.stop)
+            threading.Thread(target=self._count, args=count, daemon=True).start()
         previous_handlers = _catch_signals(self._on_signal)
         for outcome in moves.reconcile(self.store):  # a journal left by a killed run
             if o.on_info:
@@ -176,6 +188,9 @@ class Runner:
                 continue
             item = next(items, None)
             if item is None:
+                self._walked.set()
+                if self._bar is not None and self._bar.total != seq:
+                    _set_total(self._bar, seq)  # exact now, whatever a count said
                 return
             if self.ledger.written_by_pipe(item):
                 continue
@@ -195,7 +210,7 @@ class Runner:
             return 3
         if self.stopped:
             return 128 + (signal.SIGTERM if self.stopped == "SIGTERM" else signal.SIGINT)
-        return 1 if self.ledger.counts.failed else 0
+        return 1 if self.ledger.counts.failed or self.action_failed else 0
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         if self.stop.is_set():
@@ -244,7 +259,10 @@ class Runner:
     def _finish(self, done: Done) -> None:
         result = done.result
         self.action.apply(result)  # may turn a result into a failure (e.g. sidecar refused)
+        self._count_written()
         if self._bar is not None:
+            if self._bar.total is None and self._counted:
+                _set_total(self._bar, self._counted[0])
             self._bar.update(1)
         if not done.record:
             self.ledger.counts.skipped += 1
@@ -255,11 +273,42 @@ class Runner:
             self.ledger.record(done)
 
     def _close_action(self, run_id: int) -> None:
-        """Let the action finish what it deferred (plan and apply renames), then record it."""
-        self.action.close(run_id)
+        """Let the action finish what it deferred (plan and apply renames), then record it.
+        What it could not finish (a contact sheet whose place is taken) is one line and
+        fails the run; the items are recorded all the same."""
+        try:
+            self.action.close(run_id)
+        except ActionError as e:
+            self.action_failed = True
+            if self.options.on_error:
+                self.options.on_error(Result(self.action.name, "failed", error=str(e)))
+        self._count_written()  # contact sheet pages
         for done in self._deferred:
             self.ledger.record(done)
             self.ledger.adopt_renamed(done)
+
+    def _count_written(self) -> None:
+        self.ledger.counts.written = self.store.outputs_written - self._written_before
+
+    def _count(
+        self,
+        items: Rewalkable,
+        counted: list[int],
+        walked: threading.Event,
+        stop: threading.Event,
+    ) -> None:
+        """Walk the sources again, only counting, for the progress bar's total: the run's
+        own walk stays a few items ahead of the work, so it knows the number only at the
+        end. Stops when the run's walk ends first."""
+        n = 0
+        for item in items.again():
+            if walked.is_set() or stop.is_set():
+                return
+            # Not the files pipe wrote, as Ledger.written_by_pipe: they are never inputs.
+            file = item.data is None and item.entry.stat is not None
+            if not (file and self.store.is_output(item.entry.key)):
+                n += 1
+        counted.append(n)
 
     # -- worker threads -----------------------------------------------------------------
     def _work(self) -> None:
@@ -289,6 +338,20 @@ def _progress(enabled: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(unit="file", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+def _set_total(bar: Any, total: int) -> None:
+    """Give the bar its total (and so its ETA) once the number of items is known."""
+    bar.total = total
+    bar.refresh()
+
+
+def _backend_name(info: ServerInfo) -> str:
+    """The run's server as `pipe runs` shows it: the embedded model by its name, not by the
+    loopback port it had for that one run."""
+    if info.kind == "embedded model":
+        return f"embedded ({info.model.removesuffix('.gguf')})"
+    return info.url
 
 
 def _catch_signals(handler: Callable[[int, Any], None]) -> dict[int, Any]:

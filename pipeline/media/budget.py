@@ -18,6 +18,9 @@ from contextlib import contextmanager
 # streamed and tiled ones cost 5-10 MP each, and a folder of 48 MP HEICs and 100 MP
 # panoramas peaks at ~170 MB with pipe's own ~40 MB (bench big-photos).
 BUDGET_PIXELS = 64_000_000
+# And no single decode may hold more: one running alone past the budget would be the whole
+# process's memory (a PNG of 6,000,000x50 held 2 GB). Such a photo is refused from its header.
+MAX_COST = BUDGET_PIXELS
 
 
 class PixelBudget:

@@ -18,7 +18,7 @@ from PIL import Image, features
 
 from pipeline.media import heif, pillow_source, vips_source
 from pipeline.media.allocator import return_big_buffers
-from pipeline.media.budget import DECODING, PixelBudget
+from pipeline.media.budget import DECODING, MAX_COST, PixelBudget
 from pipeline.media.decoding import Source, damaged, flatten, turned
 from pipeline.media.formats import (
     ImageError,
@@ -75,8 +75,10 @@ def prepare_image(
         scale = min(1.0, max_side / max(width, height))
         # Aspect from the full-size dimensions, not from rounded reduced ones.
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        cost = source.plan(size)
+        check_cost(source.format, width, height, cost)
         try:
-            with budget.use(source.plan(size)):
+            with budget.use(cost):
                 im = source.decode(size)
         except MemoryError:
             raise ImageError(f"out of memory decoding {width}x{height}") from None
@@ -110,6 +112,22 @@ def check_pixels(width: int, height: int) -> None:
             f"image too large: {width}x{height} = {_mp(width * height)} MP "
             f"(the limit is {_mp(MAX_PIXELS)} MP)"
         )
+
+
+def check_cost(fmt: str, width: int, height: int, cost: int) -> None:
+    """Refuse, before decoding, a photo whose decode would hold more than `MAX_COST`:
+    running it alone would let one file (a PNG of 6,000,000x50, whose rows libvips holds
+    whole) take gigabytes. Costs are what each decoder holds, so the line falls by shape:
+    ~110,000 columns for a streamed PNG or TIFF, 32 MP for a GIF read whole."""
+    if cost > MAX_COST:
+        raise ImageError(
+            f"image too costly to decode: a {width}x{height} {fmt} would need about "
+            f"{_mb(cost)} MB to decode (the limit is {_mb(MAX_COST)} MB)"
+        )
+
+
+def _mb(pixels: int) -> str:
+    return f"{pixels * 4 / 1e6:,.0f}"  # the budget counts pixels of 4 bytes
 
 
 def _mp(pixels: int) -> str:

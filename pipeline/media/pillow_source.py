@@ -79,9 +79,13 @@ def _open(path: StrPath, formats: list[str]) -> Image.Image:
         return Image.open(path, formats=formats)
     except UnidentifiedImageError:
         raise ImageError("not an image") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        # Pillow reports a broken header this way (and OSError covers unreadable files).
-        raise ImageError(f"unreadable image: {one_line(e)}") from None
+    except DAMAGE as e:
+        # Pillow reports a broken header this way (and OSError covers unreadable files);
+        # pillow-heif and pillow-jxl raise RuntimeError for theirs.
+        reason = one_line(e)
+        if isinstance(e, RuntimeError):  # libjxl's "Generic Error. Please build libjxl..."
+            reason = reason.split(". ", 1)[0]
+        raise ImageError(f"unreadable image: {reason}") from None
 
 
 def _draft(im: Image.Image, size: tuple[int, int]) -> tuple[float, ...] | None:

@@ -9,8 +9,8 @@ as wide as it needs.
 Memory stays bounded whatever the batch: pictures are read one at a time, each shrunk as
 it is decoded (JPEG draft, libvips, the shared pixel budget, through `prepare_image`) to at
 most `cell` pixels a side; a sheet holds only its own thumbnails, at most about
-2 x columns x rows x cell² x 3 bytes (40 MB at the defaults), and the items are consumed
-lazily, a sheet written as soon as it is full.
+2 x columns x rows x cell² x 3 bytes (40 MB at the defaults) and its encoded file, and the
+items are consumed lazily, a sheet written as soon as it is full.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import math
 import os
 import secrets
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -94,6 +94,7 @@ def contact_sheet(
     columns: int = 10,
     cell: int = 256,
     rows: int = 10,
+    save: Callable[[Path, bytes], None] | None = None,
 ) -> list[Path]:
     """Draw `items` (name, picture file or its bytes) as a grid, each name under its picture,
     into `out_path` (.jpg, .jpeg, .png or .webp) and, past `columns x rows` pictures, into
@@ -102,7 +103,8 @@ def contact_sheet(
     this run's).
 
     A picture that cannot be read gets a grey cell saying why, never an error. Each sheet
-    is written whole or not at all (a temporary file beside it, then renamed over it).
+    is written whole or not at all (a temporary file beside it, then renamed over it), or
+    handed to `save` (page path, encoded bytes), which then decides whether and how.
     """
     out = Path(out_path)
     fmt = FORMATS.get(out.suffix.lower())
@@ -119,18 +121,28 @@ def contact_sheet(
             f"a {columns}x{rows} sheet of {cell} px cells would be {width}x{height} pixels; "
             f"use fewer columns or rows, or smaller cells"
         )
+    write = save or _write
     written: list[Path] = []
     page: list[tuple[str, Image.Image | str]] = []  # (name, thumbnail or why it is missing)
     for name, source in items:
         page.append((name, _thumbnail(source, cell)))
         if len(page) == columns * rows:
-            written.append(_write(_draw(page, layout, columns), _page_path(out, len(written)), fmt))
+            written.append(_page_path(out, len(written)))
+            write(written[-1], _encode(_draw(page, layout, columns), fmt))
             page = []
     if page:
         # A batch smaller than one row: only as wide as it needs.
         across = min(columns, len(page)) if not written else columns
-        written.append(_write(_draw(page, layout, across), _page_path(out, len(written)), fmt))
+        written.append(_page_path(out, len(written)))
+        write(written[-1], _encode(_draw(page, layout, across), fmt))
     return written
+
+
+def sheet_pages(out_path: StrPath, count: int, columns: int = 10, rows: int = 10) -> list[Path]:
+    """The files `contact_sheet` writes for `count` pictures: known before drawing any, so
+    a caller can check every page's place first."""
+    pages = math.ceil(count / (columns * rows))
+    return [_page_path(Path(out_path), n) for n in range(pages)]
 
 
 def _page_path(out: Path, n: int) -> Path:
@@ -189,19 +201,24 @@ def _draw(
     return sheet
 
 
-def _write(sheet: Image.Image, path: Path, fmt: str) -> Path:
+def _encode(sheet: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    sheet.save(buffer, fmt, **_SAVE_OPTIONS[fmt])
+    return buffer.getvalue()
+
+
+def _write(path: Path, data: bytes) -> None:
     """All of the sheet or nothing: written beside its place, then renamed over it."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "xb") as f:
-            sheet.save(f, fmt, **_SAVE_OPTIONS[fmt])
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
 
 
 # -- names ----------------------------------------------------------------------------------

@@ -25,6 +25,13 @@ _LOADERS = {"PNG": "pngload", "TIFF": "tiffload", "WEBP": "webpload"}
 # 12,500 columns, 84 MB for 40,000, i.e. ~2.1 KB each).
 _PER_COLUMN = 560
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+# Decoding work and row buffers grow with the bytes of a pixel, not just the pixels: a TIFF
+# of 6000x6000 claiming 263 samples a pixel took 16 s and 1.8 GB. Photos have at most RGBA
+# and a few extra channels; a decode reads at most 300 MP of RGBA's worth of bytes.
+_MAX_BANDS = 8
+_MAX_BYTES = 1_200_000_000
+_SAMPLE_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4,
+                 "float": 4, "complex": 8, "double": 8, "dpcomplex": 16}  # fmt: skip
 _COLOUR_SPACES = {"lab", "labq", "labs", "lch", "cmc", "xyz", "yxy", "scrgb", "hsv", "cmyk"}
 
 _ready = threading.Lock()
@@ -63,6 +70,8 @@ class VipsSource:
         except pyvips.Error as e:
             raise _error(self.path, fmt, e) from None
         self.size = (header.width, header.height)
+        self._pixel_bytes = header.bands * _SAMPLE_BYTES.get(header.format, 8)
+        _check_work(fmt, header.width, header.height, header.bands, self._pixel_bytes)
         orientation = header.get("orientation") if header.get_typeof("orientation") else 1
         self.transposes = upright(orientation)
         # An interlaced (Adam7) PNG can only be decoded whole.
@@ -72,7 +81,9 @@ class VipsSource:
         width, height = self.size
         k = _factor(self.size, size)
         shrunk = -(-width // k) * -(-height // k)
-        return shrunk + (width * height if self._whole else width * _PER_COLUMN)
+        held = width * height if self._whole else width * _PER_COLUMN
+        # Measured for RGB of 8 bits: a pixel of more bytes holds that much more.
+        return shrunk + held * max(3, self._pixel_bytes) // 3
 
     def decode(self, size: tuple[int, int]) -> Image.Image:
         pyvips = _pyvips()
@@ -98,6 +109,18 @@ class VipsSource:
 
     def close(self) -> None:
         pass
+
+
+def _check_work(fmt: str, width: int, height: int, bands: int, pixel_bytes: int) -> None:
+    """Refuse from the header a photo whose decode is more work than any photo's."""
+    if bands > _MAX_BANDS:
+        raise ImageError(f"{fmt} of {bands} samples a pixel: no photo has more than {_MAX_BANDS}")
+    if width * height * pixel_bytes > _MAX_BYTES:
+        raise ImageError(
+            f"image too large: a {width}x{height} {fmt} of {pixel_bytes} bytes a pixel is "
+            f"{width * height * pixel_bytes / 1e9:.1f} GB to decode (the limit is "
+            f"{_MAX_BYTES / 1e9:.1f} GB)"
+        )
 
 
 def _factor(full: tuple[int, int], size: tuple[int, int]) -> int:

@@ -47,6 +47,14 @@ def read_properties(packet: bytes) -> dict[str, str]:
         _parse(packet, found)
     except _Refused:
         return {}
+    except LookupError:
+        # An encoding expat does not know ("QTF-16"): read it as the UTF-8 XMP must be.
+        try:
+            _parse(packet, found, "utf-8")
+        except _Refused:
+            return {}
+        except (expat.ExpatError, _TooDeep):
+            pass
     except (expat.ExpatError, _TooDeep):
         try:
             packet.decode("utf-8")
@@ -62,8 +70,9 @@ def read_properties(packet: bytes) -> dict[str, str]:
     return found
 
 
-def _parse(packet: bytes, found: dict[str, str]) -> None:
-    parser = expat.ParserCreate(namespace_separator=" ")
+def _parse(packet: bytes, found: dict[str, str], encoding: str | None = None) -> None:
+    """`encoding`: read as this whatever the packet declares."""
+    parser = expat.ParserCreate(encoding, namespace_separator=" ")
     parser.buffer_text = True
     stack: list[str] = []
     text: list[str] | None = None  # the text of the wanted property element being read

@@ -85,6 +85,21 @@ class Journal:
         ).fetchone()
         return row[0] if row else None
 
+    def last_undone_run(self) -> int | None:
+        """The newest run with undone renames (a second `pipe undo` names it)."""
+        row = self.conn.execute("SELECT MAX(run_id) FROM renames WHERE state = 'undone'").fetchone()
+        return row[0] if row else None
+
+    def has_undone(self, run_id: int) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM renames WHERE run_id = ? AND state = 'undone' LIMIT 1", (run_id,)
+        ).fetchone()
+        return row is not None
+
+    def run_exists(self, run_id: int) -> bool:
+        row = self.conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return row is not None
+
     def renamed_by_pipe(self, path: str) -> bool:
         """Whether `path` is the result of an applied (not undone) rename."""
         row = self.conn.execute(
