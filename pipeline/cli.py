@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import sqlite3
 import sys
 from typing import Any
 
@@ -24,6 +25,7 @@ from pipeline.renaming import moves
 from pipeline.renaming.journal import Journal
 from pipeline.server_text import redact
 from pipeline.state import Counts, Store
+from pipeline.store_errors import explain
 from pipeline.terminal import Shown
 
 
@@ -318,6 +320,11 @@ def run(
         f"{c.words(dry_run)} · {tokens:,} tokens · {summary.seconds:.1f} s (run {summary.run_id})",
         worth,
     )
+    if c.busy:
+        say.info(
+            f"{c.busy} left to another run of {recipe.name} that is doing them now;"
+            " run again when it ends to finish them here"
+        )
     if summary.backends:
         say.summary(f"answers by backend: {_by_backend(summary.backends)}", worth)
     if dry_run and summary.exit_code in (0, 1):
@@ -637,10 +644,14 @@ def _echo(line: str, text: bool = False) -> None:
     click.echo(shown.text(line) if text else shown.name(line))
 
 
+_opened: list[str] = []  # the database the command opened, for a read failing later
+
+
 def _open_existing(db: str | None) -> Store:
     path = db or config.load().values.get("db") or str(default_db_path())
     if not os.path.exists(path):
         raise UsageError(f"no database at {path} yet: run 'pipe run RECIPE PATH' first")
+    _opened.append(path)
     return Store(path)
 
 
@@ -656,6 +667,11 @@ def main() -> None:
     except PipeError as e:
         _say(f"error: {e}")
         sys.exit(e.exit_code)
+    except sqlite3.Error as e:
+        # A damaged page found by a query (`pipe show`): one line, not a traceback.
+        error = explain(e, _opened[-1] if _opened else None)
+        _say(f"error: {error}")
+        sys.exit(error.exit_code)
     except KeyboardInterrupt:
         click.echo("pipe: interrupted", err=True)
         sys.exit(130)

@@ -21,3 +21,8 @@ class BackendUnavailable(PipeError):
     """No backend answers, or it cannot run the recipe: exit 3."""
 
     exit_code = 3
+
+
+class DatabaseError(UsageError):
+    """The state database cannot be used as it is (not pipe's, damaged, read-only, full,
+    newer): exit 2, with what to do."""

@@ -149,6 +149,16 @@ def _m007_run_written_dry_run(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE runs SET dry_run = 1 WHERE args LIKE '%\"--dry-run\"%'")
 
 
+def _m008_claims(db: sqlite_utils.Database) -> None:
+    # A run's hold on a file it is working on, per recipe and its settings (ask_key): runs
+    # of differently set recipes over the same files never block each other.
+    db["claims"].create(
+        {"recipe": str, "path": str, "ask_key": str, "run_id": int, "claimed": str},
+        pk=("recipe", "path", "ask_key"),
+    )
+    db["claims"].create_index(["run_id"])
+
+
 # Append only: each runs once per database, in order, recorded in `_migrations`.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
@@ -158,4 +168,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("005_run_backends", _m005_run_backends),
     ("006_output_size", _m006_output_size),
     ("007_run_written_dry_run", _m007_run_written_dry_run),
+    ("008_claims", _m008_claims),
 ]

@@ -2,12 +2,16 @@
 
 One database (WAL mode) shared by every run; each process writes from one thread. Two runs
 over the same files at once are kept apart by claims: an item being processed has
-status 'running' and the id of its run, and a claim is only taken over when that run is
-gone (ended, its process dead, or silent for longer than STALE_SECONDS).
+a claim (recipe, path and the recipe's ask_key, so runs of differently set recipes never
+block each other) held by its run, and a claim is only taken over when that run is gone
+(ended, its process dead, or silent for longer than STALE_SECONDS). A run whose process
+died (killed, or the disk filled so it could not record its end) is marked "died" by the
+next run on the same host.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -20,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.answer_cache import AnswerCache, answer_from_row, now_iso
 from pipeline.answers import Answer
+from pipeline.errors import DatabaseError
 from pipeline.schema import MIGRATIONS
 from pipeline.server_text import redact
+from pipeline.store_errors import check_is_pipes, explain
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -78,6 +84,7 @@ class Counts:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     written: int = 0
+    busy: int = 0  # of the skipped: left to another run doing the same recipe now
 
     def count(self, status: str) -> None:
         """One more item with this result status (an unknown one counts as failed)."""
@@ -106,14 +113,28 @@ class Counts:
 class Store(AnswerCache):
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), isolation_level=None, timeout=30, check_same_thread=False)
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                str(path), isolation_level=None, timeout=30, check_same_thread=False
+            )
+        except (sqlite3.Error, OSError) as e:
+            raise explain(e, path) from None
         self.conn = conn
-        conn.execute("PRAGMA busy_timeout = 30000")
-        _use_wal(conn)
-        conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; WAL never corrupts
-        self.migrate()
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            # Before the first write (WAL rewrites the header): is this file pipe's?
+            check_is_pipes(conn, path, (name for name, _ in MIGRATIONS))
+            _use_wal(conn)
+            conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints
+            self.migrate()
+        except sqlite3.Error as e:
+            conn.close()
+            raise explain(e, path) from None
+        except BaseException:
+            conn.close()
+            raise
         self._alive: dict[int, tuple[float, bool]] = {}
         self._owner = threading.get_ident()
         self._local = threading.local()
@@ -166,10 +187,27 @@ class Store(AnswerCache):
             return self.conn
 
         def __exit__(self, exc_type: Any, *_: Any) -> None:
-            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            if not exc_type:
+                try:
+                    self.conn.execute("COMMIT")
+                    return
+                except sqlite3.Error:
+                    self._rollback()  # a failed COMMIT (disk full) may leave it open
+                    raise
+            self._rollback()
+
+        def _rollback(self) -> None:
+            # SQLite may have rolled back already (disk full): keep the first error.
+            if self.conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
 
     def transaction(self) -> Store._Tx:
         return Store._Tx(self.conn)
+
+    def explain(self, error: BaseException) -> DatabaseError:
+        """The one line for an error SQLite gave about this database (see store_errors)."""
+        return explain(error, self.path)
 
     def remember_output(self, path: str, digest: str, size: int | None = None) -> None:
         """Every file pipe writes is remembered here once written, so this counts them."""
@@ -194,6 +232,7 @@ class Store(AnswerCache):
         # The command line may hold a backend URL's password: it is stored hidden.
         args, backend = [redact(a) for a in args], redact(backend)
         with self.transaction() as c:
+            self._mark_dead_runs(c)
             cur = c.execute(
                 "INSERT INTO runs (recipe, recipe_origin, args, backend, model, started, status,"
                 " pid, host, heartbeat, done, cached, skipped, failed, prompt_tokens,"
@@ -213,6 +252,20 @@ class Store(AnswerCache):
                 ),
             )
             return int(cur.lastrowid or 0)
+
+    def _mark_dead_runs(self, c: sqlite3.Connection) -> None:
+        """Runs of this host still "running" whose process is gone: they died without
+        recording their end (killed, or the disk was full). Their claims go with them."""
+        rows = c.execute(
+            "SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", (self.host,)
+        ).fetchall()
+        for run_id, pid in rows:
+            if _pid_alive(pid):
+                continue
+            c.execute(
+                "UPDATE runs SET status = 'died', ended = ? WHERE id = ?", (now_iso(), run_id)
+            )
+            c.execute("DELETE FROM claims WHERE run_id = ?", (run_id,))
 
     def heartbeat(self, run_id: int, counts: Counts) -> None:
         with self.transaction() as c:
@@ -240,10 +293,7 @@ class Store(AnswerCache):
                 (now_iso(), status, exit_code, run_id),
             )
             # Release claims this run still holds (interrupted work is simply not done yet).
-            c.execute(
-                "UPDATE items SET status = 'pending' WHERE run_id = ? AND status = 'running'",
-                (run_id,),
-            )
+            c.execute("DELETE FROM claims WHERE run_id = ?", (run_id,))
 
     def set_run_backends(self, run_id: int, answered: dict[str, int]) -> None:
         """How many model calls each server of a pool answered in this run."""
@@ -292,7 +342,9 @@ class Store(AnswerCache):
         redo: bool,
     ) -> tuple[str, ItemRow | None]:
         """Take an item for this run. Returns ("claimed", previous row), ("busy", row) when
-        another live run holds it, or ("finished", row) when it is already done as it is."""
+        another live run holds it for the same recipe and settings (`ask_key`), or
+        ("finished", row) when it is already done as it is. The item's row itself is left
+        as it was until the run finishes the item."""
         with self.transaction() as c:
             row = c.execute(
                 f"SELECT {_ITEM_COLUMNS} FROM items WHERE recipe = ? AND path = ?", (recipe, path)
@@ -300,19 +352,22 @@ class Store(AnswerCache):
             previous = ItemRow(*row) if row else None
             if previous and not redo and previous.is_finished(size, mtime_ns, ask_key):
                 return "finished", previous
-            if (
-                previous
-                and previous.status == "running"
-                and previous.run_id != run_id
-                and self.run_alive(previous.run_id or 0)
-            ):
+            holder = c.execute(
+                "SELECT run_id FROM claims WHERE recipe = ? AND path = ? AND ask_key = ?",
+                (recipe, path, ask_key),
+            ).fetchone()
+            if holder and holder[0] != run_id and self.run_alive(holder[0]):
                 return "busy", previous
             c.execute(
+                "INSERT OR REPLACE INTO claims (recipe, path, ask_key, run_id, claimed)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (recipe, path, ask_key, run_id, now_iso()),
+            )
+            c.execute(
                 "INSERT INTO items (recipe, path, size, mtime_ns, status, attempts, run_id,"
-                " updated) VALUES (?, ?, ?, ?, 'running', 0, ?, ?)"
-                " ON CONFLICT (recipe, path) DO UPDATE SET status = 'running', run_id = ?,"
-                " updated = excluded.updated",
-                (recipe, path, size, mtime_ns, run_id, now_iso(), run_id),
+                " updated) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)"
+                " ON CONFLICT (recipe, path) DO NOTHING",
+                (recipe, path, size, mtime_ns, run_id, now_iso()),
             )
         return "claimed", previous
 
@@ -354,6 +409,10 @@ class Store(AnswerCache):
                     recipe,
                     path,
                 ),
+            )
+            c.execute(
+                "DELETE FROM claims WHERE recipe = ? AND path = ? AND run_id = ?",
+                (recipe, path, run_id),
             )
             self._insert_history(c, run_id, recipe, path, history)
 
@@ -408,8 +467,7 @@ class Store(AnswerCache):
     def release(self, recipe: str, path: str, run_id: int) -> None:
         with self.transaction() as c:
             c.execute(
-                "UPDATE items SET status = 'pending' WHERE recipe = ? AND path = ? AND run_id = ?"
-                " AND status = 'running'",
+                "DELETE FROM claims WHERE recipe = ? AND path = ? AND run_id = ?",
                 (recipe, path, run_id),
             )
 

@@ -260,6 +260,7 @@ def test_migrations_run_once(tmp_path: Path) -> None:
         "005_run_backends",
         "006_output_size",
         "007_run_written_dry_run",
+        "008_claims",
     ]
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 

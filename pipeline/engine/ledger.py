@@ -63,7 +63,11 @@ class Ledger:
             if verdict == "claimed":
                 return None
             if verdict == "busy":
+                # Said and counted: this run's output (a sidecar, a print) lacks the file.
                 result = Result(item.path, "skipped", notes=["another run is processing it"])
+                self.counts.busy += 1
+                if self.options.on_note:
+                    self.options.on_note(result)
                 return Done(item, result, record=False)
             answer = self.store.cached_answer(row.fingerprint) if row and row.fingerprint else None
         assert row is not None

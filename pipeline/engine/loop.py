@@ -9,8 +9,10 @@ A Runner keeps nothing from one run to the next: it can run again.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -31,7 +33,7 @@ from pipeline.engine.work import ItemWork
 from pipeline.errors import BackendUnavailable
 from pipeline.recipe import Recipe
 from pipeline.renaming import moves
-from pipeline.state import HEARTBEAT_SECONDS, Store
+from pipeline.state import HEARTBEAT_SECONDS, Counts, Store
 
 REORDER_WINDOW = 512  # items admitted but not yet shown, at most (bounds memory)
 # Workers beyond the server's slots: they read, hash and shrink the next files while every
@@ -71,6 +73,24 @@ class Runner:
         self.threads = self.jobs + self.image_slots + READ_AHEAD
 
     def run(self, items: Iterable[Item], args: list[str]) -> Summary:
+        """Raises DatabaseError (one line) if the store fails mid-run (a full disk): the run
+        is ended as failed if the store still takes that, else the next run marks it died."""
+        self._run_id: int | None = None
+        try:
+            return self._run(items, args)
+        except sqlite3.Error as e:
+            stop: threading.Event | None = getattr(self, "stop", None)
+            if stop is not None:
+                stop.set()
+            if self._run_id is not None:
+                ledger: Ledger | None = getattr(self, "ledger", None)
+                with contextlib.suppress(sqlite3.Error):
+                    self.store.end_run(
+                        self._run_id, "failed", 2, ledger.counts if ledger else Counts()
+                    )
+            raise self.store.explain(e) from None
+
+    def _run(self, items: Iterable[Item], args: list[str]) -> Summary:
         started = time.monotonic()
         pool = self.backend if isinstance(self.backend, Pool) else None
         answered_before = pool.answered() if pool else {}
@@ -82,6 +102,7 @@ class Runner:
             self.info.model,
             dry_run=self.options.dry_run,
         )
+        self._run_id = run_id
         self._written_before = self.store.outputs_written
         self.stop = threading.Event()
         self.stopped: str | None = None
