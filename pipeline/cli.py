@@ -101,7 +101,7 @@ def cli() -> None:
 )
 @click.option(
     "--start-timeout",
-    type=click.FloatRange(min=1),
+    type=config.TIMEOUT.param(),
     default=300,
     show_default=True,
     help="Seconds to wait for the --model server to load.",
@@ -109,7 +109,7 @@ def cli() -> None:
 @click.option(
     "-j",
     "--jobs",
-    type=click.IntRange(min=1),
+    type=config.JOBS.param(),
     default=None,
     help="Requests in flight (default: the server's slots; 4 for OpenAI-compatible servers).",
 )
@@ -162,21 +162,21 @@ def cli() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr; errors only.")
 @click.option(
     "--retries",
-    type=click.IntRange(min=0),
+    type=config.RETRIES.param(),
     default=3,
     show_default=True,
     help="Further attempts per model call after a failure.",
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1),
+    type=config.TIMEOUT.param(),
     default=600,
     show_default=True,
     help="Seconds to wait for one model answer.",
 )
 @click.option(
     "--wait",
-    type=click.FloatRange(min=0),
+    type=config.WAIT.param(),
     default=30,
     show_default=True,
     help="Seconds to wait for a server that is starting or went away.",
@@ -386,14 +386,14 @@ class _Messages:
 @click.option("--model-name", help="As for pipe run.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1),
+    type=config.TIMEOUT.param(),
     default=60,
     show_default=True,
     help="Seconds to wait for the tiny test request.",
 )
 @click.option(
     "--wait",
-    type=click.FloatRange(min=0),
+    type=config.WAIT.param(),
     default=0,
     show_default=True,
     help="Seconds to wait for a server that is still loading.",
@@ -485,7 +485,14 @@ def list_recipes() -> None:
 
 
 @cli.command()
-@click.option("-n", "--limit", type=int, default=20, show_default=True, help="How many runs.")
+@click.option(
+    "-n",
+    "--limit",
+    type=config.RUNS_LIMIT.param(),
+    default=20,
+    show_default=True,
+    help="How many runs.",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines.")
 @db_option
 def runs(limit: int, as_json: bool, db: str | None) -> None:
@@ -611,9 +618,18 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("pipe: interrupted", err=True)
         sys.exit(130)
+    except click.UsageError as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # bare `pipe`: the help is the answer
+            e.show()
+            sys.exit(2)
+        # One line, like every other error (click's own is usage, hint, blank, error).
+        ctx = e.ctx
+        command = "pipe" if ctx is None or ctx.parent is None else f"pipe {ctx.info_name}"
+        _say(f"error: {e.format_message()} (see '{command} --help')")
+        sys.exit(2)
     except click.ClickException as e:
         e.show()
-        sys.exit(2 if isinstance(e, click.UsageError) else e.exit_code)
+        sys.exit(e.exit_code)
     except PipeError as e:
         _say(f"error: {e}")
         sys.exit(e.exit_code)
