@@ -11,10 +11,10 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from pipeline import __version__, api, config, doctor_output, history
+from pipeline import __version__, api, config, doctor_output, history, paths
 from pipeline import doctor as doctor_checks
 from pipeline import recipe as recipes
-from pipeline.actions import Result, write_choices
+from pipeline.actions import WRITE_ALIASES, Result, write_choices
 from pipeline.answers import Picture
 from pipeline.engine import Options
 from pipeline.errors import PipeError, UsageError
@@ -35,7 +35,42 @@ def db_option(func: Any) -> Any:
     )(func)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _help_footer(formatter: click.HelpFormatter) -> None:
+    """Help ends with the exit codes and this machine's own folders (looked up when the
+    help is shown, so PIPE_HOME and the XDG variables are honoured)."""
+    with formatter.section("Exit codes"):
+        formatter.write_dl(
+            [
+                ("0", "every item done (or skipped)"),
+                ("1", "some items failed: one line each on stderr; a re-run tries them"),
+                ("2", "a usage, recipe or settings error"),
+                ("3", "no backend answers, or none can run the recipe"),
+                ("130", "interrupted; finished items are saved"),
+            ]
+        )
+    with formatter.section("Files"):
+        for what, path in (
+            ("User recipes (a built-in's name there replaces it):", paths.user_recipes_dir()),
+            ("Settings (flags and environment variables win over them):", config.config_path()),
+        ):
+            formatter.write_text(what)
+            # Unwrapped, so the path can be copied.
+            formatter.write(f"{'':>{formatter.current_indent + 2}}{path}\n")
+
+
+class _Group(click.Group):
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        _help_footer(formatter)
+
+
+class _Command(click.Command):
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        _help_footer(formatter)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pipe")
 def cli() -> None:
     """Map local generative-AI models over folders of files, resumably.
@@ -47,7 +82,7 @@ def cli() -> None:
     """
 
 
-@cli.command()
+@cli.command(cls=_Command)
 @click.argument("recipe_name", metavar="RECIPE")
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
 @click.option(
@@ -55,8 +90,11 @@ def cli() -> None:
     "backend_urls",
     multiple=True,
     envvar="PIPE_BACKEND",
-    help="Server URL (llama.cpp/llamafile, koboldcpp, or openai:URL for an OpenAI-compatible"
-    " server such as vLLM); env PIPE_BACKEND.",
+    metavar="URL",
+    help="A server: http://HOST:PORT (llama.cpp, llamafile, koboldcpp; detected),"
+    " openai:URL (OpenAI-compatible: vLLM, Ollama, LM Studio), or cli:FILE.llamafile (run"
+    " once per file, no server). Repeat it for a pool that shares the work. Env PIPE_BACKEND"
+    " (several separated by spaces).",
 )
 @click.option(
     "--api-key-env",
@@ -119,7 +157,9 @@ def cli() -> None:
     "--write",
     type=click.Choice(write_choices()),
     default=None,
-    help="Where answers go (default: the recipe's; sidecar writes a file beside each input).",
+    help="Where answers go instead of the recipe's action: stdout (the same as print) prints"
+    " them, so a rename recipe shows its answers and renames nothing; sidecar writes a file"
+    " beside each input; xmp writes PHOTO.xmp (photo recipes only).",
 )
 @click.option(
     "--out",
@@ -252,6 +292,7 @@ def run(
     wait = settings["wait"].value
     # Several backends pass through as several --backend flags would.
     recipe = recipes.load(recipe_name, [*file.recipe_overrides(recipe_name), *overrides])
+    _check_write(recipe, write)
     if paths:
         items = api.items(
             recipe,
@@ -320,6 +361,14 @@ def run(
     elif summary.stopped:
         say.error(f"interrupted ({summary.stopped}); finished files are saved, run again to go on")
     sys.exit(summary.exit_code)
+
+
+def _check_write(recipe: recipes.Recipe, write: str | None) -> None:
+    """`--write` must suit the recipe's answers, as `then.action` must: refused before any
+    model is asked."""
+    problem = write and recipes.action_problem(recipe.steps, WRITE_ALIASES.get(write, write))
+    if problem:
+        raise UsageError(f"--write {write}: {problem}")
 
 
 def _by_backend(answered: dict[str, int]) -> str:
@@ -475,13 +524,13 @@ def doctor(
     sys.exit(0 if report.ok else 3)
 
 
-@cli.command(name="recipes")
+@cli.command(name="recipes", cls=_Command)
 def list_recipes() -> None:
     """List built-in and user recipes, and where each comes from."""
     rows = recipes.available()
     width = max((len(name) for name, *_ in rows), default=0)
     for name, origin, path, description in rows:
-        click.echo(f"{name:<{width}}  {origin:<8}  {description}  ({path})")
+        _echo(f"{name:<{width}}  {origin:<8}  {description}  ({path})")
 
 
 @cli.command()
@@ -507,13 +556,13 @@ def runs(limit: int, as_json: bool, db: str | None) -> None:
             if row["exit_code"] is None
             else f"{row['status']} (exit {row['exit_code']})"
         )
-        click.echo(
+        _echo(
             f"{row['id']:>5}  {row['recipe']:<18} {row['started'][:19].replace('T', ' ')}  "
             f"{row['done'] + row['cached']} done, {row['skipped']} skipped, {row['failed']} failed"
             f"  {status}"
         )
         if row.get("backends"):
-            click.echo(f"       answers by backend: {_by_backend(json.loads(row['backends']))}")
+            _echo(f"       answers by backend: {_by_backend(json.loads(row['backends']))}")
 
 
 @cli.command()

@@ -81,7 +81,8 @@ def test_template_width_is_bounded(llama: FakeLlama, notes: Path) -> None:
     refused(
         "run", "summarize-text", str(notes), "--backend", llama.url,
         "--set", "ask.prompt={text:>500000000}",
-        expected=f"width or precision 500000000 in {{text:>500000000}} is over the limit of {MAX_WIDTH}",
+        expected=f"width or precision 500000000 in {{text:>500000000}} is over the limit"
+        f" of {MAX_WIDTH}",
         llama=llama,
     )  # fmt: skip
 
@@ -173,3 +174,115 @@ def test_tomlfile_reads_what_tomllib_reads(tmp_path: Path) -> None:
     assert tomlfile.read(path) == {"a": [[1, 2], {"b": "c"}], "t": {"x": 1}}
     with pytest.raises(FileNotFoundError):
         tomlfile.read(tmp_path / "missing.toml")
+
+
+# -- recipe values, checked at load ------------------------------------------------------
+
+
+def test_a_set_error_names_the_set_not_the_builtin_recipe(llama: FakeLlama, tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"\xff\xd8\xff\xd9")
+    err = refused(
+        "run", "rename-images", str(photos), "--backend", llama.url,
+        "--set", "then.name={answer:,}{ext}",
+        expected="--set then.name={answer:,}{ext}: then.name: format spec of {answer:,}",
+        llama=llama,
+    )  # fmt: skip
+    assert "rename-images.toml" not in err
+
+
+@pytest.mark.parametrize(
+    ("assignment", "expected"),
+    [
+        ("ask.temperature=5", "ask.temperature: expected 0.0 to 2.0, got 5"),
+        ("ask.temperature=nan", "ask.temperature: expected 0.0 to 2.0, got nan"),
+        ("ask.max_tokens=9223372036854775807", "ask.max_tokens: expected 1 to 1000000"),
+        ("ask.repeat_penalty=inf", "ask.repeat_penalty: expected 0.5 to 2.0 (1.0 is off)"),
+        ("ask.prompt={text:%Y}", "ask.prompt: format spec of {text:%Y}: Invalid format spec"),
+    ],
+)
+def test_sampling_values_are_range_checked(
+    llama: FakeLlama, notes: Path, assignment: str, expected: str
+) -> None:
+    err = refused(
+        "run", "summarize-text", str(notes), "--backend", llama.url, "--set", assignment,
+        expected=f"--set {assignment}: {expected}", llama=llama,
+    )  # fmt: skip
+    assert "summarize-text.toml" not in err
+
+
+def test_a_recipe_files_own_error_still_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text("[ask]\nprompt = '{text}'\ntemperature = 3\n")
+    with pytest.raises(RecipeError, match=rf"^{path}: ask.temperature: expected 0.0 to 2.0"):
+        recipes.load(str(path), ["ask.max_tokens=10"])
+
+
+def test_set_labels_follow_step_names(tmp_path: Path) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text(
+        "[[steps]]\nname = 'gist'\nprompt = '{text}'\n"
+        "[[steps]]\nname = 'title'\nprompt = '{gist}'\n"
+    )
+    with pytest.raises(RecipeError, match=r"^--set title.max_tokens=0: steps\[1\].max_tokens"):
+        recipes.load(str(path), ["title.max_tokens=0"])
+
+
+def test_format_specs_are_checked_against_each_fields_kind() -> None:
+    ok = recipes.load(
+        "rename-images", ["then.name={exif.date:%Y-%m-%d}-{counter:03d}-{exif.lat:.3f}{ext}"]
+    )
+    assert ok.new_name is not None
+    with pytest.raises(RecipeError, match=r"format spec of \{counter:%Y\}"):
+        recipes.load("rename-images", ["then.name={counter:%Y}{ext}"])
+
+
+def test_write_xmp_is_refused_for_a_text_recipe(llama: FakeLlama, notes: Path) -> None:
+    refused(
+        "run", "summarize-text", str(notes), "--backend", llama.url, "--write", "xmp",
+        expected="--write xmp: 'xmp' describes photos, but this recipe reads no image",
+        llama=llama,
+    )  # fmt: skip
+    refused(
+        "run", "thumbnails", str(notes), "--backend", llama.url, "--write", "sidecar",
+        expected="--write sidecar: 'sidecar' needs text, but the last step draws",
+        llama=llama,
+    )  # fmt: skip
+
+
+# -- what people read --------------------------------------------------------------------
+
+
+def test_help_names_backends_pool_write_exit_codes_and_folders(pipe_home: Path) -> None:
+    shown = " ".join(run_pipe("run", "--help").stdout.split())
+    for words in (
+        "openai:URL",
+        "cli:FILE.llamafile",
+        "Repeat it for a pool",
+        "stdout (the same as print)",
+        "130 interrupted",
+        "2 a usage, recipe or settings error",
+    ):
+        assert words in shown, words
+    lines = run_pipe("run", "--help").stdout.splitlines()
+    assert f"    {pipe_home / 'recipes'}" in lines and f"    {pipe_home / 'config.toml'}" in lines
+    assert "Exit codes" in run_pipe("--help").stdout
+
+
+def test_recipe_names_and_descriptions_reach_a_terminal_escaped(
+    pipe_home: Path, llama: FakeLlama, notes: Path, tmp_path: Path
+) -> None:
+    (pipe_home / "recipes").mkdir(parents=True)
+    (pipe_home / "recipes" / "shout.toml").write_text(
+        'description = "Shout \\u001b]0;owned\\u0007 it"\n[ask]\nprompt = "SHOUT: {text}"\n'
+    )
+    hostile = tmp_path / "b\x1b[31mred.toml"
+    hostile.write_text("[ask]\nprompt = 'Sum up {text}'\n")
+    assert run_pipe("run", str(hostile), str(notes), "--backend", llama.url).returncode == 0
+    for command in ("recipes", "runs"):
+        code, shown = run_on_terminal(command)
+        assert code == 0, shown
+        assert b"\x1b" not in shown and b"\x07" not in shown, shown
+    assert b"Shout \\e]0;owned\\x07 it" in run_on_terminal("recipes")[1]
+    assert b"b\\e[31mred" in run_on_terminal("runs")[1]
