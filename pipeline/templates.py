@@ -18,6 +18,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 # A width or precision past this is a mistake: `{name:>500000000}` would take 4 GB per item.
 MAX_WIDTH = 1000
 MAX_SPEC = 100  # characters; a strftime spec's output is bounded by its length
+MAX_WIDTHS = 10 * MAX_WIDTH  # all of one template's widths together
 # Python's format spec: [[fill]align][sign][z][#][0][width][grouping][.precision][type].
 _STANDARD_SPEC = re.compile(r"(?:.?[<>=^])?[-+ ]?z?#?0?(\d*)[_,]?(?:\.(\d+))?[a-zA-Z%]?\Z", re.S)
 # A strftime spec (`{exif.date:%Y}`): glibc reads `%500000000Y` as a width too.
@@ -111,6 +112,9 @@ def compile_template(source: str, allowed: set[str] | None = None) -> Template:
             )
         parts.append(_parse_field(m.group(1).strip(), allowed))
     parts.append(source[pos:])
+    widths = sum(_spec_width(p.spec) for p in parts if isinstance(p, Field))
+    if widths > MAX_WIDTHS:
+        raise TemplateError(f"the widths in this template add up to {widths}, over {MAX_WIDTHS}")
     return Template(source, tuple(p for p in parts if p != ""))
 
 
@@ -124,20 +128,21 @@ def _parse_field(body: str, allowed: set[str] | None) -> Field:
     for f in filters:
         if f not in FILTERS:
             raise TemplateError(f"unknown filter '|{f}'; known: {', '.join(sorted(FILTERS))}")
-    _check_spec_size(spec, name)
+    if len(spec) > MAX_SPEC:
+        raise TemplateError(f"format spec of {{{name}}} is over {MAX_SPEC} characters")
+    if _spec_width(spec) > MAX_WIDTH:
+        raise TemplateError(
+            f"width or precision {_spec_width(spec)} in {{{name}:{spec}}} is over the limit of"
+            f" {MAX_WIDTH}"
+        )
     return Field(name, spec, tuple(filters))
 
 
-def _check_spec_size(spec: str, name: str) -> None:
-    if len(spec) > MAX_SPEC:
-        raise TemplateError(f"format spec of {{{name}}} is over {MAX_SPEC} characters")
+def _spec_width(spec: str) -> int:
+    """The largest width or precision in a format spec (at most MAX_SPEC characters)."""
     m = _STANDARD_SPEC.match(spec)
     numbers = [n for n in m.groups() if n] if m else _STRFTIME_WIDTH.findall(spec)
-    for n in numbers:
-        if int(n) > MAX_WIDTH:
-            raise TemplateError(
-                f"width or precision {int(n)} in {{{name}:{spec}}} is over the limit of {MAX_WIDTH}"
-            )
+    return max((int(n) for n in numbers), default=0)
 
 
 def register_filter(name: str, func: Filter) -> None:

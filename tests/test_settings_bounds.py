@@ -106,6 +106,12 @@ def test_template_width_and_spec_length_are_bounded(source: str) -> None:
         compile_template(source, {"a", "d"})
 
 
+def test_template_widths_together_are_bounded() -> None:
+    compile_template("{a:>1000}" * 10, {"a"})
+    with pytest.raises(TemplateError, match="add up to 11000, over 10000"):
+        compile_template("{a:>1000}" * 11, {"a"})
+
+
 def test_template_bounds_keep_ordinary_specs() -> None:
     t = compile_template("{a:>1000}|{n:08.3f}|{c:,}|{d:%Y-%m-%d}", {"a", "n", "c", "d"})
     from datetime import date
