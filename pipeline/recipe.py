@@ -199,8 +199,13 @@ def _blame_override(error: RecipeError, where: str, fields: list[tuple[str, str]
     rest = message[len(where) + 2 :]
     for assignment, label in reversed(fields):
         if rest.startswith((label + ":", label + ".", label + "[")):
-            return RecipeError(f"--set {assignment}: {rest}")
+            return RecipeError(f"--set {_shown(assignment)}: {rest}")
     return error
+
+
+def _shown(assignment: str, limit: int = 80) -> str:
+    """A `--set` as errors quote it: a long value is cut, so the error stays one short line."""
+    return assignment if len(assignment) <= limit else assignment[: limit - 1] + "…"
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -217,12 +222,14 @@ def apply_override(data: dict[str, Any], assignment: str, path: Path) -> str:
     Returns the field as `parse` names it in errors (`steps[1].prompt`)."""
     dotted, sep, raw = assignment.partition("=")
     if not sep or not dotted.strip():
-        raise RecipeError(f"--set {assignment!r}: expected FIELD=VALUE, e.g. ask.max_tokens=200")
+        raise RecipeError(
+            f"--set {_shown(assignment)!r}: expected FIELD=VALUE, e.g. ask.max_tokens=200"
+        )
     try:
         value = tomlfile.loads(f"v = {raw}")["v"]
     except tomlfile.Unreadable as e:
         if "nested more than" in str(e):
-            raise RecipeError(f"--set {assignment}: {e}") from None
+            raise RecipeError(f"--set {_shown(assignment)}: {e}") from None
         value = raw
     keys = dotted.strip().split(".")
     steps = data.get("steps") if keys[0] not in _TOP_KEYS else None
@@ -242,10 +249,10 @@ def apply_override(data: dict[str, Any], assignment: str, path: Path) -> str:
             label += f".{key}" if label else key
         if not isinstance(target, dict | list):
             raise RecipeError(
-                f"--set {assignment}: {'.'.join(keys[: i + 1])} is not a table in {path}"
+                f"--set {_shown(assignment)}: {'.'.join(keys[: i + 1])} is not a table in {path}"
             )
     if isinstance(target, list):
-        raise RecipeError(f"--set {assignment}: name a step, e.g. steps.NAME.max_tokens")
+        raise RecipeError(f"--set {_shown(assignment)}: name a step, e.g. steps.NAME.max_tokens")
     target[keys[-1]] = value
     return f"{label}.{keys[-1]}" if label else keys[-1]
 
@@ -256,7 +263,7 @@ def _step_by_name(steps: list[Any], key: str, assignment: str, where: str) -> An
             return step
     if key.isdigit() and int(key) < len(steps):
         return steps[int(key)]
-    raise RecipeError(f"--set {assignment}: {where}: no step named '{key}'")
+    raise RecipeError(f"--set {_shown(assignment)}: {where}: no step named '{key}'")
 
 
 def parse(data: dict[str, Any], path: Path, origin: str = "") -> Recipe:
@@ -421,9 +428,7 @@ def _ranged(
     value = _typed(table, key, kind, where, prefix, default)
     low, high = bounds
     if not low <= value <= high:
-        raise RecipeError(
-            f"{where}: {prefix}{key}: expected {low} to {high}{note}, got {value!r}"
-        )
+        raise RecipeError(f"{where}: {prefix}{key}: expected {low} to {high}{note}, got {value!r}")
     return value
 
 

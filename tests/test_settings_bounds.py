@@ -292,3 +292,9 @@ def test_recipe_names_and_descriptions_reach_a_terminal_escaped(
         assert b"\x1b" not in shown and b"\x07" not in shown, shown
     assert b"Shout \\e]0;owned\\x07 it" in run_on_terminal("recipes")[1]
     assert b"b\\e[31mred" in run_on_terminal("runs")[1]
+
+
+def test_a_long_set_is_cut_in_its_error() -> None:
+    with pytest.raises(RecipeError) as e:
+        recipes.load("summarize-text", ["ask.prompt={text:,}" + "x" * 100_000])
+    assert str(e.value).startswith("--set ask.prompt={text:,}xxx") and len(str(e.value)) < 300
