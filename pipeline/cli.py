@@ -613,7 +613,7 @@ def show(path: str, as_json: bool, db: str | None) -> None:
 
 
 @cli.command()
-@click.argument("run_id", type=int, required=False)
+@click.argument("run_id", type=config.RUN_ID.param(), required=False)
 @db_option
 def undo(run_id: int | None, db: str | None) -> None:
     """Put back the names a rename run changed (default: the last one), newest first.

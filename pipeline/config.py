@@ -70,7 +70,7 @@ class Bound:
 
 
 def _num(value: float) -> str:
-    return f"{value:g}" if value < 1e6 else f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) and value >= 10_000 else f"{value:g}"
 
 
 class _BoundType(click.ParamType):
@@ -94,6 +94,7 @@ TIMEOUT = Bound(1, DAY, unit="seconds")  # for one answer, or for a server to lo
 WAIT = Bound(0, DAY, unit="seconds")
 RETRIES = Bound(0, 100, whole=True)
 RUNS_LIMIT = Bound(1, 1_000_000, whole=True)
+RUN_ID = Bound(1, 2**63 - 1, whole=True)  # SQLite's largest integer
 
 
 # key: (check, what it should be)

@@ -56,6 +56,11 @@ def test_unbounded_flags_are_one_line(
 def test_doctor_and_runs_numbers_are_bounded() -> None:
     refused("doctor", "--timeout", "inf", expected="--timeout': expected a number from 1")
     refused("runs", "-n", "1" + "0" * 30, expected="--limit': expected a whole number from 1")
+    refused(
+        "undo",
+        "1" + "0" * 30,
+        expected="RUN_ID]': expected a whole number from 1 to 9,223,372,036,854,775,807,",
+    )
 
 
 @pytest.mark.parametrize(
