@@ -227,9 +227,9 @@ def apply_override(data: dict[str, Any], assignment: str, path: Path) -> str:
         )
     try:
         value = tomlfile.loads(f"v = {raw}")["v"]
-    except tomlfile.Unreadable as e:
-        if "nested more than" in str(e):
-            raise RecipeError(f"--set {_shown(assignment)}: {e}") from None
+    except tomlfile.TooDeep as e:
+        raise RecipeError(f"--set {_shown(assignment)}: {e}") from None
+    except tomlfile.Unreadable:
         value = raw
     keys = dotted.strip().split(".")
     steps = data.get("steps") if keys[0] not in _TOP_KEYS else None
@@ -261,9 +261,9 @@ def _step_by_name(steps: list[Any], key: str, assignment: str, where: str) -> An
     for step in steps:
         if isinstance(step, dict) and step.get("name") == key:
             return step
-    if key.isdigit() and int(key) < len(steps):
+    if key.isascii() and key.isdigit() and len(key) < 10 and int(key) < len(steps):
         return steps[int(key)]
-    raise RecipeError(f"--set {_shown(assignment)}: {where}: no step named '{key}'")
+    raise RecipeError(f"--set {_shown(assignment)}: {_shown(where, 40)}: no such step")
 
 
 def parse(data: dict[str, Any], path: Path, origin: str = "") -> Recipe:

@@ -17,6 +17,10 @@ class Unreadable(ValueError):
     """The TOML cannot be used; the message is one line (without the file's name)."""
 
 
+class TooDeep(Unreadable):
+    """Tables and lists nested past MAX_DEPTH."""
+
+
 def read(path: Path) -> dict[str, Any]:
     """A TOML file's tables. OSError (FileNotFoundError too) passes through."""
     with path.open("rb") as f:
@@ -36,9 +40,9 @@ def loads(text: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as e:
         raise Unreadable(f"not valid TOML: {e}") from None
     except RecursionError:
-        raise Unreadable(f"not valid TOML: nested more than {MAX_DEPTH} deep") from None
+        raise TooDeep(f"not valid TOML: nested more than {MAX_DEPTH} deep") from None
     if _too_deep(value, MAX_DEPTH):
-        raise Unreadable(f"not valid TOML: nested more than {MAX_DEPTH} deep")
+        raise TooDeep(f"not valid TOML: nested more than {MAX_DEPTH} deep")
     return value
 
 

@@ -303,3 +303,10 @@ def test_a_long_set_is_cut_in_its_error() -> None:
     with pytest.raises(RecipeError) as e:
         recipes.load("summarize-text", ["ask.prompt={text:,}" + "x" * 100_000])
     assert str(e.value).startswith("--set ask.prompt={text:,}xxx") and len(str(e.value)) < 300
+
+
+@pytest.mark.parametrize("key", ["²", "9" * 5000, "nope"])
+def test_a_set_naming_no_step_is_one_short_line(key: str) -> None:
+    with pytest.raises(RecipeError, match="no such step") as e:
+        recipes.load("thumbnails", [f"steps.{key}.prompt=x"])
+    assert len(str(e.value)) < 200
