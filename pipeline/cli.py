@@ -12,10 +12,10 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from pipeline import __version__, api, config, doctor_output, history
+from pipeline import __version__, api, config, doctor_output, history, paths
 from pipeline import doctor as doctor_checks
 from pipeline import recipe as recipes
-from pipeline.actions import Result, write_choices
+from pipeline.actions import WRITE_ALIASES, Result, write_choices
 from pipeline.answers import Picture
 from pipeline.engine import Options
 from pipeline.errors import PipeError, UsageError
@@ -38,7 +38,42 @@ def db_option(func: Any) -> Any:
     )(func)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _help_footer(formatter: click.HelpFormatter) -> None:
+    """Help ends with the exit codes and this machine's own folders (looked up when the
+    help is shown, so PIPE_HOME and the XDG variables are honoured)."""
+    with formatter.section("Exit codes"):
+        formatter.write_dl(
+            [
+                ("0", "every item done (or skipped)"),
+                ("1", "some items failed: one line each on stderr; a re-run tries them"),
+                ("2", "a usage, recipe or settings error"),
+                ("3", "no backend answers, or none can run the recipe"),
+                ("130", "interrupted; finished items are saved"),
+            ]
+        )
+    with formatter.section("Files"):
+        for what, path in (
+            ("User recipes (a built-in's name there replaces it):", paths.user_recipes_dir()),
+            ("Settings (flags and environment variables win over them):", config.config_path()),
+        ):
+            formatter.write_text(what)
+            # Unwrapped, so the path can be copied.
+            formatter.write(f"{'':>{formatter.current_indent + 2}}{path}\n")
+
+
+class _Group(click.Group):
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        _help_footer(formatter)
+
+
+class _Command(click.Command):
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        _help_footer(formatter)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pipe")
 def cli() -> None:
     """Map local generative-AI models over folders of files, resumably.
@@ -50,7 +85,7 @@ def cli() -> None:
     """
 
 
-@cli.command()
+@cli.command(cls=_Command)
 @click.argument("recipe_name", metavar="RECIPE")
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
 @click.option(
@@ -58,8 +93,11 @@ def cli() -> None:
     "backend_urls",
     multiple=True,
     envvar="PIPE_BACKEND",
-    help="Server URL (llama.cpp/llamafile, koboldcpp, or openai:URL for an OpenAI-compatible"
-    " server such as vLLM); env PIPE_BACKEND.",
+    metavar="URL",
+    help="A server: http://HOST:PORT (llama.cpp, llamafile, koboldcpp; detected),"
+    " openai:URL (OpenAI-compatible: vLLM, Ollama, LM Studio), or cli:FILE.llamafile (run"
+    " once per file, no server). Repeat it for a pool that shares the work. Env PIPE_BACKEND"
+    " (several separated by spaces).",
 )
 @click.option(
     "--api-key-env",
@@ -104,7 +142,7 @@ def cli() -> None:
 )
 @click.option(
     "--start-timeout",
-    type=click.FloatRange(min=1),
+    type=config.TIMEOUT.param(),
     default=300,
     show_default=True,
     help="Seconds to wait for the --model server to load.",
@@ -112,7 +150,7 @@ def cli() -> None:
 @click.option(
     "-j",
     "--jobs",
-    type=click.IntRange(min=1),
+    type=config.JOBS.param(),
     default=None,
     help="Requests in flight (default: the server's slots; 4 for OpenAI-compatible servers).",
 )
@@ -122,7 +160,9 @@ def cli() -> None:
     "--write",
     type=click.Choice(write_choices()),
     default=None,
-    help="Where answers go (default: the recipe's; sidecar writes a file beside each input).",
+    help="Where answers go instead of the recipe's action: stdout (the same as print) prints"
+    " them, so a rename recipe shows its answers and renames nothing; sidecar writes a file"
+    " beside each input; xmp writes PHOTO.xmp (photo recipes only).",
 )
 @click.option(
     "--out",
@@ -172,21 +212,21 @@ def cli() -> None:
 )
 @click.option(
     "--retries",
-    type=click.IntRange(min=0),
+    type=config.RETRIES.param(),
     default=3,
     show_default=True,
     help="Further attempts per model call after a failure.",
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1),
+    type=config.TIMEOUT.param(),
     default=600,
     show_default=True,
     help="Seconds to wait for one model answer.",
 )
 @click.option(
     "--wait",
-    type=click.FloatRange(min=0),
+    type=config.WAIT.param(),
     default=30,
     show_default=True,
     help="Seconds to wait for a server that is starting or went away.",
@@ -263,6 +303,7 @@ def run(
     wait = settings["wait"].value
     # Several backends pass through as several --backend flags would.
     recipe = recipes.load(recipe_name, [*file.recipe_overrides(recipe_name), *overrides])
+    _check_write(recipe, write)
     if paths:
         items = api.items(
             recipe,
@@ -337,6 +378,14 @@ def run(
     elif summary.stopped:
         say.error(f"interrupted ({summary.stopped}); finished files are saved, run again to go on")
     sys.exit(summary.exit_code)
+
+
+def _check_write(recipe: recipes.Recipe, write: str | None) -> None:
+    """`--write` must suit the recipe's answers, as `then.action` must: refused before any
+    model is asked."""
+    problem = write and recipes.action_problem(recipe.steps, WRITE_ALIASES.get(write, write))
+    if problem:
+        raise UsageError(f"--write {write}: {problem}")
 
 
 def _by_backend(answered: dict[str, int]) -> str:
@@ -414,14 +463,14 @@ class _Messages:
 @click.option("--model-name", help="As for pipe run.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1),
+    type=config.TIMEOUT.param(),
     default=60,
     show_default=True,
     help="Seconds to wait for the tiny test request.",
 )
 @click.option(
     "--wait",
-    type=click.FloatRange(min=0),
+    type=config.WAIT.param(),
     default=0,
     show_default=True,
     help="Seconds to wait for a server that is still loading.",
@@ -504,17 +553,24 @@ def doctor(
     sys.exit(0 if report.ok else 3)
 
 
-@cli.command(name="recipes")
+@cli.command(name="recipes", cls=_Command)
 def list_recipes() -> None:
     """List built-in and user recipes, and where each comes from."""
     rows = recipes.available()
     width = max((len(name) for name, *_ in rows), default=0)
     for name, origin, path, description in rows:
-        click.echo(f"{name:<{width}}  {origin:<8}  {description}  ({path})")
+        _echo(f"{name:<{width}}  {origin:<8}  {description}  ({path})")
 
 
 @cli.command()
-@click.option("-n", "--limit", type=int, default=20, show_default=True, help="How many runs.")
+@click.option(
+    "-n",
+    "--limit",
+    type=config.RUNS_LIMIT.param(),
+    default=20,
+    show_default=True,
+    help="How many runs.",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines.")
 @db_option
 def runs(limit: int, as_json: bool, db: str | None) -> None:
@@ -535,12 +591,12 @@ def runs(limit: int, as_json: bool, db: str | None) -> None:
         )
         if row["dry_run"]:
             status += ", dry run"
-        click.echo(
+        _echo(
             f"{row['id']:>5}  {row['recipe']:<18} {row['started'][:19].replace('T', ' ')}  "
             f"{Counts.of_run(row).words(row['dry_run'])}  {status}"
         )
         if row.get("backends"):
-            click.echo(f"       answers by backend: {_by_backend(json.loads(row['backends']))}")
+            _echo(f"       answers by backend: {_by_backend(json.loads(row['backends']))}")
 
 
 @cli.command()
@@ -591,7 +647,7 @@ def show(path: str, as_json: bool, db: str | None) -> None:
 
 
 @cli.command()
-@click.argument("run_id", type=int, required=False)
+@click.argument("run_id", type=config.RUN_ID.param(), required=False)
 @db_option
 def undo(run_id: int | None, db: str | None) -> None:
     """Put back the names a rename run changed (default: the last one), newest first.
@@ -661,9 +717,18 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("pipe: interrupted", err=True)
         sys.exit(130)
+    except click.UsageError as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # bare `pipe`: the help is the answer
+            e.show()
+            sys.exit(2)
+        # One line, like every other error (click's own is usage, hint, blank, error).
+        ctx = e.ctx
+        command = "pipe" if ctx is None or ctx.parent is None else f"pipe {ctx.info_name}"
+        _say(f"error: {e.format_message()} (see '{command} --help')")
+        sys.exit(2)
     except click.ClickException as e:
         e.show()
-        sys.exit(2 if isinstance(e, click.UsageError) else e.exit_code)
+        sys.exit(e.exit_code)
     except PipeError as e:
         _say(f"error: {e}")
         sys.exit(e.exit_code)

@@ -19,8 +19,8 @@ Flags and environment variables win over the file; a recipe's defaults apply bef
 from __future__ import annotations
 
 import json
+import math
 import os
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +29,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from pipeline import paths
+from pipeline import paths, tomlfile
 from pipeline.backends import DEFAULT_IMAGE_URLS, DEFAULT_URLS
 from pipeline.errors import UsageError
 
@@ -44,24 +44,69 @@ def _is_url_list(v: Any) -> bool:
     return isinstance(v, list) and all(_is_str(u) for u in v)
 
 
-def _is_positive_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+@dataclass(frozen=True)
+class Bound:
+    """The numbers a setting may take. One per setting, used by its flag (as the click type)
+    and by config.toml, so `-j 9223372036854775807` (every thread built up front) or
+    `--timeout inf` (an OverflowError per item) is refused wherever it comes from."""
+
+    low: float
+    high: float
+    whole: bool = False  # a whole number, else any finite number
+    unit: str = ""  # "seconds"
+
+    def describe(self) -> str:
+        kind = "a whole number" if self.whole else "a number"
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{kind} from {_num(self.low)} to {_num(self.high)}{unit}"
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int if self.whole else int | float):
+            return False
+        return math.isfinite(value) and self.low <= value <= self.high
+
+    def param(self) -> click.ParamType:
+        return _BoundType(self)
 
 
-def _is_seconds(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
+def _num(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) and value >= 10_000 else f"{value:g}"
+
+
+class _BoundType(click.ParamType):
+    def __init__(self, bound: Bound) -> None:
+        self.bound = bound
+        self.name = "integer" if bound.whole else "float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            number = (int if self.bound.whole else float)(value)
+        except (TypeError, ValueError, OverflowError):
+            number = None
+        if number is None or not self.bound.accepts(number):
+            self.fail(f"expected {self.bound.describe()}, got {value!r}", param, ctx)
+        return number
+
+
+DAY = 86_400.0
+JOBS = Bound(1, 1024, whole=True)  # requests in flight; each is a thread
+TIMEOUT = Bound(1, DAY, unit="seconds")  # for one answer, or for a server to load
+WAIT = Bound(0, DAY, unit="seconds")
+RETRIES = Bound(0, 100, whole=True)
+RUNS_LIMIT = Bound(1, 1_000_000, whole=True)
+RUN_ID = Bound(1, 2**63 - 1, whole=True)  # SQLite's largest integer
 
 
 # key: (check, what it should be)
 KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "backends": (_is_url_list, 'a list of URLs, e.g. ["http://gpu1:8080"]'),
     "sd_backend": (_is_str, 'a URL, e.g. "http://127.0.0.1:5001"'),
-    "jobs": (_is_positive_int, "a whole number of at least 1"),
+    "jobs": (JOBS.accepts, JOBS.describe()),
     "db": (_is_str, 'a file path, e.g. "~/pipe/state.db"'),
     "api_key_env": (_is_str, 'the name of an environment variable, e.g. "VLLM_KEY"'),
     "model_name": (_is_str, 'a model name, e.g. "llava"'),
-    "timeout": (lambda v: _is_seconds(v) and v >= 1, "a number of seconds, at least 1"),
-    "wait": (_is_seconds, "a number of seconds"),
+    "timeout": (TIMEOUT.accepts, TIMEOUT.describe()),
+    "wait": (WAIT.accepts, WAIT.describe()),
 }
 
 
@@ -91,12 +136,11 @@ def load(path: Path | None = None) -> FileConfig:
     """Read and check the config file; a problem is one UsageError naming the file and key."""
     path = path or config_path()
     try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
+        data = tomlfile.read(path)
     except FileNotFoundError:
         return FileConfig(path)
-    except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"{path}: not valid TOML: {e}") from None
+    except tomlfile.Unreadable as e:
+        raise UsageError(f"{path}: {e}") from None
     except OSError as e:
         raise UsageError(f"{path}: cannot read: {e.strerror}") from None
     values: dict[str, Any] = {}

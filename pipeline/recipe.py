@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pipeline import paths
+from pipeline import paths, tomlfile
 from pipeline.actions import ACTIONS
 from pipeline.chat_formats import FORMATS
 from pipeline.drawing_steps import DRAW_KEYS, DRAW_KINDS, DrawStep, parse_draw_step
@@ -50,6 +50,20 @@ _THEN_KEYS = {"action", "sidecar", "name", "date", "image"}
 # What each action needs the last step to answer.
 _PICTURE_ACTIONS = {"image"}
 _TEXT_ACTIONS = {"sidecar", "xmp", "rename"}
+_PHOTO_ACTIONS = {"xmp"}  # an XMP sidecar describes a photo
+# Sampling values every kind of server takes (OpenAI-compatible ones refuse temperature > 2);
+# max_tokens past any model's context is a typo, and some servers allocate for it.
+TEMPERATURE = (0.0, 2.0)
+MAX_TOKENS = (1, 1_000_000)
+REPEAT_PENALTY = (0.5, 2.0)
+# A value like each field's at run time, to check format specs (`{answer:,}`) at load.
+_SAMPLES: dict[str, Any] = {
+    "counter": 1,
+    "exif": {},
+    "exif.date": datetime(2000, 1, 1),
+    "exif.lat": 0.0,
+    "exif.lon": 0.0,
+}
 
 
 @dataclass(frozen=True)
@@ -170,29 +184,52 @@ def find(name_or_path: str) -> tuple[Path, str]:
 def load(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     path, origin = find(name_or_path)
     data = _read_toml(path)
-    for item in overrides:
-        apply_override(data, item, path)
-    return parse(data, path, origin)
+    fields = [(item, apply_override(data, item, path)) for item in overrides]
+    try:
+        return parse(data, path, origin)
+    except RecipeError as e:
+        raise _blame_override(e, str(path), fields) from None
+
+
+def _blame_override(error: RecipeError, where: str, fields: list[tuple[str, str]]) -> RecipeError:
+    """An error in a field that `--set` gave names the `--set`, not the recipe file."""
+    message = str(error)
+    if not message.startswith(where + ": "):
+        return error
+    rest = message[len(where) + 2 :]
+    for assignment, label in reversed(fields):
+        if rest.startswith((label + ":", label + ".", label + "[")):
+            return RecipeError(f"--set {_shown(assignment)}: {rest}")
+    return error
+
+
+def _shown(assignment: str, limit: int = 80) -> str:
+    """A `--set` as errors quote it: a long value is cut, so the error stays one short line."""
+    return assignment if len(assignment) <= limit else assignment[: limit - 1] + "…"
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise RecipeError(f"{path}: not valid TOML: {e}") from None
+        return tomlfile.read(path)
+    except tomlfile.Unreadable as e:
+        raise RecipeError(f"{path}: {e}") from None
     except OSError as e:
         raise RecipeError(f"{path}: cannot read: {e.strerror}") from None
 
 
-def apply_override(data: dict[str, Any], assignment: str, path: Path) -> None:
-    """`--set ask.max_tokens=200`: the value is read as TOML when it parses, else a string."""
+def apply_override(data: dict[str, Any], assignment: str, path: Path) -> str:
+    """`--set ask.max_tokens=200`: the value is read as TOML when it parses, else a string.
+    Returns the field as `parse` names it in errors (`steps[1].prompt`)."""
     dotted, sep, raw = assignment.partition("=")
     if not sep or not dotted.strip():
-        raise RecipeError(f"--set {assignment!r}: expected FIELD=VALUE, e.g. ask.max_tokens=200")
+        raise RecipeError(
+            f"--set {_shown(assignment)!r}: expected FIELD=VALUE, e.g. ask.max_tokens=200"
+        )
     try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+        value = tomlfile.loads(f"v = {raw}")["v"]
+    except tomlfile.TooDeep as e:
+        raise RecipeError(f"--set {_shown(assignment)}: {e}") from None
+    except tomlfile.Unreadable:
         value = raw
     keys = dotted.strip().split(".")
     steps = data.get("steps") if keys[0] not in _TOP_KEYS else None
@@ -201,25 +238,32 @@ def apply_override(data: dict[str, Any], assignment: str, path: Path) -> None:
     ):
         keys = ["steps", *keys]  # `draw.prompt` is short for `steps.draw.prompt`
     target: Any = data
+    label = ""
     for i, key in enumerate(keys[:-1]):
         if isinstance(target, list):
-            target = _step_by_name(target, key, path, ".".join(keys[: i + 1]))
+            step = _step_by_name(target, key, assignment, ".".join(keys[: i + 1]))
+            label += f"[{next(n for n, s in enumerate(target) if s is step)}]"
+            target = step
         else:
             target = target.setdefault(key, {})
+            label += f".{key}" if label else key
         if not isinstance(target, dict | list):
-            raise RecipeError(f"{path}: --set {dotted}: {'.'.join(keys[: i + 1])} is not a table")
+            raise RecipeError(
+                f"--set {_shown(assignment)}: {'.'.join(keys[: i + 1])} is not a table in {path}"
+            )
     if isinstance(target, list):
-        raise RecipeError(f"{path}: --set {dotted}: name a step, e.g. steps.NAME.max_tokens")
+        raise RecipeError(f"--set {_shown(assignment)}: name a step, e.g. steps.NAME.max_tokens")
     target[keys[-1]] = value
+    return f"{label}.{keys[-1]}" if label else keys[-1]
 
 
-def _step_by_name(steps: list[Any], key: str, path: Path, where: str) -> Any:
+def _step_by_name(steps: list[Any], key: str, assignment: str, where: str) -> Any:
     for step in steps:
         if isinstance(step, dict) and step.get("name") == key:
             return step
-    if key.isdigit() and int(key) < len(steps):
+    if key.isascii() and key.isdigit() and len(key) < 10 and int(key) < len(steps):
         return steps[int(key)]
-    raise RecipeError(f"{path}: --set {where}: no step named '{key}'")
+    raise RecipeError(f"--set {_shown(assignment)}: {_shown(where, 40)}: no such step")
 
 
 def parse(data: dict[str, Any], path: Path, origin: str = "") -> Recipe:
@@ -262,14 +306,9 @@ def parse(data: dict[str, Any], path: Path, origin: str = "") -> Recipe:
     new_name = _template(name_src, RENAME_FIELDS | answers, where, "then.name")
     image_src = _typed(then, "image", str, where, "then.", "{name}.png")
     image_name = _template(image_src, NAME_FIELDS | {"text"}, where, "then.image")
-    last = steps[-1]
-    if action in _PICTURE_ACTIONS and not last.draws:
-        raise RecipeError(f"{where}: then.action: {action!r} needs a last step that draws")
-    if action in _TEXT_ACTIONS and last.draws:
-        raise RecipeError(
-            f"{where}: then.action: {action!r} needs text, but the last step draws; use"
-            ' action = "image"'
-        )
+    problem = action_problem(tuple(steps), action)
+    if problem:
+        raise RecipeError(f"{where}: then.action: {problem}")
     date = _typed(then, "date", str, where, "then.", "original")
     if date not in DATES:
         raise RecipeError(f"{where}: then.date: expected one of {', '.join(DATES)}, got {date!r}")
@@ -286,6 +325,19 @@ def parse(data: dict[str, Any], path: Path, origin: str = "") -> Recipe:
         date=date,
         image_name=image_name,
     )
+
+
+def action_problem(steps: tuple[Step | DrawStep, ...], action: str) -> str:
+    """Why `action` cannot take these steps' answers ("" when it can): for `then.action`
+    and for `--write`, before any model is asked."""
+    last = steps[-1]
+    if action in _PICTURE_ACTIONS and not last.draws:
+        return f"{action!r} needs a last step that draws"
+    if action in _TEXT_ACTIONS and last.draws:
+        return f'{action!r} needs text, but the last step draws; use action = "image"'
+    if action in _PHOTO_ACTIONS and not any(s.kind in ("vision", "img2img") for s in steps):
+        return f"{action!r} describes photos, but this recipe reads no image; use sidecar"
+    return ""
 
 
 def _parse_step(raw: Any, where: str, label: str, earlier: set[str]) -> Step | DrawStep:
@@ -314,13 +366,11 @@ def _parse_step(raw: Any, where: str, label: str, earlier: set[str]) -> Step | D
             f"{where}: {p}",
             lambda t, k, ty, d: _typed(t, k, ty, where, p, d),
         )
-    max_tokens = _typed(raw, "max_tokens", int, where, p, 256)
-    if max_tokens < 1:
-        raise RecipeError(f"{where}: {p}max_tokens: expected a positive whole number")
-    temperature = _typed(raw, "temperature", (int, float), where, p, 0.0)
-    repeat_penalty = _typed(raw, "repeat_penalty", (int, float), where, p, 1.0)
-    if not 0.5 <= repeat_penalty <= 2.0:
-        raise RecipeError(f"{where}: {p}repeat_penalty: expected 0.5 to 2.0 (1.0 is off)")
+    max_tokens = _ranged(raw, "max_tokens", int, where, p, 256, MAX_TOKENS)
+    temperature = _ranged(raw, "temperature", (int, float), where, p, 0.0, TEMPERATURE)
+    repeat_penalty = _ranged(
+        raw, "repeat_penalty", (int, float), where, p, 1.0, REPEAT_PENALTY, " (1.0 is off)"
+    )
     stop = _typed(raw, "stop", list, where, p, [])
     if not all(isinstance(s, str) for s in stop):
         raise RecipeError(f"{where}: {p}stop: expected a list of strings")
@@ -349,7 +399,9 @@ def _parse_step(raw: Any, where: str, label: str, earlier: set[str]) -> Step | D
 
 def _template(source: str, allowed: set[str], where: str, label: str) -> Template:
     try:
-        return compile_template(source, allowed)
+        template = compile_template(source, allowed)
+        template.check_specs(lambda name: _SAMPLES.get(name, ""))
+        return template
     except TemplateError as e:
         raise RecipeError(f"{where}: {label}: {e}") from None
 
@@ -360,6 +412,24 @@ def _no_unknown_keys(table: dict[str, Any], known: set[str], where: str, prefix:
             raise RecipeError(
                 f"{where}: {prefix}{key}: unknown field; expected one of {', '.join(sorted(known))}"
             )
+
+
+def _ranged(
+    table: dict[str, Any],
+    key: str,
+    kind: Any,
+    where: str,
+    prefix: str,
+    default: Any,
+    bounds: tuple[float, float],
+    note: str = "",
+) -> Any:
+    """A number field within `bounds` (nan and inf are outside every range)."""
+    value = _typed(table, key, kind, where, prefix, default)
+    low, high = bounds
+    if not low <= value <= high:
+        raise RecipeError(f"{where}: {prefix}{key}: expected {low} to {high}{note}, got {value!r}")
+    return value
 
 
 def _typed(

@@ -15,6 +15,14 @@ from typing import Any
 
 _FIELD = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+# A width or precision past this is a mistake: `{name:>500000000}` would take 4 GB per item.
+MAX_WIDTH = 1000
+MAX_SPEC = 100  # characters; a strftime spec's output is bounded by its length
+MAX_WIDTHS = 10 * MAX_WIDTH  # all of one template's widths together
+# Python's format spec: [[fill]align][sign][z][#][0][width][grouping][.precision][type].
+_STANDARD_SPEC = re.compile(r"(?:.?[<>=^])?[-+ ]?z?#?0?(\d*)[_,]?(?:\.(\d+))?[a-zA-Z%]?\Z", re.S)
+# A strftime spec (`{exif.date:%Y}`): glibc reads `%500000000Y` as a width too.
+_STRFTIME_WIDTH = re.compile(r"%[-_0^#]*(\d+)")
 
 Filter = Callable[[str], str]
 FILTERS: dict[str, Filter] = {
@@ -52,11 +60,25 @@ class Template:
                 out.append(part)
                 continue
             value = lookup(values, part.name)
-            text = format(value, part.spec) if part.spec else _to_str(value)
+            text = _format(value, part) if part.spec else _to_str(value)
             for name in part.filters:
                 text = FILTERS[name](text)
             out.append(text)
         return "".join(out)
+
+    def check_specs(self, sample: Callable[[str], Any]) -> None:
+        """Format `sample(name)` with each field's spec, so a spec that cannot apply to the
+        field (`{answer:,}`) is an error when the template is loaded, not at every item."""
+        for part in self.fields:
+            if part.spec:
+                _format(sample(part.name), part)
+
+
+def _format(value: Any, part: Field) -> str:
+    try:
+        return format(value, part.spec)
+    except (ValueError, TypeError) as e:
+        raise TemplateError(f"format spec of {{{part.name}:{part.spec}}}: {e}") from None
 
 
 def _to_str(value: Any) -> str:
@@ -90,6 +112,9 @@ def compile_template(source: str, allowed: set[str] | None = None) -> Template:
             )
         parts.append(_parse_field(m.group(1).strip(), allowed))
     parts.append(source[pos:])
+    widths = sum(_spec_width(p.spec) for p in parts if isinstance(p, Field))
+    if widths > MAX_WIDTHS:
+        raise TemplateError(f"the widths in this template add up to {widths}, over {MAX_WIDTHS}")
     return Template(source, tuple(p for p in parts if p != ""))
 
 
@@ -103,7 +128,21 @@ def _parse_field(body: str, allowed: set[str] | None) -> Field:
     for f in filters:
         if f not in FILTERS:
             raise TemplateError(f"unknown filter '|{f}'; known: {', '.join(sorted(FILTERS))}")
+    if len(spec) > MAX_SPEC:
+        raise TemplateError(f"format spec of {{{name}}} is over {MAX_SPEC} characters")
+    if _spec_width(spec) > MAX_WIDTH:
+        raise TemplateError(
+            f"width or precision {_spec_width(spec)} in {{{name}:{spec}}} is over the limit of"
+            f" {MAX_WIDTH}"
+        )
     return Field(name, spec, tuple(filters))
+
+
+def _spec_width(spec: str) -> int:
+    """The largest width or precision in a format spec (at most MAX_SPEC characters)."""
+    m = _STANDARD_SPEC.match(spec)
+    numbers = [n for n in m.groups() if n] if m else _STRFTIME_WIDTH.findall(spec)
+    return max((int(n) for n in numbers), default=0)
 
 
 def register_filter(name: str, func: Filter) -> None:
