@@ -356,15 +356,17 @@ def run(
     c = summary.counts
     tokens = c.prompt_tokens + c.completion_tokens
     # Nothing done and nothing failed (a cron re-run of a finished folder): no summary.
-    worth = bool(c.done or c.cached or c.failed or c.written or summary.exit_code)
+    # Files left to an overlapping run are news too: this run did not finish the folder.
+    worth = bool(c.done or c.cached or c.failed or c.written or c.busy or summary.exit_code)
     say.summary(
         f"{c.words(dry_run)} · {tokens:,} tokens · {summary.seconds:.1f} s (run {summary.run_id})",
         worth,
     )
     if c.busy:
-        say.info(
+        say.summary(
             f"{c.busy} left to another run of {recipe.name} that is doing them now;"
-            " run again when it ends to finish them here"
+            " run again when it ends to finish them here",
+            worth,
         )
     if summary.backends:
         say.summary(f"answers by backend: {_by_backend(summary.backends)}", worth)

@@ -287,7 +287,7 @@ def test_a_file_left_to_another_run_of_the_same_recipe_is_reported(tmp_path: Pat
     with FakeLlama(slots=4, answer=held) as llama:
         cmd = pipe_cmd(
             "run", "summarize-text", str(folder), "--backend", llama.url, "-j", "2", "--write",
-            "sidecar",
+            "sidecar", "-v",
         )  # fmt: skip
         procs = [
             subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
