@@ -13,13 +13,17 @@ import signal
 import stat
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 
+from pipeline import started_models
+from pipeline.backends import ServerInfo
 from pipeline.errors import BackendUnavailable, UsageError
 from pipeline.managed import ManagedServer, ManagedSpec, open_managed
+from pipeline.state import Store
 from tests import real_servers
 from tests.conftest import ROOT, pipe_cmd, run_pipe, wait_for
 
@@ -470,6 +474,33 @@ def test_sigkill_to_pipe_stops_a_server_started_late(
     finally:
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_what_a_started_server_said_is_kept_for_that_very_file(tmp_path: Path) -> None:
+    """Kept without its URL (a port of one run); forgotten when the file changes; a row
+    that is not what pipe wrote means "never started" (started again), never a crash."""
+    model = executable(tmp_path / "m.llamafile", "#!/bin/sh\n")
+    spec = ManagedSpec.for_model(model)
+    store = Store(tmp_path / "s.db")
+    said = ServerInfo(
+        kind="llama.cpp",
+        url="http://127.0.0.1:1234",
+        model="m.gguf",
+        slots=2,
+        n_ctx=4096,
+        abilities=frozenset({"text", "vision"}),
+    )
+    assert started_models.recall(store, spec) is None
+    started_models.remember(store, spec, said)
+    assert started_models.recall(store, spec) == replace(said, url="")
+    assert started_models.recall(store, ManagedSpec.for_model(model, mmproj=model)) is None
+    for bad in ('{"model": 5}', "[", '{"model": "m", "url": "x"}', '{"slots": -1}', "x" * 70000):
+        store.conn.execute("UPDATE started_models SET info = ?", (bad,))
+        assert started_models.recall(store, spec) is None
+    started_models.remember(store, spec, said)
+    model.write_text("#!/bin/sh\n# rebuilt\n")
+    assert started_models.recall(store, spec) is None
+    store.close()
 
 
 def test_spec_errors_a_user_can_fix(tmp_path: Path) -> None:
