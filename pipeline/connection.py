@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from pipeline import embedded, started_models
 from pipeline.backends import (
@@ -24,7 +25,9 @@ from pipeline.embedded import EmbeddedServer
 from pipeline.errors import BackendUnavailable, UsageError
 from pipeline.managed import ManagedServer, ManagedSpec
 from pipeline.recipe import Recipe
-from pipeline.state import Store
+
+if TYPE_CHECKING:
+    from pipeline.state import Store
 
 HOW_TO_START = (
     "start one, e.g. './model.llamafile --server --nobrowser' (port 8080) or"

@@ -12,18 +12,21 @@ size and mtime, later runs start it only when an item needs an answer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import sqlite3
 from dataclasses import asdict, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.answer_cache import now_iso
 from pipeline.backends import ServerInfo
 from pipeline.managed import ManagedSpec
-from pipeline.state import Store
+
+if TYPE_CHECKING:
+    from pipeline.state import Store
 
 MAX_INFO_CHARS = 64 * 1024  # what a server says of itself is short; more is not ours
 
@@ -76,7 +79,8 @@ def remember(store: Store, spec: ManagedSpec, info: ServerInfo) -> None:
         return
     said = {k: v for k, v in asdict(info).items() if k != "url"}
     said["abilities"] = sorted(info.abilities)
-    with store.transaction() as c:
+    # Only a saving: a store that cannot keep it (disk full) means a start next time too.
+    with contextlib.suppress(sqlite3.Error), store.transaction() as c:
         c.execute(
             "INSERT OR REPLACE INTO started_models (model, identity, info, updated)"
             " VALUES (?, ?, ?, ?)",
