@@ -10,6 +10,7 @@ else.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -75,7 +76,11 @@ def run(
     # A dry run draws nothing: a recipe that also asks needs only its text model.
     draws = recipe.draws and not (options.dry_run and recipe.asks)
     sees = any(step.kind == "vision" for step in recipe.steps)
+    # The store first: it knows what a `--model` server said last time (so it may never
+    # need starting), and a database that cannot open is said before any model loads.
+    store = Store(db or default_db_path())
     with (
+        contextlib.closing(store),
         open_backend(
             servers.backend_urls if recipe.asks else [],
             wait=servers.wait,
@@ -88,6 +93,7 @@ def run(
             jobs=options.jobs,
             allow_mixed_models=servers.allow_mixed_models,
             vision_for=recipe.name if sees else "",
+            store=store,
         ) as text,
         open_image_backend(
             recipe if draws else None,
@@ -110,24 +116,20 @@ def run(
                     f"{role} {info.kind} at {info.url} (model {model or 'unknown'}, "
                     f"{in_flight} in flight)"
                 )
-        store = Store(db or default_db_path())
-        try:
-            context = ActionContext(
-                recipe,
-                store,
-                output.out,
-                output.as_json,
-                output.headers,
-                backend.info.model,
-                options.dry_run,
-                output.out_dir,
-                output.contact_sheet,
-            )
-            action = open_action(output.write or recipe.action, context)
-            runner = Runner(recipe, backend, store, action, options, images=images)
-            return runner.run(items, args or [])
-        finally:
-            store.close()
+        context = ActionContext(
+            recipe,
+            store,
+            output.out,
+            output.as_json,
+            output.headers,
+            backend.info.model,
+            options.dry_run,
+            output.out_dir,
+            output.contact_sheet,
+        )
+        action = open_action(output.write or recipe.action, context)
+        runner = Runner(recipe, backend, store, action, options, images=images)
+        return runner.run(items, args or [])
 
 
 def _lazy(backend: Backend) -> bool:

@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from pipeline import embedded
+from pipeline import embedded, started_models
 from pipeline.backends import (
     Backend,
     BackendError,
@@ -24,6 +25,9 @@ from pipeline.embedded import EmbeddedServer
 from pipeline.errors import BackendUnavailable, UsageError
 from pipeline.managed import ManagedServer, ManagedSpec
 from pipeline.recipe import Recipe
+
+if TYPE_CHECKING:
+    from pipeline.state import Store
 
 HOW_TO_START = (
     "start one, e.g. './model.llamafile --server --nobrowser' (port 8080) or"
@@ -52,25 +56,23 @@ def open_backend(
     jobs: int = 0,
     allow_mixed_models: bool = False,
     vision_for: str = "",
+    store: Store | None = None,
 ) -> Iterator[Backend | None]:
     """The text model's server: the one pipe starts from `managed` (`--model`), the URL
     given, a server on a default port, or the embedded model (None when the recipe asks no
     text model: it only draws). `api_key` is sent as a Bearer token and kept nowhere else.
     Several URLs make a Pool (`jobs` is shared out among the members that do not say their
-    slots). The embedded model is started only when an item first needs it (LazyBackend);
-    `vision_for` (a recipe that needs a model that sees) never falls back to it."""
+    slots). The embedded model is started only when an item first needs it (LazyBackend),
+    and so is the `--model` server once `store` knows what it says of itself; `vision_for`
+    (a recipe that needs a model that sees) never falls back to the embedded model."""
     if not needed:
         yield None
         return
     if managed is not None:
         if urls:
             raise UsageError("give --model FILE or --backend URL, not both")
-        with ManagedServer(managed, say) as server:
-            backend = _connect_or_explain(server.url, wait, timeout)
-            try:
-                yield backend
-            finally:
-                backend.close()
+        with _managed_backend(managed, store, wait, timeout, say) as backend:
+            yield backend
         return
     if len(urls) > 1:
         backend: Backend = _open_pool(
@@ -87,6 +89,61 @@ def open_backend(
         yield backend
     finally:
         backend.close()
+
+
+@contextmanager
+def _managed_backend(
+    spec: ManagedSpec,
+    store: Store | None,
+    wait: float,
+    timeout: float,
+    say: Callable[[str], None],
+) -> Iterator[Backend]:
+    """The server pipe starts from `spec`: at once the first time (what it says of itself,
+    its model name above all, keys the cache, so the store remembers it), and after that
+    only when an item first needs an answer, known meanwhile by what it said last time."""
+    remembered = started_models.recall(store, spec) if store is not None else None
+    if remembered is None:
+        with ManagedServer(spec, say) as server:
+            backend = _connect_or_explain(server.url, wait, timeout)
+            try:
+                if store is not None and backend.info is not None:
+                    started_models.remember(store, spec, backend.info)
+                yield backend
+            finally:
+                backend.close()
+        return
+    ManagedServer(spec).check()  # a file made unusable since is a usage error now, not later
+    said: list[ServerInfo] = []  # what it says now, if that is news (a worker appends it)
+
+    def start(stack: ExitStack) -> Backend:
+        server = ManagedServer(spec, say)
+        stack.callback(server.stop)
+        try:
+            server.start()
+        except UsageError as e:  # changed since the check
+            raise BackendUnavailable(str(e)) from None
+        backend = _connect_or_explain(server.url, wait, timeout)
+        stack.callback(backend.close)
+        assert backend.info is not None
+        if started_models.differs(remembered, backend.info):
+            said.append(backend.info)
+        if backend.info.model != remembered.model:
+            raise BackendUnavailable(
+                f"{spec.name} now says its model is {backend.info.model!r}, not"
+                f" {remembered.model!r} as when pipe last started it, and this run chose its"
+                " cache keys by the old name; pipe remembers the new one: run the same"
+                " command again"
+            )
+        return backend
+
+    backend = LazyBackend(replace(remembered, url=str(spec.model.absolute())), start)
+    try:
+        yield backend
+    finally:
+        backend.close()
+        if said and store is not None:  # here, in the thread that writes the store
+            started_models.remember(store, spec, said[0])
 
 
 def _connect_or_explain(

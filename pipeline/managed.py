@@ -103,9 +103,17 @@ class ManagedServer:
         self.via_sh = False
         self._previous_sigterm: Any = None
         self._sigterm_taken = False
+        # stop() was called: a start under way in another thread (a worker's, for an item
+        # that needed the model) gives up, and the run that is ending stops what it started.
+        self._stopping = threading.Event()
 
     # -- start ----------------------------------------------------------------------------
+    def check(self) -> None:
+        """Raise the UsageError that start() would for these files, starting nothing."""
+        self._command()
+
     def start(self) -> str:
+        """Start it and wait until it is ready (from any thread; once per ManagedServer)."""
         command = self._command()
         self.port = _free_port()
         command += ["--host", "127.0.0.1", "--port", str(self.port), *self.spec.extra_args]
@@ -149,6 +157,7 @@ class ManagedServer:
 
     def _spawn(self, command: list[str]) -> None:
         assert self.folder is not None
+        self._give_up_if_stopping()
         orphans.arm()
         with (self.folder / LOG_NAME).open("ab") as log:
             try:
@@ -169,12 +178,14 @@ class ManagedServer:
         orphans.guard(self.proc.pid)  # its group: sh and the llamafile it runs, if any
 
     def _wait_until_ready(self) -> None:
-        assert self.proc is not None
+        proc = self.proc
+        assert proc is not None
         deadline = time.monotonic() + self.spec.start_timeout
         health = f"http://127.0.0.1:{self.port}/health"
         with httpx.Client(timeout=2.0, trust_env=False) as client:
             while True:
-                code = self.proc.poll()
+                self._give_up_if_stopping()
+                code = proc.poll()
                 if code is not None:
                     raise BackendUnavailable(self._exited_message(code))
                 if _answers(client, health):
@@ -185,6 +196,10 @@ class ManagedServer:
                         f" (see --start-timeout); its log ends: {self.log_tail()}"
                     )
                 time.sleep(POLL_SECONDS)
+
+    def _give_up_if_stopping(self) -> None:
+        if self._stopping.is_set():
+            raise BackendUnavailable(f"{self.spec.name}: pipe is stopping")
 
     def _exited_message(self, code: int) -> str:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
@@ -209,7 +224,9 @@ class ManagedServer:
 
     # -- stop -----------------------------------------------------------------------------
     def stop(self) -> None:
-        """Stop the server and everything it started; remove its folder. Safe to repeat."""
+        """Stop the server and everything it started; remove its folder. Safe to repeat,
+        and from another thread than the one starting it."""
+        self._stopping.set()
         if self._sigterm_taken:  # a SIGTERM from now on ends pipe; the watchdog, the server
             signal.signal(signal.SIGTERM, self._previous_sigterm or signal.SIG_DFL)
             self._sigterm_taken = False

@@ -159,6 +159,15 @@ def _m008_claims(db: sqlite_utils.Database) -> None:
     db["claims"].create_index(["run_id"])
 
 
+def _m009_started_models(db: sqlite_utils.Database) -> None:
+    # What the server of a `--model FILE` said when pipe last started it (its model name keys
+    # the cache), for that file as it was (`identity`: size, mtime, projector, binary): a
+    # later run over finished files starts no server.
+    db["started_models"].create(
+        {"model": str, "identity": str, "info": str, "updated": str}, pk="model"
+    )
+
+
 # Append only: each runs once per database, in order, recorded in `_migrations`.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
@@ -169,4 +178,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("006_output_size", _m006_output_size),
     ("007_run_written_dry_run", _m007_run_written_dry_run),
     ("008_claims", _m008_claims),
+    ("009_started_models", _m009_started_models),
 ]

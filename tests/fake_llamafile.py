@@ -12,6 +12,8 @@ FAKE_LLAMAFILE_EXIT          exit at once with this code, after a line in the lo
 FAKE_LLAMAFILE_LATENCY       seconds per completion (default 0)
 FAKE_LLAMAFILE_PIDFILE       write the process id here once started
 FAKE_LLAMAFILE_ARGSFILE      write its arguments here, one a line
+FAKE_LLAMAFILE_STARTS        append a line here each time it is started
+FAKE_LLAMAFILE_MODEL         the model name it reports (default fake.gguf)
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ def main() -> int:
         partial = Path(env["FAKE_LLAMAFILE_PIDFILE"] + ".partial")
         partial.write_text(str(os.getpid()))
         os.replace(partial, env["FAKE_LLAMAFILE_PIDFILE"])  # never seen half-written
+    if env.get("FAKE_LLAMAFILE_STARTS"):
+        with open(env["FAKE_LLAMAFILE_STARTS"], "a") as starts:
+            starts.write(f"{os.getpid()}\n")
     if env.get("FAKE_LLAMAFILE_ARGSFILE"):
         Path(env["FAKE_LLAMAFILE_ARGSFILE"]).write_text("\n".join(sys.argv[1:]) + "\n")
     with open("llama.log", "a", buffering=1) as log:
@@ -64,7 +69,7 @@ def main() -> int:
             port=args.port,
             llamafile="0.8.1",
             vision=bool(args.mmproj),
-            model="fake.gguf",
+            model=env.get("FAKE_LLAMAFILE_MODEL", "fake.gguf"),
             loading=min(loading, 1e9),
             latency=float(env.get("FAKE_LLAMAFILE_LATENCY", "0")),
         ).start()

@@ -13,13 +13,17 @@ import signal
 import stat
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 
+from pipeline import started_models
+from pipeline.backends import ServerInfo
 from pipeline.errors import BackendUnavailable, UsageError
 from pipeline.managed import ManagedServer, ManagedSpec, open_managed
+from pipeline.state import Store
 from tests import real_servers
 from tests.conftest import ROOT, pipe_cmd, run_pipe, wait_for
 
@@ -329,6 +333,174 @@ def test_pipe_backend_from_the_environment_gives_way_to_model(
     )
     assert result.returncode == 0, result.stderr
     assert_clean(env, notes)
+
+
+def starts(env: dict[str, str]) -> int:
+    """How many times the fake server was started (FAKE_LLAMAFILE_STARTS)."""
+    path = Path(env["FAKE_LLAMAFILE_STARTS"])
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+@pytest.fixture
+def counted(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    return {**env, "FAKE_LLAMAFILE_STARTS": str(tmp_path / "starts")}
+
+
+def test_a_finished_folder_starts_no_server_the_second_time(
+    llamafile: Path, notes: Path, counted: dict[str, str]
+) -> None:
+    """pipe remembers what the model file's server said (its model name keys the cache): a
+    re-run over a finished folder with the file unchanged needs no server at all."""
+    command = ("run", "summarize-text", str(notes), "--model", str(llamafile), "-v")
+    first = run_pipe(*command, env=counted)
+    assert first.returncode == 0, first.stderr
+    assert starts(counted) == 1
+    again = run_pipe(*command, env=counted)
+    assert again.returncode == 0, again.stderr
+    assert starts(counted) == 1, again.stderr
+    assert "starting" not in again.stderr and "3 skipped" in again.stderr
+    (notes / "note9.md").write_text("A new note about the harbour.\n")
+    new = run_pipe(*command, "--json", env=counted)
+    assert new.returncode == 0, new.stderr
+    assert starts(counted) == 2, new.stderr  # started once, when the new file needed it
+    statuses = [json.loads(line)["status"] for line in new.stdout.splitlines()]
+    assert sorted(statuses) == ["done", "skipped", "skipped", "skipped"], statuses
+    assert_clean(counted, notes, llamafile.parent)
+
+
+def test_a_cached_dry_run_then_the_real_run_starts_nothing(
+    llamafile: Path, notes: Path, counted: dict[str, str]
+) -> None:
+    command = ("run", "summarize-text", str(notes), "--model", str(llamafile))
+    dry = run_pipe(*command, "--dry-run", env=counted)
+    assert dry.returncode == 0, dry.stderr
+    assert starts(counted) == 1
+    again = run_pipe(*command, "--dry-run", env=counted)
+    assert again.returncode == 0 and starts(counted) == 1, again.stderr
+    real = run_pipe(*command, env=counted)
+    assert real.returncode == 0, real.stderr
+    assert real.stdout.count("Summary ") == 3 and "3 from cache" in real.stderr
+    assert starts(counted) == 1, real.stderr
+
+
+def test_a_changed_model_file_is_started_again(
+    llamafile: Path, notes: Path, counted: dict[str, str]
+) -> None:
+    """A new file at the same path may name another model: pipe asks it again, at once."""
+    command = ("run", "summarize-text", str(notes), "--model", str(llamafile))
+    assert run_pipe(*command, env=counted).returncode == 0
+    llamafile.write_text(llamafile.read_text() + "# a new build\n")
+    result = run_pipe(*command, env={**counted, "FAKE_LLAMAFILE_MODEL": "other.gguf"})
+    assert result.returncode == 0, result.stderr
+    assert starts(counted) == 2
+    assert result.stdout.count("Summary ") == 3  # another model: the answers are new
+    assert run_pipe(*command, env=counted).returncode == 0
+    assert starts(counted) == 2
+    assert_clean(counted, notes)
+
+
+def test_a_server_that_says_another_model_than_last_time_stops_the_run(
+    llamafile: Path, notes: Path, counted: dict[str, str]
+) -> None:
+    """The same file reporting another model (a setting outside the file changed it): the
+    cache keys were chosen with the old name, so the run stops, and the next one is right."""
+    command = ("run", "summarize-text", str(notes), "--model", str(llamafile), "--json")
+    assert run_pipe(*command, env=counted).returncode == 0
+    (notes / "note9.md").write_text("A new note about the harbour.\n")
+    other = {**counted, "FAKE_LLAMAFILE_MODEL": "other.gguf"}
+    stopped = run_pipe(*command, env=other)
+    assert stopped.returncode == 3, stopped.stderr
+    error = one_error_line(stopped.stderr)
+    assert "other.gguf" in error and "fake.gguf" in error and "run the same command" in error
+    assert starts(counted) == 2
+    again = run_pipe(*command, env=other)
+    assert again.returncode == 0, again.stderr
+    assert starts(counted) == 3
+    statuses = [json.loads(line)["status"] for line in again.stdout.splitlines()]
+    assert statuses == ["done"] * 4, statuses  # another model: every file is asked again
+    assert_clean(counted, notes)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupting_a_server_started_late_stops_it(
+    sig: signal.Signals, llamafile: Path, notes: Path, counted: dict[str, str]
+) -> None:
+    """Started by a worker thread when the first new file needs it, while it loads."""
+    assert run_pipe("run", "summarize-text", str(notes), "--model", str(llamafile), env=counted)
+    (notes / "note9.md").write_text("A new note about the harbour.\n")
+    Path(counted["FAKE_LLAMAFILE_PIDFILE"]).unlink()
+    proc = subprocess.Popen(
+        pipe_cmd("run", "summarize-text", str(notes), "--model", str(llamafile)),
+        env={**os.environ, **counted, "FAKE_LLAMAFILE_LOADING": "inf"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    try:
+        server_pid(counted)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + sig, err
+    assert "Traceback" not in err.decode() and "interrupted" in err.decode()
+    assert_clean(counted, notes)
+
+
+def test_sigkill_to_pipe_stops_a_server_started_late(
+    llamafile: Path, notes: Path, counted: dict[str, str]
+) -> None:
+    """The watchdog guards a server a worker thread started as it does the main thread's."""
+    assert run_pipe("run", "summarize-text", str(notes), "--model", str(llamafile), env=counted)
+    (notes / "note9.md").write_text("A new note about the harbour.\n")
+    Path(counted["FAKE_LLAMAFILE_PIDFILE"]).unlink()
+    proc = subprocess.Popen(
+        pipe_cmd("run", "summarize-text", str(notes), "--model", str(llamafile)),
+        env={**os.environ, **counted, "FAKE_LLAMAFILE_LOADING": "inf"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    try:
+        pid = server_pid(counted)
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    try:
+        wait_for(lambda: not alive(pid), timeout=30, what=f"server {pid} to exit with pipe")
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_what_a_started_server_said_is_kept_for_that_very_file(tmp_path: Path) -> None:
+    """Kept without its URL (a port of one run); forgotten when the file changes; a row
+    that is not what pipe wrote means "never started" (started again), never a crash."""
+    model = executable(tmp_path / "m.llamafile", "#!/bin/sh\n")
+    spec = ManagedSpec.for_model(model)
+    store = Store(tmp_path / "s.db")
+    said = ServerInfo(
+        kind="llama.cpp",
+        url="http://127.0.0.1:1234",
+        model="m.gguf",
+        slots=2,
+        n_ctx=4096,
+        abilities=frozenset({"text", "vision"}),
+    )
+    assert started_models.recall(store, spec) is None
+    started_models.remember(store, spec, said)
+    assert started_models.recall(store, spec) == replace(said, url="")
+    assert started_models.recall(store, ManagedSpec.for_model(model, mmproj=model)) is None
+    for bad in ('{"model": 5}', "[", '{"model": "m", "url": "x"}', '{"slots": -1}', "x" * 70000):
+        store.conn.execute("UPDATE started_models SET info = ?", (bad,))
+        assert started_models.recall(store, spec) is None
+    started_models.remember(store, spec, said)
+    model.write_text("#!/bin/sh\n# rebuilt\n")
+    assert started_models.recall(store, spec) is None
+    store.close()
 
 
 def test_spec_errors_a_user_can_fix(tmp_path: Path) -> None:

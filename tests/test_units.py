@@ -261,6 +261,7 @@ def test_migrations_run_once(tmp_path: Path) -> None:
         "006_output_size",
         "007_run_written_dry_run",
         "008_claims",
+        "009_started_models",
     ]
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
