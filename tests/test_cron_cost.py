@@ -5,19 +5,23 @@ library or progress bar loaded for it."""
 from __future__ import annotations
 
 import io
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline import folder_rows
 from pipeline import recipe as recipes
-from pipeline.actions import ActionContext, open_action
+from pipeline.actions import ACTIONS, ActionContext, action_class, open_action
 from pipeline.backends import connect
 from pipeline.engine import Options, Runner, file_items
 from pipeline.folder_rows import FolderRows
 from pipeline.sources import Filters, expand
 from pipeline.state import Store
+from tests.conftest import ROOT
 from tests.fakes import FakeLlama
 
 
@@ -74,3 +78,51 @@ def test_a_rerun_over_a_finished_folder_reads_the_store_by_chunks(tmp_path: Path
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.summary.txt")} == sidecars
     per_file = [s for s in statements if "FROM items" in s or "FROM outputs" in s]
     assert len(per_file) < 30, f"{len(per_file)} queries for 300 files and their sidecars"
+
+
+def test_a_finished_rerun_loads_no_http_client_image_library_or_progress_bar(
+    tmp_path: Path,
+) -> None:
+    """A cron re-run with nothing on the default ports: the port is found closed without
+    an HTTP client, and nothing is decoded or drawn."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.txt").write_text("A note.\n")
+    with FakeLlama(model="m.gguf") as server:
+        args = ["run", "summarize-text", str(folder), "--write", "sidecar"]
+        env = {**os.environ, "PIPE_DEFAULT_BACKENDS": server.url}
+        first = subprocess.run(
+            [sys.executable, "-m", "pipeline", *args], cwd=ROOT, env=env, capture_output=True
+        )
+        assert first.returncode == 0, first.stderr
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"not a model")
+    # The server is gone: its port is closed now.
+    env = {**env, "PIPE_EMBEDDED_MODEL": str(model)}
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = ['pipe', *{args!r}]\n"
+        "try:\n"
+        "    runpy.run_module('pipeline', run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "heavy = ('httpcore', 'PIL', 'pyvips', 'tqdm')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    again = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == "[]\n"
+
+
+def test_the_action_registry_says_what_each_class_says() -> None:
+    """Actions are imported when opened; their registry line must agree with the class."""
+    for name, (_, _, choosable) in ACTIONS.items():
+        cls = action_class(name)
+        assert (cls.name, cls.choosable) == (name, choosable)

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from PIL import Image
 
 from pipeline.answers import Picture
 from pipeline.backends.base import Backend, Busy, DrawRequest, Rejected, Transient, b64
@@ -56,15 +55,9 @@ TIMEOUT_MARGIN = 4.0  # other jobs on the CPU, attention growing faster than pix
 MIN_PICTURE_SIDE = 64
 MAX_PICTURE_SIDE = 4096
 MAX_PICTURE_PIXELS = MAX_PICTURE_SIDE * MAX_PICTURE_SIDE
-# What Pillow raises for a file it cannot decode (truncated, corrupt, a decompression bomb).
-DECODE_ERRORS = (
-    OSError,
-    SyntaxError,
-    ValueError,
-    EOFError,
-    zlib.error,
-    Image.DecompressionBombError,
-)
+# What Pillow raises for a file it cannot decode (truncated, corrupt; and a decompression
+# bomb, added where Pillow is imported: on the first picture, not at every start).
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error)
 
 
 @dataclass(frozen=True)
@@ -306,13 +299,15 @@ def _decode_png(where: str, text: str, asked: tuple[int, int]) -> tuple[bytes, i
             f"{where} returned {len(data)} bytes that are not a PNG (they start {data[:8]!r})"
         )
     _check_size(where, data, asked)
+    from PIL import Image
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im:
                 im.load()
                 width, height = im.size
-    except DECODE_ERRORS as e:
+    except (*DECODE_ERRORS, Image.DecompressionBombError) as e:
         raise Transient(f"{where} returned a damaged PNG: {_one_line(e)}") from None
     return data, width, height
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from pipeline.actions import Result
-from pipeline.media import prepare_image
 from pipeline.sources import Entry
 
 STDIN_PATH = "<stdin>"
@@ -43,6 +42,14 @@ class Rewalkable(Iterator[Item]):
 
 def stdin_item(data: bytes) -> Item:
     return Item(Entry(STDIN_PATH), data=data)
+
+
+def prepare_image(path: str, max_side: int) -> Any:
+    """media's PreparedImage, imported on first use: Pillow is not loaded by a run that
+    decodes nothing."""
+    from pipeline.media.images import prepare_image as prepare
+
+    return prepare(path, max_side=max_side)
 
 
 @dataclass
