@@ -15,7 +15,8 @@ import pytest
 
 from pipeline import folder_rows
 from pipeline import recipe as recipes
-from pipeline.actions import ACTIONS, ActionContext, action_class, open_action
+from pipeline.actions import ACTIONS, ActionContext, ActionError, action_class, open_action
+from pipeline.actions import base as actions_base
 from pipeline.backends import connect
 from pipeline.engine import Options, Runner, file_items
 from pipeline.folder_rows import FolderRows
@@ -126,3 +127,24 @@ def test_the_action_registry_says_what_each_class_says() -> None:
     for name, (_, _, choosable) in ACTIONS.items():
         cls = action_class(name)
         assert (cls.name, cls.choosable) == (name, choosable)
+
+
+@pytest.mark.parametrize(
+    ("content", "same"),
+    [(b"abcdefg", True), (b"abcdefh", False), (b"xbcdefg", False), (b"abcdefgh", False)],
+)
+def test_a_sidecar_is_compared_with_its_answer_a_chunk_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes, same: bool
+) -> None:
+    """Not hashed: read and compared, 3 bytes at a time here; a file pipe did not write is
+    never replaced."""
+    monkeypatch.setattr(actions_base, "COMPARE_CHUNK", 3)
+    path = tmp_path / "a.txt.summary.txt"
+    path.write_bytes(content)
+    store = Store(tmp_path / "s.db")
+    if same:
+        assert actions_base.check_replaceable(store, str(path), b"abcdefg") is True
+    else:
+        with pytest.raises(ActionError, match="not written by pipe"):
+            actions_base.check_replaceable(store, str(path), b"abcdefg")
+    store.close()

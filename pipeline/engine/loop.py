@@ -187,7 +187,8 @@ class Runner:
         seq = 0
         last_beat = time.monotonic()
         while not self.stop.is_set():
-            self._collect(block=False)
+            if self._in_workers:  # else nothing can come back (a finished folder: every item)
+                self._collect(block=False)
             # One queued item per worker beyond those running keeps every slot busy.
             if self._in_workers >= self.threads * 2 or seq - self._next_out >= REORDER_WINDOW:
                 self._collect(block=True)
