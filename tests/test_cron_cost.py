@@ -107,7 +107,7 @@ def test_a_finished_rerun_loads_no_http_client_image_library_or_progress_bar(
         "    runpy.run_module('pipeline', run_name='__main__')\n"
         "except SystemExit as e:\n"
         "    assert not e.code, e.code\n"
-        "heavy = ('httpcore', 'PIL', 'pyvips', 'tqdm')\n"
+        "heavy = ('httpx', 'PIL', 'pyvips', 'tqdm')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     again = subprocess.run(
