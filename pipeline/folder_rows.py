@@ -35,7 +35,6 @@ class FolderRows(Generic[T]):
         self._high: str | None = None  # None: to the end of the folder
         self._rows: dict[str, T] = {}
         self._read_at = 0.0
-        self.loads = 0
 
     def get(self, key: str) -> T | None:
         cut = key.rfind(os.sep)
@@ -44,7 +43,6 @@ class FolderRows(Generic[T]):
         folder = key[: cut + 1]
         if not self._covers(folder, key):
             rows = self._load(folder, key, CHUNK)
-            self.loads += 1
             self._folder, self._low, self._read_at = folder, key, time.monotonic()
             self._rows = dict(rows)
             self._high = rows[-1][0] if len(rows) >= CHUNK else None
