@@ -29,7 +29,7 @@ class Sidecar(Action):
         except TemplateError as e:
             raise ActionError(f"then.sidecar: {e}") from None
         target = os.path.normpath(rendered)
-        # Each abspath asks the OS for the working folder: twice, not six times, a file.
+        # abspath normalises (and asks the OS for the working folder if relative): two a file.
         absolute_target, absolute_path = os.path.abspath(target), os.path.abspath(path)
         if os.path.dirname(absolute_target) != os.path.dirname(absolute_path):
             raise ActionError(f"sidecar name {rendered!r} is not beside {path}")
