@@ -4,11 +4,13 @@ files pipe wrote (so it only ever replaces its own, and never reads them as inpu
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.answers import Answer, Picture
+from pipeline.folder_rows import folder_range
 
 
 def now_iso() -> str:
@@ -67,6 +69,16 @@ class AnswerCache:
     def output_digest(self, path: str) -> str | None:
         row = self.conn.execute("SELECT digest FROM outputs WHERE path = ?", (path,)).fetchone()
         return row[0] if row else None
+
+    def outputs_in_folder(self, folder: str, start: str, limit: int) -> list[tuple[str, str]]:
+        """(path, digest) of the outputs directly in `folder` (ending with a separator)
+        from `start` on, in path order: a folder's outputs a chunk at a time (FolderRows)."""
+        low, high = folder_range(folder)
+        return self.conn.execute(
+            "SELECT path, digest FROM outputs WHERE path >= ? AND path < ?"
+            " AND instr(substr(path, ?), ?) = 0 ORDER BY path LIMIT ?",
+            (max(low, start), high, len(folder) + 1, os.sep, limit),
+        ).fetchall()
 
     def written_output(self, path: str) -> tuple[str, int | None] | None:
         """The digest and size of what pipe last wrote at `path` (size None: an older pipe

@@ -24,6 +24,7 @@ from pipeline.backends import Backend
 from pipeline.backends.lazy import LazyBackend
 from pipeline.connection import open_backend, open_image_backend
 from pipeline.engine import Item, Options, Runner, Summary, file_items, stdin_item
+from pipeline.engine import loop as engine_loop
 from pipeline.engine.items import Rewalkable, line_items
 from pipeline.errors import UsageError
 from pipeline.managed import ManagedSpec
@@ -111,7 +112,9 @@ def run(
             if server is not None and server.info is not None and not _lazy(server):
                 info = server.info
                 model = info.image_model if role == "drawing with" else info.model
-                in_flight = options.jobs or info.slots if role == "using" else info.slots
+                in_flight = engine_loop.in_flight(
+                    options.jobs if role == "using" else 0, info.slots
+                )
                 say(
                     f"{role} {info.kind} at {info.url} (model {model or 'unknown'}, "
                     f"{in_flight} in flight)"

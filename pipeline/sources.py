@@ -10,8 +10,9 @@ from __future__ import annotations
 import fnmatch
 import glob
 import os
+import re
 import stat as stat_module
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import IO
@@ -44,16 +45,33 @@ class Filters:
         """Only patterns with a '/' look at the path below the folder (saves a relpath a file)."""
         return any("/" in p for p in (*self.patterns, *self.exclude))
 
+    @cached_property
+    def _matchers(self) -> tuple[list[Matcher], list[Matcher]]:
+        return [_matcher(p) for p in self.exclude], [_matcher(p) for p in self.patterns]
+
     def wanted(self, name: str, relative: str) -> bool:
-        if any(_match(name, relative, p) for p in self.exclude):
+        excluded, included = self._matchers
+        if any(match(name, relative) for match in excluded):
             return False
-        return any(_match(name, relative, p) for p in self.patterns)
+        return any(match(name, relative) for match in included)
 
 
 def _match(name: str, relative: str, pattern: str) -> bool:
     if "/" in pattern:
         return fnmatch.fnmatch(relative, pattern)
     return fnmatch.fnmatch(name.lower(), pattern.lower())
+
+
+Matcher = Callable[[str, str], bool]
+
+
+def _matcher(pattern: str) -> Matcher:
+    """_match for one pattern, compiled once: the walk asks it of every file."""
+    if "/" in pattern:
+        regex = re.compile(fnmatch.translate(os.path.normcase(pattern))).match
+        return lambda name, relative: regex(os.path.normcase(relative)) is not None
+    lowered = re.compile(fnmatch.translate(os.path.normcase(pattern.lower()))).match
+    return lambda name, relative: lowered(os.path.normcase(name.lower())) is not None
 
 
 def stdin_paths(stream: IO[str], null_separated: bool = False) -> Iterator[str]:

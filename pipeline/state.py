@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.answer_cache import AnswerCache, answer_from_row, now_iso
 from pipeline.answers import Answer
 from pipeline.errors import DatabaseError
+from pipeline.folder_rows import folder_range
 from pipeline.schema import MIGRATIONS
 from pipeline.server_text import redact
 from pipeline.store_errors import check_is_pipes, explain
@@ -330,6 +331,20 @@ class Store(AnswerCache):
             (recipe, path),
         ).fetchone()
         return (ItemRow(*row[:8]), answer_from_row(row[8], row[9])) if row else (None, None)
+
+    def items_in_folder(
+        self, recipe: str, folder: str, start: str, limit: int
+    ) -> list[tuple[str, tuple[ItemRow | None, Answer | None]]]:
+        """As item_and_answer for the items directly in `folder` (ending with a separator)
+        from `start` on, in path order: a folder's items a chunk at a time (FolderRows)."""
+        low, high = folder_range(folder)
+        rows = self.conn.execute(
+            f"SELECT i.path, {_ITEM_COLUMNS}, c.answer, c.kind FROM items i"
+            " LEFT JOIN cache c USING (fingerprint) WHERE i.recipe = ? AND i.path >= ?"
+            " AND i.path < ? AND instr(substr(i.path, ?), ?) = 0 ORDER BY i.path LIMIT ?",
+            (recipe, max(low, start), high, len(folder) + 1, os.sep, limit),
+        ).fetchall()
+        return [(r[0], (ItemRow(*r[1:9]), answer_from_row(r[9], r[10]))) for r in rows]
 
     def claim(
         self,

@@ -240,6 +240,14 @@ def test_slots_are_kept_busy(notes: Path) -> None:
     assert server.max_active == 4  # default -j comes from /props total_slots
 
 
+def test_a_server_saying_a_billion_slots_gets_the_bound_of_j(notes: Path) -> None:
+    """/props is untrusted: total_slots 10**9 is not a billion worker threads."""
+    with FakeLlama(slots=10**9) as server:
+        r = run_pipe("run", "summarize-text", str(notes), "--backend", server.url, "-v", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "1024 in flight" in r.stderr and "3 done" in r.stderr
+
+
 def test_backend_down_is_exit_3_with_advice(notes: Path) -> None:
     r = run_pipe(
         "run",

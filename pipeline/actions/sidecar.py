@@ -29,9 +29,11 @@ class Sidecar(Action):
         except TemplateError as e:
             raise ActionError(f"then.sidecar: {e}") from None
         target = os.path.normpath(rendered)
-        if os.path.dirname(os.path.abspath(target)) != os.path.dirname(os.path.abspath(path)):
+        # abspath normalises (and asks the OS for the working folder if relative): two a file.
+        absolute_target, absolute_path = os.path.abspath(target), os.path.abspath(path)
+        if os.path.dirname(absolute_target) != os.path.dirname(absolute_path):
             raise ActionError(f"sidecar name {rendered!r} is not beside {path}")
-        if os.path.abspath(target) == os.path.abspath(path):
+        if absolute_target == absolute_path:
             raise ActionError("sidecar name is the input file itself")
         return target
 

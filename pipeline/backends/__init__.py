@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-
-import httpx
+from typing import TYPE_CHECKING
 
 from pipeline.backends.automatic1111 import A1111Backend
 from pipeline.backends.base import (
@@ -29,6 +28,9 @@ from pipeline.backends.llamacpp import LlamaCppBackend
 from pipeline.backends.llamafile_cli import PREFIX as CLI_PREFIX
 from pipeline.backends.llamafile_cli import LlamafileCli
 from pipeline.backends.openai import OpenAIBackend
+
+if TYPE_CHECKING:  # imported where a request is made: a run that asks no server (a
+    import httpx  # finished folder) does not load it (~30 ms at every start)
 
 __all__ = [
     "Backend",
@@ -85,6 +87,8 @@ def detect(url: str, client: httpx.Client | None = None, timeout: float = 3.0) -
 
     Raises Unreachable when nothing listens, Transient while a server is still loading.
     """
+    import httpx
+
     loading = False
     with contextlib.ExitStack() as stack:
         if client is None:

@@ -16,7 +16,6 @@ from pipeline.drawing_steps import RANDOM_SEED, DrawStep
 from pipeline.engine.items import Item
 from pipeline.engine.retry import Interrupted, RetryPolicy
 from pipeline.engine.slots import SlotGate
-from pipeline.media.pictures import infotext, init_image_for_img2img
 
 MAX_SEED = 2**31 - 1  # what every SD server takes (koboldcpp reads it as a C int)
 
@@ -52,6 +51,9 @@ class Drawer:
         result: Result,
         seq: int,
     ) -> Picture:
+        # Pillow is loaded by the first picture, not by every run's start.
+        from pipeline.media.pictures import infotext, init_image_for_img2img
+
         prompt = " ".join(step.prompt.render(fields).split())
         if not prompt:
             raise Rejected("nothing to draw: the prompt is empty")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pipeline.actions import Result
-from pipeline.media import prepare_image
 from pipeline.sources import Entry
+
+if TYPE_CHECKING:
+    from pipeline.media.images import PreparedImage
 
 STDIN_PATH = "<stdin>"
 
@@ -43,6 +45,13 @@ class Rewalkable(Iterator[Item]):
 
 def stdin_item(data: bytes) -> Item:
     return Item(Entry(STDIN_PATH), data=data)
+
+
+def prepare_image(path: str, max_side: int) -> PreparedImage:
+    """media's, imported on first use: Pillow is not loaded by a run that decodes nothing."""
+    from pipeline.media.images import prepare_image as prepare
+
+    return prepare(path, max_side=max_side)
 
 
 @dataclass

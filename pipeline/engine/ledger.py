@@ -10,6 +10,7 @@ from typing import Any
 from pipeline.actions import Result
 from pipeline.engine.items import Done, Item
 from pipeline.engine.options import Options
+from pipeline.folder_rows import FolderRows
 from pipeline.paths import display_path
 from pipeline.recipe import Recipe
 from pipeline.state import Counts, Store, now_iso
@@ -25,6 +26,13 @@ class Ledger:
         self.ask_key = ask_key
         self.options = options
         self.counts = Counts()
+        # What the store says of each walked file, read a folder's chunk at a time: a
+        # finished folder costs a query per chunk, not two a file.
+        self._outputs = FolderRows(store.outputs_in_folder, store.output_digest)
+        self._items = FolderRows(
+            lambda folder, start, limit: store.items_in_folder(recipe.name, folder, start, limit),
+            lambda key: store.item_and_answer(recipe.name, key),
+        )
 
     def written_by_pipe(self, item: Item) -> bool:
         """A sidecar (or XMP) that pipe wrote is never an input: else each cron run would
@@ -32,7 +40,7 @@ class Ledger:
         stays pipe's even when edited by hand, as pipe then refuses to overwrite it."""
         if item.data is not None or item.entry.stat is None:
             return False
-        return self.store.output_digest(item.entry.key) is not None
+        return self._outputs.get(item.entry.key) is not None
 
     def admit(self, item: Item) -> Done | None:
         """Decide from the store whether an item needs work (None: claimed, send it to a
@@ -45,7 +53,7 @@ class Ledger:
         st = entry.stat
         assert st is not None
         key = entry.key
-        row, answer = self.store.item_and_answer(self.recipe.name, key)
+        row, answer = self._items.get(key) or (None, None)
         if not (
             row
             and not self.options.redo

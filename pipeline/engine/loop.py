@@ -22,6 +22,7 @@ from typing import Any
 from pipeline.actions import Action, ActionError, Result
 from pipeline.backends import Backend, ServerInfo
 from pipeline.backends.pool import Pool
+from pipeline.config import JOBS
 from pipeline.engine.asking import CannotRun
 from pipeline.engine.drawing import Drawer
 from pipeline.engine.items import Done, Item, Rewalkable
@@ -63,12 +64,14 @@ class Runner:
         self.info = backend.info
         image_model = images.info.image_model if images and images.info else ""
         self.ask_key = recipe.ask_key(self.info.model if recipe.asks else "", image_model)
-        self.jobs = options.jobs or self.info.slots or 1
+        self.jobs = in_flight(options.jobs, self.info.slots)
         # One server for text and pictures (koboldcpp) runs one generation at a time: its
         # slots are shared. Two servers: while one draws, the other writes the next prompts.
         self.shared = images is None or images.url == backend.url
         self.image_slots = (
-            0 if self.shared or images is None or not images.info else (images.info.slots or 1)
+            0
+            if self.shared or images is None or not images.info
+            else in_flight(0, images.info.slots)
         )
         self.threads = self.jobs + self.image_slots + READ_AHEAD
 
@@ -184,7 +187,8 @@ class Runner:
         seq = 0
         last_beat = time.monotonic()
         while not self.stop.is_set():
-            self._collect(block=False)
+            if self._in_workers:  # else nothing can come back (a finished folder: every item)
+                self._collect(block=False)
             # One queued item per worker beyond those running keeps every slot busy.
             if self._in_workers >= self.threads * 2 or seq - self._next_out >= REORDER_WINDOW:
                 self._collect(block=True)
@@ -337,6 +341,13 @@ class Runner:
             except Exception as e:  # a bug must cost one item, not the run
                 done = Done(item, Result(item.path, "failed", error=f"internal error: {e!r}"))
             self._results.put((seq, done))
+
+
+def in_flight(jobs: int, slots: int | None) -> int:
+    """Requests kept in flight (each a worker thread): -j, else what the server says it
+    serves at once. A server's word is bounded as -j is: total_slots 10**9 is not as many
+    threads."""
+    return min(jobs or slots or 1, int(JOBS.high))
 
 
 def _progress(enabled: bool) -> Any:

@@ -12,8 +12,6 @@ import stat
 import threading
 from types import ModuleType
 
-from PIL import Image
-
 StrPath = str | os.PathLike[str]
 
 # Only the formats a photo library holds. Letting Pillow try all of its ~40 decoders would
@@ -93,6 +91,8 @@ def image_extension(path: StrPath) -> str:
     ext = sniff(path)
     if ext is not None:
         return _raw_or(ext, path)
+    from PIL import Image  # here: `formats` answers most questions without Pillow
+
     try:
         with Image.open(path, formats=open_formats()) as im:
             fmt = str(im.format)
@@ -123,6 +123,8 @@ def _raw_or(ext: str, path: StrPath) -> str:
 def open_formats() -> list[str]:
     # Pillow raises KeyError for a format it has no opener for, and HEIF appears only once
     # pillow-heif registers, so this is worked out per call (it is a few dict lookups).
+    from PIL import Image
+
     Image.init()  # loads the plugins once; later calls return at once
     return [f for f in _FORMATS if f in Image.OPEN]
 
