@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -69,6 +70,25 @@ def run_pipe(
         proc.stdout.decode(errors="replace"),
         proc.stderr.decode(errors="replace"),
     )
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie is dead: it only waits to be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def wait_gone(pid: int, what: str) -> None:
+    """Poll until process `pid` has exited; if it has not (the failure under test), kill it
+    so that no orphan outlives the test either."""
+    try:
+        wait_for(lambda: not alive(pid), timeout=30, what=f"{what} {pid} to exit with pipe")
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def wait_for(fact: Callable[[], object], timeout: float = 60, what: str = "") -> None:

@@ -27,7 +27,7 @@ from pipeline.backends import (
     connect,
 )
 from tests import real_servers
-from tests.conftest import ROOT, pipe_cmd, run_pipe, wait_for
+from tests.conftest import ROOT, alive, pipe_cmd, run_pipe, wait_for, wait_gone
 
 FAKE = Path(__file__).resolve().parent / "fake_llamafile_cli.py"
 
@@ -77,15 +77,6 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fake:
 def prompt_of(call: dict) -> str:
     argv = call["argv"]
     return argv[argv.index("-p") + 1] if "-p" in argv else ""
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie is dead: it only waits to be reaped)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def answers(stdout: str) -> list[dict]:
@@ -287,11 +278,7 @@ def test_sigkill_to_pipe_stops_the_running_child_and_the_next_run_cleans_its_fol
         proc.wait(timeout=30)
     finally:
         proc.kill()
-    try:
-        wait_for(lambda: not alive(child), timeout=30, what=f"child {child} to exit with pipe")
-    finally:
-        if alive(child):  # the failure under test: leave no orphan behind the test either
-            os.kill(child, signal.SIGKILL)
+    wait_gone(child, "child")
     assert [p.name for p in temp.iterdir()][0].startswith(f"pipe-cli-{proc.pid}-")
     (notes / "note1.md").write_text("Now it answers.\n")
     r = run_pipe("run", "summarize-text", str(notes), "--backend", made.backend, env=env)

@@ -25,7 +25,7 @@ from pipeline.errors import BackendUnavailable, UsageError
 from pipeline.managed import ManagedServer, ManagedSpec, open_managed
 from pipeline.state import Store
 from tests import real_servers
-from tests.conftest import ROOT, pipe_cmd, run_pipe, wait_for
+from tests.conftest import ROOT, alive, pipe_cmd, run_pipe, wait_for, wait_gone
 
 FAKE = ROOT / "tests" / "fake_llamafile.py"
 
@@ -62,15 +62,6 @@ def server_pid(env: dict[str, str]) -> int:
     pidfile = Path(env["FAKE_LLAMAFILE_PIDFILE"])
     wait_for(pidfile.exists, what="the server to start")
     return int(pidfile.read_text())
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for a parent that will not reap it counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def assert_clean(env: dict[str, str], *folders: Path) -> None:
@@ -184,11 +175,7 @@ def test_sigkill_to_pipe_still_stops_the_server(
         proc.wait(timeout=30)
     finally:
         proc.kill()
-    try:
-        wait_for(lambda: not alive(pid), timeout=30, what=f"server {pid} to exit with pipe")
-    finally:
-        if alive(pid):  # the failure under test: leave no orphan behind the test either
-            os.kill(pid, signal.SIGKILL)
+    wait_gone(pid, "server")
 
 
 def test_leftovers_of_a_dead_pipe_are_removed_at_the_next_start(
@@ -421,15 +408,13 @@ def test_a_server_that_says_another_model_than_last_time_stops_the_run(
     assert_clean(counted, notes)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupting_a_server_started_late_stops_it(
-    sig: signal.Signals, llamafile: Path, notes: Path, counted: dict[str, str]
-) -> None:
-    """Started by a worker thread when the first new file needs it, while it loads."""
+def start_late(llamafile: Path, notes: Path, counted: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A run whose server pipe remembers, so a worker thread starts it for a new file; it
+    stays loading, so the test can stop pipe meanwhile."""
     assert run_pipe("run", "summarize-text", str(notes), "--model", str(llamafile), env=counted)
     (notes / "note9.md").write_text("A new note about the harbour.\n")
     Path(counted["FAKE_LLAMAFILE_PIDFILE"]).unlink()
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         pipe_cmd("run", "summarize-text", str(notes), "--model", str(llamafile)),
         env={**os.environ, **counted, "FAKE_LLAMAFILE_LOADING": "inf"},
         stdout=subprocess.DEVNULL,
@@ -437,6 +422,14 @@ def test_interrupting_a_server_started_late_stops_it(
         stdin=subprocess.DEVNULL,
         cwd=ROOT,
     )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupting_a_server_started_late_stops_it(
+    sig: signal.Signals, llamafile: Path, notes: Path, counted: dict[str, str]
+) -> None:
+    """Started by a worker thread when the first new file needs it, while it loads."""
+    proc = start_late(llamafile, notes, counted)
     try:
         server_pid(counted)
         proc.send_signal(sig)
@@ -452,28 +445,14 @@ def test_sigkill_to_pipe_stops_a_server_started_late(
     llamafile: Path, notes: Path, counted: dict[str, str]
 ) -> None:
     """The watchdog guards a server a worker thread started as it does the main thread's."""
-    assert run_pipe("run", "summarize-text", str(notes), "--model", str(llamafile), env=counted)
-    (notes / "note9.md").write_text("A new note about the harbour.\n")
-    Path(counted["FAKE_LLAMAFILE_PIDFILE"]).unlink()
-    proc = subprocess.Popen(
-        pipe_cmd("run", "summarize-text", str(notes), "--model", str(llamafile)),
-        env={**os.environ, **counted, "FAKE_LLAMAFILE_LOADING": "inf"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
+    proc = start_late(llamafile, notes, counted)
     try:
         pid = server_pid(counted)
         proc.kill()
         proc.wait(timeout=30)
     finally:
         proc.kill()
-    try:
-        wait_for(lambda: not alive(pid), timeout=30, what=f"server {pid} to exit with pipe")
-    finally:
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    wait_gone(pid, "server")
 
 
 def test_what_a_started_server_said_is_kept_for_that_very_file(tmp_path: Path) -> None:
@@ -610,8 +589,4 @@ def test_the_embedded_model_server_dies_with_pipe(tmp_path: Path) -> None:
         holder.wait(timeout=30)
     finally:
         holder.kill()
-    try:
-        wait_for(lambda: not alive(pid), timeout=30, what=f"embedded server {pid} to exit")
-    finally:
-        if alive(pid):  # the failure under test: leave no orphan behind the test either
-            os.kill(pid, signal.SIGKILL)
+    wait_gone(pid, "embedded server")
