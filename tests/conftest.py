@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fake_sd import FakeSd
 from tests.fakes import FakeKobold, FakeLlama
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +35,12 @@ def llama() -> Iterator[FakeLlama]:
 @pytest.fixture
 def kobold() -> Iterator[FakeKobold]:
     with FakeKobold() as server:
+        yield server
+
+
+@pytest.fixture
+def sd() -> Iterator[FakeSd]:
+    with FakeSd() as server:
         yield server
 
 

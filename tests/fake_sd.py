@@ -519,3 +519,12 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# Command-line settings that make a drawing as cheap as a fake (or a real server) allows.
+SMALL = ("--set", "draw.width=64", "--set", "draw.height=64", "--set", "draw.steps=1")
+
+
+def draws(sd: FakeSd) -> int:
+    """How many pictures `sd` was asked for."""
+    return sd.calls["/sdapi/v1/txt2img"] + sd.calls["/sdapi/v1/img2img"]

@@ -9,33 +9,21 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from tests.conftest import ROOT, pipe_cmd, run_pipe, wait_for
-from tests.fake_sd import FakeSd
+from tests.fake_sd import SMALL, FakeSd, draws
 from tests.fakes import FakeLlama, default_answer, free_port
 
 SAMPLES = ROOT / "samples" / "photos"
 # Pictures that the fake draws at once: the smallest size, one step.
-SMALL = ("--set", "draw.width=64", "--set", "draw.height=64", "--set", "draw.steps=1")
 
 
 def records(stdout: str) -> list[dict]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
-
-
-@pytest.fixture
-def sd() -> Iterator[FakeSd]:
-    with FakeSd() as server:
-        yield server
-
-
-def draws(sd: FakeSd) -> int:
-    return sd.calls["/sdapi/v1/txt2img"] + sd.calls["/sdapi/v1/img2img"]
 
 
 def thumbnails(

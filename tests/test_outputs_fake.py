@@ -8,28 +8,16 @@ import shutil
 import sqlite3
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import ROOT, pipe_cmd, run_pipe
-from tests.fake_sd import FakeSd
+from tests.fake_sd import SMALL, FakeSd, draws
 from tests.fakes import FakeLlama
 
-SMALL = ("--set", "draw.width=64", "--set", "draw.height=64", "--set", "draw.steps=1")
 PHOTO = ROOT / "samples" / "photos" / "DSCN0010.jpg"
-
-
-@pytest.fixture
-def sd() -> Iterator[FakeSd]:
-    with FakeSd() as server:
-        yield server
-
-
-def draws(sd: FakeSd) -> int:
-    return sd.calls["/sdapi/v1/txt2img"] + sd.calls["/sdapi/v1/img2img"]
 
 
 def draw_lines(sd: FakeSd, out: Path, sheet: Path, lines: list[str], *args: str) -> Any:
