@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import gzip
 import hashlib
 import json
 import math
@@ -79,7 +80,8 @@ def count_tokens(text: str) -> int:
 
 class FakeServer:
     """Common machinery. `failures` is a list of modes consumed by successive generate calls:
-    "500", "garbage", "empty", "drop", "busy" (503), "hang" (sleeps past any timeout)."""
+    "500", "garbage", "empty", "drop", "busy" (503), "hang" (sleeps past any timeout); for
+    llama.cpp also "huge" (an 80 MB answer) and "gzip-bomb" (a 100 MB answer, gzipped)."""
 
     kind = "fake"
     protocol = "HTTP/1.1"
@@ -522,6 +524,12 @@ class FakeLlama(FakeServer):
             )
         elif failure == "garbage":
             h.send(200, b"<html>not json", LLAMA_HEADERS)
+        elif failure == "huge":  # an answer of 80 MB
+            h.send(200, b'{"content": "' + b"x" * (80 << 20) + b'"}', LLAMA_HEADERS)
+        elif failure == "gzip-bomb":  # 100 KB that unpacks to a 100 MB answer, unasked
+            answer = b'{"content": "' + b"x" * (100 << 20) + b'", "stop": true}'
+            headers = [*LLAMA_HEADERS, ("Content-Encoding", "gzip")]
+            h.send(200, gzip.compress(answer, compresslevel=1), headers)
         elif failure == "drop":
             h.drop()
         elif failure == "hang":

@@ -147,3 +147,25 @@ def test_the_embedded_model_keeps_characters_split_across_tokens(tmp_path: Path)
     [record] = records(r.stdout)
     assert record["answer"] == SPLIT
     assert record["completion_tokens"] <= 30  # the grammar ended it, not max_tokens
+
+
+@pytest.mark.parametrize("failure", ["huge", "gzip-bomb"])
+def test_a_reply_past_64_mb_fails_its_file_and_the_next_file_goes_on(
+    failure: str, tmp_path: Path
+) -> None:
+    """A server that sends more than any answer needs (80 MB, or 100 MB gzipped into 100 KB
+    though pipe asked for no encoding) costs the file it answered, never the run."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.md").write_text("The harbour was busy today.\n")
+    (folder / "b.md").write_text("The ferry ran late.\n")
+    tries = 1 if failure == "huge" else 4  # refused for good; "not JSON" is retried 3 times
+    with FakeLlama(failures=[failure] * tries) as server:  # every try of the first file
+        r = run_pipe("run", "summarize-text", str(folder), "--backend", server.url, "-j", "1")
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert "xxxxxxxx" not in r.stdout + r.stderr
+    failed = [line for line in r.stderr.splitlines() if "a.md" in line]
+    expected = "more than 64 MB" if failure == "huge" else "not JSON"
+    assert len(failed) == 1 and expected in failed[0], r.stderr
+    assert "Summary" in r.stdout and len(r.stdout) < 10_000  # b.md's answer alone

@@ -293,13 +293,19 @@ def make_client(url: str, timeout: float = 300.0, api_key: str | None = None) ->
     server_text.remember_url(url)
     import httpx
 
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    from pipeline.backends.bounded import bounded_reply
+
+    # Uncompressed replies only: a body is bounded by the bytes read (MAX_REPLY).
+    headers = {"Accept-Encoding": "identity"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
     return httpx.Client(
         base_url=url,
         timeout=httpx.Timeout(timeout, connect=5.0),
         headers=headers,
         limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         verify=url.startswith("https://"),
+        event_hooks={"response": [bounded_reply]},
     )
 
 
