@@ -248,29 +248,48 @@ def many_files(tmp_path: Path, n: int = 30) -> Path:
     return folder
 
 
-def test_two_runs_with_different_recipes_at_once_each_do_every_file(tmp_path: Path) -> None:
-    folder = many_files(tmp_path)
+def two_runs_at_once(
+    llama: FakeLlama, gate: threading.Event, *extras: tuple[str, ...]
+) -> tuple[list[int], list[tuple[bytes, bytes]]]:
+    """Two `pipe run summarize-text` at once (the same folder's files, with `extras` each),
+    held until both have claimed files and wait on answers: their claims overlap. Their
+    exit codes and (stdout, stderr)."""
+    procs = [
+        subprocess.Popen(
+            pipe_cmd("run", "summarize-text", "--backend", llama.url, "-j", "2", *extra),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for extra in extras
+    ]
+    try:
+        wait_for(lambda: llama.active == 4, what="two questions in flight from each run")
+    finally:
+        gate.set()
+    outs = [p.communicate(timeout=120) for p in procs]
+    return [p.returncode for p in procs], outs
+
+
+def held_llama() -> tuple[FakeLlama, threading.Event]:
+    """A fake whose answers wait for the event."""
     gate = threading.Event()
 
     def held(prompt: str) -> str:
         gate.wait(60)
         return default_answer(prompt)
 
-    with FakeLlama(slots=4, answer=held) as llama:
-        base = ("run", "summarize-text", str(folder), "--backend", llama.url, "-j", "2")
-        sidecars = pipe_cmd(*base, "--write", "sidecar")
-        shorter = pipe_cmd(*base, "--set", "ask.max_tokens=100", "--json")
-        procs = [
-            subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            for cmd in (sidecars, shorter)
-        ]
-        try:
-            # Both runs have claimed files and are waiting on answers: the claims overlap.
-            wait_for(lambda: llama.active == 4, what="two questions in flight from each run")
-        finally:
-            gate.set()
-        outs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
+    return FakeLlama(slots=4, answer=held), gate
+
+
+def test_two_runs_with_different_recipes_at_once_each_do_every_file(tmp_path: Path) -> None:
+    folder = many_files(tmp_path)
+    fake, gate = held_llama()
+    with fake as llama:
+        sidecars = (str(folder), "--write", "sidecar")
+        shorter = (str(folder), "--set", "ask.max_tokens=100", "--json")
+        codes, outs = two_runs_at_once(llama, gate, sidecars, shorter)
+    assert codes == [0, 0], outs
     assert len(list(folder.glob("*.summary.txt"))) == 30, outs[0][1].decode()
     assert outs[1][0].decode().count('"answer"') == 30
     assert b"another run" not in outs[0][1] + outs[1][1]
@@ -278,27 +297,12 @@ def test_two_runs_with_different_recipes_at_once_each_do_every_file(tmp_path: Pa
 
 def test_a_file_left_to_another_run_of_the_same_recipe_is_reported(tmp_path: Path) -> None:
     folder = many_files(tmp_path)
-    gate = threading.Event()
-
-    def held(prompt: str) -> str:
-        gate.wait(60)
-        return default_answer(prompt)
-
-    with FakeLlama(slots=4, answer=held) as llama:
-        cmd = pipe_cmd(
-            "run", "summarize-text", str(folder), "--backend", llama.url, "-j", "2", "--write",
-            "sidecar", "-v",
-        )  # fmt: skip
-        procs = [
-            subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            for _ in range(2)
-        ]
-        try:
-            wait_for(lambda: llama.active == 4, what="two questions in flight from each run")
-        finally:
-            gate.set()
-        errs = [p.communicate(timeout=120)[1].decode() for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], errs
+    fake, gate = held_llama()
+    with fake as llama:
+        same = (str(folder), "--write", "sidecar", "-v")
+        codes, outs = two_runs_at_once(llama, gate, same, same)
+    errs = [err.decode() for _, err in outs]
+    assert codes == [0, 0], errs
     assert max(llama.prompts.values()) == 1  # no file asked twice
     assert len(list(folder.glob("*.summary.txt"))) == 30
     left = 0
