@@ -312,12 +312,3 @@ def test_a_file_left_to_another_run_of_the_same_recipe_is_reported(tmp_path: Pat
         assert len(notes) == (int(summary.group(1)) if summary else 0), err
         left += len(notes)
     assert left > 0, errs
-
-
-def test_a_claim_is_per_recipe_and_settings(tmp_path: Path) -> None:
-    a, b = Store(tmp_path / "s.db"), Store(tmp_path / "s.db")
-    run_a = a.start_run("r", "built-in", [], "u", "m")
-    run_b = b.start_run("r", "built-in", [], "u", "m")
-    assert a.claim("r", "/f", run_a, 1, 1, "settings-1", False)[0] == "claimed"
-    assert b.claim("r", "/f", run_b, 1, 1, "settings-2", False)[0] == "claimed"
-    assert b.claim("r", "/f", run_b, 1, 1, "settings-1", False)[0] == "busy"

@@ -201,14 +201,7 @@ def test_leftovers_of_a_dead_pipe_are_removed_at_the_next_start(
 def test_sigterm_while_the_server_loads_stops_it(
     llamafile: Path, notes: Path, env: dict[str, str]
 ) -> None:
-    proc = subprocess.Popen(
-        pipe_cmd("run", "summarize-text", str(notes), "--model", str(llamafile)),
-        env={**os.environ, **env, "FAKE_LLAMAFILE_LOADING": "inf"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
+    proc = run_while_loading(llamafile, notes, env)
     server_pid(env)
     proc.terminate()
     _, err = proc.communicate(timeout=60)
@@ -414,9 +407,15 @@ def start_late(llamafile: Path, notes: Path, counted: dict[str, str]) -> subproc
     assert run_pipe("run", "summarize-text", str(notes), "--model", str(llamafile), env=counted)
     (notes / "note9.md").write_text("A new note about the harbour.\n")
     Path(counted["FAKE_LLAMAFILE_PIDFILE"]).unlink()
+    return run_while_loading(llamafile, notes, counted)
+
+
+def run_while_loading(llamafile: Path, notes: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`pipe run summarize-text --model` whose server never finishes loading, in the
+    background, so the test can stop pipe meanwhile (stderr is a pipe to read)."""
     return subprocess.Popen(
         pipe_cmd("run", "summarize-text", str(notes), "--model", str(llamafile)),
-        env={**os.environ, **counted, "FAKE_LLAMAFILE_LOADING": "inf"},
+        env={**os.environ, **env, "FAKE_LLAMAFILE_LOADING": "inf"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,

@@ -230,10 +230,12 @@ def test_formats_and_guesses() -> None:
 
 
 def test_claims_keep_two_runs_apart(tmp_path: Path) -> None:
+    """Runs with the same recipe settings (`k`); a run with other settings is not kept out."""
     a, b = Store(tmp_path / "s.db"), Store(tmp_path / "s.db")
     run_a = a.start_run("r", "built-in", [], "u", "m")
     run_b = b.start_run("r", "built-in", [], "u", "m")
     assert a.claim("r", "/f", run_a, 1, 1, "k", False)[0] == "claimed"
+    assert b.claim("r", "/f", run_b, 1, 1, "other settings", False)[0] == "claimed"
     assert b.claim("r", "/f", run_b, 1, 1, "k", False)[0] == "busy"
     a.end_run(run_a, "interrupted", 130, __import__("pipeline.state").state.Counts())
     assert b.claim("r", "/f", run_b, 1, 1, "k", False)[0] == "claimed"  # released on end

@@ -34,7 +34,7 @@ from pipeline.engine.work import ItemWork
 from pipeline.errors import BackendUnavailable
 from pipeline.recipe import Recipe
 from pipeline.renaming import moves
-from pipeline.state import HEARTBEAT_SECONDS, Counts, Store
+from pipeline.state import HEARTBEAT_SECONDS, Store
 
 REORDER_WINDOW = 512  # items admitted but not yet shown, at most (bounds memory)
 # Workers beyond the server's slots: they read, hash and shrink the next files while every
@@ -78,19 +78,15 @@ class Runner:
     def run(self, items: Iterable[Item], args: list[str]) -> Summary:
         """Raises DatabaseError (one line) if the store fails mid-run (a full disk): the run
         is ended as failed if the store still takes that, else the next run marks it died."""
-        self._run_id: int | None = None
+        self._run_id: int | None = None  # set once the run and its ledger exist
+        self.stop = threading.Event()
         try:
             return self._run(items, args)
         except sqlite3.Error as e:
-            stop: threading.Event | None = getattr(self, "stop", None)
-            if stop is not None:
-                stop.set()
+            self.stop.set()
             if self._run_id is not None:
-                ledger: Ledger | None = getattr(self, "ledger", None)
                 with contextlib.suppress(sqlite3.Error):
-                    self.store.end_run(
-                        self._run_id, "failed", 2, ledger.counts if ledger else Counts()
-                    )
+                    self.store.end_run(self._run_id, "failed", 2, self.ledger.counts)
             raise self.store.explain(e) from None
 
     def _run(self, items: Iterable[Item], args: list[str]) -> Summary:
@@ -105,13 +101,12 @@ class Runner:
             self.info.model,
             dry_run=self.options.dry_run,
         )
-        self._run_id = run_id
         self._written_before = self.store.outputs_written
-        self.stop = threading.Event()
         self.stopped: str | None = None
         self.action_failed = False
         self.unable: str | None = None  # why no item can succeed (the run stopped for it)
         self.ledger = Ledger(self.store, self.recipe, run_id, self.ask_key, self.options)
+        self._run_id = run_id
         o = self.options
         retry = RetryPolicy(o.retries, o.down_wait, o.busy_wait, o.backoff, stop=self.stop)
         slots = SlotGate(self.jobs)
