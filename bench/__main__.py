@@ -44,7 +44,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes import FakeLlama  # noqa: E402
+from tests.fakes.llama import FakeLlama  # noqa: E402
 
 RESULTS: dict[str, Any] = {}
 

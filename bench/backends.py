@@ -77,7 +77,7 @@ def bench_managed_vs_cli(tmp: Path) -> tuple[dict[str, Any], bool]:
 
     # The bare tools get pipe's own prompts (the recipe's, in the model's chat format).
     from pipeline import recipe as recipes
-    from pipeline.chat_formats import FORMATS, guess_format
+    from pipeline.backends.chat_formats import FORMATS, guess_format
 
     step = recipes.load("summarize-text").steps[0]
     fmt = FORMATS[guess_format(model.name)]

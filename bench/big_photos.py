@@ -97,7 +97,7 @@ def _padding(fmt: str, i: int) -> bytes:
 
 def bench_big_photos(tmp: Path, pipe: Callable[..., tuple[float, Any, int]]) -> dict[str, Any]:
     """`pipe`: bench's runner, which reports the pipe process's own peak RSS."""
-    from tests.fakes import FakeLlama
+    from tests.fakes.llama import FakeLlama
 
     photos = make_photos(CACHE)
     sides: list[int] = []

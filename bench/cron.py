@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.fakes import FakeLlama
+from tests.fakes.llama import FakeLlama
 
 Report = Callable[[str, dict[str, Any], bool, str], None]
 MODEL = "bench-embedded.gguf"

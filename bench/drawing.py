@@ -52,8 +52,8 @@ def draws(sd: Any) -> int:
 
 
 def bench_overlap(tmp: Path, run_seconds: Callable[[Path], float]) -> tuple[dict[str, Any], bool]:
-    from tests.fake_sd import FakeSd
-    from tests.fakes import FakeLlama
+    from tests.fakes.llama import FakeLlama
+    from tests.fakes.sd import FakeSd
 
     folder = notes(tmp / "overlap", 20)
     ideal = 20 * 2.0 + 0.5
@@ -89,8 +89,8 @@ def bench_overlap(tmp: Path, run_seconds: Callable[[Path], float]) -> tuple[dict
 
 
 def bench_resume(tmp: Path) -> tuple[dict[str, Any], bool]:
-    from tests.fake_sd import FakeSd
-    from tests.fakes import FakeLlama
+    from tests.fakes.llama import FakeLlama
+    from tests.fakes.sd import FakeSd
 
     rounds, met, rows = 5, True, []
     for r in range(rounds):

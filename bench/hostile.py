@@ -36,7 +36,7 @@ _LAUNCHER = (
 
 
 def _files() -> dict[str, Callable[[Path], Path]]:
-    from tests import hostile_images as h
+    from tests.fakes import hostile_images as h
 
     return {
         "wide 6000000x50.png": lambda p: h.png(p, 6_000_000, 50),
@@ -89,8 +89,8 @@ def _outcome(record: dict[str, Any]) -> str:
 
 
 def bench_hostile(tmp: Path) -> dict[str, Any]:
-    from tests.fakes import FakeLlama
-    from tests.test_hostile_images import OversizeSd
+    from tests.fakes.llama import FakeLlama
+    from tests.media.test_hostile_images import OversizeSd
 
     rows: dict[str, Any] = {}
     with FakeLlama(vision=True) as vision:
@@ -119,7 +119,7 @@ def bench_hostile(tmp: Path) -> dict[str, Any]:
 
 def _sd_answer() -> bytes:
     """A whole 16000x16000 PNG of black (746 KB), made once."""
-    from tests import hostile_images as h
+    from tests.fakes import hostile_images as h
 
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / "sd-16000x16000.png"
@@ -138,7 +138,7 @@ def _folder_row(tmp: Path) -> dict[str, Any]:
     the pixel budget must hold for a whole folder, not only for one file at a time."""
     import random
 
-    from tests.fakes import FakeLlama
+    from tests.fakes.llama import FakeLlama
 
     folder = tmp / "hostile-folder"
     folder.mkdir()

@@ -49,7 +49,7 @@ def run_pool(
     run_seconds: Callable[[Path], float],
     kill_at: int | None = None,
 ) -> dict[str, Any]:
-    from tests.fakes import FakeLlama
+    from tests.fakes.llama import FakeLlama
 
     folder = notes(tmp / name, files)
     home = tmp / f"home-{name}"

@@ -22,15 +22,15 @@ from pipeline import sources
 from pipeline.actions import ActionContext, open_action
 from pipeline.backends import Backend
 from pipeline.backends.lazy import LazyBackend
-from pipeline.connection import open_backend, open_image_backend
 from pipeline.engine import Item, Options, Runner, Summary, file_items, stdin_item
 from pipeline.engine import loop as engine_loop
 from pipeline.engine.items import Rewalkable, line_items
 from pipeline.errors import UsageError
-from pipeline.managed import ManagedSpec
 from pipeline.paths import default_db_path
 from pipeline.recipe import Recipe
-from pipeline.state import Store
+from pipeline.servers.connection import open_backend, open_image_backend
+from pipeline.servers.managed import ManagedSpec
+from pipeline.store.database import Store
 
 
 @dataclass

@@ -12,20 +12,22 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from pipeline import __version__, api, config, doctor_output, history, paths
-from pipeline import doctor as doctor_checks
+from pipeline import __version__, api, config, paths
 from pipeline import recipe as recipes
 from pipeline.actions import WRITE_ALIASES, Result, write_choices
 from pipeline.answers import Picture
+from pipeline.doctor import checks as doctor_checks
+from pipeline.doctor import output as doctor_output
 from pipeline.engine import Options
 from pipeline.errors import PipeError, UsageError
-from pipeline.managed import ManagedSpec
 from pipeline.paths import default_db_path
 from pipeline.renaming import moves
 from pipeline.renaming.journal import Journal
 from pipeline.server_text import redact
-from pipeline.state import Counts, Store
-from pipeline.store_errors import explain
+from pipeline.servers.managed import ManagedSpec
+from pipeline.store import history
+from pipeline.store.database import Counts, Store
+from pipeline.store.errors import explain
 from pipeline.terminal import Shown
 
 

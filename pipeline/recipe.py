@@ -17,10 +17,10 @@ from typing import Any
 
 from pipeline import paths, tomlfile
 from pipeline.actions import ACTIONS
-from pipeline.chat_formats import FORMATS
-from pipeline.drawing_steps import DRAW_KEYS, DRAW_KINDS, DrawStep, parse_draw_step
+from pipeline.backends.chat_formats import FORMATS
 from pipeline.errors import RecipeError
 from pipeline.renaming import names
+from pipeline.steps.drawing import DRAW_KEYS, DRAW_KINDS, DrawStep, parse_draw_step
 from pipeline.templates import Template, TemplateError, compile_template
 
 assert names.slug  # importing it registers the |slug filters used in templates

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_sd import FakeSd
-from tests.fakes import FakeKobold, FakeLlama
+from tests.fakes.llama import FakeKobold, FakeLlama
+from tests.fakes.sd import FakeSd
 
 ROOT = Path(__file__).resolve().parent.parent
 

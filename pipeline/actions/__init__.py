@@ -16,7 +16,7 @@ ACTIONS: dict[str, tuple[str, str, bool]] = {
     "print": ("pipeline.actions.base", "Action", True),
     "sidecar": ("pipeline.actions.sidecar", "Sidecar", True),
     "xmp": ("pipeline.actions.xmp", "XmpSidecar", True),
-    "rename": ("pipeline.renaming.action", "RenameAction", False),  # answers must be names
+    "rename": ("pipeline.actions.rename", "RenameAction", False),  # answers must be names
     "image": ("pipeline.actions.image", "ImageAction", False),  # the recipe must draw
 }
 WRITE_ALIASES = {"stdout": "print"}  # `--write stdout` reads better than `--write print`

@@ -21,7 +21,7 @@ from pipeline.terminal import Shown
 
 if TYPE_CHECKING:
     from pipeline.recipe import Recipe
-    from pipeline.state import Store
+    from pipeline.store.database import Store
 
 
 @dataclass

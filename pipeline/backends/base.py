@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pipeline import server_text
 from pipeline.answers import Picture
-from pipeline.chat_formats import FORMATS
+from pipeline.backends.chat_formats import FORMATS
 
 if TYPE_CHECKING:  # imported where a request is made: a run that asks no server (a
     import httpx  # finished folder) does not load it (~30 ms at every start)

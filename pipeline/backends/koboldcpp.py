@@ -20,8 +20,8 @@ from pipeline.backends.base import (
     Transient,
     b64,
 )
+from pipeline.backends.chat_formats import guess_format
 from pipeline.backends.sdapi import ImageModelInfo, probe_images
-from pipeline.chat_formats import guess_format
 
 NO_VISION_HINT = "start koboldcpp with its vision projector: --mmproj MMPROJ.gguf"
 

@@ -16,9 +16,9 @@ from pipeline.backends.base import (
     b64,
     tiny_jpeg,
 )
+from pipeline.backends.chat_formats import guess_format
 from pipeline.backends.gbnf import expand_repetitions
 from pipeline.backends.openai import post_chat
-from pipeline.chat_formats import guess_format
 
 NO_VISION_HINT = (
     "start the server with its vision projector, e.g. llama-server -m MODEL.gguf --mmproj"

@@ -23,7 +23,6 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline import orphans
 from pipeline.backends.base import (
     Backend,
     Completion,
@@ -37,7 +36,8 @@ from pipeline.backends.base import (
     Unsuitable,
     tiny_jpeg,
 )
-from pipeline.chat_formats import guess_format
+from pipeline.backends.chat_formats import guess_format
+from pipeline.servers import orphans
 
 PREFIX = "cli:"
 KIND = "llamafile --cli"

@@ -12,10 +12,10 @@ from typing import Any
 from pipeline.actions import Result
 from pipeline.answers import Picture
 from pipeline.backends import Backend, DrawRequest, Rejected
-from pipeline.drawing_steps import RANDOM_SEED, DrawStep
 from pipeline.engine.items import Item
 from pipeline.engine.retry import Interrupted, RetryPolicy
 from pipeline.engine.slots import SlotGate
+from pipeline.steps.drawing import RANDOM_SEED, DrawStep
 
 MAX_SEED = 2**31 - 1  # what every SD server takes (koboldcpp reads it as a C int)
 

@@ -10,10 +10,10 @@ from typing import Any
 from pipeline.actions import Result
 from pipeline.engine.items import Done, Item
 from pipeline.engine.options import Options
-from pipeline.folder_rows import FolderRows
 from pipeline.paths import display_path
 from pipeline.recipe import Recipe
-from pipeline.state import Counts, Store, now_iso
+from pipeline.store.database import Counts, Store, now_iso
+from pipeline.store.folder_rows import FolderRows
 
 
 class Ledger:

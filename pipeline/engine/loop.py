@@ -34,7 +34,7 @@ from pipeline.engine.work import ItemWork
 from pipeline.errors import BackendUnavailable
 from pipeline.recipe import Recipe
 from pipeline.renaming import moves
-from pipeline.state import HEARTBEAT_SECONDS, Store
+from pipeline.store.database import HEARTBEAT_SECONDS, Store
 
 REORDER_WINDOW = 512  # items admitted but not yet shown, at most (bounds memory)
 # Workers beyond the server's slots: they read, hash and shrink the next files while every

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipeline.actions import Result
-from pipeline.state import Counts
+from pipeline.store.database import Counts
 
 
 @dataclass

@@ -18,7 +18,6 @@ from pipeline.backends import (
     Rejected,
     Transient,
 )
-from pipeline.drawing_steps import DrawStep
 from pipeline.engine.asking import Asker
 from pipeline.engine.drawing import Drawer
 from pipeline.engine.inflight import InFlight
@@ -28,7 +27,8 @@ from pipeline.engine.retry import RetryPolicy
 from pipeline.engine.slots import SlotGate
 from pipeline.media import ImageError, image_extension, named_as, read_metadata
 from pipeline.recipe import Recipe, Step
-from pipeline.state import Store, now_iso
+from pipeline.steps.drawing import DrawStep
+from pipeline.store.database import Store, now_iso
 from pipeline.texts import NotText, decode, hash_file, load_text
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.paths import display_path
-from pipeline.state import Store, now_iso, path_from_db, path_to_db
+from pipeline.store.database import Store, now_iso, path_from_db, path_to_db
 
 Identity = tuple[int, int, int, int]  # device, inode, size, mtime_ns
 

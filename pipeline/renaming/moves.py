@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 
 from pipeline.renaming.journal import Journal
-from pipeline.state import Store
+from pipeline.store.database import Store
 
 # Crash tests set this to widen every window of the protocol (journaled / linked /
 # unlinked / marked) so that a SIGKILL at a random instant lands inside one.

@@ -1,0 +1,328 @@
+"""`pipe doctor [RECIPE]`: what answers at each configured, given or default backend, what it
+can do, how fast one tiny request is, what to do about each problem, and whether any of them
+can run a recipe."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from pipeline.backends import (
+    BackendError,
+    NoVision,
+    Request,
+    Transient,
+    Unreachable,
+    connect,
+)
+from pipeline.backends import (
+    normalize_url as _normalize,
+)
+from pipeline.backends.base import tiny_jpeg
+from pipeline.backends.llamafile_cli import PREFIX as CLI_PREFIX
+from pipeline.recipe import Recipe
+from pipeline.servers import embedded
+
+DEFAULT_ORIGIN = "default port"
+EMBEDDED_ORIGIN = "installed"
+MAX_AT_ONCE = 16  # servers checked at the same time
+
+# What to start when nothing answers on a well-known port.
+START_HINTS: dict[int, str] = {
+    8080: "start './model.llamafile --server --nobrowser' (or 'llama-server -m model.gguf')"
+    " or pass --backend URL",
+    5001: "start 'koboldcpp --model model.gguf' or pass --backend URL",
+    11434: "start Ollama ('ollama serve') or pass --backend URL",
+    1234: "start LM Studio's server ('lms server start') or pass --backend URL",
+    7860: "start AUTOMATIC1111 (or Forge, SD.Next) with --api, or pass --sd-backend URL",
+}
+VISION_HINTS: dict[str, str] = {
+    "llama.cpp": "start llama-server with --mmproj PROJECTOR.gguf (or use a LLaVA llamafile)",
+    "koboldcpp": "start koboldcpp with --mmproj MMPROJ.gguf",
+    "openai": "serve a vision model (e.g. llava) and pass --model-name NAME",
+}
+NO_IMAGE_MODEL = (
+    "start koboldcpp with an image model (koboldcpp --sdmodel MODEL.safetensors, port 5001)"
+    " or AUTOMATIC1111 with --api (port 7860), or pass --sd-backend URL"
+)
+
+
+def normalize(url: str) -> str:
+    if url.strip().startswith(CLI_PREFIX):
+        return url.strip()
+    return _normalize(url)
+
+
+def start_hint(url: str) -> str:
+    try:
+        port = urlsplit(normalize(url)).port
+    except ValueError:
+        port = None
+    return START_HINTS.get(port or 0, "is the server running? check the host and port")
+
+
+@dataclass
+class Check:
+    """What one backend is and can do, as found now."""
+
+    url: str
+    role: str  # "text": a model server pipe would ask; "image": the server that would draw
+    origin: str  # where the URL came from: "flag --backend", "config PATH", "default port"
+    reachable: bool = False
+    kind: str = ""
+    model: str = ""
+    slots: int | None = None
+    text: bool = False
+    vision: bool | None = None  # None: not known (not checked, or the check failed)
+    txt2img: bool = False
+    img2img: bool = False
+    grammar: bool = False
+    latency_ms: float | None = None
+    error: str = ""
+    advice: list[str] = field(default_factory=list)
+    can_run: bool | None = None  # with a recipe: could this backend do its part of it
+
+    @property
+    def works(self) -> bool:
+        """Answers and (for a text model) answered the tiny request."""
+        if not self.reachable or self.error:
+            return False
+        return self.role == "image" or self.text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "role": self.role,
+            "origin": self.origin,
+            "reachable": self.reachable,
+            "kind": self.kind or None,
+            "model": self.model or None,
+            "slots": self.slots,
+            "text": self.text,
+            "vision": self.vision,
+            "txt2img": self.txt2img,
+            "img2img": self.img2img,
+            "grammar": self.grammar,
+            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1),
+            "error": self.error or None,
+            "advice": self.advice,
+            "can_run": self.can_run,
+        }
+
+
+@dataclass(frozen=True)
+class Probe:
+    """How to reach servers: the same settings `pipe run` would use."""
+
+    wait: float = 0.0
+    timeout: float = 60.0
+    api_key: str | None = None
+    model_name: str | None = None
+
+
+def check(url: str, role: str, origin: str, probe: Probe, vision: bool) -> Check:
+    """Connect to `url`, read what it is, and (for a text model) time one tiny request and,
+    with `vision`, find out for real whether it sees images."""
+    result = Check(url=url, role=role, origin=origin)
+    try:
+        backend = connect(
+            url,
+            wait=probe.wait,
+            timeout=probe.timeout,
+            api_key=probe.api_key,
+            model_name=probe.model_name,
+        )
+    except Unreachable:
+        result.error = f"nothing answers at {normalize(url).removeprefix('http://')}"
+        result.advice.append(start_hint(url))
+        return result
+    except Transient as e:
+        result.error = str(e)
+        result.advice.append("wait until it has loaded its model (or pass --wait SECONDS)")
+        return result
+    except BackendError as e:
+        result.reachable = True  # it answered, but cannot serve as it is
+        result.error = str(e)
+        result.advice.append(_advice_for(str(e)))
+        return result
+    try:
+        info = backend.info
+        result.reachable = True
+        if info is None:
+            result.error = "the server did not say what it is"
+            return result
+        result.kind, result.model, result.slots = info.kind, info.model, info.slots
+        if role == "image" and info.image_model:
+            result.model = info.image_model
+        result.text = info.can("text")
+        result.txt2img, result.img2img = info.can("txt2img"), info.can("img2img")
+        result.grammar = info.can("grammar")
+        result.vision = info.can("vision") if result.text else None
+        if role == "image" or not result.text:
+            return result
+        started = time.perf_counter()
+        try:
+            backend.complete(Request("Say OK.", max_tokens=2))
+        except BackendError as e:
+            result.error = f"a tiny request failed: {e}"
+            result.advice.append(_advice_for(str(e)))
+            return result
+        result.latency_ms = (time.perf_counter() - started) * 1000
+        if vision:
+            try:
+                backend.check_vision()
+                if info.vision_api == "cli":  # its first photo is its check: send a tiny one
+                    photo = Request("Describe the photo.", max_tokens=1, images=(tiny_jpeg(),))
+                    backend.complete(photo)
+                result.vision = True
+            except NoVision:
+                result.vision = False
+            except BackendError as e:
+                result.vision = None
+                result.advice.append(f"the vision check failed: {e}")
+            if result.vision is False:
+                hint = VISION_HINTS.get(info.kind, VISION_HINTS["llama.cpp"])
+                result.advice.append(f"no vision: {hint}")
+        return result
+    finally:
+        backend.close()
+
+
+def _advice_for(message: str) -> str:
+    lowered = message.lower()
+    if "several models" in lowered or "has no model" in lowered:
+        return "several models: pass --model-name NAME (or model_name in the config file)"
+    if "key" in lowered or "401" in lowered or "403" in lowered:
+        return "pass --api-key-env NAME, with the server's key in that environment variable"
+    if "not as llama.cpp" in lowered:
+        return "is this a model server? for an OpenAI-compatible one pass --backend openai:URL"
+    return "check the server's log"
+
+
+@dataclass
+class Report:
+    checks: list[Check]
+    recipe: Recipe | None = None
+    ok: bool = False
+    verdict: str = ""  # one sentence on the recipe (or on the setup, without one)
+    advice: list[str] = field(default_factory=list)
+
+
+def diagnose(
+    backends: list[tuple[str, str]],
+    sd_backend: tuple[str, str] | None,
+    default_images: list[str],
+    recipe: Recipe | None,
+    probe: Probe,
+) -> Report:
+    """Check every (url, origin) in `backends`, then the image server a drawing recipe would
+    use, and say whether the recipe (or, without one, anything) can run."""
+    needs_vision = recipe is not None and any(s.kind == "vision" for s in recipe.steps)
+    # Without a recipe, find out for real what each server sees; with one, only if it matters.
+    want_vision = recipe is None or needs_vision
+    defaults_used = all(origin == DEFAULT_ORIGIN for _, origin in backends)
+    todo: list[tuple[str, str]] = []  # each server once, first mention first
+    seen: set[str] = set()
+    for url, origin in backends:
+        if normalize(url) not in seen:
+            seen.add(normalize(url))
+            todo.append((url, origin))
+    # All at once: a pool of many servers (or several down, each waiting its timeout) takes
+    # about as long as its slowest server, not their sum.
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_AT_ONCE, len(todo)))) as executor:
+        checks = list(executor.map(lambda u: check(u[0], "text", u[1], probe, want_vision), todo))
+    if defaults_used and not any(c.works and c.text for c in checks):
+        checks.extend(_embedded_check())  # what pipe run would use: not started here
+    draw_kinds = {s.kind for s in recipe.steps if s.draws} if recipe else set()
+    if sd_backend is not None:
+        checks.append(check(sd_backend[0], "image", sd_backend[1], probe, False))
+    elif recipe is not None and recipe.draws and not any(_draws(c, draw_kinds) for c in checks):
+        for url in default_images:
+            if normalize(url) not in seen:
+                seen.add(normalize(url))
+                checks.append(check(url, "image", DEFAULT_ORIGIN, probe, False))
+    report = Report(checks, recipe)
+    if recipe is None:
+        working = [c for c in checks if c.works and c.text]
+        report.ok = bool(working)
+        report.verdict = (
+            f"{len(working)} of {len(checks)} backends answer"
+            if working
+            else "no model server answers"
+        )
+        return report
+    text_ok = True
+    if recipe.asks:
+        for c in checks:
+            if c.role == "text":
+                c.can_run = c.works and c.text and (not needs_vision or c.vision is True)
+        text_ok = any(c.can_run for c in checks if c.role == "text")
+    image_ok = True
+    if recipe.draws:
+        candidates = [c for c in checks if c.role == "image"] or [
+            c for c in checks if c.role == "text"
+        ]
+        for c in candidates:
+            if c.role == "image":
+                c.can_run = _draws(c, draw_kinds)
+        image_ok = any(_draws(c, draw_kinds) for c in candidates)
+        if not image_ok:
+            report.advice.append(
+                f"no image server that can {' and '.join(sorted(draw_kinds))}: {NO_IMAGE_MODEL}"
+            )
+    if recipe.asks and not text_ok:
+        working = [c for c in checks if c.works and c.text]
+        if needs_vision and working:
+            report.advice.append(
+                f"{recipe.name} needs a model that sees images, and none of these does:"
+                f" {VISION_HINTS['llama.cpp']}"
+            )
+    report.ok = text_ok and image_ok
+    needs = _needs(recipe, needs_vision, draw_kinds)
+    report.verdict = (
+        f"{recipe.name} can run ({needs})" if report.ok else f"{recipe.name} cannot run ({needs})"
+    )
+    return report
+
+
+def _draws(c: Check, kinds: set[str]) -> bool:
+    have = {k for k, on in (("txt2img", c.txt2img), ("img2img", c.img2img)) if on}
+    return c.reachable and not (kinds - have) and bool(kinds)
+
+
+def _needs(recipe: Recipe, vision: bool, draw_kinds: set[str]) -> str:
+    parts = []
+    if recipe.asks:
+        parts.append("a text model that sees images" if vision else "a text model")
+    if draw_kinds:
+        parts.append(f"an image server ({', '.join(sorted(draw_kinds))})")
+    return "needs " + " and ".join(parts)
+
+
+def _embedded_check() -> list[Check]:
+    """The embedded model, as pipe run would use it when nothing answers on the default
+    ports: known from its file, not started (pipe run starts it only when a file needs it)."""
+    name = embedded.model_name() if embedded.available() else None
+    if name is None:
+        return []
+    return [
+        Check(
+            url=f"embedded:{name}",
+            role="text",
+            origin=EMBEDDED_ORIGIN,
+            reachable=True,
+            kind="embedded model",
+            model=name,
+            slots=1,
+            text=True,
+            vision=False,
+            grammar=True,
+            advice=[
+                "pipe run starts it when a file needs an answer (small and weak; for real"
+                " work start a server and pass --backend URL)"
+            ],
+        )
+    ]
