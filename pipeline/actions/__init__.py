@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 
-from pipeline.actions.base import Action, ActionContext, ActionError, Result, write_output
+from pipeline.actions.base import Action, ActionContext, write_output
+from pipeline.results import ActionError, Result
 
 # name: (module, class, offered by `--write`); each class says the same (tests check it).
 ACTIONS: dict[str, tuple[str, str, bool]] = {

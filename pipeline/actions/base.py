@@ -13,68 +13,16 @@ import json
 import os
 import secrets
 import stat
-from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, ClassVar, Protocol
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, ClassVar, Protocol
 
-from pipeline.answers import Answer, Picture
+from pipeline.answers import Picture
+from pipeline.results import ActionError, Result
 from pipeline.terminal import Shown
 
 if TYPE_CHECKING:
     from pipeline.recipe import Recipe
     from pipeline.store.database import Store
-
-
-@dataclass
-class Result:
-    """One item's outcome, as the runner hands it to an action and to the store."""
-
-    path: str
-    status: str  # done | cached | skipped | failed
-    answer: Answer | None = None  # text, or a picture
-    error: str | None = None
-    notes: list[str] = field(default_factory=list)
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    started: str | None = None  # when work on it began (ISO time), for its history
-    duration_ms: int | None = None  # the item's own time: reading, preparing, the model
-    waited: float = 0.0  # seconds queued for a free server slot, left out of duration_ms
-    attempts: int = 0
-    is_file: bool = True
-    fields: dict[str, Any] = field(default_factory=dict)  # exif, ext, step answers: for names
-    deferred: bool = False  # the action finishes it at the end of the run (renames)
-    forget_answer: bool = False  # the answer was unusable: do not serve it from the cache
-    new_path: str | None = None
-    output: str | None = None  # the file the action wrote the answer to (a picture's PNG)
-
-    @property
-    def text(self) -> str | None:
-        """The answer when it is text (None for a picture, or no answer)."""
-        return self.answer if isinstance(self.answer, str) else None
-
-    def count_attempt(self) -> None:
-        self.attempts += 1
-
-    def record(self, model: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"path": self.path, "status": self.status}
-        if isinstance(self.answer, Picture):  # its file and digest; never the pixels
-            out["image"] = {"path": self.output, **self.answer.describe()}
-        elif self.answer is not None:
-            out["answer"] = self.answer
-        if self.error:
-            out["error"] = self.error
-        if self.notes:
-            out["note"] = "; ".join(self.notes)
-        if self.new_path:
-            out["new_path"] = self.new_path
-        out["model"] = model
-        for key in ("prompt_tokens", "completion_tokens", "duration_ms"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        return out
-
-
-class ActionError(Exception):
-    pass
 
 
 class OutputLog(Protocol):

@@ -9,7 +9,6 @@ import time
 from dataclasses import replace
 
 from pipeline import server_text
-from pipeline.actions import Result
 from pipeline.answers import Answer
 from pipeline.backends import (
     Backend,
@@ -24,6 +23,7 @@ from pipeline.engine.items import Item, Loaded, item_fields
 from pipeline.engine.retry import Interrupted, RetryPolicy
 from pipeline.engine.slots import SlotGate
 from pipeline.recipe import Step
+from pipeline.results import Result
 from pipeline.texts import fit
 
 CONTEXT_MARGIN = 16  # tokens kept free for BOS/special tokens the server adds

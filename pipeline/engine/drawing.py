@@ -9,12 +9,12 @@ import secrets
 import time
 from typing import Any
 
-from pipeline.actions import Result
 from pipeline.answers import Picture
 from pipeline.backends import Backend, DrawRequest, Rejected
 from pipeline.engine.items import Item
 from pipeline.engine.retry import Interrupted, RetryPolicy
 from pipeline.engine.slots import SlotGate
+from pipeline.results import Result
 from pipeline.steps.drawing import RANDOM_SEED, DrawStep
 
 MAX_SEED = 2**31 - 1  # what every SD server takes (koboldcpp reads it as a C int)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from pipeline.actions import Result
+from pipeline.results import Result
 from pipeline.sources import Entry
 
 if TYPE_CHECKING:

@@ -7,11 +7,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pipeline.actions import Result
 from pipeline.engine.items import Done, Item
 from pipeline.engine.options import Options
 from pipeline.paths import display_path
 from pipeline.recipe import Recipe
+from pipeline.results import Result
 from pipeline.store.database import Counts, Store, now_iso
 from pipeline.store.folder_rows import FolderRows
 

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from pipeline.actions import Action, ActionError, Result
 from pipeline.backends import Backend, ServerInfo
 from pipeline.backends.pool import Pool
 from pipeline.config import JOBS
@@ -34,6 +33,7 @@ from pipeline.engine.work import ItemWork
 from pipeline.errors import BackendUnavailable
 from pipeline.recipe import Recipe
 from pipeline.renaming import moves
+from pipeline.results import ActionError, Result, ResultSink
 from pipeline.store.database import HEARTBEAT_SECONDS, Store
 
 REORDER_WINDOW = 512  # items admitted but not yet shown, at most (bounds memory)
@@ -48,7 +48,7 @@ class Runner:
         recipe: Recipe,
         backend: Backend,
         store: Store,
-        action: Action,
+        action: ResultSink,
         options: Options,
         images: Backend | None = None,
     ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pipeline.actions import Result
+from pipeline.results import Result
 from pipeline.store.database import Counts
 
 

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.actions import Result
 from pipeline.answers import Answer, Picture
 from pipeline.backends import (
     Backend,
@@ -27,6 +26,7 @@ from pipeline.engine.retry import RetryPolicy
 from pipeline.engine.slots import SlotGate
 from pipeline.media import ImageError, image_extension, named_as, read_metadata
 from pipeline.recipe import Recipe, Step
+from pipeline.results import Result
 from pipeline.steps.drawing import DrawStep
 from pipeline.store.database import Store, now_iso
 from pipeline.texts import NotText, decode, hash_file, load_text
