@@ -2,7 +2,8 @@
 
 A recipe has one `[ask]` table, or several `[[steps]]` (each with a `name`) where a later
 step's prompt can use an earlier step's answer as `{NAME}` (or the previous one as
-`{answer}`). `[then]` says what happens to the final answer.
+`{answer}`). `[then]` says what happens to the final answer: its keys are the actions'
+own (`pipeline/actions/then.py` reads the table from what each action declares).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import paths, tomlfile
-from pipeline.actions import ACTIONS
+from pipeline.actions.then import Then, read_then
+from pipeline.actions.then import action_problem as action_problem
 from pipeline.backends.chat_formats import FORMATS
 from pipeline.errors import RecipeError
 from pipeline.renaming import names
@@ -25,12 +27,8 @@ from pipeline.templates import Template, TemplateError, compile_template
 
 assert names.slug  # importing it registers the |slug filters used in templates
 ASK_KINDS = ("text", "vision", *DRAW_KINDS)
-DATES = ("original", "mtime")
 # Fields every prompt may use; steps add their own names.
 ITEM_FIELDS = {"text", "name", "path", "stem", "ext", "answer", "exif"}
-NAME_FIELDS = {"path", "name", "stem", "ext", "dir", "recipe"}
-# A new name for a renamed file may also use the answers, EXIF and a counter.
-RENAME_FIELDS = {"name", "stem", "ext", "answer", "exif", "counter"}
 
 _TOP_KEYS = {"description", "inputs", "ask", "steps", "then"}
 _STEP_KEYS = {
@@ -46,11 +44,6 @@ _STEP_KEYS = {
     "grammar",
     "format",
 }
-_THEN_KEYS = {"action", "sidecar", "name", "date", "image"}
-# What each action needs the last step to answer.
-_PICTURE_ACTIONS = {"image"}
-_TEXT_ACTIONS = {"sidecar", "xmp", "rename"}
-_PHOTO_ACTIONS = {"xmp"}  # an XMP sidecar describes a photo
 # Sampling values every kind of server takes (OpenAI-compatible ones refuse temperature > 2);
 # max_tokens past any model's context is a typo, and some servers allocate for it.
 TEMPERATURE = (0.0, 2.0)
@@ -109,11 +102,16 @@ class Recipe:
     description: str
     inputs: tuple[str, ...]
     steps: tuple[Step | DrawStep, ...]
-    action: str = "print"
-    sidecar: Template = field(default_factory=lambda: compile_template("{path}.answer.txt"))
-    new_name: Template | None = None  # then.name, for action = "rename"
-    date: str = "original"  # which date {exif.date} is: the photo's own, or the file's mtime
-    image_name: Template = field(default_factory=lambda: compile_template("{name}.png"))
+    then: Then = field(default_factory=Then)  # the action and every action's settings
+
+    @property
+    def action(self) -> str:
+        return self.then.action
+
+    @property
+    def date(self) -> str:
+        """Which date {exif.date} is: the photo's own ("original"), or the file's mtime."""
+        return self.then.date
 
     @property
     def needs_image(self) -> bool:
@@ -290,28 +288,12 @@ def parse(data: dict[str, Any], path: Path, origin: str = "") -> Recipe:
         known = {s.name for s in steps}
         steps.append(_parse_step(raw, where, label, known))
 
-    then = data.get("then", {})
-    if not isinstance(then, dict):
-        raise RecipeError(f"{where}: then: expected a table")
-    _no_unknown_keys(then, _THEN_KEYS, where, "then.")
-    action = _typed(then, "action", str, where, "then.", "print")
-    if action not in ACTIONS:
-        raise RecipeError(
-            f"{where}: then.action: expected one of {', '.join(ACTIONS)}, got {action!r}"
-        )
-    sidecar_src = _typed(then, "sidecar", str, where, "then.", "{path}.answer.txt")
-    sidecar = _template(sidecar_src, NAME_FIELDS, where, "then.sidecar")
-    name_src = _typed(then, "name", str, where, "then.", "{answer|slug}{ext}")
-    answers = {s.name for s in steps}
-    new_name = _template(name_src, RENAME_FIELDS | answers, where, "then.name")
-    image_src = _typed(then, "image", str, where, "then.", "{name}.png")
-    image_name = _template(image_src, NAME_FIELDS | {"text"}, where, "then.image")
-    problem = action_problem(tuple(steps), action)
-    if problem:
-        raise RecipeError(f"{where}: then.action: {problem}")
-    date = _typed(then, "date", str, where, "then.", "original")
-    if date not in DATES:
-        raise RecipeError(f"{where}: then.date: expected one of {', '.join(DATES)}, got {date!r}")
+    then = read_then(
+        data.get("then", {}),
+        steps,
+        where,
+        lambda source, allowed, label: _template(source, allowed, where, label),
+    )
     return Recipe(
         name=path.stem,
         origin=origin or str(path),
@@ -319,25 +301,8 @@ def parse(data: dict[str, Any], path: Path, origin: str = "") -> Recipe:
         description=description,
         inputs=tuple(inputs),
         steps=tuple(steps),
-        action=action,
-        sidecar=sidecar,
-        new_name=new_name,
-        date=date,
-        image_name=image_name,
+        then=then,
     )
-
-
-def action_problem(steps: tuple[Step | DrawStep, ...], action: str) -> str:
-    """Why `action` cannot take these steps' answers ("" when it can): for `then.action`
-    and for `--write`, before any model is asked."""
-    last = steps[-1]
-    if action in _PICTURE_ACTIONS and not last.draws:
-        return f"{action!r} needs a last step that draws"
-    if action in _TEXT_ACTIONS and last.draws:
-        return f'{action!r} needs text, but the last step draws; use action = "image"'
-    if action in _PHOTO_ACTIONS and not any(s.kind in ("vision", "img2img") for s in steps):
-        return f"{action!r} describes photos, but this recipe reads no image; use sidecar"
-    return ""
 
 
 def _parse_step(raw: Any, where: str, label: str, earlier: set[str]) -> Step | DrawStep:

@@ -14,8 +14,9 @@ import os
 import secrets
 import stat
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, ClassVar, Protocol
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Protocol
 
+from pipeline.actions.keys import Needs
 from pipeline.answers import Picture
 from pipeline.results import ActionError, Result
 from pipeline.terminal import Shown
@@ -55,6 +56,8 @@ class Action:
 
     name: ClassVar[str] = "print"
     choosable: ClassVar[bool] = True  # offered by `--write`
+    then_keys: ClassVar[type[Any] | None] = None  # its `then` keys: a dataclass (keys.py)
+    needs: ClassVar[Needs] = Needs()  # what the recipe must answer for it
 
     def __init__(self, context: ActionContext) -> None:
         self.context = context

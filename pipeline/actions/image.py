@@ -4,33 +4,37 @@ PNG's A1111 `parameters` text; and, with `--contact-sheet FILE`, one picture of 
 
 Never over a file pipe did not write; two items of one run that would share a name get
 `-2`, `-3`…; a name never leaves its folder.
+
+Pillow (`media.pictures`, `media.sheets`) is imported when a picture is saved, not with this
+module: loading a recipe reads every action's keys, and most recipes draw nothing.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.actions.base import (
-    Action,
-    ActionContext,
-    ActionError,
-    Result,
-    check_replaceable,
-    write_output,
-)
+from pipeline.actions.base import Action, ActionContext, check_replaceable, write_output
+from pipeline.actions.keys import NAME_FIELDS, Needs, template_key
 from pipeline.answers import Picture
 from pipeline.errors import UsageError
-from pipeline.media.pictures import with_parameters
-from pipeline.media.sheets import FORMATS as SHEET_FORMATS
-from pipeline.media.sheets import contact_sheet, sheet_pages
 from pipeline.renaming.names import slug
-from pipeline.templates import TemplateError
+from pipeline.results import ActionError, Result
+from pipeline.templates import Template, TemplateError
+
+
+@dataclass(frozen=True)
+class ImageKeys:
+    # A line of text has no file name: its picture may be named by its text.
+    image: Template = template_key("{name}.png", NAME_FIELDS | {"text"})
 
 
 class ImageAction(Action):
     name = "image"
     choosable = False  # the recipe must draw
+    then_keys = ImageKeys
+    needs = Needs(answer="picture")
 
     def __init__(self, context: ActionContext) -> None:
         super().__init__(context)
@@ -39,6 +43,8 @@ class ImageAction(Action):
         self.taken: dict[str, str] = {}  # this run's targets, and whose each is
         self.drawn: dict[str, str] = {}  # picture file -> its input's name, for the sheet
         if self.sheet:  # refused before any drawing, not after the whole run
+            from pipeline.media.sheets import FORMATS as SHEET_FORMATS
+
             if os.path.splitext(self.sheet)[1].lower() not in SHEET_FORMATS:
                 raise UsageError(f"--contact-sheet {self.sheet}: must be .jpg, .png or .webp")
             try:
@@ -81,7 +87,7 @@ class ImageAction(Action):
             "text": str(result.fields.get("text", "")),
         }
         try:
-            rendered = os.path.basename(self.recipe.image_name.render(fields))
+            rendered = os.path.basename(self.recipe.then.get(ImageKeys).image.render(fields))
         except TemplateError as e:
             raise ActionError(f"then.image: {e}") from None
         if not rendered.strip(". "):
@@ -107,6 +113,8 @@ class ImageAction(Action):
                 raise ActionError("the picture is no longer in pipe's store; run with --redo")
             if self.out_dir:
                 os.makedirs(self.out_dir, exist_ok=True)
+            from pipeline.media.pictures import with_parameters
+
             write_output(self.store, target, with_parameters(png, picture.infotext))
         result.output = target
         self.drawn[target] = os.path.basename(result.path if result.is_file else target)
@@ -116,6 +124,8 @@ class ImageAction(Action):
         not replace) none, with an ActionError saying which."""
         if not self.sheet or not self.drawn or self.dry_run:
             return
+        from pipeline.media.sheets import contact_sheet, sheet_pages
+
         sheet = os.path.abspath(self.sheet)
         try:
             for page in sheet_pages(sheet, len(self.drawn)):

@@ -5,15 +5,26 @@ and applies it."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.actions.base import Action, ActionContext, Result
+from pipeline.actions.base import Action, ActionContext
+from pipeline.actions.keys import Needs, template_key
 from pipeline.renaming.journal import Journal
 from pipeline.renaming.moves import Outcome
 from pipeline.renaming.moves import apply as apply_moves
 from pipeline.renaming.names import UnusableName, safe_filename, slug
 from pipeline.renaming.plan import plan_moves
-from pipeline.templates import TemplateError
+from pipeline.results import Result
+from pipeline.templates import Template, TemplateError
+
+# A new name may use the answers (each step's by its name), EXIF and a counter.
+RENAME_FIELDS = frozenset({"name", "stem", "ext", "answer", "exif", "counter"})
+
+
+@dataclass(frozen=True)
+class RenameKeys:
+    name: Template = template_key("{answer|slug}{ext}", RENAME_FIELDS, answers=True)
 
 
 class RenameAction(Action):
@@ -22,6 +33,8 @@ class RenameAction(Action):
 
     name = "rename"
     choosable = False  # the recipe must be made for it: its answers are names
+    then_keys = RenameKeys
+    needs = Needs(answer="text")
 
     def __init__(self, context: ActionContext) -> None:
         super().__init__(context)
@@ -80,7 +93,6 @@ class RenameAction(Action):
 
     def new_name(self, result: Result, counter: int) -> str:
         """The file's new name from the recipe's template; UnusableName if nothing is left."""
-        assert self.recipe.new_name is not None
         fields = dict(result.fields)
         answer = result.text or ""
         if not slug(answer):
@@ -91,7 +103,7 @@ class RenameAction(Action):
         stem, ext = os.path.splitext(name)
         real_ext = str(fields.get("ext") or ext)
         fields.update(answer=answer, name=name, stem=stem, ext=real_ext, counter=counter)
-        rendered = self.recipe.new_name.render(fields)
+        rendered = self.recipe.then.get(RenameKeys).name.render(fields)
         new_stem, rendered_ext = os.path.splitext(rendered)
         if rendered_ext.lower() != real_ext.lower():
             new_stem = rendered  # the template did not end with {ext}: keep all of it

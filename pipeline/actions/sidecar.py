@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
-from pipeline.actions.base import Action, ActionError, Result, write_output
-from pipeline.templates import TemplateError
+from pipeline.actions.base import Action, write_output
+from pipeline.actions.keys import NAME_FIELDS, Needs, template_key
+from pipeline.results import ActionError, Result
+from pipeline.templates import Template, TemplateError
+
+
+@dataclass(frozen=True)
+class SidecarKeys:
+    sidecar: Template = template_key("{path}.answer.txt", NAME_FIELDS)  # the file's name
 
 
 class Sidecar(Action):
     """Write the answer to a file beside the input, named by the recipe's `then.sidecar`."""
 
     name = "sidecar"
+    then_keys = SidecarKeys
+    needs = Needs(answer="text")
 
     def target(self, path: str) -> str:
         folder, name = os.path.split(path)
@@ -25,7 +35,7 @@ class Sidecar(Action):
             "recipe": self.recipe.name,
         }
         try:
-            rendered = self.recipe.sidecar.render(fields)
+            rendered = self.recipe.then.get(SidecarKeys).sidecar.render(fields)
         except TemplateError as e:
             raise ActionError(f"then.sidecar: {e}") from None
         target = os.path.normpath(rendered)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape
 
+from pipeline.actions.keys import Needs
 from pipeline.actions.sidecar import Sidecar
 
 
@@ -12,6 +13,8 @@ class XmpSidecar(Sidecar):
     shared with a raw file of the same stem) with the answer as dc:description."""
 
     name = "xmp"
+    then_keys = None  # its name is the photo's: then.sidecar is not for it
+    needs = Needs(answer="text", photos=True)  # an XMP sidecar describes a photo
 
     def target(self, path: str) -> str:
         return path + ".xmp"

@@ -10,6 +10,7 @@ import pytest
 
 from pipeline import config, tomlfile
 from pipeline import recipe as recipes
+from pipeline.actions.rename import RenameKeys
 from pipeline.errors import RecipeError
 from pipeline.templates import MAX_WIDTH, TemplateError, compile_template
 from tests.conftest import run_pipe
@@ -241,10 +242,9 @@ def test_set_labels_follow_step_names(tmp_path: Path) -> None:
 
 
 def test_format_specs_are_checked_against_each_fields_kind() -> None:
-    ok = recipes.load(
-        "rename-images", ["then.name={exif.date:%Y-%m-%d}-{counter:03d}-{exif.lat:.3f}{ext}"]
-    )
-    assert ok.new_name is not None
+    name = "{exif.date:%Y-%m-%d}-{counter:03d}-{exif.lat:.3f}{ext}"
+    ok = recipes.load("rename-images", [f"then.name={name}"])
+    assert ok.then.get(RenameKeys).name.source == name
     with pytest.raises(RecipeError, match=r"format spec of \{counter:%Y\}"):
         recipes.load("rename-images", ["then.name={counter:%Y}{ext}"])
 
