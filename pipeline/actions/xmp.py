@@ -1,11 +1,11 @@
-"""Write each answer as the photo's description in an XMP sidecar (photo.jpg.xmp)."""
+"""Write each answer as the photo's description in an XMP sidecar (photo.jpg.xmp); the
+packet itself is built in `pipeline/media/xmp/write.py`."""
 
 from __future__ import annotations
 
-from xml.sax.saxutils import escape
-
 from pipeline.actions.keys import Needs
 from pipeline.actions.sidecar import Sidecar
+from pipeline.media.xmp.write import XmpFields, packet
 
 
 class XmpSidecar(Sidecar):
@@ -20,27 +20,8 @@ class XmpSidecar(Sidecar):
         return path + ".xmp"
 
     def content(self, answer: str) -> str:
-        return XMP_TEMPLATE.format(description=xml_escape(answer.strip()))
+        return packet(self.fields(answer))
 
-
-XMP_TEMPLATE = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
-<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="pipe">
- <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
-  <rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">
-   <dc:description>
-    <rdf:Alt>
-     <rdf:li xml:lang="x-default">{description}</rdf:li>
-    </rdf:Alt>
-   </dc:description>
-  </rdf:Description>
- </rdf:RDF>
-</x:xmpmeta>
-<?xpacket end="w"?>
-"""
-
-
-def xml_escape(text: str) -> str:
-    """Escape for XML text, dropping characters XML 1.0 cannot hold (model output may
-    contain any of them)."""
-    allowed = "".join(c for c in text if c in "\t\n\r" or ord(c) >= 0x20)
-    return escape(allowed, {'"': "&quot;"})
+    def fields(self, answer: str) -> XmpFields:
+        """What this action writes into the sidecar for an answer."""
+        return XmpFields(description=answer.strip())
