@@ -17,7 +17,7 @@ import io
 import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from PIL import Image
 
@@ -208,6 +208,25 @@ def _top_level_meta(f: BinaryIO) -> bytes:
 
 
 def _layout(f: BinaryIO) -> Layout:
+    index = _index(f)
+    item = index.items.get(index.primary)
+    if item is None:
+        raise Damaged("the primary image is missing")
+    tiling = _tiling(f, index, item)
+    _check_tiling(tiling)
+    crop, transposes = _transforms(item, tiling.width, tiling.height)
+    shared = tuple(p for p in item.properties if p[4:8] in _SHARED)
+    return Layout(*tiling, crop, transposes, index.items, index.idat, shared)
+
+
+class _Index(NamedTuple):  # the meta box's index of the photo's items
+    primary: int
+    items: dict[int, _Item]  # type, place and properties of each
+    references: dict[tuple[int, bytes], list[int]]  # (item, type) -> items, as in iref
+    idat: bytes  # the idat box: the bytes of items stored in the index itself
+
+
+def _index(f: BinaryIO) -> _Index:
     meta = _top_level_meta(f)
     children = {box.kind: box for box in isobmff.boxes(meta, 4)}  # a full box: skip 4
     for needed in (b"pitm", b"iinf", b"iloc", b"iprp"):
@@ -224,63 +243,62 @@ def _layout(f: BinaryIO) -> Layout:
     references = isobmff.references(meta, iref) if iref else {}
     idat_box = children.get(b"idat")
     idat = meta[idat_box.body : idat_box.end] if idat_box else b""
+    return _Index(primary, items, references, idat)
 
-    item = items.get(primary)
-    if item is None:
-        raise Damaged("the primary image is missing")
-    ispe = _property(item, b"ispe")
+
+class _Tiling(NamedTuple):  # the image's size and its grid of tiles, in `Layout`'s order
+    width: int
+    height: int
+    columns: int
+    rows: int
+    tile_width: int
+    tile_height: int
+    tiles: tuple[int, ...]
+
+
+def _tiling(f: BinaryIO, index: _Index, item: _Item) -> _Tiling:
+    """The primary item's grid of tiles, or the item itself as the one tile."""
     if item.type == b"grid":
-        tiles = tuple(references.get((primary, b"dimg"), ()))
-        grid = _read_item(f, item, idat)
+        tiles = tuple(index.references.get((index.primary, b"dimg"), ()))
+        grid = _read_item(f, item, index.idat)
         wide = grid[1] & 1
         rows, columns = grid[2] + 1, grid[3] + 1
         width, height = struct.unpack_from(">II" if wide else ">HH", grid, 4)
         if not tiles or len(tiles) != rows * columns:
             raise Damaged(f"grid of {rows}x{columns} has {len(tiles)} tiles")
-        first = items.get(tiles[0])
+        first = index.items.get(tiles[0])
         tile_ispe = _property(first, b"ispe") if first else None
         if tile_ispe is None:
             raise Damaged("a tile has no size")
         tile_width, tile_height = struct.unpack_from(">II", tile_ispe, 12)
-    elif item.type in _CODED:
+        return _Tiling(width, height, columns, rows, tile_width, tile_height, tiles)
+    if item.type in _CODED:
+        ispe = _property(item, b"ispe")
         if ispe is None:
             raise Damaged("the image has no size")
         width, height = struct.unpack_from(">II", ispe, 12)
-        tiles, rows, columns, tile_width, tile_height = (primary,), 1, 1, width, height
-    elif item.type == b"av01":  # AVIF files say so in their brands; this one does not
+        return _Tiling(width, height, 1, 1, width, height, (index.primary,))
+    if item.type == b"av01":  # AVIF files say so in their brands; this one does not
         raise ImageError("HEIF with AV1 inside but not marked AVIF: not supported")
-    else:
-        kind = item.type.decode("latin-1")
-        raise ImageError(f"HEIC photo: its main image is of type {kind!r}, which pipe cannot read")
-    if min(width, height, tile_width, tile_height) <= 0:
+    kind = item.type.decode("latin-1")
+    raise ImageError(f"HEIC photo: its main image is of type {kind!r}, which pipe cannot read")
+
+
+def _check_tiling(t: _Tiling) -> None:
+    """Refuse sizes no real photo has: zero, tiles short of the image, too many pixels."""
+    if min(t.width, t.height, t.tile_width, t.tile_height) <= 0:
         raise Damaged("zero size")
-    if columns * tile_width < width or rows * tile_height < height:
+    if t.columns * t.tile_width < t.width or t.rows * t.tile_height < t.height:
         raise Damaged("tiles do not cover the image")
-    if rows * columns > _MAX_TILES:
+    if t.rows * t.columns > _MAX_TILES:
         raise ImageError(
-            f"HEIC photo of {columns}x{rows} tiles: no photo has more than {_MAX_TILES}"
+            f"HEIC photo of {t.columns}x{t.rows} tiles: no photo has more than {_MAX_TILES}"
         )
-    if rows * columns * tile_width * tile_height > _MAX_TILE_PIXELS:
+    if t.rows * t.columns * t.tile_width * t.tile_height > _MAX_TILE_PIXELS:
         raise ImageError(
-            f"HEIC photo of {columns}x{rows} tiles of {tile_width}x{tile_height}: more than "
-            f"{_MAX_TILE_PIXELS // 1_000_000} MP to decode"
+            f"HEIC photo of {t.columns}x{t.rows} tiles of {t.tile_width}x{t.tile_height}: "
+            f"more than {_MAX_TILE_PIXELS // 1_000_000} MP to decode"
         )
-    crop, transposes = _transforms(item, width, height)
-    shared = tuple(p for p in item.properties if p[4:8] in _SHARED)
-    return Layout(
-        width,
-        height,
-        columns,
-        rows,
-        tile_width,
-        tile_height,
-        tiles,
-        crop,
-        transposes,
-        items,
-        idat,
-        shared,
-    )
 
 
 def _property(item: _Item, kind: bytes) -> bytes | None:
