@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import recipe, tomlfile
+from pipeline.actions import ACTIONS
 from pipeline.errors import RecipeError
 
 ASK = "[ask]\nprompt = 'x'\n"
@@ -123,3 +124,8 @@ def test_a_bad_then_value_is_refused_with_its_message(text: str, message: str) -
 def test_action_problem_says_what_an_action_needs(steps: str, action: str, problem: str) -> None:
     """What `--write` checks before any model is asked, as `then.action` is checked."""
     assert recipe.action_problem(parse(steps).steps, action) == problem
+
+
+def test_every_registered_action_has_its_unit_tests() -> None:
+    for name in ACTIONS:
+        assert (Path(__file__).parent / f"test_{name}.py").is_file(), name
