@@ -1,9 +1,11 @@
-"""What happens to each answer. One registry: recipe validation (`then.action`), the
-`--write` choices and construction all come from `ACTIONS`. A new action is a module
-with an `Action` subclass, plus one line here.
+"""What happens to each answer. One registry: the `[then]` table's keys and checks
+(`then.py`), the `--write` choices and construction all come from `ACTIONS`. A new action
+is a module with an `Action` subclass that declares its `then_keys` and `needs`
+(`keys.py`), plus one line here.
 
-An action's module is imported when a run opens it: the image and XMP actions bring Pillow
-and an XML library, which a run that writes sidecars (or a cron re-run) never needs."""
+Loading a recipe imports every action's module to read its keys, so those modules import
+only light things at the top; what is heavy (Pillow for the image action) is imported
+when the action uses it, which a run that writes sidecars (or a cron re-run) never does."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from pipeline.actions import ACTIONS, action_class
 from pipeline.actions.keys import ChoiceKey, Needs, Reading, choice_key, key_names, read_keys
@@ -52,8 +52,8 @@ class Then:
     def get(self, keys: type[S]) -> S:
         """An action's settings: as the recipe set them, else its keys' defaults."""
         for found in self.settings:
-            if type(found) is keys:
-                return found  # type: ignore[no-any-return]
+            if type(found) is keys:  # exactly: a subclass's keys are another action's
+                return cast(S, found)
         return keys()
 
 
