@@ -1,22 +1,25 @@
 """The `rename` action: collects the answers during the run, then at the end plans every new
 name at once (collisions need the whole batch) and prints the plan (dry run) or journals
-and applies it."""
+and applies it.
+
+The journal and the moves (and the store under them) are imported when the action is
+opened, not with this module: loading any recipe reads this action's keys."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.actions.base import Action, ActionContext
 from pipeline.actions.keys import Needs, template_key
-from pipeline.renaming.journal import Journal
-from pipeline.renaming.moves import Outcome
-from pipeline.renaming.moves import apply as apply_moves
 from pipeline.renaming.names import UnusableName, safe_filename, slug
-from pipeline.renaming.plan import plan_moves
 from pipeline.results import Result
 from pipeline.templates import Template, TemplateError
+
+if TYPE_CHECKING:
+    from pipeline.renaming.moves import Outcome
 
 # A new name may use the answers (each step's by its name), EXIF and a counter.
 RENAME_FIELDS = frozenset({"name", "stem", "ext", "answer", "exif", "counter"})
@@ -29,7 +32,10 @@ class RenameKeys:
 
 class RenameAction(Action):
     """Collects answers during the run; at the end plans every new name at once (collisions
-    need the whole batch), then prints the plan (dry run) or journals and applies it."""
+        need the whole batch), then prints the plan (dry run) or journals and applies it.
+
+    The journal and the moves (and the store under them) are imported when the action is
+    opened, not with this module: loading any recipe reads this action's keys."""
 
     name = "rename"
     choosable = False  # the recipe must be made for it: its answers are names
@@ -38,6 +44,8 @@ class RenameAction(Action):
 
     def __init__(self, context: ActionContext) -> None:
         super().__init__(context)
+        from pipeline.renaming.journal import Journal
+
         self.journal = Journal(self.store)
         self.collected: list[Result] = []
 
@@ -64,6 +72,10 @@ class RenameAction(Action):
                 result.forget_answer = True  # so a re-run asks the model again
                 continue
             planned[str(Path(result.path))] = result
+        from pipeline.renaming.moves import Outcome
+        from pipeline.renaming.moves import apply as apply_moves
+        from pipeline.renaming.plan import plan_moves
+
         in_batch = {str(Path(r.path)) for r in self.collected}
         moves = plan_moves(wanted, in_batch)
         moving = {m.old for m in moves}

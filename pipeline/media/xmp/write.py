@@ -9,7 +9,6 @@ pass the union here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from xml.sax.saxutils import escape
 
 _HEAD = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
 <x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="pipe">
@@ -49,4 +48,11 @@ def xml_escape(text: str) -> str:
     """Escape for XML text, dropping characters XML 1.0 cannot hold (model output may
     contain any of them)."""
     allowed = "".join(c for c in text if c in "\t\n\r" or ord(c) >= 0x20)
-    return escape(allowed, {'"': "&quot;"})
+    # As xml.sax.saxutils.escape, which imports urllib (and http) on the way: recipe
+    # loading imports this module.
+    for char, entity in _ENTITIES:
+        allowed = allowed.replace(char, entity)
+    return allowed
+
+
+_ENTITIES = (("&", "&amp;"), (">", "&gt;"), ("<", "&lt;"), ('"', "&quot;"))
