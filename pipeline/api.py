@@ -30,6 +30,7 @@ from pipeline.paths import default_db_path
 from pipeline.recipe import Recipe
 from pipeline.servers.connection import open_backend, open_image_backend
 from pipeline.servers.managed import ManagedSpec
+from pipeline.steps import TEXT_SERVER
 from pipeline.store.database import Store
 
 
@@ -76,7 +77,7 @@ def run(
         image_urls = servers.backend_urls  # a recipe that only draws: --backend draws
     # A dry run draws nothing: a recipe that also asks needs only its text model.
     draws = recipe.draws and not (options.dry_run and recipe.asks)
-    sees = any(step.kind == "vision" for step in recipe.steps)
+    sees = "vision" in recipe.needs(TEXT_SERVER)
     # The store first: it knows what a `--model` server said last time (so it may never
     # need starting), and a database that cannot open is said before any model loads.
     store = Store(db or default_db_path())
