@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import paths, tomlfile
+from pipeline import paths
 from pipeline.errors import UsageError
 
 FILE_NAME = "config.toml"
@@ -154,6 +154,8 @@ def config_path() -> Path:
 
 def load(path: Path | None = None) -> FileConfig:
     """Read and check the config file; a problem is one UsageError naming the file and key."""
+    from pipeline import tomlfile  # the TOML parser: not for `pipe --help`
+
     path = path or config_path()
     try:
         data = tomlfile.read(path)
