@@ -64,10 +64,16 @@ def test_pipe_recipes_loads_no_image_code(pipe_home: Path) -> None:
     assert image_modules(modules) == []
 
 
-def test_pipe_help_loads_only_the_cli_and_its_settings(pipe_home: Path) -> None:
+def test_pipe_help_loads_no_image_code_nor_what_the_commands_run(pipe_home: Path) -> None:
     modules = loaded_by("--help")
     assert image_modules(modules) == []
-    heavy = ("pipeline.api", "pipeline.engine", "pipeline.store", "pipeline.backends")
+    heavy = (
+        "pipeline.api",
+        "pipeline.engine",
+        "pipeline.store",
+        "pipeline.doctor",
+        "pipeline.recipe",
+    )
     assert [m for m in modules if m.startswith(heavy)] == []
     assert [m for m in modules if m.startswith(("httpx", "sqlite_utils", "tqdm"))] == []
 
