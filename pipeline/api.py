@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, BinaryIO, TextIO
 
 from pipeline import sources
-from pipeline.actions import ActionContext, open_action
+from pipeline.actions import Action, ActionContext, open_action
 from pipeline.backends import Backend
 from pipeline.backends.lazy import LazyBackend
 from pipeline.engine import Item, Options, Runner, Summary, file_items, stdin_item
@@ -108,32 +108,40 @@ def run(
     ):
         backend = text or images
         assert backend is not None and backend.info is not None
-        for server, role in ((text, "using"), (images, "drawing with")):
-            # A lazy backend (the embedded model) says so when it starts, if it does.
-            if server is not None and server.info is not None and not _lazy(server):
-                info = server.info
-                model = info.image_model if role == "drawing with" else info.model
-                in_flight = engine_loop.in_flight(
-                    options.jobs if role == "using" else 0, info.slots
-                )
-                say(
-                    f"{role} {info.kind} at {info.url} (model {model or 'unknown'}, "
-                    f"{in_flight} in flight)"
-                )
-        context = ActionContext(
-            recipe,
-            store,
-            output.out,
-            output.as_json,
-            output.headers,
-            backend.info.model,
-            options.dry_run,
-            output.out_dir,
-            output.contact_sheet,
-        )
-        action = open_action(output.write or recipe.action, context)
+        _say_servers(text, images, options.jobs, say)
+        action = _open_action(recipe, store, output, backend.info.model, options.dry_run)
         runner = Runner(recipe, backend, store, action, options, images=images)
         return runner.run(items, args or [])
+
+
+def _open_action(recipe: Recipe, store: Store, output: Output, model: str, dry_run: bool) -> Action:
+    """Where the answers go: the recipe's `then.action`, or `--write`'s."""
+    context = ActionContext(
+        recipe,
+        store,
+        output.out,
+        output.as_json,
+        output.headers,
+        model,
+        dry_run,
+        output.out_dir,
+        output.contact_sheet,
+    )
+    return open_action(output.write or recipe.action, context)
+
+
+def _say_servers(
+    text: Backend | None, images: Backend | None, jobs: int, say: Callable[[str], None]
+) -> None:
+    """`using llama.cpp at URL (model M, 4 in flight)`, and the same for the image server."""
+    for server, role in ((text, "using"), (images, "drawing with")):
+        # A lazy backend (the embedded model) says so when it starts, if it does.
+        if server is not None and server.info is not None and not _lazy(server):
+            info = server.info
+            model = info.image_model if role == "drawing with" else info.model
+            in_flight = engine_loop.in_flight(jobs if role == "using" else 0, info.slots)
+            model = model or "unknown"
+            say(f"{role} {info.kind} at {info.url} (model {model}, {in_flight} in flight)")
 
 
 def _lazy(backend: Backend) -> bool:
