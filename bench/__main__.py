@@ -25,6 +25,8 @@ the targets of issues #3 and #4; results are also written to bench/results/lates
   cron         re-run over 10,000 finished files, embedded default target 0 bytes, 0 servers
                started, <= 1.0 s (bench/cron.py)
   missing-path pipe run on a missing path                          target exit 2 in <= 0.5 s
+  startup      pipe --help and pipe recipes vs python -c pass    target --help <= bare + 150 ms
+               (bench/startup.py)
 """
 
 from __future__ import annotations
@@ -479,6 +481,12 @@ def bench_missing_path(tmp: Path) -> None:
     bench_missing_path(tmp, ROOT, report)
 
 
+def bench_startup(tmp: Path) -> None:
+    from bench.startup import bench_startup
+
+    bench_startup(tmp, ROOT, report)
+
+
 BENCHMARKS = {
     "overhead": bench_overhead,
     "concurrency": bench_concurrency,
@@ -499,6 +507,7 @@ BENCHMARKS = {
     "pool-20": bench_pool_twenty,
     "cron": bench_cron,
     "missing-path": bench_missing_path,
+    "startup": bench_startup,
 }
 
 

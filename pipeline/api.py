@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, BinaryIO, TextIO
 
 from pipeline import sources
-from pipeline.actions import ActionContext, open_action
+from pipeline.actions import Action, ActionContext, open_action
 from pipeline.backends import Backend
 from pipeline.backends.lazy import LazyBackend
 from pipeline.engine import Item, Options, Runner, Summary, file_items, stdin_item
@@ -30,6 +30,7 @@ from pipeline.paths import default_db_path
 from pipeline.recipe import Recipe
 from pipeline.servers.connection import open_backend, open_image_backend
 from pipeline.servers.managed import ManagedSpec
+from pipeline.steps import TEXT_SERVER
 from pipeline.store.database import Store
 
 
@@ -76,7 +77,7 @@ def run(
         image_urls = servers.backend_urls  # a recipe that only draws: --backend draws
     # A dry run draws nothing: a recipe that also asks needs only its text model.
     draws = recipe.draws and not (options.dry_run and recipe.asks)
-    sees = any(step.kind == "vision" for step in recipe.steps)
+    sees = "vision" in recipe.needs(TEXT_SERVER)
     # The store first: it knows what a `--model` server said last time (so it may never
     # need starting), and a database that cannot open is said before any model loads.
     store = Store(db or default_db_path())
@@ -107,32 +108,40 @@ def run(
     ):
         backend = text or images
         assert backend is not None and backend.info is not None
-        for server, role in ((text, "using"), (images, "drawing with")):
-            # A lazy backend (the embedded model) says so when it starts, if it does.
-            if server is not None and server.info is not None and not _lazy(server):
-                info = server.info
-                model = info.image_model if role == "drawing with" else info.model
-                in_flight = engine_loop.in_flight(
-                    options.jobs if role == "using" else 0, info.slots
-                )
-                say(
-                    f"{role} {info.kind} at {info.url} (model {model or 'unknown'}, "
-                    f"{in_flight} in flight)"
-                )
-        context = ActionContext(
-            recipe,
-            store,
-            output.out,
-            output.as_json,
-            output.headers,
-            backend.info.model,
-            options.dry_run,
-            output.out_dir,
-            output.contact_sheet,
-        )
-        action = open_action(output.write or recipe.action, context)
+        _say_servers(text, images, options.jobs, say)
+        action = _open_action(recipe, store, output, backend.info.model, options.dry_run)
         runner = Runner(recipe, backend, store, action, options, images=images)
         return runner.run(items, args or [])
+
+
+def _open_action(recipe: Recipe, store: Store, output: Output, model: str, dry_run: bool) -> Action:
+    """Where the answers go: the recipe's `then.action`, or `--write`'s."""
+    context = ActionContext(
+        recipe,
+        store,
+        output.out,
+        output.as_json,
+        output.headers,
+        model,
+        dry_run,
+        output.out_dir,
+        output.contact_sheet,
+    )
+    return open_action(output.write or recipe.action, context)
+
+
+def _say_servers(
+    text: Backend | None, images: Backend | None, jobs: int, say: Callable[[str], None]
+) -> None:
+    """`using llama.cpp at URL (model M, 4 in flight)`, and the same for the image server."""
+    for server, role in ((text, "using"), (images, "drawing with")):
+        # A lazy backend (the embedded model) says so when it starts, if it does.
+        if server is not None and server.info is not None and not _lazy(server):
+            info = server.info
+            model = info.image_model if role == "drawing with" else info.model
+            in_flight = engine_loop.in_flight(jobs if role == "using" else 0, info.slots)
+            model = model or "unknown"
+            say(f"{role} {info.kind} at {info.url} (model {model}, {in_flight} in flight)")
 
 
 def _lazy(backend: Backend) -> bool:

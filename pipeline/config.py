@@ -1,5 +1,6 @@
-"""The user's config file (`config.toml` in the config folder) and where each setting of a
-command came from: a flag, an environment variable, the config file, or pipe's default.
+"""The user's config file (`config.toml` in the config folder), the settings it shares with
+flags (KEYS), and the bounds of pipe's numbers. Where a command's setting came from is
+`pipeline.settings`'s business.
 
 ```toml
 backends = ["http://gpu1:8080", "openai:http://vllm.lan:8000/v1"]
@@ -26,11 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
-from click.core import ParameterSource
-
-from pipeline import paths, tomlfile
-from pipeline.backends import DEFAULT_IMAGE_URLS, DEFAULT_URLS
+from pipeline import paths
 from pipeline.errors import UsageError
 
 FILE_NAME = "config.toml"
@@ -46,8 +43,8 @@ def _is_url_list(v: Any) -> bool:
 
 @dataclass(frozen=True)
 class Bound:
-    """The numbers a setting may take. One per setting, used by its flag (as the click type)
-    and by config.toml, so `-j 9223372036854775807` (every thread built up front) or
+    """The numbers a setting may take. One per setting, used by its flag (the CLI makes it a
+    click type) and by config.toml, so `-j 9223372036854775807` (every thread built up front) or
     `--timeout inf` (an OverflowError per item) is refused wherever it comes from."""
 
     low: float
@@ -65,27 +62,9 @@ class Bound:
             return False
         return math.isfinite(value) and self.low <= value <= self.high
 
-    def param(self) -> click.ParamType:
-        return _BoundType(self)
-
 
 def _num(value: float) -> str:
     return f"{value:,}" if isinstance(value, int) and value >= 10_000 else f"{value:g}"
-
-
-class _BoundType(click.ParamType):
-    def __init__(self, bound: Bound) -> None:
-        self.bound = bound
-        self.name = "integer" if bound.whole else "float"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        try:
-            number = (int if self.bound.whole else float)(value)
-        except (TypeError, ValueError, OverflowError):
-            number = None
-        if number is None or not self.bound.accepts(number):
-            self.fail(f"expected {self.bound.describe()}, got {value!r}", param, ctx)
-        return number
 
 
 DAY = 86_400.0
@@ -97,17 +76,58 @@ RUNS_LIMIT = Bound(1, 1_000_000, whole=True)
 RUN_ID = Bound(1, 2**63 - 1, whole=True)  # SQLite's largest integer
 
 
-# key: (check, what it should be)
-KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "backends": (_is_url_list, 'a list of URLs, e.g. ["http://gpu1:8080"]'),
-    "sd_backend": (_is_str, 'a URL, e.g. "http://127.0.0.1:5001"'),
-    "jobs": (JOBS.accepts, JOBS.describe()),
-    "db": (_is_str, 'a file path, e.g. "~/pipe/state.db"'),
-    "api_key_env": (_is_str, 'the name of an environment variable, e.g. "VLLM_KEY"'),
-    "model_name": (_is_str, 'a model name, e.g. "llava"'),
-    "timeout": (TIMEOUT.accepts, TIMEOUT.describe()),
-    "wait": (WAIT.accepts, WAIT.describe()),
-}
+@dataclass(frozen=True)
+class Key:
+    """A setting that config.toml and a flag (and maybe an environment variable) both give.
+    KEYS is the one list of them: the file's checks, the CLI's shared options and where each
+    value came from are all read from it."""
+
+    name: str  # config.toml's key
+    flags: tuple[str, ...]  # the command line's, the long one last
+    param: str  # the command's parameter
+    check: Callable[[Any], bool]
+    expected: str  # what the check wants, for people
+    envvar: str = ""
+    bound: Bound | None = None
+    multiple: bool = False
+
+    @property
+    def flag(self) -> str:
+        return self.flags[-1]
+
+
+KEYS: tuple[Key, ...] = (
+    Key(
+        "backends",
+        ("--backend",),
+        "backend_urls",
+        _is_url_list,
+        'a list of URLs, e.g. ["http://gpu1:8080"]',
+        envvar="PIPE_BACKEND",
+        multiple=True,
+    ),
+    Key(
+        "sd_backend",
+        ("--sd-backend",),
+        "sd_url",
+        _is_str,
+        'a URL, e.g. "http://127.0.0.1:5001"',
+        envvar="PIPE_SD_BACKEND",
+    ),
+    Key("jobs", ("-j", "--jobs"), "jobs", JOBS.accepts, JOBS.describe(), bound=JOBS),
+    Key("db", ("--db",), "db", _is_str, 'a file path, e.g. "~/pipe/state.db"', envvar="PIPE_DB"),
+    Key(
+        "api_key_env",
+        ("--api-key-env",),
+        "api_key_env",
+        _is_str,
+        'the name of an environment variable, e.g. "VLLM_KEY"',
+    ),
+    Key("model_name", ("--model-name",), "model_name", _is_str, 'a model name, e.g. "llava"'),
+    Key("timeout", ("--timeout",), "timeout", TIMEOUT.accepts, TIMEOUT.describe(), bound=TIMEOUT),
+    Key("wait", ("--wait",), "wait", WAIT.accepts, WAIT.describe(), bound=WAIT),
+)
+KEY: dict[str, Key] = {key.name: key for key in KEYS}
 
 
 @dataclass(frozen=True)
@@ -134,6 +154,8 @@ def config_path() -> Path:
 
 def load(path: Path | None = None) -> FileConfig:
     """Read and check the config file; a problem is one UsageError naming the file and key."""
+    from pipeline import tomlfile  # the TOML parser: not for `pipe --help`
+
     path = path or config_path()
     try:
         data = tomlfile.read(path)
@@ -149,12 +171,11 @@ def load(path: Path | None = None) -> FileConfig:
         if key == "recipes":
             recipes = _check_recipes(path, value)
             continue
-        if key not in KEYS:
-            known = ", ".join([*KEYS, "recipes"])
+        if key not in KEY:
+            known = ", ".join([*KEY, "recipes"])
             raise UsageError(f"{path}: unknown key {key!r}; known keys: {known}")
-        check, expected = KEYS[key]
-        if not check(value):
-            raise UsageError(f"{path}: {key}: expected {expected}, got {value!r}")
+        if not KEY[key].check(value):
+            raise UsageError(f"{path}: {key}: expected {KEY[key].expected}, got {value!r}")
         values[key] = value
     if "db" in values:
         values["db"] = os.path.expanduser(values["db"])
@@ -188,50 +209,6 @@ def _toml_value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-# -- where a command's settings come from ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Setting:
-    name: str  # the config file's key
-    value: Any
-    source: str  # "flag --jobs", "env PIPE_BACKEND", "config /path/config.toml", "default"
-
-
-# config key -> (click parameter name, its flag, its environment variable or "")
-PARAMS: dict[str, tuple[str, str, str]] = {
-    "backends": ("backend_urls", "--backend", "PIPE_BACKEND"),
-    "sd_backend": ("sd_url", "--sd-backend", "PIPE_SD_BACKEND"),
-    "jobs": ("jobs", "--jobs", ""),
-    "db": ("db", "--db", "PIPE_DB"),
-    "api_key_env": ("api_key_env", "--api-key-env", ""),
-    "model_name": ("model_name", "--model-name", ""),
-    "timeout": ("timeout", "--timeout", ""),
-    "wait": ("wait", "--wait", ""),
-}
-
-
-def resolve(
-    ctx: click.Context, file: FileConfig, given: dict[str, Any], default_note: dict[str, str]
-) -> dict[str, Setting]:
-    """Each setting's effective value and its source. `given` holds the command's parameter
-    values by config key; a flag or environment variable wins, then the config file, then the
-    command's own default (`default_note` says what that default means, for people)."""
-    settings: dict[str, Setting] = {}
-    for key, value in given.items():
-        param, flag, env = PARAMS[key]
-        source = ctx.get_parameter_source(param)
-        if source is ParameterSource.COMMANDLINE:
-            settings[key] = Setting(key, value, f"flag {flag}")
-        elif source is ParameterSource.ENVIRONMENT:
-            settings[key] = Setting(key, value, f"env {env}")
-        elif key in file.values:
-            settings[key] = Setting(key, file.values[key], f"config {file.path}")
-        else:
-            settings[key] = Setting(key, value, default_note.get(key, "default"))
-    return settings
-
-
 def _env_list(var: str, fallback: tuple[str, ...]) -> tuple[str, ...]:
     value = os.environ.get(var)
     if value is None:
@@ -243,9 +220,13 @@ def default_backends() -> tuple[str, ...]:
     """The ports pipe tries when no backend is given. `PIPE_DEFAULT_BACKENDS` (URLs separated
     by spaces or commas) replaces them: tests use it so they never meet this machine's own
     servers."""
+    from pipeline.backends import DEFAULT_URLS  # the backend kinds: not for `pipe --help`
+
     return _env_list("PIPE_DEFAULT_BACKENDS", DEFAULT_URLS)
 
 
 def default_image_backends() -> tuple[str, ...]:
     """Where an image server is looked for; `PIPE_DEFAULT_IMAGE_BACKENDS` replaces them."""
+    from pipeline.backends import DEFAULT_IMAGE_URLS
+
     return _env_list("PIPE_DEFAULT_IMAGE_BACKENDS", DEFAULT_IMAGE_URLS)

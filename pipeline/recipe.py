@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,79 +18,16 @@ from typing import Any
 from pipeline import paths, tomlfile
 from pipeline.actions.then import Then, read_then
 from pipeline.actions.then import action_problem as action_problem
-from pipeline.backends.chat_formats import FORMATS
 from pipeline.errors import RecipeError
 from pipeline.renaming import names
-from pipeline.steps.drawing import DRAW_KEYS, DRAW_KINDS, DrawStep, parse_draw_step
-from pipeline.templates import Template, TemplateError, compile_template
+from pipeline.steps import IMAGE_SERVER, TEXT_SERVER, Step, kind_of
+from pipeline.steps.parse import parse_step
+from pipeline.steps.table import no_unknown_keys as _no_unknown_keys
+from pipeline.steps.table import typed as _typed
 
 assert names.slug  # importing it registers the |slug filters used in templates
-ASK_KINDS = ("text", "vision", *DRAW_KINDS)
-# Fields every prompt may use; steps add their own names.
-ITEM_FIELDS = {"text", "name", "path", "stem", "ext", "answer", "exif"}
 
 _TOP_KEYS = {"description", "inputs", "ask", "steps", "then"}
-_STEP_KEYS = {
-    "name",
-    "kind",
-    "image_size",
-    "system",
-    "prompt",
-    "max_tokens",
-    "temperature",
-    "repeat_penalty",
-    "stop",
-    "grammar",
-    "format",
-}
-# Sampling values every kind of server takes (OpenAI-compatible ones refuse temperature > 2);
-# max_tokens past any model's context is a typo, and some servers allocate for it.
-TEMPERATURE = (0.0, 2.0)
-MAX_TOKENS = (1, 1_000_000)
-REPEAT_PENALTY = (0.5, 2.0)
-# A value like each field's at run time, to check format specs (`{answer:,}`) at load.
-_SAMPLES: dict[str, Any] = {
-    "counter": 1,
-    "exif": {},
-    "exif.date": datetime(2000, 1, 1),
-    "exif.lat": 0.0,
-    "exif.lon": 0.0,
-}
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    kind: str
-    prompt: Template
-    system: str = ""
-    max_tokens: int = 256
-    temperature: float = 0.0
-    repeat_penalty: float = 1.0  # 1.0 is off; small models loop without ~1.1
-    stop: tuple[str, ...] = ()
-    grammar: str = ""
-    format: str = "auto"
-    image_size: int = 1024  # long side of the image sent to a vision model
-
-    @property
-    def draws(self) -> bool:
-        return False
-
-    def key(self) -> dict[str, Any]:
-        """Everything in this step that shapes the model request (for cache fingerprints)."""
-        return {
-            "kind": self.kind,
-            "system": self.system,
-            "prompt": self.prompt.source,
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            # Only when set, so answers cached before this option existed stay valid.
-            **({"repeat_penalty": self.repeat_penalty} if self.repeat_penalty != 1.0 else {}),
-            "stop": list(self.stop),
-            "grammar": self.grammar,
-            "format": self.format,
-            **({"image_size": self.image_size} if self.kind == "vision" else {}),
-        }
 
 
 @dataclass(frozen=True)
@@ -101,7 +37,7 @@ class Recipe:
     path: Path
     description: str
     inputs: tuple[str, ...]
-    steps: tuple[Step | DrawStep, ...]
+    steps: tuple[Step, ...]
     then: Then = field(default_factory=Then)  # the action and every action's settings
 
     @property
@@ -115,17 +51,24 @@ class Recipe:
 
     @property
     def needs_image(self) -> bool:
-        return any(s.kind in ("vision", "img2img") for s in self.steps)
+        """The items are images (photos), not text."""
+        return any(kind_of(s).reads_image for s in self.steps)
 
     @property
     def draws(self) -> bool:
         """Some step draws a picture: the run needs an image server."""
-        return any(s.draws for s in self.steps)
+        return any(kind_of(s).server == IMAGE_SERVER for s in self.steps)
 
     @property
     def asks(self) -> bool:
         """Some step asks a language model: the run needs a text server."""
-        return any(not s.draws for s in self.steps)
+        return any(kind_of(s).server == TEXT_SERVER for s in self.steps)
+
+    def needs(self, server: str) -> frozenset[str]:
+        """What `server` (TEXT_SERVER or IMAGE_SERVER) must be able to do for this recipe
+        (abilities as `backends.base.ABILITIES` names them)."""
+        kinds = [kind_of(s) for s in self.steps]
+        return frozenset().union(*(k.abilities for k in kinds if k.server == server))
 
     @property
     def needs_text(self) -> bool:
@@ -272,6 +215,21 @@ def parse(data: dict[str, Any], path: Path, origin: str = "") -> Recipe:
     if not all(isinstance(i, str) for i in inputs):
         raise RecipeError(f'{where}: inputs: expected a list of glob strings like "*.txt"')
 
+    steps = _parse_steps(data, where)
+    then = read_then(data.get("then", {}), steps, where)
+    return Recipe(
+        name=path.stem,
+        origin=origin or str(path),
+        path=path,
+        description=description,
+        inputs=tuple(inputs),
+        steps=tuple(steps),
+        then=then,
+    )
+
+
+def _parse_steps(data: dict[str, Any], where: str) -> list[Step]:
+    """The `[ask]` table or the `[[steps]]`, each read by its kind."""
     if ("ask" in data) == ("steps" in data):
         raise RecipeError(f"{where}: expected either an [ask] table or [[steps]], not both/neither")
     if "ask" in data:
@@ -286,124 +244,5 @@ def parse(data: dict[str, Any], path: Path, origin: str = "") -> Recipe:
     steps: list[Step] = []
     for raw, label in raw_steps:
         known = {s.name for s in steps}
-        steps.append(_parse_step(raw, where, label, known))
-
-    then = read_then(
-        data.get("then", {}),
-        steps,
-        where,
-        lambda source, allowed, label: _template(source, allowed, where, label),
-    )
-    return Recipe(
-        name=path.stem,
-        origin=origin or str(path),
-        path=path,
-        description=description,
-        inputs=tuple(inputs),
-        steps=tuple(steps),
-        then=then,
-    )
-
-
-def _parse_step(raw: Any, where: str, label: str, earlier: set[str]) -> Step | DrawStep:
-    if not isinstance(raw, dict):
-        raise RecipeError(f"{where}: {label}: expected a table")
-    p = f"{label}."
-    draws = raw.get("kind") in DRAW_KINDS
-    _no_unknown_keys(raw, DRAW_KEYS if draws else _STEP_KEYS, where, p)
-    name = _typed(raw, "name", str, where, p, "answer")
-    if not name.isidentifier() or name in ITEM_FIELDS - {"answer"} or name in earlier:
-        raise RecipeError(f"{where}: {p}name: {name!r} must be a new identifier, not a field name")
-    kind = _typed(raw, "kind", str, where, p, "text")
-    if kind not in ASK_KINDS:
-        raise RecipeError(f"{where}: {p}kind: expected one of {', '.join(ASK_KINDS)}, got {kind!r}")
-    if "prompt" not in raw:
-        raise RecipeError(f"{where}: {p}prompt: missing (the text sent to the model)")
-    prompt = _template(
-        _typed(raw, "prompt", str, where, p, ""), ITEM_FIELDS | earlier, where, p + "prompt"
-    )
-    if draws:
-        return parse_draw_step(
-            raw,
-            name,
-            kind,
-            prompt,
-            f"{where}: {p}",
-            lambda t, k, ty, d: _typed(t, k, ty, where, p, d),
-        )
-    max_tokens = _ranged(raw, "max_tokens", int, where, p, 256, MAX_TOKENS)
-    temperature = _ranged(raw, "temperature", (int, float), where, p, 0.0, TEMPERATURE)
-    repeat_penalty = _ranged(
-        raw, "repeat_penalty", (int, float), where, p, 1.0, REPEAT_PENALTY, " (1.0 is off)"
-    )
-    stop = _typed(raw, "stop", list, where, p, [])
-    if not all(isinstance(s, str) for s in stop):
-        raise RecipeError(f"{where}: {p}stop: expected a list of strings")
-    image_size = _typed(raw, "image_size", int, where, p, 1024)
-    if not 64 <= image_size <= 4096:
-        raise RecipeError(f"{where}: {p}image_size: expected 64 to 4096 pixels, got {image_size}")
-    fmt = _typed(raw, "format", str, where, p, "auto")
-    if fmt != "auto" and fmt not in FORMATS:
-        raise RecipeError(
-            f"{where}: {p}format: expected auto or one of {', '.join(FORMATS)}, got {fmt!r}"
-        )
-    return Step(
-        name=name,
-        kind=kind,
-        prompt=prompt,
-        system=_typed(raw, "system", str, where, p, ""),
-        max_tokens=max_tokens,
-        temperature=float(temperature),
-        repeat_penalty=float(repeat_penalty),
-        stop=tuple(stop),
-        grammar=_typed(raw, "grammar", str, where, p, ""),
-        format=fmt,
-        image_size=image_size,
-    )
-
-
-def _template(source: str, allowed: set[str], where: str, label: str) -> Template:
-    try:
-        template = compile_template(source, allowed)
-        template.check_specs(lambda name: _SAMPLES.get(name, ""))
-        return template
-    except TemplateError as e:
-        raise RecipeError(f"{where}: {label}: {e}") from None
-
-
-def _no_unknown_keys(table: dict[str, Any], known: set[str], where: str, prefix: str) -> None:
-    for key in table:
-        if key not in known:
-            raise RecipeError(
-                f"{where}: {prefix}{key}: unknown field; expected one of {', '.join(sorted(known))}"
-            )
-
-
-def _ranged(
-    table: dict[str, Any],
-    key: str,
-    kind: Any,
-    where: str,
-    prefix: str,
-    default: Any,
-    bounds: tuple[float, float],
-    note: str = "",
-) -> Any:
-    """A number field within `bounds` (nan and inf are outside every range)."""
-    value = _typed(table, key, kind, where, prefix, default)
-    low, high = bounds
-    if not low <= value <= high:
-        raise RecipeError(f"{where}: {prefix}{key}: expected {low} to {high}{note}, got {value!r}")
-    return value
-
-
-def _typed(
-    table: dict[str, Any], key: str, kind: Any, where: str, prefix: str, default: Any
-) -> Any:
-    if key not in table:
-        return default
-    value = table[key]
-    if isinstance(value, bool) or not isinstance(value, kind):
-        expected = {str: "a string", int: "a whole number", list: "a list"}.get(kind, "a number")
-        raise RecipeError(f"{where}: {prefix}{key}: expected {expected}, got {value!r}")
-    return value
+        steps.append(parse_step(raw, where, label, known))
+    return steps

@@ -10,7 +10,7 @@ recipe must answer for it to make sense (checked at load and for `--write`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,7 +24,7 @@ META = "then"  # the dataclass field metadata key that holds a field's `Key`
 
 @dataclass(frozen=True)
 class Needs:
-    """What an action takes: what the recipe's last step answers ("text", "picture"; ""
+    """What an action takes: what the last step answers (steps.TEXT or steps.PICTURE; ""
     for either), and whether the inputs must be photos (some step reads an image)."""
 
     answer: str = ""
@@ -33,13 +33,10 @@ class Needs:
 
 @dataclass(frozen=True)
 class Reading:
-    """What reading a key may use: where the recipe is (for errors), its steps' answer
-    names, and the recipe's template compiler (it checks format specs against sample
-    values of each field, as for prompts)."""
+    """What reading a key may use: where the recipe is (for errors), its steps' answers."""
 
     where: str
     answers: frozenset[str]
-    template: Callable[[str, set[str], str], Template]  # (source, fields, label)
 
     def refuse(self, label: str, message: str) -> RecipeError:
         return RecipeError(f"{self.where}: {label}: {message}")
@@ -52,7 +49,7 @@ class Key(Protocol):
 
 
 def _string(value: Any, reading: Reading, label: str) -> str:
-    if not isinstance(value, str):
+    if not isinstance(value, str):  # as steps.table.typed says it
         raise reading.refuse(label, f"expected a string, got {value!r}")
     return value
 
@@ -66,7 +63,11 @@ class TemplateKey:
 
     def read(self, value: Any, reading: Reading, label: str) -> Template:
         allowed = set(self.fields) | (set(reading.answers) if self.answers else set())
-        return reading.template(_string(value, reading, label), allowed, label)
+        # Format specs are checked against sample values of each field, as for prompts.
+        # Imported here: `pipe --help` imports the actions (for `--write`), not the steps.
+        from pipeline.steps.table import template
+
+        return template(_string(value, reading, label), allowed, reading.where, label)
 
 
 @dataclass(frozen=True)

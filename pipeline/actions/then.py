@@ -8,30 +8,18 @@ choose another action at run time, and a typo should not wait for that.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from pipeline.actions import ACTIONS, action_class
 from pipeline.actions.keys import ChoiceKey, Needs, Reading, choice_key, key_names, read_keys
 from pipeline.errors import RecipeError
-from pipeline.templates import Template
+from pipeline.steps import PICTURE, TEXT, Step, kind_of
+from pipeline.steps.table import no_unknown_keys
 
 DATES = ("original", "mtime")
 S = TypeVar("S")
-
-
-class StepLike(Protocol):
-    """What the checks of an action's needs read of a recipe's steps."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def draws(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -57,25 +45,15 @@ class Then:
         return keys()
 
 
-def read_then(
-    then: Any,
-    steps: Sequence[StepLike],
-    where: str,
-    template: Callable[[str, set[str], str], Template],
-) -> Then:
+def read_then(then: Any, steps: Sequence[Step], where: str) -> Then:
     """The `[then]` table checked and read; RecipeError says what is wrong, as
     `{where}: then.KEY: ...`."""
     if not isinstance(then, dict):
         raise RecipeError(f"{where}: then: expected a table")
     keys_of = {action_class(name).then_keys: None for name in ACTIONS}  # in order, once each
     declared = [k for keys in keys_of if keys for k in key_names(keys)]
-    known = {"action", *key_names(TableKeys), *declared}
-    for key in then:
-        if key not in known:
-            raise RecipeError(
-                f"{where}: then.{key}: unknown field; expected one of {', '.join(sorted(known))}"
-            )
-    reading = Reading(where, frozenset(s.name for s in steps), template)
+    no_unknown_keys(then, {"action", *key_names(TableKeys), *declared}, where, "then.")
+    reading = Reading(where, frozenset(s.name for s in steps))
     action = ChoiceKey(tuple(ACTIONS)).read(then.get("action", "print"), reading, "then.action")
     settings = tuple(read_keys(keys, then, reading, "then.") for keys in keys_of if keys)
     problem = action_problem(steps, action)
@@ -85,18 +63,18 @@ def read_then(
     return Then(action, table.date, settings)
 
 
-def action_problem(steps: Sequence[StepLike], action: str) -> str:
+def action_problem(steps: Sequence[Step], action: str) -> str:
     """Why `action` cannot take these steps' answers ("" when it can), from what it
     declares it needs: for `then.action` and for `--write`, before any model is asked."""
     return needs_problem(action, action_class(action).needs, steps)
 
 
-def needs_problem(action: str, needs: Needs, steps: Sequence[StepLike]) -> str:
-    last = steps[-1]
-    if needs.answer == "picture" and not last.draws:
+def needs_problem(action: str, needs: Needs, steps: Sequence[Step]) -> str:
+    answers = kind_of(steps[-1]).answers
+    if needs.answer == PICTURE and answers != PICTURE:
         return f"{action!r} needs a last step that draws"
-    if needs.answer == "text" and last.draws:
+    if needs.answer == TEXT and answers != TEXT:
         return f'{action!r} needs text, but the last step draws; use action = "image"'
-    if needs.photos and not any(s.kind in ("vision", "img2img") for s in steps):
+    if needs.photos and not any(kind_of(s).reads_image for s in steps):
         return f"{action!r} describes photos, but this recipe reads no image; use sidecar"
     return ""

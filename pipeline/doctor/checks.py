@@ -25,6 +25,7 @@ from pipeline.backends.base import tiny_jpeg
 from pipeline.backends.llamafile_cli import PREFIX as CLI_PREFIX
 from pipeline.recipe import Recipe
 from pipeline.servers import embedded
+from pipeline.steps import IMAGE_SERVER, TEXT_SERVER
 
 DEFAULT_ORIGIN = "default port"
 EMBEDDED_ORIGIN = "installed"
@@ -220,7 +221,8 @@ def diagnose(
 ) -> Report:
     """Check every (url, origin) in `backends`, then the image server a drawing recipe would
     use, and say whether the recipe (or, without one, anything) can run."""
-    needs_vision = recipe is not None and any(s.kind == "vision" for s in recipe.steps)
+    text_needs = recipe.needs(TEXT_SERVER) if recipe else frozenset()
+    needs_vision = "vision" in text_needs
     # Without a recipe, find out for real what each server sees; with one, only if it matters.
     want_vision = recipe is None or needs_vision
     defaults_used = all(origin == DEFAULT_ORIGIN for _, origin in backends)
@@ -236,7 +238,7 @@ def diagnose(
         checks = list(executor.map(lambda u: check(u[0], "text", u[1], probe, want_vision), todo))
     if defaults_used and not any(c.works and c.text for c in checks):
         checks.extend(_embedded_check())  # what pipe run would use: not started here
-    draw_kinds = {s.kind for s in recipe.steps if s.draws} if recipe else set()
+    draw_kinds = set(recipe.needs(IMAGE_SERVER)) if recipe else set()
     if sd_backend is not None:
         checks.append(check(sd_backend[0], "image", sd_backend[1], probe, False))
     elif recipe is not None and recipe.draws and not any(_draws(c, draw_kinds) for c in checks):
@@ -258,7 +260,7 @@ def diagnose(
     if recipe.asks:
         for c in checks:
             if c.role == "text":
-                c.can_run = c.works and c.text and (not needs_vision or c.vision is True)
+                c.can_run = c.works and all(_can(c, ability) for ability in text_needs)
         text_ok = any(c.can_run for c in checks if c.role == "text")
     image_ok = True
     if recipe.draws:
@@ -281,22 +283,29 @@ def diagnose(
                 f" {VISION_HINTS['llama.cpp']}"
             )
     report.ok = text_ok and image_ok
-    needs = _needs(recipe, needs_vision, draw_kinds)
+    needs = _needs(recipe, text_needs, draw_kinds)
     report.verdict = (
         f"{recipe.name} can run ({needs})" if report.ok else f"{recipe.name} cannot run ({needs})"
     )
     return report
 
 
+def _can(c: Check, ability: str) -> bool:
+    """What the check found the server can do, by ability name (`backends.base.ABILITIES`);
+    an ability it does not check for is not there."""
+    return getattr(c, ability, None) is True
+
+
 def _draws(c: Check, kinds: set[str]) -> bool:
-    have = {k for k, on in (("txt2img", c.txt2img), ("img2img", c.img2img)) if on}
-    return c.reachable and not (kinds - have) and bool(kinds)
+    return c.reachable and all(_can(c, k) for k in kinds) and bool(kinds)
 
 
-def _needs(recipe: Recipe, vision: bool, draw_kinds: set[str]) -> str:
+def _needs(recipe: Recipe, text_needs: frozenset[str], draw_kinds: set[str]) -> str:
     parts = []
     if recipe.asks:
-        parts.append("a text model that sees images" if vision else "a text model")
+        model = "a text model that sees images" if "vision" in text_needs else "a text model"
+        more = sorted(text_needs - {"text", "vision"})
+        parts.append(f"{model} ({', '.join(more)})" if more else model)
     if draw_kinds:
         parts.append(f"an image server ({', '.join(sorted(draw_kinds))})")
     return "needs " + " and ".join(parts)

@@ -9,11 +9,12 @@ import os
 from pipeline import config
 from pipeline.doctor.checks import DEFAULT_ORIGIN, Check, Report
 from pipeline.paths import default_db_path
+from pipeline.settings import Setting
 
 
 def lines(
     report: Report,
-    settings: dict[str, config.Setting],
+    settings: dict[str, Setting],
     file: config.FileConfig,
     recipe_name: str | None,
 ) -> list[str]:

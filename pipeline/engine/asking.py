@@ -7,9 +7,9 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from pipeline import server_text
-from pipeline.answers import Answer
 from pipeline.backends import (
     Backend,
     Completion,
@@ -19,12 +19,14 @@ from pipeline.backends import (
     Transient,
     Unsuitable,
 )
-from pipeline.engine.items import Item, Loaded, item_fields
 from pipeline.engine.retry import Interrupted, RetryPolicy
 from pipeline.engine.slots import SlotGate
-from pipeline.recipe import Step
 from pipeline.results import Result
 from pipeline.texts import fit
+
+if TYPE_CHECKING:
+    from pipeline.engine.call import StepCall
+    from pipeline.steps.text import TextStep
 
 CONTEXT_MARGIN = 16  # tokens kept free for BOS/special tokens the server adds
 
@@ -46,20 +48,12 @@ class Asker:
         self._vision_checked = False
         self._room_cache: dict[str, int] = {}
 
-    def ask(
-        self,
-        step: Step,
-        item: Item,
-        loaded: Loaded,
-        answers: dict[str, Answer],
-        previous: Answer,
-        result: Result,
-        seq: int,
-    ) -> str:
+    def ask(self, step: TextStep, call: StepCall) -> str:
         """One model call for one step: fit the text, retry what is worth retrying."""
         uses_text = any(f.name == "text" for f in step.prompt.fields)
+        loaded, result = call.loaded, call.result
         text = loaded.text
-        room = self._room(step, item, answers, previous) if uses_text else None
+        room = self._room(step, call) if uses_text else None
         overflow_tries = 0
         while True:
             if room is not None:
@@ -68,11 +62,8 @@ class Asker:
                     result.notes.append(note)
                 if not text.strip():
                     raise Rejected(note or "no room for the text in the model's context")
-            prompt = step.prompt.render(
-                {**loaded.fields, **item_fields(item, text, answers, previous)}
-            )
             request = Request(
-                prompt=prompt,
+                prompt=step.prompt.render(call.fields(text)),
                 system=step.system,
                 max_tokens=step.max_tokens,
                 temperature=step.temperature,
@@ -80,10 +71,10 @@ class Asker:
                 stop=step.stop,
                 grammar=step.grammar,
                 format=step.format,
-                images=(loaded.image(item.path, step.image_size),) if step.kind == "vision" else (),
+                images=step.images(call),
             )
             try:
-                completion = self._call(request, result, seq)
+                completion = self._call(request, result, call.seq)
             except ContextOverflow as e:
                 overflow_tries += 1
                 if overflow_tries > 3 or not uses_text:
@@ -100,24 +91,21 @@ class Asker:
             )
             return completion.text.strip()
 
-    def _room(
-        self, step: Step, item: Item, answers: dict[str, Answer], previous: Answer
-    ) -> int | None:
+    def _room(self, step: TextStep, call: StepCall) -> int | None:
         """Tokens left for `{text}` once the prompt around it and the answer are counted."""
         n_ctx = self.info.n_ctx
         if not n_ctx:
             return None
-        key = step.name + (
-            item.path if any(f.name in ("name", "path", "stem") for f in step.prompt.fields) else ""
-        )
-        if key not in self._room_cache or answers:
-            empty = step.prompt.render(item_fields(item, "", answers, previous))
+        names = any(f.name in ("name", "path", "stem") for f in step.prompt.fields)
+        key = step.name + (call.item.path if names else "")
+        if key not in self._room_cache or call.answers:
+            empty = step.prompt.render(call.item_fields(""))
             wrapped, _ = self.backend.raw_prompt(
                 Request(prompt=empty, system=step.system, format=step.format)
             )
             overhead = self.backend.count_tokens(wrapped) or len(wrapped.encode())
             room = n_ctx - step.max_tokens - overhead - CONTEXT_MARGIN
-            if answers:
+            if call.answers:
                 return room
             self._room_cache[key] = room
         return self._room_cache[key]

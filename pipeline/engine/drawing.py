@@ -7,15 +7,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pipeline.answers import Picture
 from pipeline.backends import Backend, DrawRequest, Rejected
-from pipeline.engine.items import Item
 from pipeline.engine.retry import Interrupted, RetryPolicy
 from pipeline.engine.slots import SlotGate
-from pipeline.results import Result
 from pipeline.steps.drawing import RANDOM_SEED, DrawStep
+
+if TYPE_CHECKING:
+    from pipeline.engine.call import StepCall
 
 MAX_SEED = 2**31 - 1  # what every SD server takes (koboldcpp reads it as a C int)
 
@@ -42,25 +43,14 @@ class Drawer:
         self.slots = slots
         self.retry = retry
 
-    def draw(
-        self,
-        step: DrawStep,
-        item: Item,
-        fields: dict[str, Any],
-        content_hash: str,
-        result: Result,
-        seq: int,
-    ) -> Picture:
+    def draw(self, step: DrawStep, call: StepCall) -> Picture:
         # Pillow is loaded by the first picture, not by every run's start.
-        from pipeline.media.pictures import infotext, init_image_for_img2img
+        from pipeline.media.pictures import infotext
 
-        prompt = " ".join(step.prompt.render(fields).split())
+        prompt = " ".join(step.prompt.render(call.fields(call.loaded.text)).split())
         if not prompt:
             raise Rejected("nothing to draw: the prompt is empty")
-        width, height, init = step.width, step.height, None
-        if step.kind == "img2img":
-            # Prepared as koboldcpp needs it: RGB, 64..1024 px a side, sent as bare base64.
-            init, width, height = init_image_for_img2img(item.path, step.image_size)
+        init, width, height = step.start(call.item.path)
         request = DrawRequest(
             prompt=prompt,
             negative_prompt=step.negative_prompt,
@@ -69,12 +59,13 @@ class Drawer:
             steps=step.steps,
             cfg_scale=step.cfg_scale,
             sampler=self.backend.sampler(step.sampler) or step.sampler,
-            seed=pick_seed(step, content_hash),
+            seed=pick_seed(step, call.loaded.hash),
             init_image=init,
             denoising_strength=step.denoising_strength,
         )
+        result = call.result
         queued = time.monotonic()
-        if not self.slots.acquire(seq, self.retry.stop):
+        if not self.slots.acquire(call.seq, self.retry.stop):
             raise Interrupted
         result.waited += time.monotonic() - queued
         try:

@@ -22,15 +22,15 @@ from typing import Any
 from pipeline.backends import Backend, ServerInfo
 from pipeline.backends.pool import Pool
 from pipeline.config import JOBS
-from pipeline.engine.asking import CannotRun
+from pipeline.engine.asking import Asker
+from pipeline.engine.call import RunContext
 from pipeline.engine.drawing import Drawer
 from pipeline.engine.items import Done, Item, Rewalkable
 from pipeline.engine.ledger import Ledger
 from pipeline.engine.options import Options, Summary
-from pipeline.engine.retry import BackendDown, Interrupted, RetryPolicy
+from pipeline.engine.retry import RetryPolicy
 from pipeline.engine.slots import SlotGate
-from pipeline.engine.work import ItemWork
-from pipeline.errors import BackendUnavailable
+from pipeline.engine.work import ItemWork, start_workers
 from pipeline.recipe import Recipe
 from pipeline.renaming import moves
 from pipeline.results import ActionError, Result, ResultSink
@@ -93,6 +93,36 @@ class Runner:
         started = time.monotonic()
         pool = self.backend if isinstance(self.backend, Pool) else None
         answered_before = pool.answered() if pool else {}
+        run_id = self._begin(args)
+        workers = start_workers(self.threads, self._tasks, self._results, self.work, self.stop)
+        self._bar = _progress(self.options.progress)
+        self._counted: list[int] = []  # how many items there are, once a count is done
+        self._walked = threading.Event()  # the run's own walk ended: it knows the number
+        if self._bar is not None and isinstance(items, Rewalkable):
+            count = (items, self.store, self._counted, self._walked, self.stop)
+            threading.Thread(target=_count, args=count, daemon=True).start()
+        previous_handlers = _catch_signals(self._on_signal)
+        for outcome in moves.reconcile(self.store):  # a journal left by a killed run
+            if self.options.on_info:
+                self.options.on_info(f"journal: {outcome.old} -> {outcome.new}: {outcome.reason}")
+        try:
+            self._feed(iter(items), run_id)
+            while self._in_workers > 0 and not self.stop.is_set():
+                self._collect(block=True)
+            self._collect(block=False)  # keep answers that arrived as we stopped
+            self._flush(everything=True)
+            if not self.stop.is_set():
+                self._close_action(run_id)
+        finally:
+            _restore_signals(previous_handlers)
+            for _ in workers:
+                self._tasks.put(None)
+            if self._bar is not None:
+                self._bar.close()
+        return self._end(run_id, started, pool, answered_before)
+
+    def _begin(self, args: list[str]) -> int:
+        """Start the run in the store and set up its ledger, queues and workers' context."""
         run_id = self.store.start_run(
             self.recipe.name,
             self.recipe.origin,
@@ -118,54 +148,22 @@ class Runner:
         # Workers hand back each item's Done, and before that the answers of its earlier
         # steps (a list of cache rows), saved at once.
         self._results: queue.Queue[tuple[int, Done | list[dict[str, Any]]]] = queue.Queue()
-        self.work = ItemWork(
-            self.recipe,
-            self.backend,
-            self.store,
-            o,
-            slots,
-            retry,
-            drawer,
-            on_answers=lambda rows: self._results.put((-1, list(rows))),
-        )
+        asker = Asker(self.backend, slots, retry)
+        context = RunContext(self.recipe, self.store, o, asker, drawer, self._answers_ready)
+        self.work = ItemWork(context)
         # Results are recorded and shown in input order: `pending` holds each admitted item
         # (None while a worker has it) until every earlier item is out.
         self._pending: dict[int, Done | None] = {}
         self._deferred: list[Done] = []
         self._next_out = 0
         self._in_workers = 0
-        workers = [
-            threading.Thread(target=self._work, daemon=True, name=f"pipe-worker-{i}")
-            for i in range(self.threads)
-        ]
-        for w in workers:
-            w.start()
-        self._bar = _progress(o.progress)
-        self._counted: list[int] = []  # how many items there are, once a count is done
-        self._walked = threading.Event()  # the run's own walk ended: it knows the number
-        if self._bar is not None and isinstance(items, Rewalkable):
-            count = (items, self._counted, self._walked, self.stop)
-            threading.Thread(target=self._count, args=count, daemon=True).start()
-        previous_handlers = _catch_signals(self._on_signal)
-        for outcome in moves.reconcile(self.store):  # a journal left by a killed run
-            if o.on_info:
-                o.on_info(f"journal: {outcome.old} -> {outcome.new}: {outcome.reason}")
-        try:
-            self._feed(iter(items), run_id)
-            while self._in_workers > 0 and not self.stop.is_set():
-                self._collect(block=True)
-            self._collect(block=False)  # keep answers that arrived as we stopped
-            self._flush(everything=True)
-            if not self.stop.is_set():
-                self._close_action(run_id)
-        finally:
-            _restore_signals(previous_handlers)
-            for _ in workers:
-                self._tasks.put(None)
-            if self._bar is not None:
-                self._bar.close()
+        return run_id
+
+    def _end(
+        self, run_id: int, started: float, pool: Pool | None, answered_before: dict[str, int]
+    ) -> Summary:
         counts = self.ledger.counts
-        exit_code = self._exit_code()
+        exit_code = _exit_code(self.stopped, bool(counts.failed) or self.action_failed)
         status = {0: "done", 1: "failed", 3: "backend-down"}.get(exit_code, "interrupted")
         self.store.end_run(run_id, status, exit_code, counts)
         answered: dict[str, int] = {}
@@ -207,13 +205,6 @@ class Runner:
                 self.store.heartbeat(run_id, self.ledger.counts)
                 last_beat = time.monotonic()
 
-    def _exit_code(self) -> int:
-        if self.stopped in ("backend", "unable"):
-            return 3
-        if self.stopped:
-            return 128 + (signal.SIGTERM if self.stopped == "SIGTERM" else signal.SIGINT)
-        return 1 if self.ledger.counts.failed or self.action_failed else 0
-
     def _on_signal(self, signum: int, _frame: Any) -> None:
         if self.stop.is_set():
             raise KeyboardInterrupt  # a second Ctrl-C: leave now
@@ -222,6 +213,10 @@ class Runner:
         abort = getattr(self.backend, "abort_running", None)
         if abort:
             threading.Thread(target=abort, daemon=True).start()
+
+    def _answers_ready(self, rows: list[dict[str, Any]]) -> None:
+        """A worker's answers of an item's earlier steps: the main thread saves them."""
+        self._results.put((-1, list(rows)))
 
     def _collect(self, block: bool) -> None:
         """Take finished work from the workers (waiting a little for one if `block`)."""
@@ -294,48 +289,34 @@ class Runner:
     def _count_written(self) -> None:
         self.ledger.counts.written = self.store.outputs_written - self._written_before
 
-    def _count(
-        self,
-        items: Rewalkable,
-        counted: list[int],
-        walked: threading.Event,
-        stop: threading.Event,
-    ) -> None:
-        """Walk the sources again, only counting, for the progress bar's total: the run's
-        own walk stays a few items ahead of the work, so it knows the number only at the
-        end. Stops when the run's walk ends first."""
-        n = 0
-        for item in items.again():
-            if walked.is_set() or stop.is_set():
-                return
-            # Not the files pipe wrote, as Ledger.written_by_pipe: they are never inputs.
-            file = item.data is None and item.entry.stat is not None
-            if not (file and self.store.is_output(item.entry.key)):
-                n += 1
-        counted.append(n)
 
-    # -- worker threads -----------------------------------------------------------------
-    def _work(self) -> None:
-        while True:
-            task = self._tasks.get()
-            if task is None:
-                return
-            seq, item = task
-            if self.stop.is_set():
-                continue  # interrupted: leave it for the next run
-            try:
-                done = self.work.process(item, seq)
-            except Interrupted:
-                continue
-            except BackendDown as e:
-                done = Done(item, Result(item.path, "failed"), fatal=str(e))
-            except (CannotRun, BackendUnavailable) as e:
-                # CannotRun: the backend cannot do this recipe; BackendUnavailable: a backend
-                # opened on first need (the embedded model) did not start.
-                done = Done(item, Result(item.path, "failed"), fatal=str(e), stop_reason="unable")
-            except Exception as e:  # a bug must cost one item, not the run
-                done = Done(item, Result(item.path, "failed", error=f"internal error: {e!r}"))
-            self._results.put((seq, done))
+def _count(
+    items: Rewalkable,
+    store: Store,
+    counted: list[int],
+    walked: threading.Event,
+    stop: threading.Event,
+) -> None:
+    """Walk the sources again, only counting, for the progress bar's total: the run's
+    own walk stays a few items ahead of the work, so it knows the number only at the
+    end. Stops when the run's walk ends first."""
+    n = 0
+    for item in items.again():
+        if walked.is_set() or stop.is_set():
+            return
+        # Not the files pipe wrote, as Ledger.written_by_pipe: they are never inputs.
+        file = item.data is None and item.entry.stat is not None
+        if not (file and store.is_output(item.entry.key)):
+            n += 1
+    counted.append(n)
+
+
+def _exit_code(stopped: str | None, failed: bool) -> int:
+    if stopped in ("backend", "unable"):
+        return 3
+    if stopped:
+        return 128 + (signal.SIGTERM if stopped == "SIGTERM" else signal.SIGINT)
+    return 1 if failed else 0
 
 
 def in_flight(jobs: int, slots: int | None) -> int:

@@ -7,54 +7,35 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
+import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from pipeline.answers import Answer, Picture
-from pipeline.backends import (
-    Backend,
-    Rejected,
-    Transient,
-)
-from pipeline.engine.asking import Asker
-from pipeline.engine.drawing import Drawer
+from pipeline.backends import Rejected, Transient
+from pipeline.engine.asking import CannotRun
+from pipeline.engine.call import RunContext, StepCall
 from pipeline.engine.inflight import InFlight
-from pipeline.engine.items import Done, Item, Loaded, item_fields
-from pipeline.engine.options import Options
-from pipeline.engine.retry import RetryPolicy
-from pipeline.engine.slots import SlotGate
+from pipeline.engine.items import Done, Item, Loaded
+from pipeline.engine.retry import BackendDown, Interrupted
+from pipeline.errors import BackendUnavailable
 from pipeline.media import ImageError, image_extension, named_as, read_metadata
-from pipeline.recipe import Recipe, Step
 from pipeline.results import Result
-from pipeline.steps.drawing import DrawStep
-from pipeline.store.database import Store, now_iso
+from pipeline.steps import IMAGE_SERVER, Step, kind_of
+from pipeline.store.database import now_iso
 from pipeline.texts import NotText, decode, hash_file, load_text
 
 
 class ItemWork:
-    def __init__(
-        self,
-        recipe: Recipe,
-        backend: Backend,
-        store: Store,
-        options: Options,
-        slots: SlotGate,
-        retry: RetryPolicy,
-        drawer: Drawer | None = None,
-        on_answers: Callable[[list[dict[str, Any]]], None] = lambda rows: None,
-    ) -> None:
-        assert backend.info is not None, "probe the backend before running"
-        self.recipe = recipe
-        self.backend = backend  # the text model's server (the image server for draw-only)
-        self.info = backend.info
-        self.model = self.info.model
-        self.drawer = drawer
-        self.on_answers = on_answers  # answers of steps before the last: saved at once
-        self.store = store
-        self.options = options
-        self.asker = Asker(backend, slots, retry)
-        self.stop = retry.stop
+    def __init__(self, context: RunContext) -> None:
+        self.context = context
+        self.recipe = context.recipe
+        self.info = context.asker.info  # the text model's server (the image server for draw-only)
+        self.store = context.store
+        self.options = context.options
+        self.asker = context.asker
+        self.stop = context.asker.stop
         self.shared = InFlight()
 
     @property
@@ -82,7 +63,8 @@ class ItemWork:
         previous: Answer = ""
         last = self.recipe.steps[-1]
         for step in self.recipe.steps:
-            if step.draws and self.options.dry_run:
+            server = kind_of(step).server
+            if server == IMAGE_SERVER and self.options.dry_run:
                 break  # a dry run shows what would be drawn; the real run reuses the prompts
             fingerprint = self._fingerprint(loaded.hash, step, answers, previous)
             answer = None if self.options.redo else self.store.cached_answer(fingerprint)
@@ -91,7 +73,8 @@ class ItemWork:
             if answer is None:
                 try:
                     with self.shared.owning(fingerprint) as share:
-                        answer = self._answer(step, item, loaded, answers, previous, result, seq)
+                        call = StepCall(self.context, item, loaded, answers, previous, result, seq)
+                        answer = step.answer(call)
                         share(answer)
                 except (ImageError, Rejected, Transient) as e:
                     result.status, result.error = "failed", str(e)
@@ -102,14 +85,14 @@ class ItemWork:
                         "fingerprint": fingerprint,
                         "step": step.name,
                         "answer": answer,
-                        "model": self.drawer.model if step.draws and self.drawer else self.model,
+                        "model": self.context.model(server),
                         "prompt_tokens": result.prompt_tokens,
                         "completion_tokens": result.completion_tokens,
                         "duration_ms": ms_since(started, result.waited),
                     }
                 )
                 if step is not last:  # a crash before the next step must not cost this one
-                    self.on_answers(done.cache_rows)
+                    self.context.on_answers(done.cache_rows)
                     done.cache_rows = []
             answers[step.name] = previous = answer
             done.fingerprint = fingerprint
@@ -118,23 +101,6 @@ class ItemWork:
             result.fields.update(answers)
         result.duration_ms = ms_since(started, result.waited)
         return done
-
-    def _answer(
-        self,
-        step: Step | DrawStep,
-        item: Item,
-        loaded: Loaded,
-        answers: dict[str, Answer],
-        previous: Answer,
-        result: Result,
-        seq: int,
-    ) -> Answer:
-        """Ask the step's model: a picture from the image server, or text."""
-        if isinstance(step, DrawStep):
-            assert self.drawer is not None, "a drawing recipe needs an image server"
-            fields = {**loaded.fields, **item_fields(item, loaded.text, answers, previous)}
-            return self.drawer.draw(step, item, fields, loaded.hash, result, seq)
-        return self.asker.ask(step, item, loaded, answers, previous, result, seq)
 
     # -- reading ------------------------------------------------------------------------
     def _load(self, item: Item) -> Loaded:
@@ -161,7 +127,7 @@ class ItemWork:
         return Loaded(hash=hash_file(path), notes=notes, fields=fields)
 
     def _fingerprint(
-        self, content_hash: str, step: Step | DrawStep, answers: dict[str, Answer], previous: Answer
+        self, content_hash: str, step: Step, answers: dict[str, Answer], previous: Answer
     ) -> str:
         """A step's cache key: its own settings, the model that answers it, and the inputs
         it uses. A drawing's key leaves out the text model and the settings of steps it
@@ -170,16 +136,50 @@ class ItemWork:
         inputs = {n: _key_of(a) for n, a in answers.items() if n in used}
         if "answer" in used and answers:
             inputs["answer"] = _key_of(previous)
-        if isinstance(step, DrawStep):
-            assert self.drawer is not None
-            # The content matters to img2img (the photo) and to a seed drawn from it.
-            content = content_hash if step.kind == "img2img" or step.seed is None else None
-            blob = json.dumps(
-                ["draw", content, self.drawer.model, step.key(), inputs], sort_keys=True
-            )
-        else:
-            blob = json.dumps([content_hash, self.model, step.key(), inputs], sort_keys=True)
+        model = self.context.model(kind_of(step).server)
+        blob = json.dumps(step.cache_key(content_hash, model, inputs), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def start_workers(n: int, *args: Any) -> list[threading.Thread]:
+    """`n` worker threads (daemons: an interrupt never waits for a slow model), each
+    running `_work(*args)`."""
+    workers = [
+        threading.Thread(target=_work, args=args, daemon=True, name=f"pipe-worker-{i}")
+        for i in range(n)
+    ]
+    for w in workers:
+        w.start()
+    return workers
+
+
+def _work(
+    tasks: queue.Queue[tuple[int, Item] | None],
+    results: queue.Queue[tuple[int, Done | list[dict[str, Any]]]],
+    work: ItemWork,
+    stop: threading.Event,
+) -> None:
+    """A worker thread: does the items it is given until it is given None."""
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        seq, item = task
+        if stop.is_set():
+            continue  # interrupted: leave it for the next run
+        try:
+            done = work.process(item, seq)
+        except Interrupted:
+            continue
+        except BackendDown as e:
+            done = Done(item, Result(item.path, "failed"), fatal=str(e))
+        except (CannotRun, BackendUnavailable) as e:
+            # CannotRun: the backend cannot do this recipe; BackendUnavailable: a backend
+            # opened on first need (the embedded model) did not start.
+            done = Done(item, Result(item.path, "failed"), fatal=str(e), stop_reason="unable")
+        except Exception as e:  # a bug must cost one item, not the run
+            done = Done(item, Result(item.path, "failed", error=f"internal error: {e!r}"))
+        results.put((seq, done))
 
 
 def _key_of(answer: Answer) -> str:

@@ -29,6 +29,7 @@ from pipeline.recipe import Recipe
 from pipeline.servers import embedded, started_models
 from pipeline.servers.embedded import EmbeddedServer
 from pipeline.servers.managed import ManagedServer, ManagedSpec
+from pipeline.steps import IMAGE_SERVER
 
 if TYPE_CHECKING:
     from pipeline.store.database import Store
@@ -384,7 +385,7 @@ def open_image_backend(
 def _check_can_draw(recipe: Recipe, backend: Backend) -> None:
     info = backend.info
     assert info is not None
-    needs = {step.kind for step in recipe.steps if step.draws}
+    needs = recipe.needs(IMAGE_SERVER)
     missing = needs - info.abilities
     if missing:
         raise BackendUnavailable(

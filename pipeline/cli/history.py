@@ -1,0 +1,170 @@
+"""What the state database remembers: `pipe runs`, `pipe show PATH` and `pipe undo [RUN]`.
+The store is imported when a command runs, not when help is shown."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from pipeline import config, settings
+from pipeline.cli.options import BoundType, db_option, json_option
+from pipeline.cli.output import by_backend, echo, say
+from pipeline.errors import UsageError
+
+if TYPE_CHECKING:
+    from pipeline.store.database import Store
+
+opened: list[str] = []  # the database a command opened, for a read failing later
+
+
+def open_existing(db: str | None) -> Store:
+    from pipeline.store.database import Store
+
+    path = settings.database(db)
+    if not os.path.exists(path):
+        raise UsageError(f"no database at {path} yet: run 'pipe run RECIPE PATH' first")
+    opened.append(path)
+    return Store(path)
+
+
+@click.command()
+@click.option(
+    "-n",
+    "--limit",
+    type=BoundType(config.RUNS_LIMIT),
+    default=20,
+    show_default=True,
+    help="How many runs.",
+)
+@json_option("JSON Lines.")
+@db_option
+def runs(limit: int, as_json: bool, db: str | None) -> None:
+    """Past runs, newest first: id, recipe, start, counts (as the run's summary said them)
+    and exit status; dry runs are marked."""
+    from pipeline.store.database import Counts
+
+    store = open_existing(db)
+    for row in store.runs(limit):
+        row["dry_run"] = bool(row["dry_run"])
+        if as_json:
+            for key in ("args", "backends"):  # stored as JSON text: given as JSON
+                row[key] = json.loads(row[key]) if row[key] else None
+            click.echo(json.dumps(row))
+            continue
+        status = (
+            row["status"]
+            if row["exit_code"] is None
+            else f"{row['status']} (exit {row['exit_code']})"
+        )
+        if row["dry_run"]:
+            status += ", dry run"
+        echo(
+            f"{row['id']:>5}  {row['recipe']:<18} {row['started'][:19].replace('T', ' ')}  "
+            f"{Counts.of_run(row).words(row['dry_run'])}  {status}"
+        )
+        if row.get("backends"):
+            echo(f"       answers by backend: {by_backend(json.loads(row['backends']))}")
+
+
+@click.command()
+@click.argument("path")
+@json_option("JSON Lines.")
+@db_option
+def show(path: str, as_json: bool, db: str | None) -> None:
+    """One file's history: runs, answers, errors, timings, and its renames (under either
+    name)."""
+    from pipeline.store import history
+
+    store = open_existing(db)
+    rows = history.item_history(store, path)
+    if not rows:
+        raise UsageError(f"no history for {path} in {store.path}")
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+            continue
+        when = f"run {row['run_id']}  {row['started'][:19].replace('T', ' ')}"
+        if row["event"] != "item":
+            echo(f"{when}  {row['event']}  {row['path']} -> {row['new_path']}")
+            continue
+        took = f"{row['duration_ms'] / 1000:.1f} s" if row["duration_ms"] is not None else "-"
+        tokens = (row["prompt_tokens"] or 0) + (row["completion_tokens"] or 0)
+        echo(
+            f"{when}  {row['recipe']}  {row['status']}  {took}  {tokens} tokens"
+            f"  model {row['model'] or '-'}"
+        )
+        meta = json.loads(row["meta"]) if row["meta"] else {}
+        for label, value in (
+            ("note", row["note"]),
+            ("error", row["error"]),
+            *meta.items(),
+            *_answer(row),
+        ):
+            if value:
+                echo(f"    {label}: {str(value).strip()}".replace("\n", "\n    "), text=True)
+
+
+def _answer(row: dict[str, Any]) -> list[tuple[str, str]]:
+    """An item's answer as `show` labels it: text as it is, a picture by what it is."""
+    if row.get("kind") != "picture" or not row["answer"]:
+        return [("answer", row["answer"])]
+    from pipeline.answers import Picture
+
+    picture = Picture.from_json(row["answer"])
+    return [
+        (
+            "picture",
+            f"{picture.width}x{picture.height}, seed {picture.seed}, sha256 {picture.sha256}",
+        ),
+        ("drawn from", picture.infotext),
+    ]
+
+
+@click.command()
+@click.argument("run_id", type=BoundType(config.RUN_ID), required=False)
+@db_option
+def undo(run_id: int | None, db: str | None) -> None:
+    """Put back the names a rename run changed (default: the last one), newest first.
+
+    A file that changed since, or whose old name is taken now, is left alone and reported.
+    """
+    from pipeline.renaming import moves
+    from pipeline.renaming.journal import Journal
+
+    store = open_existing(db)
+    journal = Journal(store)
+    if run_id is not None and not journal.run_exists(run_id):
+        raise UsageError(f"no run {run_id}")
+    for outcome in moves.reconcile(store):
+        say(f"journal: {outcome.old} -> {outcome.new}: {outcome.reason}")
+    run_id = run_id or journal.last_run()
+    if run_id is None:
+        undone = journal.last_undone_run()
+        say(
+            f"nothing to undo: run {undone} is already undone"
+            if undone
+            else "nothing to undo: no rename run has applied renames"
+        )
+        return
+    outcomes = moves.undo(store, run_id)
+    if not outcomes:
+        say(
+            f"nothing to undo: run {run_id} is already undone"
+            if journal.has_undone(run_id)
+            else f"nothing to undo in run {run_id}"
+        )
+        return
+    refused = 0
+    for outcome in outcomes:
+        if outcome.state == "undone":
+            echo(f"{outcome.old} -> {outcome.new}")
+        else:
+            refused += 1
+            say(f"{outcome.old}: not undone: {outcome.reason}")
+    undone = len(outcomes) - refused
+    say(f"run {run_id}: {undone} renames undone, {refused} refused")
+    sys.exit(1 if refused else 0)
