@@ -22,7 +22,7 @@ class Result:
     """One item's outcome, as the runner hands it to an action and to the store."""
 
     path: str
-    status: str  # done | cached | skipped | failed
+    status: str  # one of STATUSES
     answer: Answer | None = None  # text, or a picture
     error: str | None = None
     notes: list[str] = field(default_factory=list)

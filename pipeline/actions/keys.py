@@ -19,7 +19,7 @@ from pipeline.templates import Template, compile_template
 
 # Fields of a name built from the input file (a sidecar's, a picture's).
 NAME_FIELDS = frozenset({"path", "name", "stem", "ext", "dir", "recipe"})
-META = "then"  # the dataclass field metadata key that holds a field's `Key`
+META = "then"  # the dataclass field metadata key that holds a field's `ThenKey`
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Reading:
         return RecipeError(f"{self.where}: {label}: {message}")
 
 
-class Key(Protocol):
+class ThenKey(Protocol):
     """One key's kind: checks the TOML value's type and turns it into the setting."""
 
     def read(self, value: Any, reading: Reading, label: str) -> Any: ...

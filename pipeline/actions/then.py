@@ -70,10 +70,10 @@ def action_problem(steps: Sequence[Step], action: str) -> str:
 
 
 def needs_problem(action: str, needs: Needs, steps: Sequence[Step]) -> str:
-    answers = kind_of(steps[-1]).answers
-    if needs.answer == PICTURE and answers != PICTURE:
+    draws = steps[-1].draws
+    if needs.answer == PICTURE and not draws:
         return f"{action!r} needs a last step that draws"
-    if needs.answer == TEXT and answers != TEXT:
+    if needs.answer == TEXT and draws:
         return f'{action!r} needs text, but the last step draws; use action = "image"'
     if needs.photos and not any(kind_of(s).reads_image for s in steps):
         return f"{action!r} describes photos, but this recipe reads no image; use sidecar"
