@@ -106,10 +106,10 @@ def run(
         ) as images,
     ):
         backend = text or images
-        assert backend is not None and backend.info is not None
+        assert backend is not None
         for server, role in ((text, "using"), (images, "drawing with")):
             # A lazy backend (the embedded model) says so when it starts, if it does.
-            if server is not None and server.info is not None and not _lazy(server):
+            if server is not None and not _lazy(server):
                 info = server.info
                 model = info.image_model if role == "drawing with" else info.model
                 in_flight = engine_loop.in_flight(

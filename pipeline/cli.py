@@ -16,6 +16,7 @@ from pipeline import __version__, api, config, paths
 from pipeline import recipe as recipes
 from pipeline.actions import WRITE_ALIASES, Result, write_choices
 from pipeline.answers import Picture
+from pipeline.backends.registry import url_forms as backend_url_forms
 from pipeline.doctor import checks as doctor_checks
 from pipeline.doctor import output as doctor_output
 from pipeline.engine import Options
@@ -96,10 +97,8 @@ def cli() -> None:
     multiple=True,
     envvar="PIPE_BACKEND",
     metavar="URL",
-    help="A server: http://HOST:PORT (llama.cpp, llamafile, koboldcpp; detected),"
-    " openai:URL (OpenAI-compatible: vLLM, Ollama, LM Studio), or cli:FILE.llamafile (run"
-    " once per file, no server). Repeat it for a pool that shares the work. Env PIPE_BACKEND"
-    " (several separated by spaces).",
+    help=f"A server: {backend_url_forms()}. Repeat it for a pool that shares the work."
+    " Env PIPE_BACKEND (several separated by spaces).",
 )
 @click.option(
     "--api-key-env",

@@ -30,7 +30,7 @@ import click
 from click.core import ParameterSource
 
 from pipeline import paths, tomlfile
-from pipeline.backends import DEFAULT_IMAGE_URLS, DEFAULT_URLS
+from pipeline.backends import default_urls
 from pipeline.errors import UsageError
 
 FILE_NAME = "config.toml"
@@ -243,9 +243,9 @@ def default_backends() -> tuple[str, ...]:
     """The ports pipe tries when no backend is given. `PIPE_DEFAULT_BACKENDS` (URLs separated
     by spaces or commas) replaces them: tests use it so they never meet this machine's own
     servers."""
-    return _env_list("PIPE_DEFAULT_BACKENDS", DEFAULT_URLS)
+    return _env_list("PIPE_DEFAULT_BACKENDS", default_urls("text"))
 
 
 def default_image_backends() -> tuple[str, ...]:
     """Where an image server is looked for; `PIPE_DEFAULT_IMAGE_BACKENDS` replaces them."""
-    return _env_list("PIPE_DEFAULT_IMAGE_BACKENDS", DEFAULT_IMAGE_URLS)
+    return _env_list("PIPE_DEFAULT_IMAGE_BACKENDS", default_urls("pictures"))

@@ -100,18 +100,12 @@ class Pool(Backend):
             raise ValueError("a pool needs at least one member")
         if late and join is None:
             raise ValueError("late members need a join function")
-        infos: list[ServerInfo] = []
-        for member in members:
-            if member.info is None:
-                raise ValueError(f"probe {member.url} before pooling it")
-            infos.append(member.info)
+        infos = [member.info for member in members]
         counts = [max(1, n) for n in slots] if slots is not None else [i.slots or 1 for i in infos]
         self.members = [
             Member(b, b.url, n, i) for i, (b, n) in enumerate(zip(members, counts, strict=True))
         ]
         self.clock = clock
-        self.client = None  # type: ignore[assignment]  # no HTTP of its own
-        self.model_name = None
         self._model_of: Callable[[ServerInfo], str] = attrgetter(
             "image_model" if drawing else "model"
         )
@@ -130,7 +124,7 @@ class Pool(Backend):
         first = replace(infos[0], image_model=models) if drawing else infos[0]
         abilities = frozenset.intersection(*(info.abilities for info in infos))
         n_ctxs = [info.n_ctx for info in infos if info.n_ctx]
-        self.info: ServerInfo | None = replace(
+        self.info = replace(
             first,
             kind=f"pool of {len(self.members)}",
             url=self.url,
@@ -161,7 +155,6 @@ class Pool(Backend):
 
     # -- the Backend interface --------------------------------------------------------------
     def probe(self) -> ServerInfo:
-        assert self.info is not None
         return self.info
 
     def complete(self, request: Request) -> Completion:
@@ -183,9 +176,8 @@ class Pool(Backend):
     def abort_running(self) -> None:
         """Ctrl-C: members that run a process per request (cli:) stop theirs."""
         for m in self.members:
-            abort = getattr(m.backend, "abort_running", None)  # None for a late member
-            if abort:
-                abort()
+            if m.backend:  # None for a late member
+                m.backend.abort_running()
 
     def _dispatch(self, call: Callable[[Backend], _T]) -> _T:
         """`call` on the least busy member that is up; again on another one at once if
@@ -356,11 +348,8 @@ class Pool(Backend):
             member.joining = False
         self._say(f"warning: {member.url} answers now but stays out of the pool: {why}")
 
-    def _misfit(self, info: ServerInfo | None) -> str | None:
+    def _misfit(self, info: ServerInfo) -> str | None:
         """Why a late member cannot serve what the pool promised the run, or None."""
-        assert self.info is not None
-        if info is None:
-            return "it did not say what it serves"
         model = self._model_of(info)
         if model not in self._models:
             return f"it serves {model or 'an unnamed model'}, the pool {'+'.join(self._models)}"

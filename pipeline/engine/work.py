@@ -44,7 +44,6 @@ class ItemWork:
         drawer: Drawer | None = None,
         on_answers: Callable[[list[dict[str, Any]]], None] = lambda rows: None,
     ) -> None:
-        assert backend.info is not None, "probe the backend before running"
         self.recipe = recipe
         self.backend = backend  # the text model's server (the image server for draw-only)
         self.info = backend.info

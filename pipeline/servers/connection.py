@@ -111,7 +111,7 @@ def _managed_backend(
         with ManagedServer(spec, say) as server:
             backend = _connect_or_explain(server.url, wait, timeout)
             try:
-                if store is not None and backend.info is not None:
+                if store is not None:
                     started_models.remember(store, spec, backend.info)
                 yield backend
             finally:
@@ -129,7 +129,6 @@ def _managed_backend(
             raise BackendUnavailable(str(e)) from None
         backend = _connect_or_explain(server.url, wait, timeout)
         stack.callback(backend.close)
-        assert backend.info is not None
         if started_models.differs(remembered, backend.info):
             said.append(backend.info)
         if backend.info.model != remembered.model:
@@ -237,10 +236,9 @@ def _slot_share(jobs: int, servers: int) -> int:
 
 def _slots_of(member: Backend, share: int) -> int:
     """A member's slots: what it says (llama.cpp's total_slots, koboldcpp's 1); a server that
-    cannot say (OpenAI-compatible) gets its share of -j, or its default."""
-    said = member.info.slots if member.info else 1
-    guessed = member.info is not None and member.info.kind == "openai"
-    return max(1, share if guessed and share else said)
+    cannot say (`slots_known` false: OpenAI-compatible) gets its share of -j, or its default."""
+    guessed = not member.slots_known
+    return max(1, share if guessed and share else member.info.slots)
 
 
 def _on_default_ports(
@@ -318,8 +316,7 @@ def _lazy_embedded(
         server.url = server.start()
         backend = _connect_or_explain(server.url, wait, timeout)
         stack.callback(backend.close)
-        if backend.info:
-            backend.info = replace(backend.info, kind="embedded model")
+        backend.info = replace(backend.info, kind="embedded model")
         return backend
 
     return LazyBackend(info, start)
@@ -358,7 +355,7 @@ def open_image_backend(
         opened = True
     elif urls:
         backend, opened = _connect_or_explain(urls[0], wait, timeout), True
-    elif text is not None and text.info and text.info.can("txt2img"):
+    elif text is not None and text.info.can("txt2img"):
         backend = text
     else:
         for default in default_image_backends():
@@ -366,7 +363,7 @@ def open_image_backend(
                 candidate = connect(default, wait=0, timeout=timeout)
             except BackendError:
                 continue
-            if candidate.info and candidate.info.can("txt2img"):
+            if candidate.info.can("txt2img"):
                 backend, opened = candidate, True
                 break
             candidate.close()
@@ -383,7 +380,6 @@ def open_image_backend(
 
 def _check_can_draw(recipe: Recipe, backend: Backend) -> None:
     info = backend.info
-    assert info is not None
     needs = {step.kind for step in recipe.steps if step.draws}
     missing = needs - info.abilities
     if missing:
