@@ -224,6 +224,8 @@ def test_every_registered_kind_declares_what_it_is(kind: type[Backend]) -> None:
     assert kind.signature or kind.prefix, "detected, or named by a prefix: else unreachable"
     assert bool(kind.prefix) == bool(kind.prefix_help), "a prefix is said in --backend's help"
     assert kind.prefix.endswith(":") or not kind.prefix
+    if kind.prefix:  # connect() opens it by Backend.open (HttpBackend's, or its own)
+        assert kind.open.__func__ is not Backend.open.__func__  # type: ignore[attr-defined]
     assert kind.serves and kind.serves <= {"text", "pictures"}
     assert kind.vision_hint
     for port in kind.ports:
