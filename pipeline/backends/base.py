@@ -59,7 +59,7 @@ class Completion:
 
 @dataclass(frozen=True)
 class ServerInfo:
-    kind: str  # "llama.cpp" | "koboldcpp" | "openai"
+    kind: str  # the kind's `kind` ("llama.cpp", "koboldcpp", ...), "pool of N", "embedded model"
     url: str
     model: str
     slots: int = 1
@@ -152,7 +152,7 @@ class Backend(ABC):
     (HttpBackend, http/), a program run per request (llamafile_cli.py), or several of them
     (pool.py, lazy.py).
 
-    A backend comes from `connect()` (backends/__init__.py), which probes it: `info` is set
+    A backend comes from `connect()` (registry.py), which probes it: `info` is set
     from then on, for the backend's whole life. The class attributes describe the kind to
     everything that chooses, detects or advises about servers (the registry, the doctor, the
     CLI's help): a new kind sets them, and nothing else lists kinds."""
