@@ -52,6 +52,9 @@ from typing import Any
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from pipeline.backends.base import Completion, Request, ServerInfo
+from pipeline.backends.http import HttpBackend
+
 MODES = (
     "empty",
     "bad_input",
@@ -495,6 +498,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
+
+
+class SdapiClient(HttpBackend):
+    """An HTTP backend of no kind, unprobed: what the sdapi protocol tests send through."""
+
+    def probe(self) -> ServerInfo:
+        raise NotImplementedError("a bare client for protocol tests")
+
+    def complete(self, request: Request) -> Completion:
+        raise NotImplementedError("a bare client for protocol tests")
 
 
 def main() -> None:

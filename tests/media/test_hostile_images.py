@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.backends.base import Backend, DrawRequest, Rejected
-from pipeline.backends.sdapi import draw
+from pipeline.backends.base import DrawRequest, Rejected
+from pipeline.backends.http.sdapi import draw
 from pipeline.media import xmp
 from pipeline.media.budget import PixelBudget
 from pipeline.media.formats import ImageError
@@ -22,7 +22,7 @@ from pipeline.media.images import prepare_image
 from tests.conftest import run_pipe
 from tests.fakes import hostile_images as hostile
 from tests.fakes.llama import FakeLlama
-from tests.fakes.sd import FakeSd
+from tests.fakes.sd import FakeSd, SdapiClient
 
 
 class NeverDecodes(PixelBudget):
@@ -120,7 +120,7 @@ def test_a_picture_bigger_than_asked_is_refused_from_its_header() -> None:
     request = DrawRequest("a cat", width=64, height=64, steps=1, seed=1)
     with (
         OversizeSd((16000, 16000)) as sd,
-        closing(Backend(sd.url, timeout=30)) as backend,
+        closing(SdapiClient(sd.url, timeout=30)) as backend,
         pytest.raises(Rejected) as caught,
     ):
         draw(backend, request)
