@@ -25,6 +25,8 @@ the targets of issues #3 and #4; results are also written to bench/results/lates
   cron         re-run over 10,000 finished files, embedded default target 0 bytes, 0 servers
                started, <= 1.0 s (bench/cron.py)
   missing-path pipe run on a missing path                          target exit 2 in <= 0.5 s
+  recheck      re-run over 100,000 and 1,000,000 finished files   target <= 3 s and <= 30 s,
+               (kept in bench/results/recheck/, bench/recheck.py) <= 100 MB peak RSS
 """
 
 from __future__ import annotations
@@ -479,6 +481,12 @@ def bench_missing_path(tmp: Path) -> None:
     bench_missing_path(tmp, ROOT, report)
 
 
+def bench_recheck(tmp: Path) -> None:
+    from bench.recheck import bench_recheck as run
+
+    run(pipe, report)
+
+
 BENCHMARKS = {
     "overhead": bench_overhead,
     "concurrency": bench_concurrency,
@@ -499,6 +507,7 @@ BENCHMARKS = {
     "pool-20": bench_pool_twenty,
     "cron": bench_cron,
     "missing-path": bench_missing_path,
+    "recheck": bench_recheck,
 }
 
 
