@@ -22,7 +22,6 @@ from pipeline.engine import Options
 from pipeline.errors import PipeError, UsageError
 from pipeline.paths import default_db_path
 from pipeline.renaming import moves
-from pipeline.renaming.journal import Journal
 from pipeline.server_text import redact
 from pipeline.servers.managed import ManagedSpec
 from pipeline.store import history
@@ -659,7 +658,7 @@ def undo(run_id: int | None, db: str | None) -> None:
     A file that changed since, or whose old name is taken now, is left alone and reported.
     """
     store = _open_existing(db)
-    journal = Journal(store)
+    journal = store.journal
     if run_id is not None and not journal.run_exists(run_id):
         raise UsageError(f"no run {run_id}")
     for outcome in moves.reconcile(store):
