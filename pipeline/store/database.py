@@ -63,7 +63,8 @@ class Store:
         self.run_alive = runs.run_alive
         self.runs = runs.runs
         self.item_and_answer = items.item_and_answer
-        self.items_in_folder = items.items_in_folder
+        self.files_in_folder = items.files_in_folder
+        self.file_row = items.file_row
         self.claim = items.claim
         self.finish = items.finish
         self.adopt = items.adopt
@@ -74,7 +75,6 @@ class Store:
         self.cached_answer = cache.cached_answer
         self.picture_png = cache.picture_png
         self.output_digest = outputs.output_digest
-        self.outputs_in_folder = outputs.outputs_in_folder
         self.written_output = outputs.written_output
         self.remember_output = outputs.remember_output
         self.is_output = outputs.is_output

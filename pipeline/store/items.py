@@ -7,8 +7,7 @@ gone (ended, its process dead, or silent for longer than STALE_SECONDS)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.answers import Answer
 from pipeline.store.answer_cache import AnswerCache, answer_from_row
@@ -21,8 +20,7 @@ from pipeline.store.runs import Runs
 _ITEM_COLUMNS = "status, size, mtime_ns, hash, ask_key, fingerprint, run_id, reason"
 
 
-@dataclass(frozen=True)
-class ItemRow:
+class ItemRow(NamedTuple):  # a tuple: made per file of a re-check, so made cheaply
     status: str
     size: int
     mtime_ns: int
@@ -40,6 +38,34 @@ class ItemRow:
             and self.mtime_ns == mtime_ns
             and self.ask_key == ask_key
         )
+
+
+class FileRow(NamedTuple):
+    """What the store holds about one file for a recipe: its item and the item's answer,
+    and the digest of what pipe wrote there if pipe wrote it (then it is no input)."""
+
+    item: ItemRow | None
+    answer: Answer | None
+    output: str | None
+
+
+# A folder's items with what pipe wrote at each (if it did), then what pipe wrote where no
+# item is: one ordered pass over each table's range (the plan merges them, no sort).
+_FILES_IN_FOLDER = f"""
+SELECT i.path, {", ".join("i." + c.strip() for c in _ITEM_COLUMNS.split(","))},
+    c.answer, c.kind, o.digest
+FROM items i
+LEFT JOIN cache c ON c.fingerprint = i.fingerprint
+LEFT JOIN outputs o ON o.path = i.path
+WHERE i.recipe = :recipe AND i.path >= :low AND i.path < :high
+    AND instr(substr(i.path, :cut), :sep) = 0
+UNION ALL
+SELECT o.path, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, o.digest
+FROM outputs o
+WHERE o.path >= :low AND o.path < :high AND instr(substr(o.path, :cut), :sep) = 0
+    AND NOT EXISTS (SELECT 1 FROM items WHERE recipe = :recipe AND path = o.path)
+ORDER BY 1 LIMIT :limit
+"""
 
 
 class Items:
@@ -60,19 +86,33 @@ class Items:
         ).fetchone()
         return (ItemRow(*row[:8]), answer_from_row(row[8], row[9])) if row else (None, None)
 
-    def items_in_folder(
+    def files_in_folder(
         self, recipe: str, folder: str, start: str, limit: int
-    ) -> list[tuple[str, tuple[ItemRow | None, Answer | None]]]:
-        """As item_and_answer for the items directly in `folder` (ending with a separator)
-        from `start` on, in path order: a folder's items a chunk at a time (FolderRows)."""
+    ) -> list[tuple[str, FileRow]]:
+        """The FileRow of every file directly in `folder` (ending with a separator) that
+        either table knows, from `start` on, in path order, at most `limit`: a re-check
+        reads a folder a chunk at a time (FolderRows), in one query a chunk."""
         low, high = folder_range(folder)
         rows = self.connections.conn.execute(
-            f"SELECT i.path, {_ITEM_COLUMNS}, c.answer, c.kind FROM items i"
-            " LEFT JOIN cache c USING (fingerprint) WHERE i.recipe = ? AND i.path >= ?"
-            " AND i.path < ? AND instr(substr(i.path, ?), ?) = 0 ORDER BY i.path LIMIT ?",
-            (recipe, max(low, start), high, len(folder) + 1, os.sep, limit),
+            _FILES_IN_FOLDER,
+            {
+                "recipe": recipe,
+                "low": max(low, start),
+                "high": high,
+                "cut": len(folder) + 1,
+                "sep": os.sep,
+                "limit": limit,
+            },
         ).fetchall()
-        return [(r[0], (ItemRow(*r[1:9]), answer_from_row(r[9], r[10]))) for r in rows]
+        return [(r[0], _file_row(r)) for r in rows]
+
+    def file_row(self, recipe: str, path: str) -> FileRow:
+        """As files_in_folder, for one file."""
+        item, answer = self.item_and_answer(recipe, path)
+        row = self.connections.conn.execute(
+            "SELECT digest FROM outputs WHERE path = ?", (path,)
+        ).fetchone()
+        return FileRow(item, answer, row[0] if row else None)
 
     def claim(
         self,
@@ -201,3 +241,8 @@ class Items:
                 "DELETE FROM claims WHERE recipe = ? AND path = ? AND run_id = ?",
                 (recipe, path, run_id),
             )
+
+
+def _file_row(r: tuple[Any, ...]) -> FileRow:
+    item = ItemRow(*r[1:9]) if r[1] is not None else None
+    return FileRow(item, answer_from_row(r[9], r[10]) if item else None, r[11])

@@ -3,10 +3,7 @@ only ever replaces its own, and never reads them as inputs."""
 
 from __future__ import annotations
 
-import os
-
 from pipeline.store.connection import Connections, now_iso
-from pipeline.store.folder_rows import folder_range
 
 
 class Outputs:
@@ -19,16 +16,6 @@ class Outputs:
             "SELECT digest FROM outputs WHERE path = ?", (path,)
         ).fetchone()
         return row[0] if row else None
-
-    def outputs_in_folder(self, folder: str, start: str, limit: int) -> list[tuple[str, str]]:
-        """(path, digest) of the outputs directly in `folder` (ending with a separator)
-        from `start` on, in path order: a folder's outputs a chunk at a time (FolderRows)."""
-        low, high = folder_range(folder)
-        return self.connections.conn.execute(
-            "SELECT path, digest FROM outputs WHERE path >= ? AND path < ?"
-            " AND instr(substr(path, ?), ?) = 0 ORDER BY path LIMIT ?",
-            (max(low, start), high, len(folder) + 1, os.sep, limit),
-        ).fetchall()
 
     def written_output(self, path: str) -> tuple[str, int | None] | None:
         """The digest and size of what pipe last wrote at `path` (size None: an older pipe

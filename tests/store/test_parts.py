@@ -14,6 +14,7 @@ import pytest
 from pipeline.answers import Picture
 from pipeline.store import schema
 from pipeline.store.database import Counts, Store
+from pipeline.store.items import FileRow
 from tests.conftest import run_pipe
 
 
@@ -86,7 +87,7 @@ def test_an_item_is_claimed_finished_and_then_found_finished(store: Store) -> No
     verdict, previous = store.claim("r", "/d/f", run, 10, 20, "k", False)
     assert verdict == "finished" and previous == row
     assert store.claim("r", "/d/f", run, 10, 20, "k", True)[0] == "claimed"  # --redo
-    assert store.items_in_folder("r", "/d/", "", 10) == [("/d/f", (row, "The answer."))]
+    assert store.file_row("r", "/d/f") == FileRow(row, "The answer.", None)
     (line,) = store.history_rows(["/d/f"])
     assert (line["status"], line["answer"], line["model"]) == ("done", "The answer.", "m")
 
@@ -122,7 +123,27 @@ def test_outputs_are_remembered_and_counted(store: Store) -> None:
     assert store.written_output("/d/a.txt") == ("digest-a", 5)
     assert store.written_output("/d/sub/b.txt") == ("digest-b", None)
     assert store.is_output("/d/a.txt") and not store.is_output("/d/c.txt")
-    assert store.outputs_in_folder("/d/", "", 10) == [("/d/a.txt", "digest-a")]
+
+
+def test_a_folders_files_come_from_items_and_outputs_in_one_query(store: Store) -> None:
+    run = store.start_run("r", "built-in", [], "u", "m")
+    for path in ("/d/a.txt", "/d/b.txt", "/d/sub/c.txt", "/d0/e.txt"):
+        store.claim("r", path, run, 1, 2, "k", False)
+    store.remember_output("/d/a.txt.summary.txt", "digest")
+    store.remember_output("/d/b.txt", "digest-b")  # an input pipe once wrote
+    store.remember_output("/d/sub/c.txt.summary.txt", "digest")
+    files = store.files_in_folder("r", "/d/", "", 10)
+    assert [(key, file.item is not None, file.output) for key, file in files] == [
+        ("/d/a.txt", True, None),
+        ("/d/a.txt.summary.txt", False, "digest"),
+        ("/d/b.txt", True, "digest-b"),
+    ]
+    assert files[0][1] == store.file_row("r", "/d/a.txt")
+    assert [key for key, _ in store.files_in_folder("r", "/d/", "/d/a.txt.", 2)] == [
+        "/d/a.txt.summary.txt",
+        "/d/b.txt",
+    ]
+    assert store.files_in_folder("other recipe", "/d/", "", 10)[0][0] == "/d/a.txt.summary.txt"
 
 
 def test_a_current_database_is_opened_without_a_write(tmp_path: Path) -> None:
