@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pipeline.errors import DatabaseError
 from pipeline.store.answer_cache import AnswerCache, now_iso
@@ -23,9 +22,6 @@ from pipeline.store.items import ItemRow, Items
 from pipeline.store.journal import Journal, path_from_db, path_to_db
 from pipeline.store.outputs import Outputs
 from pipeline.store.runs import HEARTBEAT_SECONDS, STALE_SECONDS, Counts, Runs
-
-if TYPE_CHECKING:
-    import sqlite_utils
 
 __all__ = [
     "HEARTBEAT_SECONDS",
@@ -84,13 +80,6 @@ class Store:
     def outputs_written(self) -> int:
         """Files pipe wrote through this store: a run's "written"."""
         return self.outputs.written
-
-    @property
-    def db(self) -> sqlite_utils.Database:
-        """sqlite-utils over the same connection; imported lazily (it costs ~0.2 s at start)."""
-        import sqlite_utils
-
-        return sqlite_utils.Database(self.conn)
 
     def transaction(self) -> Transaction:
         return self.connections.transaction()
