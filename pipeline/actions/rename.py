@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 from pipeline.actions.base import Action, ActionContext, Result
-from pipeline.renaming.journal import Journal
 from pipeline.renaming.moves import Outcome
 from pipeline.renaming.moves import apply as apply_moves
 from pipeline.renaming.names import UnusableName, safe_filename, slug
@@ -25,7 +24,7 @@ class RenameAction(Action):
 
     def __init__(self, context: ActionContext) -> None:
         super().__init__(context)
-        self.journal = Journal(self.store)
+        self.journal = self.store.journal
         self.collected: list[Result] = []
 
     def apply(self, result: Result) -> None:

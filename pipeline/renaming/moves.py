@@ -17,7 +17,6 @@ import os
 import time
 from dataclasses import dataclass
 
-from pipeline.renaming.journal import Journal
 from pipeline.store.database import Store
 
 # Crash tests set this to widen every window of the protocol (journaled / linked /
@@ -86,7 +85,7 @@ def _renameat2_noreplace(old: str, new: str) -> None:
 
 def apply(store: Store, run_id: int, moves: list[Move]) -> list[Outcome]:
     """Journal every move, then apply them one by one; companions follow their photo."""
-    journal = Journal(store)
+    journal = store.journal
     planned = [identity(m.old) for m in moves]
     ids = journal.write_plan(run_id, list(zip(moves, planned, strict=True)))
     outcomes: list[Outcome] = []
@@ -116,7 +115,7 @@ def apply(store: Store, run_id: int, moves: list[Move]) -> list[Outcome]:
 
 def reconcile(store: Store) -> list[Outcome]:
     """Finish or abandon renames that a dead run left as planned."""
-    journal = Journal(store)
+    journal = store.journal
     outcomes = []
     for row in journal.orphaned():
         rename_id, old, new, planned = row
@@ -143,7 +142,7 @@ def _settle(old: str, new: str, planned: tuple[int, int, int, int]) -> tuple[str
 
 def undo(store: Store, run_id: int) -> list[Outcome]:
     """Put a run's applied renames back, newest first; refuse per file where unsafe."""
-    journal = Journal(store)
+    journal = store.journal
     outcomes = []
     for rename_id, old, new, planned in journal.applied(run_id):
         if not os.path.lexists(new):
