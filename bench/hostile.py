@@ -128,7 +128,7 @@ def _sd_answer() -> bytes:
     return path.read_bytes()
 
 
-CORPUS = ROOT.parent / "shared" / "corpus" / "photos"
+CORPUS = ROOT / "tests" / "data" / "photos"  # the tests' real photos
 FOLDER = "one folder of all of them"  # its CPU is the whole folder's: the RSS target only
 
 
