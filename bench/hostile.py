@@ -89,8 +89,8 @@ def _outcome(record: dict[str, Any]) -> str:
 
 
 def bench_hostile(tmp: Path) -> dict[str, Any]:
+    from tests.fakes.hostile_images import OversizeSd
     from tests.fakes.llama import FakeLlama
-    from tests.media.test_hostile_images import OversizeSd
 
     rows: dict[str, Any] = {}
     with FakeLlama(vision=True) as vision:

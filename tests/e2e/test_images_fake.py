@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bench.media import LARGE_THUMBNAIL_FULL_HD, save_with_frames
 from tests.conftest import ROOT, pipe_cmd, run_pipe, wait_for
 from tests.fakes.llama import MEDIA_MARKER, FakeKobold, FakeLlama
+from tests.fakes.photos import LARGE_THUMBNAIL_FULL_HD, save_with_frames
 
 PHOTOS = ROOT / "samples" / "photos"
 CAMERAS = ["Canon_PowerShot_S40.jpg", "DSCN0010.jpg", "Kodak_CX7530.jpg", "Pentax_K10D.jpg"]

@@ -12,7 +12,6 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 from PIL.JpegImagePlugin import JpegImageFile
 
-from bench.media import LARGE_THUMBNAIL_FULL_HD, UNDEFINED, save_with_frames
 from pipeline.media import (
     ImageError,
     PreparedImage,
@@ -28,6 +27,7 @@ from pipeline.media import (
 from pipeline.media.budget import PixelBudget
 from pipeline.media.pillow_source import PillowSource
 from tests.conftest import CORPUS
+from tests.fakes.photos import LARGE_THUMBNAIL_FULL_HD, UNDEFINED, save_with_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples" / "photos"
