@@ -408,7 +408,7 @@ def llama_program(name: str) -> Path:
     folder = Path(server).parent if server else real_servers.CACHE / "llama" / "bin"
     path = folder / name
     if not path.is_file():
-        real_servers.unavailable(f"no {name} at {path}")
+        real_servers.unavailable(f"no {name} at {path}: .ci/run builds it beside llama-server")
     return path
 
 
