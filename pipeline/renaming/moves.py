@@ -14,14 +14,15 @@ import ctypes
 import ctypes.util
 import errno
 import os
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.store.database import Store
 
-# Crash tests set this to widen every window of the protocol (journaled / linked /
-# unlinked / marked) so that a SIGKILL at a random instant lands inside one.
-_PAUSE = float(os.environ.get("PIPE_TEST_RENAME_PAUSE", "0") or 0)
+# Called between the protocol's steps (journaled / linked / unlinked / marked); None in use.
+# Crash tests install a sleep here (tests/fakes/pausing_cli.py) to widen every window so
+# that a SIGKILL at a random instant lands inside one.
+between_steps: Callable[[], None] | None = None
 
 # Errors from os.link that mean "this file system has no hard links", not "no".
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
@@ -46,8 +47,8 @@ class Outcome:
 
 
 def _pause() -> None:
-    if _PAUSE:
-        time.sleep(_PAUSE)
+    if between_steps is not None:
+        between_steps()
 
 
 def identity(path: str) -> tuple[int, int, int, int]:

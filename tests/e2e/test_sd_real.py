@@ -26,6 +26,7 @@ from pipeline.backends.http.sdapi import (
 from pipeline.backends.koboldcpp import KoboldBackend
 from pipeline.media.pictures import init_image_for_img2img
 from tests import real_servers
+from tests.conftest import CORPUS
 from tests.fakes.sd import SdapiClient
 
 pytestmark = pytest.mark.real
@@ -70,9 +71,7 @@ def test_txt2img_is_a_png_of_the_size_asked_and_the_same_for_the_same_seed(
 
 
 def test_img2img_from_a_corpus_photo(backend: HttpBackend) -> None:
-    path = real_servers.SHARED / "corpus" / "photos" / "cameras" / "Canon_PowerShot_S40.jpg"
-    if not path.is_file():
-        real_servers.unavailable(f"no corpus photo at {path}")
+    path = CORPUS / "cameras" / "Canon_PowerShot_S40.jpg"
     init = init_image_for_img2img(path, 256).png
     with Image.open(io.BytesIO(init)) as im:
         assert im.mode == "RGB" and max(im.size) == 256

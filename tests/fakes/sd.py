@@ -1,5 +1,5 @@
 """A fake koboldcpp 1.76 image server: a real HTTP server on 127.0.0.1 that answers the A1111
-endpoints as ../shared/docs/captures/koboldcpp-sd/ (and koboldcpp.py / sdtype_adapter.cpp of
+endpoints as tests/data/captures/koboldcpp-sd/ (and koboldcpp.py / sdtype_adapter.cpp of
 the vendored 1.76 source) show, with real PNGs made by Pillow.
 
 Faithful to koboldcpp:
