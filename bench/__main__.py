@@ -27,6 +27,8 @@ the targets of issues #3 and #4; results are also written to bench/results/lates
   missing-path pipe run on a missing path                          target exit 2 in <= 0.5 s
   startup      pipe --help and pipe recipes vs python -c pass    target --help <= bare + 150 ms
                (bench/startup.py)
+  recheck      re-run over 100,000 and 1,000,000 finished files   target <= 3 s and <= 30 s,
+               (kept in bench/results/recheck/, bench/recheck.py) <= 100 MB peak RSS
 """
 
 from __future__ import annotations
@@ -487,6 +489,12 @@ def bench_startup(tmp: Path) -> None:
     bench_startup(tmp, ROOT, report)
 
 
+def bench_recheck(tmp: Path) -> None:
+    from bench.recheck import bench_recheck as run
+
+    run(pipe, report)
+
+
 BENCHMARKS = {
     "overhead": bench_overhead,
     "concurrency": bench_concurrency,
@@ -508,6 +516,7 @@ BENCHMARKS = {
     "cron": bench_cron,
     "missing-path": bench_missing_path,
     "startup": bench_startup,
+    "recheck": bench_recheck,
 }
 
 

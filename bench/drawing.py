@@ -138,7 +138,7 @@ def bench_resume(tmp: Path) -> tuple[dict[str, Any], bool]:
 
 
 def bench_real(tmp: Path) -> tuple[dict[str, Any], bool]:
-    from pipeline.backends.sdapi import TXT2IMG
+    from pipeline.backends.http.sdapi import TXT2IMG
     from pipeline.engine.drawing import content_seed
     from pipeline.texts import decode
     from tests import real_servers

@@ -89,8 +89,8 @@ def _outcome(record: dict[str, Any]) -> str:
 
 
 def bench_hostile(tmp: Path) -> dict[str, Any]:
+    from tests.fakes.hostile_images import OversizeSd
     from tests.fakes.llama import FakeLlama
-    from tests.media.test_hostile_images import OversizeSd
 
     rows: dict[str, Any] = {}
     with FakeLlama(vision=True) as vision:
@@ -128,7 +128,7 @@ def _sd_answer() -> bytes:
     return path.read_bytes()
 
 
-CORPUS = ROOT.parent / "shared" / "corpus" / "photos"
+CORPUS = ROOT / "tests" / "data" / "photos"  # the tests' real photos
 FOLDER = "one folder of all of them"  # its CPU is the whole folder's: the RSS target only
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ if str(ROOT) not in sys.path:
 from PIL import Image  # noqa: E402
 
 from pipeline.media import prepare_image  # noqa: E402
+from tests.fakes.photos import LARGE_THUMBNAIL_FULL_HD, save_with_frames  # noqa: E402
 
 TARGET_MEDIAN_MS = 40.0
 TARGET_RSS_MB = 300.0
@@ -47,34 +47,6 @@ _LAUNCHER = (
     "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True);"
     " print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
 )
-
-
-LARGE_THUMBNAIL_FULL_HD = 0x010002  # MP Type codes (CIPA DC-007)
-UNDEFINED = 0x000000
-
-
-def save_with_frames(
-    path: str | Path, primary: Image.Image, frames: list[tuple[Image.Image, int]], **save: Any
-) -> Path:
-    """Save a Multi-Picture JPEG: `primary` plus (image, MP Type) frames after it.
-
-    Pillow writes every extra frame as type Undefined; cameras mark theirs, so the types are
-    patched into the MP Index afterwards (little-endian TIFF, entries of 16 bytes).
-    """
-    path = Path(path)
-    primary.save(path, "MPO", save_all=True, append_images=[im for im, _ in frames], **save)
-    data = bytearray(path.read_bytes())
-    base = data.index(b"MPF\x00") + 4  # MPF offsets count from this TIFF header
-    assert data[base : base + 2] == b"II"
-    (ifd,) = struct.unpack_from("<I", data, base + 4)
-    (count,) = struct.unpack_from("<H", data, base + ifd)
-    for i in range(count):
-        tag, _, _, value = struct.unpack_from("<HHII", data, base + ifd + 2 + 12 * i)
-        if tag == 0xB002:  # MP Entry: attribute, size, offset, dependents
-            for frame, (_, mp_type) in enumerate(frames, start=1):
-                struct.pack_into("<I", data, base + value + 16 * frame, mp_type)
-    path.write_bytes(data)
-    return path
 
 
 def make_photo(

@@ -107,7 +107,7 @@ def run(
         ) as images,
     ):
         backend = text or images
-        assert backend is not None and backend.info is not None
+        assert backend is not None
         _say_servers(text, images, options.jobs, say)
         action = _open_action(recipe, store, output, backend.info.model, options.dry_run)
         runner = Runner(recipe, backend, store, action, options, images=images)
@@ -136,7 +136,7 @@ def _say_servers(
     """`using llama.cpp at URL (model M, 4 in flight)`, and the same for the image server."""
     for server, role in ((text, "using"), (images, "drawing with")):
         # A lazy backend (the embedded model) says so when it starts, if it does.
-        if server is not None and server.info is not None and not _lazy(server):
+        if server is not None and not _lazy(server):
             info = server.info
             model = info.image_model if role == "drawing with" else info.model
             in_flight = engine_loop.in_flight(jobs if role == "using" else 0, info.slots)

@@ -220,13 +220,13 @@ def default_backends() -> tuple[str, ...]:
     """The ports pipe tries when no backend is given. `PIPE_DEFAULT_BACKENDS` (URLs separated
     by spaces or commas) replaces them: tests use it so they never meet this machine's own
     servers."""
-    from pipeline.backends import DEFAULT_URLS  # the backend kinds: not for `pipe --help`
+    from pipeline.backends import default_urls  # the backend kinds: not for `pipe --help`
 
-    return _env_list("PIPE_DEFAULT_BACKENDS", DEFAULT_URLS)
+    return _env_list("PIPE_DEFAULT_BACKENDS", default_urls("text"))
 
 
 def default_image_backends() -> tuple[str, ...]:
     """Where an image server is looked for; `PIPE_DEFAULT_IMAGE_BACKENDS` replaces them."""
-    from pipeline.backends import DEFAULT_IMAGE_URLS
+    from pipeline.backends import default_urls
 
-    return _env_list("PIPE_DEFAULT_IMAGE_BACKENDS", DEFAULT_IMAGE_URLS)
+    return _env_list("PIPE_DEFAULT_IMAGE_BACKENDS", default_urls("pictures"))

@@ -5,7 +5,7 @@ terminal can take; `valid` turns them into U+FFFD. A server may echo the API key
 password of its URL in an error; `redact` hides both (the password also as the Basic
 credential it is sent as), and any `Bearer` token, before pipe prints or stores the text.
 The secrets are learnt where they become a request's credentials (`remember`, called by
-backends.base.make_client), so the exact key is hidden wherever it appears.
+backends.http.make_client), so the exact key is hidden wherever it appears.
 """
 
 from __future__ import annotations

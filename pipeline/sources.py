@@ -13,7 +13,7 @@ import os
 import re
 import stat as stat_module
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import IO
 
@@ -27,11 +27,13 @@ class Entry:
     path: str  # as the user will see it (relative when they gave a relative path)
     stat: os.stat_result | None = None
     error: str | None = None
+    known_key: str | None = field(default=None, repr=False, compare=False)  # the walk's
 
-    @cached_property
+    @property
     def key(self) -> str:
-        """A stable identity across working directories: the absolute path, printable."""
-        return display_path(self.path)
+        """A stable identity across working directories: the absolute path, printable.
+        (Not a cached_property: its lock costs more than the walk's key a file.)"""
+        return self.known_key if self.known_key is not None else display_path(self.path)
 
 
 @dataclass(frozen=True)
@@ -46,14 +48,13 @@ class Filters:
         return any("/" in p for p in (*self.patterns, *self.exclude))
 
     @cached_property
-    def _matchers(self) -> tuple[list[Matcher], list[Matcher]]:
-        return [_matcher(p) for p in self.exclude], [_matcher(p) for p in self.patterns]
-
-    def wanted(self, name: str, relative: str) -> bool:
-        excluded, included = self._matchers
-        if any(match(name, relative) for match in excluded):
-            return False
-        return any(match(name, relative) for match in included)
+    def wanted(self) -> Matcher:
+        """Whether a file found in a folder is taken, by its name and its path below the
+        folder: one compiled expression for the patterns, one for the exclusions."""
+        excluded, included = _matcher(self.exclude), _matcher(self.patterns)
+        if not self.exclude:
+            return included
+        return lambda name, relative: not excluded(name, relative) and included(name, relative)
 
 
 def _match(name: str, relative: str, pattern: str) -> bool:
@@ -65,13 +66,21 @@ def _match(name: str, relative: str, pattern: str) -> bool:
 Matcher = Callable[[str, str], bool]
 
 
-def _matcher(pattern: str) -> Matcher:
-    """_match for one pattern, compiled once: the walk asks it of every file."""
-    if "/" in pattern:
-        regex = re.compile(fnmatch.translate(os.path.normcase(pattern))).match
-        return lambda name, relative: regex(os.path.normcase(relative)) is not None
-    lowered = re.compile(fnmatch.translate(os.path.normcase(pattern.lower()))).match
-    return lambda name, relative: lowered(os.path.normcase(name.lower())) is not None
+def _matcher(patterns: tuple[str, ...]) -> Matcher:
+    """Whether _match holds for any of `patterns`, as one expression for the names and one
+    for the paths, compiled once: the walk asks it of every file."""
+    on_name = [fnmatch.translate(os.path.normcase(p.lower())) for p in patterns if "/" not in p]
+    on_path = [fnmatch.translate(os.path.normcase(p)) for p in patterns if "/" in p]
+    names = re.compile("|".join(on_name)).match if on_name else None
+    paths = re.compile("|".join(on_path)).match if on_path else None
+    if paths is None:
+        if names is None:
+            return lambda name, relative: False
+        return lambda name, relative: names(os.path.normcase(name.lower())) is not None
+    return lambda name, relative: (
+        (names is not None and names(os.path.normcase(name.lower())) is not None)
+        or paths(os.path.normcase(relative)) is not None
+    )
 
 
 def stdin_paths(stream: IO[str], null_separated: bool = False) -> Iterator[str]:
@@ -156,18 +165,20 @@ def walk(root: str, filters: Filters) -> Iterator[Entry]:
     except OSError as e:
         yield Entry(root, error=f"cannot read folder: {e.strerror}")
         return
-    stack: list[Iterator[os.DirEntry[str]]] = []
+    # Each listing with its folder's key: a file's key is the folder's and its name.
+    stack: list[tuple[Iterator[os.DirEntry[str]], str | None]] = []
     listing = _list(root)
     if isinstance(listing, Entry):
         yield listing
         return
-    stack.append(listing)
+    stack.append((listing, _folder_key(root)))
+    wanted, hidden, needs_relative = filters.wanted, filters.hidden, filters.needs_relative
     while stack:
-        entry = next(stack[-1], None)
+        entry = next(stack[-1][0], None)
         if entry is None:
             stack.pop()
             continue
-        if not filters.hidden and entry.name.startswith("."):
+        if not hidden and entry.name.startswith("."):
             continue
         try:
             is_dir = entry.is_dir()  # follows symlinks
@@ -186,13 +197,30 @@ def walk(root: str, filters: Filters) -> Iterator[Entry]:
             if isinstance(sub, Entry):
                 yield sub
             else:
-                stack.append(sub)
+                stack.append((sub, _folder_key(entry.path)))
             continue
         if not stat_module.S_ISREG(st.st_mode):
             continue
-        relative = os.path.relpath(entry.path, root) if filters.needs_relative else entry.name
-        if filters.wanted(entry.name, relative):
-            yield Entry(entry.path, st)
+        name = entry.name
+        if wanted(name, os.path.relpath(entry.path, root) if needs_relative else name):
+            folder_key = stack[-1][1]
+            text = folder_key and (name.isascii() or _is_text(name))
+            yield Entry(entry.path, st, None, folder_key + name if text else None)
+
+
+def _folder_key(folder: str) -> str | None:
+    """display_path's key of the files in `folder` without their names (made once a
+    folder, not once a file); None when the folder's name is not text (keyed one by one)."""
+    key = display_path(folder)
+    return None if key != os.path.abspath(folder) else os.path.join(key, "")
+
+
+def _is_text(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _list(folder: str) -> Iterator[os.DirEntry[str]] | Entry:

@@ -14,6 +14,8 @@ from tests.fakes.llama import FakeKobold, FakeLlama
 from tests.fakes.sd import FakeSd
 
 ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"  # what tests read, in the repository: see its README.md
+CORPUS = DATA / "photos"  # real photos with real EXIF, by folder (cameras/, gps/, ...)
 
 
 @pytest.fixture(autouse=True)

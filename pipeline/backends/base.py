@@ -9,16 +9,13 @@ text must be cut further, and `Rejected` is a per-item error that retrying canno
 from __future__ import annotations
 
 import base64
-import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pipeline import server_text
 from pipeline.answers import Picture
 from pipeline.backends.chat_formats import FORMATS
-
-if TYPE_CHECKING:  # imported where a request is made: a run that asks no server (a
-    import httpx  # finished folder) does not load it (~30 ms at every start)
 
 
 @dataclass(frozen=True)
@@ -62,7 +59,7 @@ class Completion:
 
 @dataclass(frozen=True)
 class ServerInfo:
-    kind: str  # "llama.cpp" | "koboldcpp" | "openai"
+    kind: str  # the kind's `kind` ("llama.cpp", "koboldcpp", ...), "pool of N", "embedded model"
     url: str
     model: str
     slots: int = 1
@@ -134,43 +131,85 @@ class ContextOverflow(Rejected):
         self.n_ctx = n_ctx
 
 
-class Backend:
-    """Shared HTTP plumbing; subclasses implement probe(), complete() and count_tokens().
+# The doctor's advice for a server that does not see images, where a kind has none better.
+VISION_HINT = "start llama-server with --mmproj PROJECTOR.gguf (or use a LLaVA llamafile)"
 
-    Each kind says how it is recognised: `detect()` GETs `signature` and asks
-    `recognises(body)` of every registered kind in turn (backends/__init__.py)."""
 
-    kind: ClassVar[str] = "http"
+@dataclass(frozen=True)
+class DefaultPort:
+    """A port a kind of server listens on unless told otherwise: where pipe looks when no
+    server is given, and what the doctor tells a user to start when nothing answers there."""
+
+    number: int
+    start_hint: str  # what to start (a whole piece of advice: "start ... or pass ...")
+    # Where pipe tries it among every kind's default ports, lowest first: with several
+    # servers up, the first that answers is used.
+    rank: int
+
+
+class Backend(ABC):
+    """What the engine asks of a model, whatever speaks for it: a server over HTTP
+    (HttpBackend, http/), a program run per request (llamafile_cli.py), or several of them
+    (pool.py, lazy.py).
+
+    A backend comes from `connect()` (registry.py), which probes it: `info` is set
+    from then on, for the backend's whole life. The class attributes describe the kind to
+    everything that chooses, detects or advises about servers (the registry, the doctor, the
+    CLI's help): a new kind sets them, and nothing else lists kinds."""
+
+    kind: ClassVar[str] = ""  # the name in ServerInfo.kind, the store and messages
+    # How messages and the CLI's help name this kind ("llama.cpp, llamafile"); "" for a kind
+    # that is never registered (a pool, the lazily opened embedded model).
+    title: ClassVar[str] = ""
     signature: ClassVar[str] = ""  # the path whose 200 JSON answer identifies this server
-    # What the server calls the repetition penalty in an OpenAI-style request (None: it has
-    # no such setting, so none is sent).
-    penalty_field: str | None = None
+    # Tried after every other kind: its recognises() accepts bodies others' would too.
+    fallback: ClassVar[bool] = False
+    # `PREFIX:TARGET` picks this kind without detection (`openai:URL`, `cli:FILE`), and
+    # `prefix_help` says so in the CLI's --backend help ("openai:URL (OpenAI-compatible...)").
+    prefix: ClassVar[str] = ""
+    prefix_help: ClassVar[str] = ""
+    ports: ClassVar[tuple[DefaultPort, ...]] = ()
+    # What the server can be asked for: "text" (an answer), "pictures" (drawn ones). Says
+    # which default ports are tried for a text model and which for an image server.
+    serves: ClassVar[frozenset[str]] = frozenset({"text"})
+    vision_hint: ClassVar[str] = VISION_HINT  # the doctor's advice when it sees no images
+    # Whether `info.slots` is the server's own word; if not (OpenAI-compatible servers), a
+    # pool gives it its share of -j instead.
+    slots_known: ClassVar[bool] = True
+
+    url: str  # the name it goes by in messages and the store: no credentials
+    info: ServerInfo  # set by probe(), which connect() calls before handing it out
 
     @classmethod
     def recognises(cls, body: Any) -> bool:
-        return True
+        """Whether `signature`'s JSON answer `body` says the server is of this kind."""
+        return False
 
-    def __init__(
-        self,
-        url: str,
+    @classmethod
+    def normalize(cls, url: str) -> str:
+        """`url` as the same server is always named (a key for "already seen")."""
+        return url.strip()
+
+    @classmethod
+    def open(
+        cls,
+        target: str,
+        *,
+        wait: float = 0.0,
         timeout: float = 300.0,
         api_key: str | None = None,
-        client: httpx.Client | None = None,
-    ) -> None:
-        # The name it goes by in messages and the store; the client keeps any credentials.
-        self.url = server_text.redact(url.rstrip("/"))
-        self.client = client or make_client(url.rstrip("/"), timeout, api_key)
-        self.info: ServerInfo | None = None
-        self.model_name: str | None = None  # the model to ask for, where a server has several
+        model_name: str | None = None,
+    ) -> Backend:
+        """A probed backend of this kind for `target` (what follows `prefix`): how
+        connect() opens a kind the user named by its prefix."""
+        raise NotImplementedError(f"{cls.__name__} has no prefix to be opened by")
 
-    def close(self) -> None:
-        self.client.close()
-
+    @abstractmethod
     def probe(self) -> ServerInfo:
-        raise NotImplementedError
+        """Find out what the server is and can do; sets and returns `info`."""
 
-    def complete(self, request: Request) -> Completion:
-        raise NotImplementedError
+    @abstractmethod
+    def complete(self, request: Request) -> Completion: ...
 
     def count_tokens(self, text: str) -> int | None:
         """Tokens in `text` by the server's own tokenizer, or None if it cannot say."""
@@ -186,71 +225,26 @@ class Backend:
 
     def check_vision(self) -> None:
         """Before the first image: raise NoVision (with the fix) if images would be ignored."""
-        if not (self.info and self.info.can("vision")):
+        if not self.info.can("vision"):
             raise NoVision(f"{self.url} has no vision model loaded")
 
-    # -- helpers ------------------------------------------------------------------------
-    def _count_with(self, path: str, payload: dict[str, Any], read: Any) -> int | None:
-        """Ask a tokenizer endpoint; None (so callers estimate) when it cannot answer."""
-        try:
-            response = self._send("POST", path, payload, timeout=60)
-            if response.status_code != 200:
-                return None
-            count = read(self._json(response))
-        except (BackendError, AttributeError, TypeError):
-            return None
-        return count if isinstance(count, int) else None
+    def abort_running(self) -> None:
+        """Ctrl-C: stop what runs on the server's side (koboldcpp's generation, a cli:
+        process). Most servers stop when the client leaves: nothing to do."""
+        return None
+
+    def close(self) -> None:
+        """Release connections and processes; the backend is not used after."""
+        return None
 
     def raw_prompt(self, request: Request) -> tuple[str, list[str]]:
         """For raw-completion APIs: the text wrapped in the chat format, and the stop list."""
         name = request.format
         if name == "auto":
-            name = self.info.chat_format if self.info else "chatml"
+            name = self.info.chat_format
         fmt = FORMATS[name]
         stop = list(dict.fromkeys([*request.stop, *fmt.stop]))
         return fmt.wrap(request.prompt, request.system), stop
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        payload: Any = None,
-        timeout: float | httpx.Timeout | None = None,
-    ) -> httpx.Response:
-        import httpx
-
-        try:
-            kwargs: dict[str, Any] = {"json": payload} if payload is not None else {}
-            if timeout is not None:
-                kwargs["timeout"] = timeout
-            return self.client.request(method, path, **kwargs)
-        except httpx.ConnectError as e:
-            raise Unreachable(f"cannot connect to {self.url}: {_reason(e)}") from None
-        except httpx.TimeoutException:
-            raise Transient(f"no answer from {self.url}{path} in time") from None
-        except httpx.TransportError as e:
-            raise Transient(f"connection to {self.url} dropped: {_reason(e)}") from None
-
-    def _json(self, response: httpx.Response) -> Any:
-        try:
-            return response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise Transient(
-                f"{self.url} answered HTTP {response.status_code} with something that is not"
-                f" JSON: {response.text[:80]!r}"
-            ) from None
-
-    def _raise_for_status(self, response: httpx.Response) -> None:
-        """Map an HTTP error status to the right error class, with the server's message."""
-        status = response.status_code
-        if status < 400:
-            return
-        message = _error_message(response)
-        if status == 503:
-            raise Busy(f"HTTP 503 from {self.url}: {message}")
-        if status >= 500:
-            raise Transient(f"HTTP {status} from {self.url}: {message}")
-        raise Rejected(f"HTTP {status} from {self.url}: {message}")
 
 
 def tiny_jpeg() -> bytes:
@@ -266,65 +260,3 @@ def tiny_jpeg() -> bytes:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def chat_messages(request: Request) -> list[dict[str, Any]]:
-    """OpenAI chat messages; images as data-URI `image_url` parts before the text."""
-    messages: list[dict[str, Any]] = []
-    if request.system:
-        messages.append({"role": "system", "content": request.system})
-    if request.images:
-        parts: list[dict[str, Any]] = [
-            {"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{b64(image)}"}}
-            for image in request.images
-        ]
-        parts.append({"type": "text", "text": request.prompt})
-        messages.append({"role": "user", "content": parts})
-    else:
-        messages.append({"role": "user", "content": request.prompt})
-    return messages
-
-
-def make_client(url: str, timeout: float = 300.0, api_key: str | None = None) -> httpx.Client:
-    """One connection pool per server. Plain-http URLs skip building a TLS context, which
-    costs a tenth of a second at every start. The key and the URL's password are secrets
-    from here on: server_text hides them wherever a server echoes them."""
-    server_text.remember(api_key)
-    server_text.remember_url(url)
-    import httpx
-
-    from pipeline.backends.bounded import bounded_reply
-
-    # Uncompressed replies only: a body is bounded by the bytes read (MAX_REPLY).
-    headers = {"Accept-Encoding": "identity"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    return httpx.Client(
-        base_url=url,
-        timeout=httpx.Timeout(timeout, connect=5.0),
-        headers=headers,
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-        verify=url.startswith("https://"),
-        event_hooks={"response": [bounded_reply]},
-    )
-
-
-def _reason(error: Exception) -> str:
-    text = str(error) or type(error).__name__
-    return text.split("] ")[-1] if "] " in text else text
-
-
-def _error_message(response: httpx.Response) -> str:
-    """Both llama.cpp's {"error":{"message"}} and koboldcpp's {"detail":{"msg"}} shapes."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip()[:200] or response.reason_phrase
-    if isinstance(body, dict):
-        for outer, inner in (("error", "message"), ("detail", "msg")):
-            value = body.get(outer)
-            if isinstance(value, dict) and inner in value:
-                return str(value[inner])
-            if isinstance(value, str):
-                return value
-    return json.dumps(body)[:200]

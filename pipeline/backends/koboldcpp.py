@@ -8,11 +8,10 @@ import threading
 from typing import Any
 
 from pipeline.answers import Picture
-from pipeline.backends import sdapi
 from pipeline.backends.base import (
-    Backend,
     BackendError,
     Completion,
+    DefaultPort,
     DrawRequest,
     NoVision,
     Request,
@@ -21,14 +20,21 @@ from pipeline.backends.base import (
     b64,
 )
 from pipeline.backends.chat_formats import guess_format
-from pipeline.backends.sdapi import ImageModelInfo, probe_images
+from pipeline.backends.http import HttpBackend, sdapi
+from pipeline.backends.http.sdapi import ImageModelInfo, probe_images
 
 NO_VISION_HINT = "start koboldcpp with its vision projector: --mmproj MMPROJ.gguf"
 
 
-class KoboldBackend(Backend):
+class KoboldBackend(HttpBackend):
     kind = "koboldcpp"
+    title = "koboldcpp"
     signature = "/api/extra/version"
+    ports = (
+        DefaultPort(5001, "start 'koboldcpp --model model.gguf' or pass --backend URL", rank=20),
+    )
+    serves = frozenset({"text", "pictures"})  # pictures when started with --sdmodel
+    vision_hint = "start koboldcpp with --mmproj MMPROJ.gguf"
 
     @classmethod
     def recognises(cls, body: object) -> bool:
@@ -41,9 +47,9 @@ class KoboldBackend(Backend):
         self._lock = threading.Lock()
 
     def probe(self) -> ServerInfo:
-        response = self._send("GET", "/api/extra/version", timeout=10)
-        self._raise_for_status(response)
-        version = self._json(response)
+        response = self.send("GET", "/api/extra/version", timeout=10)
+        self.raise_for_status(response)
+        version = self.json(response)
         model = self._value("/api/v1/model", "result") or ""
         n_ctx = self._value("/api/extra/true_max_context_length", "value")
         model = str(model).removeprefix("koboldcpp/")
@@ -68,9 +74,9 @@ class KoboldBackend(Backend):
 
     def _value(self, path: str, key: str) -> object:
         try:
-            response = self._send("GET", path, timeout=10)
+            response = self.send("GET", path, timeout=10)
             if response.status_code == 200:
-                return self._json(response).get(key)
+                return self.json(response).get(key)
         except (BackendError, AttributeError):
             pass
         return None
@@ -86,26 +92,26 @@ class KoboldBackend(Backend):
             "trim_stop": True,  # otherwise the stop sequence is left at the end of the text
             "genkey": genkey,
         }
-        if self.info and self.info.n_ctx:
+        if self.info.n_ctx:
             payload["max_context_length"] = self.info.n_ctx
         if request.grammar:
             payload["grammar"] = request.grammar
         if request.repeat_penalty != 1.0:
             payload["rep_pen"] = request.repeat_penalty
         if request.images:
-            if not (self.info and self.info.can("vision")):
+            if not self.info.can("vision"):
                 raise NoVision(f"{self.url} has no vision projector; {NO_VISION_HINT}")
             # Bare base64 only: a data URI is silently dropped; at most 4 images.
             payload["images"] = [b64(image) for image in request.images[:4]]
         with self._lock:
             self._running.add(genkey)
         try:
-            response = self._send("POST", "/api/v1/generate", payload)
+            response = self.send("POST", "/api/v1/generate", payload)
         finally:
             with self._lock:
                 self._running.discard(genkey)
-        self._raise_for_status(response)
-        body = self._json(response)
+        self.raise_for_status(response)
+        body = self.json(response)
         results = body.get("results") if isinstance(body, dict) else None
         if not results or not isinstance(results[0], dict) or "text" not in results[0]:
             raise Transient(f"{self.url}/api/v1/generate answered without results[0].text")
@@ -120,11 +126,11 @@ class KoboldBackend(Backend):
         return self.images.sampler(wanted) if self.images else None
 
     def check_vision(self) -> None:
-        if not (self.info and self.info.can("vision")):
+        if not self.info.can("vision"):
             raise NoVision(f"{self.url} has no vision projector loaded; {NO_VISION_HINT}")
 
     def count_tokens(self, text: str) -> int | None:
-        return self._count_with("/api/extra/tokencount", {"prompt": text}, lambda b: b.get("value"))
+        return self.count_with("/api/extra/tokencount", {"prompt": text}, lambda b: b.get("value"))
 
     def abort_running(self) -> None:
         """koboldcpp keeps generating after the client leaves: stop what we started."""
@@ -132,4 +138,4 @@ class KoboldBackend(Backend):
             keys = list(self._running)
         for key in keys:
             with contextlib.suppress(BackendError):
-                self._send("POST", "/api/extra/abort", {"genkey": key}, timeout=5)
+                self.send("POST", "/api/extra/abort", {"genkey": key}, timeout=5)

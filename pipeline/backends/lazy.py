@@ -32,10 +32,8 @@ Opener = Callable[[ExitStack], Backend]
 
 class LazyBackend(Backend):
     def __init__(self, info: ServerInfo, opener: Opener) -> None:
-        # No HTTP client of its own: Backend.__init__ is deliberately not called.
-        self.info: ServerInfo | None = info  # what it will be: the cache keys need its model
+        self.info = info  # what it will be: the cache keys need its model
         self.url = info.url
-        self.model_name: str | None = None
         self._opener = opener
         self._lock = threading.Lock()
         self._stack = ExitStack()
@@ -66,7 +64,6 @@ class LazyBackend(Backend):
 
     # -- the Backend interface, on the real backend --------------------------------------
     def probe(self) -> ServerInfo:
-        assert self.info is not None
         return self.info
 
     def complete(self, request: Request) -> Completion:
@@ -88,9 +85,8 @@ class LazyBackend(Backend):
         return self.open().sampler(wanted)
 
     def abort_running(self) -> None:
-        abort = getattr(self._backend, "abort_running", None)
-        if abort:
-            abort()
+        if self._backend is not None:
+            self._backend.abort_running()
 
     def close(self) -> None:
         """Stop what was opened (also while a worker is still opening it)."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from pipeline.backends.base import (
-    Backend,
+    VISION_HINT,
     Completion,
     ContextOverflow,
+    DefaultPort,
     NoVision,
     Rejected,
     Request,
@@ -18,7 +20,8 @@ from pipeline.backends.base import (
 )
 from pipeline.backends.chat_formats import guess_format
 from pipeline.backends.gbnf import expand_repetitions
-from pipeline.backends.openai import post_chat
+from pipeline.backends.http import HttpBackend
+from pipeline.backends.http.chat import post_chat
 
 NO_VISION_HINT = (
     "start the server with its vision projector, e.g. llama-server -m MODEL.gguf --mmproj"
@@ -26,15 +29,29 @@ NO_VISION_HINT = (
 )
 
 
-class LlamaCppBackend(Backend):
+class LlamaCppBackend(HttpBackend):
     kind = "llama.cpp"
+    title = "llama.cpp, llamafile"
     signature = "/props"
+    ports = (
+        DefaultPort(
+            8080,
+            "start './model.llamafile --server --nobrowser' (or 'llama-server -m model.gguf')"
+            " or pass --backend URL",
+            rank=10,
+        ),
+    )
+    vision_hint = VISION_HINT
     penalty_field = "repeat_penalty"
 
+    @classmethod
+    def recognises(cls, body: Any) -> bool:
+        return True  # any JSON at /props: llama.cpp's servers and their forks (llamafile)
+
     def probe(self) -> ServerInfo:
-        response = self._send("GET", "/props", timeout=10)
-        self._raise_for_status(response)
-        props = self._json(response)
+        response = self.send("GET", "/props", timeout=10)
+        self.raise_for_status(response)
+        props = self.json(response)
         settings = props.get("default_generation_settings") or {}
         # The old-generation server (llamafile) names its model only in the settings.
         model = str(
@@ -69,7 +86,7 @@ class LlamaCppBackend(Backend):
         return self.info
 
     def complete(self, request: Request) -> Completion:
-        api = self.info.vision_api if self.info else ""
+        api = self.info.vision_api
         if request.images and api == "chat":
             return post_chat(self, request)
         if request.images and api not in ("multimodal", "image_data"):
@@ -77,7 +94,7 @@ class LlamaCppBackend(Backend):
         prompt: object
         if request.images and api == "multimodal":
             # The marker is random per server start (read from /props); one per image.
-            marker = self.info.media_marker if self.info else ""
+            marker = self.info.media_marker
             user = "".join(f"{marker}\n" for _ in request.images) + request.prompt
             text, stop = self.raw_prompt(replace(request, prompt=user))
             prompt = {"prompt_string": text, "multimodal_data": [b64(i) for i in request.images]}
@@ -95,7 +112,7 @@ class LlamaCppBackend(Backend):
         }
         if request.grammar:
             payload["grammar"] = request.grammar
-            if self.info and not self.info.grammar_repetition:
+            if not self.info.grammar_repetition:
                 # This generation cannot parse `x{2,5}`, and then crashes outright.
                 payload["grammar"] = expand_repetitions(request.grammar)
         if request.repeat_penalty != 1.0:
@@ -104,7 +121,7 @@ class LlamaCppBackend(Backend):
             payload["image_data"] = [
                 {"data": b64(image), "id": 10 + n} for n, image in enumerate(request.images)
             ]
-        response = self._send("POST", "/completion", payload)
+        response = self.send("POST", "/completion", payload)
         if response.status_code == 404 and request.images:
             # The old server's answer to an image it cannot decode (text/plain, captures 15-17).
             raise Rejected(f"{self.url} could not read the image (HTTP 404 File Not Found)")
@@ -115,8 +132,8 @@ class LlamaCppBackend(Backend):
                 raise ContextOverflow(
                     str(error.get("message")), error.get("n_prompt_tokens"), error.get("n_ctx")
                 )
-        self._raise_for_status(response)
-        body = self._json(response)
+        self.raise_for_status(response)
+        body = self.json(response)
         if not isinstance(body, dict) or not isinstance(body.get("content"), str):
             raise Transient(f"{self.url}/completion answered without a 'content' string")
         timings = body.get("timings") or {}
@@ -131,7 +148,7 @@ class LlamaCppBackend(Backend):
     def check_vision(self) -> None:
         """Fail before the first photo rather than after a thousand answers about nothing."""
         info = self.info
-        if not info or not info.can("vision"):
+        if not info.can("vision"):
             raise NoVision(f"{self.url} has no vision projector loaded; {NO_VISION_HINT}")
         if info.vision_api != "image_data":
             return
@@ -158,9 +175,9 @@ class LlamaCppBackend(Backend):
         }
         if image is not None:
             payload["image_data"] = [{"data": b64(image), "id": 10}]
-        response = self._send("POST", "/completion", payload)
-        self._raise_for_status(response)
-        body = self._json(response)
+        response = self.send("POST", "/completion", payload)
+        self.raise_for_status(response)
+        body = self.json(response)
         cached = body.get("tokens_cached") if isinstance(body, dict) else None
         if not isinstance(cached, int):
             return None
@@ -168,7 +185,7 @@ class LlamaCppBackend(Backend):
         return cached - (predicted if isinstance(predicted, int) else 1)
 
     def count_tokens(self, text: str) -> int | None:
-        return self._count_with("/tokenize", {"content": text}, lambda b: len(b["tokens"]))
+        return self.count_with("/tokenize", {"content": text}, lambda b: len(b["tokens"]))
 
 
 def _stop_reason(body: dict[str, object]) -> str | None:

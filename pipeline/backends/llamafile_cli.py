@@ -71,13 +71,28 @@ class LlamafileCli(Backend):
     model in memory), `-j` raises it."""
 
     kind = KIND
+    title = "llamafile --cli"
+    prefix = PREFIX  # never detected: a file, not a server
+    prefix_help = "cli:FILE.llamafile (run once per file, no server)"
+
+    @classmethod
+    def open(
+        cls,
+        target: str,
+        *,
+        wait: float = 0.0,
+        timeout: float = 300.0,
+        api_key: str | None = None,
+        model_name: str | None = None,
+    ) -> Backend:
+        program = cls(target, timeout=timeout)
+        program.probe()
+        return program
 
     def __init__(self, path: str | Path, timeout: float = 300.0) -> None:
-        # No HTTP client: Backend.__init__ is deliberately not called.
         self.path = Path(path).expanduser()
         self.url = f"{PREFIX}{self.path}"
         self.timeout = timeout
-        self.info: ServerInfo | None = None
         self._launcher: list[str] | None = None  # [] or ["sh"] once a start succeeded
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen[bytes]] = set()
@@ -166,7 +181,7 @@ class LlamafileCli(Backend):
     def _complete(self, request: Request) -> Completion:
         prompt, stop = self.raw_prompt(_with_image_marker(request))
         with tempfile.TemporaryDirectory(prefix=orphans.owned_prefix("pipe-cli-")) as folder:
-            args = self._args(prompt, request=request, folder=Path(folder))
+            args = _args(prompt, request=request, folder=Path(folder))
             outcome = self._run(args, timeout=self.timeout, cwd=folder)
         self._raise_for_outcome(outcome)
         text = outcome.stdout.removesuffix("\n")
@@ -197,40 +212,6 @@ class LlamafileCli(Backend):
         self.abort_running()
 
     # -- helpers --------------------------------------------------------------------------
-    def _args(
-        self,
-        prompt: str,
-        *,
-        max_tokens: int | None = None,
-        request: Request | None = None,
-        folder: Path | None = None,
-    ) -> list[str]:
-        """llamafile's flags for one request. The prompt stays one argv element (or a file
-        in the temporary folder when it is too long for one)."""
-        request = request or Request(prompt=prompt, max_tokens=max_tokens or 1)
-        prompt = prompt.replace("\0", "")  # argv cannot carry NUL bytes
-        args = ["--cli"]
-        if folder is not None and len(prompt.encode()) > MAX_ARG_BYTES:
-            prompt_file = folder / "prompt.txt"
-            prompt_file.write_text(prompt, encoding="utf-8")
-            args += ["-f", str(prompt_file)]
-        else:
-            args += ["-p", prompt]
-        args += ["-n", str(request.max_tokens), "--temp", f"{request.temperature:g}"]
-        args += ["--silent-prompt", "--log-disable"]
-        if request.repeat_penalty != 1.0:
-            args += ["--repeat-penalty", f"{request.repeat_penalty:g}"]
-        if request.grammar:
-            args += ["--grammar", request.grammar]
-        if request.images:
-            if folder is None:
-                raise ValueError("an image request needs a folder for its image file")
-            for i, image in enumerate(request.images[:1]):  # --cli takes one image
-                image_file = folder / f"image-{i + 1}.jpg"
-                image_file.write_bytes(image)
-                args += ["--image", str(image_file)]
-        return args
-
     def _run(self, args: list[str], *, timeout: float, cwd: str | None = None) -> Outcome:
         """Run the program once, in `cwd` (a fresh temporary folder when None)."""
         if cwd is None:
@@ -310,6 +291,40 @@ class LlamafileCli(Backend):
                 most + 4,
             )
         raise Rejected(f"{self.url} failed (exit {code}): {outcome.last_line}")
+
+
+def _args(
+    prompt: str,
+    *,
+    max_tokens: int | None = None,
+    request: Request | None = None,
+    folder: Path | None = None,
+) -> list[str]:
+    """llamafile's flags for one request. The prompt stays one argv element (or a file
+    in the temporary folder when it is too long for one)."""
+    request = request or Request(prompt=prompt, max_tokens=max_tokens or 1)
+    prompt = prompt.replace("\0", "")  # argv cannot carry NUL bytes
+    args = ["--cli"]
+    if folder is not None and len(prompt.encode()) > MAX_ARG_BYTES:
+        prompt_file = folder / "prompt.txt"
+        prompt_file.write_text(prompt, encoding="utf-8")
+        args += ["-f", str(prompt_file)]
+    else:
+        args += ["-p", prompt]
+    args += ["-n", str(request.max_tokens), "--temp", f"{request.temperature:g}"]
+    args += ["--silent-prompt", "--log-disable"]
+    if request.repeat_penalty != 1.0:
+        args += ["--repeat-penalty", f"{request.repeat_penalty:g}"]
+    if request.grammar:
+        args += ["--grammar", request.grammar]
+    if request.images:
+        if folder is None:
+            raise ValueError("an image request needs a folder for its image file")
+        for i, image in enumerate(request.images[:1]):  # --cli takes one image
+            image_file = folder / f"image-{i + 1}.jpg"
+            image_file.write_bytes(image)
+            args += ["--image", str(image_file)]
+    return args
 
 
 def _with_image_marker(request: Request) -> Request:

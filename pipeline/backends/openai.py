@@ -6,16 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.backends.base import (
-    Backend,
     Completion,
+    DefaultPort,
     NoVision,
     Rejected,
     Request,
     ServerInfo,
     Transient,
-    chat_messages,
     tiny_jpeg,
 )
+from pipeline.backends.http import HttpBackend
+from pipeline.backends.http.chat import post_chat
 
 NO_VISION_HINT = "start the server with a vision model (for llama.cpp: --mmproj PROJECTOR)"
 
@@ -34,14 +35,31 @@ PENALTY_FIELDS = {
 }
 
 
-class OpenAIBackend(Backend):
+class OpenAIBackend(HttpBackend):
     kind = "openai"
+    title = "an OpenAI API"
     signature = "/v1/models"
+    # Any list of models will do (koboldcpp and llama.cpp list theirs too): tried last.
+    fallback = True
+    prefix = "openai:"  # `openai:URL` skips detection: speak OpenAI's API to it
+    prefix_help = "openai:URL (OpenAI-compatible: vLLM, Ollama, LM Studio)"
+    ports = (
+        DefaultPort(11434, "start Ollama ('ollama serve') or pass --backend URL", rank=30),
+        DefaultPort(
+            1234, "start LM Studio's server ('lms server start') or pass --backend URL", rank=40
+        ),
+    )
+    vision_hint = "serve a vision model (e.g. llava) and pass --model-name NAME"
+    slots_known = False  # /v1/models does not say: DEFAULT_SLOTS, or a share of -j
+
+    @classmethod
+    def recognises(cls, body: Any) -> bool:
+        return True
 
     def probe(self) -> ServerInfo:
-        response = self._send("GET", "/v1/models", timeout=10)
-        self._raise_for_status(response)
-        body = self._json(response)
+        response = self.send("GET", "/v1/models", timeout=10)
+        self.raise_for_status(response)
+        body = self.json(response)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
             raise Transient(f"{self.url}/v1/models did not list models")
@@ -87,36 +105,3 @@ class OpenAIBackend(Backend):
             if "image" in str(e).lower():
                 raise NoVision(f"{self.url} cannot take images ({e}); {NO_VISION_HINT}") from None
             raise
-
-
-def post_chat(backend: Backend, request: Request) -> Completion:
-    """One `/v1/chat/completions` call; also how llama.cpp servers take images without a
-    media marker."""
-    payload: dict[str, Any] = {
-        "model": backend.info.model if backend.info else "",
-        "messages": chat_messages(request),
-        "max_tokens": request.max_tokens,
-        "temperature": request.temperature,
-    }
-    if request.stop:
-        payload["stop"] = list(request.stop)
-    if request.grammar:
-        payload["grammar"] = request.grammar  # llama.cpp-based servers honour it
-    if request.repeat_penalty != 1.0 and backend.penalty_field:
-        payload[backend.penalty_field] = request.repeat_penalty
-    response = backend._send("POST", "/v1/chat/completions", payload)
-    backend._raise_for_status(response)
-    body = backend._json(response)
-    try:
-        choice = body["choices"][0]
-        text = choice["message"]["content"] or ""
-    except (KeyError, IndexError, TypeError):
-        raise Transient(f"{backend.url}/v1/chat/completions answered without choices") from None
-    usage = body.get("usage") or {}
-    reason = {"stop": "eos", "length": "limit"}.get(str(choice.get("finish_reason")))
-    return Completion(
-        text=str(text),
-        prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=usage.get("completion_tokens"),
-        stop_reason=reason,
-    )

@@ -25,8 +25,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from operator import attrgetter
 from typing import TypeVar
 
 from pipeline.answers import Picture
@@ -42,6 +40,16 @@ from pipeline.backends.base import (
     Transient,
     Unreachable,
 )
+from pipeline.backends.pool_members import (
+    Member,
+    MixedModels,
+    describe,
+    misfit,
+    model_getter,
+    pooled_info,
+)
+
+__all__ = ["Join", "Member", "MixedModels", "Pool", "Roster"]
 
 BENCH_FIRST = 0.5  # seconds a member sits out after its first failure; doubles each time
 BENCH_MAX = 8.0  # ...up to this, well inside the default 30 s --wait, so a member that
@@ -49,33 +57,12 @@ BENCH_MAX = 8.0  # ...up to this, well inside the default 30 s --wait, so a memb
 ALL_DOWN_WAIT = 2.0  # with every member benched, wait this long at most for one to return
 # before raising (the run's RetryPolicy then tries again until its down_wait is over)
 HOPS = 3  # other members a request may try after 5xx/timeouts before the error is its own
-SHOWN_URLS = 3  # URLs named in the pool's description; the rest are counted
 JOINERS = 4  # threads that try servers which were down at the start, at most, at once
 _T = TypeVar("_T")
 
 
 # Connects to a server that was down at the start: its backend and slots, or BackendError.
 Join = Callable[[str], tuple[Backend, int]]
-
-
-@dataclass(eq=False)
-class Member:
-    backend: Backend | None  # None until a server that was down at the start answers
-    url: str
-    slots: int
-    index: int
-    active: int = 0  # requests in flight on it
-    answered: int = 0  # requests it answered (a run's per-backend count)
-    failures: int = 0  # failures in a row: sets the next bench's length
-    benched: bool = False
-    epoch: int = 0  # +1 at each bench: a failure from before the last bench is old news
-    version: int = 0  # +1 at each change: older entries in the ready heap are stale
-    trouble: Exception | None = None  # why it was benched last
-    joining: bool = False  # a joiner thread is connecting to it
-
-    @property
-    def load(self) -> float:
-        return self.active / self.slots
 
 
 class Pool(Backend):
@@ -100,48 +87,21 @@ class Pool(Backend):
             raise ValueError("a pool needs at least one member")
         if late and join is None:
             raise ValueError("late members need a join function")
-        infos: list[ServerInfo] = []
-        for member in members:
-            if member.info is None:
-                raise ValueError(f"probe {member.url} before pooling it")
-            infos.append(member.info)
+        infos = [member.info for member in members]
         counts = [max(1, n) for n in slots] if slots is not None else [i.slots or 1 for i in infos]
-        self.members = [
-            Member(b, b.url, n, i) for i, (b, n) in enumerate(zip(members, counts, strict=True))
-        ]
-        self.clock = clock
-        self.client = None  # type: ignore[assignment]  # no HTTP of its own
-        self.model_name = None
-        self._model_of: Callable[[ServerInfo], str] = attrgetter(
-            "image_model" if drawing else "model"
-        )
+        self._model_of = model_getter(drawing)
         self._models = sorted({self._model_of(info) for info in infos})
         if len(self._models) > 1 and not allow_mixed_models:
             raise MixedModels(
                 {b.url: self._model_of(i) for b, i in zip(members, infos, strict=True)}
             )
+        up = [Member(b, b.url, n, i) for i, (b, n) in enumerate(zip(members, counts, strict=True))]
         # A late member is expected to bring the typical member's slots: the engine's gate
         # counts them from the start (requests wait here while it is still away).
         typical = sorted(counts)[len(counts) // 2]
-        for url, _ in late:
-            self.members.append(Member(None, url, typical, len(self.members)))
-        self.url = describe([m.url for m in self.members])
-        models = "+".join(self._models)  # sorted: the order of --backend changes nothing
-        first = replace(infos[0], image_model=models) if drawing else infos[0]
-        abilities = frozenset.intersection(*(info.abilities for info in infos))
-        n_ctxs = [info.n_ctx for info in infos if info.n_ctx]
-        self.info: ServerInfo | None = replace(
-            first,
-            kind=f"pool of {len(self.members)}",
-            url=self.url,
-            # Mixed models (allowed): the answers' fingerprint names every model that may
-            # have made them, so they never pass for one model's answers.
-            model=first.model if drawing else models,
-            slots=sum(m.slots for m in self.members),
-            n_ctx=min(n_ctxs) if n_ctxs else None,
-            abilities=abilities,
-            grammar_repetition=all(info.grammar_repetition for info in infos),
-        )
+        away = [Member(None, url, typical, len(up) + i) for i, (url, _) in enumerate(late)]
+        self.url = describe([m.url for m in up + away])
+        self.info = pooled_info(infos, up + away, self.url, drawing)
         self._join = join
         self._say = say
         self._joiners = (
@@ -149,19 +109,17 @@ class Pool(Backend):
             if late
             else None
         )
-        self._cond = threading.Condition()
         self._samplers: dict[str, str | None] = {}  # what sampler() found, until a join
-        self._up = len(members)
-        self._ready: list[tuple[float, int, int]] = []  # (load, index, version)
-        self._bench: list[tuple[float, int, int]] = []  # (until, index, epoch)
-        for m in self.members[: len(members)]:
-            self._push_ready(m)
-        for (_, error), m in zip(late, self.members[len(members) :], strict=True):
-            self._sit_out(m, error)  # its first try comes when this first bench ends
+        self.roster = Roster(up, clock, self._on_late)
+        for (_, error), m in zip(late, away, strict=True):
+            self.roster.add_late(m, error)  # its first try comes when this first bench ends
+
+    @property
+    def members(self) -> list[Member]:
+        return self.roster.members
 
     # -- the Backend interface --------------------------------------------------------------
     def probe(self) -> ServerInfo:
-        assert self.info is not None
         return self.info
 
     def complete(self, request: Request) -> Completion:
@@ -174,7 +132,7 @@ class Pool(Backend):
     def sampler(self, wanted: str) -> str | None:
         """The members' name for a sampler; None if one of them lacks it (koboldcpp would
         draw its pictures with another, silently). Remembered: asked once per picture."""
-        with self._cond:
+        with self.roster.cond:
             if wanted not in self._samplers:
                 names = [m.backend.sampler(wanted) for m in self.members if m.backend]
                 self._samplers[wanted] = None if None in names else names[0]
@@ -183,9 +141,8 @@ class Pool(Backend):
     def abort_running(self) -> None:
         """Ctrl-C: members that run a process per request (cli:) stop theirs."""
         for m in self.members:
-            abort = getattr(m.backend, "abort_running", None)  # None for a late member
-            if abort:
-                abort()
+            if m.backend:  # None for a late member
+                m.backend.abort_running()
 
     def _dispatch(self, call: Callable[[Backend], _T]) -> _T:
         """`call` on the least busy member that is up; again on another one at once if
@@ -195,15 +152,15 @@ class Pool(Backend):
         # again gives up after trying each once, and the run's RetryPolicy takes over
         while True:
             tries += 1
-            member, epoch = self._acquire()
+            member, epoch = self.roster.acquire()
             assert member.backend is not None  # a member is ready only once it has joined
             try:
                 answer = call(member.backend)
             except Rejected:  # this item's own problem (ContextOverflow, NoVision too)
-                self._release(member)
+                self.roster.release(member)
                 raise
             except Transient as e:
-                self._bench_member(member, epoch, e)
+                self.roster.bench(member, epoch, e)
                 if not isinstance(e, (Unreachable, Busy)):
                     hops += 1
                     if hops > HOPS:
@@ -212,19 +169,19 @@ class Pool(Backend):
                     raise
                 continue
             except BaseException:
-                self._release(member)
+                self.roster.release(member)
                 raise
-            self._release(member, answered=True)
+            self.roster.release(member, answered=True)
             return answer
 
     def count_tokens(self, text: str) -> int | None:
-        return self._delegate().count_tokens(text)
+        return self.roster.first_up().count_tokens(text)
 
     def raw_prompt(self, request: Request) -> tuple[str, list[str]]:
-        return self._delegate().raw_prompt(request)
+        return self.roster.first_up().raw_prompt(request)
 
     def check_vision(self) -> None:
-        self._delegate().check_vision()
+        self.roster.first_up().check_vision()
 
     def close(self) -> None:
         if self._joiners:
@@ -236,23 +193,98 @@ class Pool(Backend):
     # -- what the run reports ---------------------------------------------------------------
     def answered(self) -> dict[str, int]:
         """Requests each member has answered so far, by URL."""
-        with self._cond:
+        with self.roster.cond:
             return {m.url: m.answered for m in self.members}
 
-    # -- choosing a member --------------------------------------------------------------------
-    def _delegate(self) -> Backend:
+    # -- members that were down at the start ------------------------------------------------
+    def _on_late(self, member: Member) -> None:
+        """A late member's bench ended (the roster's lock held): a joiner tries it."""
+        if not member.joining and self._joiners:
+            member.joining = True
+            self._joiners.submit(self._try_join, member)
+
+    def _try_join(self, member: Member) -> None:
+        """On a joiner thread: connect to a late member; it joins, sits out another bench
+        (still down), or stays out (it answers, but cannot serve this pool's work)."""
+        assert self._join is not None
+        try:
+            backend, slots = self._join(member.url)
+        except Transient as e:
+            with self.roster.cond:
+                member.joining = False
+                self.roster.sit_out(member, e)
+            return
+        except BackendError as e:
+            self._stay_out(member, str(e))
+            return
+        why = misfit(self.info, self._models, self._model_of, backend.info)
+        if why:
+            backend.close()
+            self._stay_out(member, why)
+            return
+        with self.roster.cond:
+            self._samplers.clear()
+            self.roster.admit(member, backend, slots)
+        self._say(f"{member.url} answers now: it joins the pool")
+
+    def _stay_out(self, member: Member, why: str) -> None:
+        """A late member that answers but cannot serve: benched for good, and said once."""
+        with self.roster.cond:
+            member.joining = False
+        self._say(f"warning: {member.url} answers now but stays out of the pool: {why}")
+
+
+class Roster:
+    """Which member is free: the least busy of those up (a heap of loads), and when each
+    benched one may be tried again (a heap of bench ends). Every change of a member's state
+    happens under `cond`; a late member whose bench ends is handed to `on_late`."""
+
+    def __init__(
+        self,
+        members: list[Member],
+        clock: Callable[[], float],
+        on_late: Callable[[Member], None],
+    ) -> None:
+        self.members = members
+        self.clock = clock
+        self.cond = threading.Condition()  # reentrant: a Pool may hold it around admit()
+        self._on_late = on_late
+        self._up = len(members)
+        self._ready: list[tuple[float, int, int]] = []  # (load, index, version)
+        self._bench: list[tuple[float, int, int]] = []  # (until, index, epoch)
+        for m in members:
+            self._push_ready(m)
+
+    def add_late(self, member: Member, error: Exception) -> None:
+        """A member that did not answer at the start: benched until a joiner reaches it."""
+        with self.cond:
+            self.members.append(member)
+            self.sit_out(member, error)
+
+    def admit(self, member: Member, backend: Backend, slots: int) -> None:
+        """A late member answers and fits the pool: it takes work from now on."""
+        with self.cond:
+            member.backend, member.slots = backend, max(1, slots)
+            member.joining, member.benched, member.failures = False, False, 0
+            member.trouble = None
+            member.version += 1
+            self._up += 1
+            self._push_ready(member)
+            self.cond.notify_all()
+
+    def first_up(self) -> Backend:
         """The first member that is up (the first of all when none is)."""
-        with self._cond:
+        with self.cond:
             self._end_benches(self.clock())
             for m in self.members:
                 if not m.benched and m.backend:
                     return m.backend
         return next(b for m in self.members if (b := m.backend))
 
-    def _acquire(self) -> tuple[Member, int]:
+    def acquire(self) -> tuple[Member, int]:
         """The least busy member with a free slot; waits while every one that is up is
         full; raises when every member is benched for longer than ALL_DOWN_WAIT."""
-        with self._cond:
+        with self.cond:
             gave_up_at: float | None = None
             while True:
                 now = self.clock()
@@ -269,32 +301,32 @@ class Pool(Backend):
                     if now >= gave_up_at:
                         raise self._all_down()
                     timeout = max(0.0, min(self._bench[0][0] - now, gave_up_at - now))
-                self._cond.wait(timeout)
+                self.cond.wait(timeout)
 
-    def _release(self, member: Member, answered: bool = False) -> None:
-        with self._cond:
+    def release(self, member: Member, answered: bool = False) -> None:
+        with self.cond:
             member.active -= 1
             if answered:
                 member.answered += 1
                 member.failures = 0
             member.version += 1
             self._push_ready(member)
-            self._cond.notify()
+            self.cond.notify()
 
-    def _bench_member(self, member: Member, epoch: int, error: Exception) -> None:
+    def bench(self, member: Member, epoch: int, error: Exception) -> None:
         """Take `member` out for a while (once per trouble: the other requests that were in
         flight on it when it failed come back with the same news)."""
-        with self._cond:
+        with self.cond:
             member.active -= 1
             member.version += 1
             if member.benched or member.epoch != epoch:
                 self._push_ready(member)
                 return
-            self._sit_out(member, error)
+            self.sit_out(member, error)
             self._up -= 1
-            self._cond.notify_all()  # those waiting may now have to give up sooner
+            self.cond.notify_all()  # those waiting may now have to give up sooner
 
-    def _sit_out(self, member: Member, error: Exception) -> None:
+    def sit_out(self, member: Member, error: Exception) -> None:
         """Bench `member` (the lock held): 0.5 s after its first failure in a row, doubling
         up to BENCH_MAX."""
         member.failures += 1
@@ -311,65 +343,12 @@ class Pool(Backend):
             if not member.benched or member.epoch != epoch:
                 continue  # old news
             if member.backend is None:  # late: it stays benched until it answers
-                if not member.joining and self._joiners:
-                    member.joining = True
-                    self._joiners.submit(self._try_join, member)
+                self._on_late(member)
             else:
                 member.benched = False
                 member.version += 1
                 self._up += 1
                 self._push_ready(member)
-
-    def _try_join(self, member: Member) -> None:
-        """On a joiner thread: connect to a late member; it joins, sits out another bench
-        (still down), or stays out (it answers, but cannot serve this pool's work)."""
-        assert self._join is not None
-        try:
-            backend, slots = self._join(member.url)
-        except Transient as e:
-            with self._cond:
-                member.joining = False
-                self._sit_out(member, e)
-            return
-        except BackendError as e:
-            self._stay_out(member, str(e))
-            return
-        misfit = self._misfit(backend.info)
-        if misfit:
-            backend.close()
-            self._stay_out(member, misfit)
-            return
-        with self._cond:
-            member.backend, member.slots = backend, max(1, slots)
-            member.joining, member.benched, member.failures = False, False, 0
-            member.trouble = None
-            member.version += 1
-            self._samplers.clear()
-            self._up += 1
-            self._push_ready(member)
-            self._cond.notify_all()
-        self._say(f"{member.url} answers now: it joins the pool")
-
-    def _stay_out(self, member: Member, why: str) -> None:
-        """A late member that answers but cannot serve: benched for good, and said once."""
-        with self._cond:
-            member.joining = False
-        self._say(f"warning: {member.url} answers now but stays out of the pool: {why}")
-
-    def _misfit(self, info: ServerInfo | None) -> str | None:
-        """Why a late member cannot serve what the pool promised the run, or None."""
-        assert self.info is not None
-        if info is None:
-            return "it did not say what it serves"
-        model = self._model_of(info)
-        if model not in self._models:
-            return f"it serves {model or 'an unnamed model'}, the pool {'+'.join(self._models)}"
-        missing = self.info.abilities - info.abilities
-        if missing:
-            return f"it cannot do {', '.join(sorted(missing))}"
-        if self.info.n_ctx and info.n_ctx and info.n_ctx < self.info.n_ctx:
-            return f"its context ({info.n_ctx} tokens) is smaller than the pool's"
-        return None
 
     def _push_ready(self, member: Member) -> None:
         if member.benched or member.active >= member.slots:
@@ -398,23 +377,3 @@ class Pool(Backend):
         if troubles and all(isinstance(t, Busy) for t in troubles):
             return Busy(message)
         return Unreachable(message)
-
-
-class MixedModels(Exception):
-    """The members serve different models and mixing was not allowed."""
-
-    def __init__(self, models: dict[str, str]) -> None:
-        self.models = models
-        listing = ", ".join(
-            f"{url} has {model or 'an unnamed model'}" for url, model in models.items()
-        )
-        super().__init__(
-            f"the --backend servers serve different models ({listing}); give servers of one"
-            " model, or --allow-mixed-models to use them together anyway"
-        )
-
-
-def describe(urls: Sequence[str]) -> str:
-    shown = ", ".join(urls[:SHOWN_URLS])
-    more = len(urls) - SHOWN_URLS
-    return shown + (f" and {more} more" if more > 0 else "")

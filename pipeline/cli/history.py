@@ -133,10 +133,9 @@ def undo(run_id: int | None, db: str | None) -> None:
     A file that changed since, or whose old name is taken now, is left alone and reported.
     """
     from pipeline.renaming import moves
-    from pipeline.renaming.journal import Journal
 
     store = open_existing(db)
-    journal = Journal(store)
+    journal = store.journal
     if run_id is not None and not journal.run_exists(run_id):
         raise UsageError(f"no run {run_id}")
     for outcome in moves.reconcile(store):

@@ -14,6 +14,7 @@ import click
 
 from pipeline import config, settings
 from pipeline.actions import WRITE_ALIASES, write_choices
+from pipeline.backends.registry import url_forms
 from pipeline.cli.options import BoundType, db_option, given, json_option, setting
 from pipeline.cli.output import Command, Messages, by_backend
 from pipeline.errors import UsageError
@@ -68,10 +69,8 @@ def run_options(func: Any) -> Any:
 _RUN_OPTIONS = [
     setting(
         "backends",
-        "A server: http://HOST:PORT (llama.cpp, llamafile, koboldcpp; detected),"
-        " openai:URL (OpenAI-compatible: vLLM, Ollama, LM Studio), or cli:FILE.llamafile (run"
-        " once per file, no server). Repeat it for a pool that shares the work. Env PIPE_BACKEND"
-        " (several separated by spaces).",
+        f"A server: {url_forms()}. Repeat it for a pool that shares the work."
+        " Env PIPE_BACKEND (several separated by spaces).",
         metavar="URL",
     ),
     setting(

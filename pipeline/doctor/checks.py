@@ -11,18 +11,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.backends import (
+    Backend,
     BackendError,
     NoVision,
     Request,
+    ServerInfo,
     Transient,
     Unreachable,
+    Unrecognised,
     connect,
+    normalize_url,
 )
-from pipeline.backends import (
-    normalize_url as _normalize,
-)
-from pipeline.backends.base import tiny_jpeg
-from pipeline.backends.llamafile_cli import PREFIX as CLI_PREFIX
+from pipeline.backends.base import VISION_HINT, tiny_jpeg
+from pipeline.backends.registry import start_hints
 from pipeline.recipe import Recipe
 from pipeline.servers import embedded
 from pipeline.steps import IMAGE_SERVER, TEXT_SERVER
@@ -31,20 +32,6 @@ DEFAULT_ORIGIN = "default port"
 EMBEDDED_ORIGIN = "installed"
 MAX_AT_ONCE = 16  # servers checked at the same time
 
-# What to start when nothing answers on a well-known port.
-START_HINTS: dict[int, str] = {
-    8080: "start './model.llamafile --server --nobrowser' (or 'llama-server -m model.gguf')"
-    " or pass --backend URL",
-    5001: "start 'koboldcpp --model model.gguf' or pass --backend URL",
-    11434: "start Ollama ('ollama serve') or pass --backend URL",
-    1234: "start LM Studio's server ('lms server start') or pass --backend URL",
-    7860: "start AUTOMATIC1111 (or Forge, SD.Next) with --api, or pass --sd-backend URL",
-}
-VISION_HINTS: dict[str, str] = {
-    "llama.cpp": "start llama-server with --mmproj PROJECTOR.gguf (or use a LLaVA llamafile)",
-    "koboldcpp": "start koboldcpp with --mmproj MMPROJ.gguf",
-    "openai": "serve a vision model (e.g. llava) and pass --model-name NAME",
-}
 NO_IMAGE_MODEL = (
     "start koboldcpp with an image model (koboldcpp --sdmodel MODEL.safetensors, port 5001)"
     " or AUTOMATIC1111 with --api (port 7860), or pass --sd-backend URL"
@@ -52,17 +39,17 @@ NO_IMAGE_MODEL = (
 
 
 def normalize(url: str) -> str:
-    if url.strip().startswith(CLI_PREFIX):
-        return url.strip()
-    return _normalize(url)
+    return normalize_url(url)
 
 
 def start_hint(url: str) -> str:
+    """What to start when nothing answers at `url`: the advice of the kind whose default
+    port it is."""
     try:
         port = urlsplit(normalize(url)).port
     except ValueError:
         port = None
-    return START_HINTS.get(port or 0, "is the server running? check the host and port")
+    return start_hints().get(port or 0, "is the server running? check the host and port")
 
 
 @dataclass
@@ -128,8 +115,25 @@ def check(url: str, role: str, origin: str, probe: Probe, vision: bool) -> Check
     """Connect to `url`, read what it is, and (for a text model) time one tiny request and,
     with `vision`, find out for real whether it sees images."""
     result = Check(url=url, role=role, origin=origin)
+    backend = _connect(result, probe)
+    if backend is None:
+        return result
     try:
-        backend = connect(
+        _read_info(result, backend.info)
+        if role == "image" or not result.text:
+            return result
+        if _time_tiny_request(result, backend) and vision:
+            _check_vision(result, backend)
+        return result
+    finally:
+        backend.close()
+
+
+def _connect(result: Check, probe: Probe) -> Backend | None:
+    """The probed backend at `result.url`, or None with the error and advice in `result`."""
+    url = result.url
+    try:
+        return connect(
             url,
             wait=probe.wait,
             timeout=probe.timeout,
@@ -139,66 +143,64 @@ def check(url: str, role: str, origin: str, probe: Probe, vision: bool) -> Check
     except Unreachable:
         result.error = f"nothing answers at {normalize(url).removeprefix('http://')}"
         result.advice.append(start_hint(url))
-        return result
     except Transient as e:
         result.error = str(e)
         result.advice.append("wait until it has loaded its model (or pass --wait SECONDS)")
-        return result
     except BackendError as e:
         result.reachable = True  # it answered, but cannot serve as it is
         result.error = str(e)
-        result.advice.append(_advice_for(str(e)))
-        return result
+        result.advice.append(_advice_for(e))
+    return None
+
+
+def _read_info(result: Check, info: ServerInfo) -> None:
+    result.reachable = True
+    result.kind, result.model, result.slots = info.kind, info.model, info.slots
+    if result.role == "image" and info.image_model:
+        result.model = info.image_model
+    result.text = info.can("text")
+    result.txt2img, result.img2img = info.can("txt2img"), info.can("img2img")
+    result.grammar = info.can("grammar")
+    result.vision = info.can("vision") if result.text else None
+
+
+def _time_tiny_request(result: Check, backend: Backend) -> bool:
+    """Time one tiny request; False (with the error in `result`) if it failed."""
+    started = time.perf_counter()
     try:
-        info = backend.info
-        result.reachable = True
-        if info is None:
-            result.error = "the server did not say what it is"
-            return result
-        result.kind, result.model, result.slots = info.kind, info.model, info.slots
-        if role == "image" and info.image_model:
-            result.model = info.image_model
-        result.text = info.can("text")
-        result.txt2img, result.img2img = info.can("txt2img"), info.can("img2img")
-        result.grammar = info.can("grammar")
-        result.vision = info.can("vision") if result.text else None
-        if role == "image" or not result.text:
-            return result
-        started = time.perf_counter()
-        try:
-            backend.complete(Request("Say OK.", max_tokens=2))
-        except BackendError as e:
-            result.error = f"a tiny request failed: {e}"
-            result.advice.append(_advice_for(str(e)))
-            return result
-        result.latency_ms = (time.perf_counter() - started) * 1000
-        if vision:
-            try:
-                backend.check_vision()
-                if info.vision_api == "cli":  # its first photo is its check: send a tiny one
-                    photo = Request("Describe the photo.", max_tokens=1, images=(tiny_jpeg(),))
-                    backend.complete(photo)
-                result.vision = True
-            except NoVision:
-                result.vision = False
-            except BackendError as e:
-                result.vision = None
-                result.advice.append(f"the vision check failed: {e}")
-            if result.vision is False:
-                hint = VISION_HINTS.get(info.kind, VISION_HINTS["llama.cpp"])
-                result.advice.append(f"no vision: {hint}")
-        return result
-    finally:
-        backend.close()
+        backend.complete(Request("Say OK.", max_tokens=2))
+    except BackendError as e:
+        result.error = f"a tiny request failed: {e}"
+        result.advice.append(_advice_for(e))
+        return False
+    result.latency_ms = (time.perf_counter() - started) * 1000
+    return True
 
 
-def _advice_for(message: str) -> str:
-    lowered = message.lower()
+def _check_vision(result: Check, backend: Backend) -> None:
+    """Whether the server really sees images, and the kind's advice if it does not."""
+    try:
+        backend.check_vision()
+        if backend.info.vision_api == "cli":  # its first photo is its check: send a tiny one
+            photo = Request("Describe the photo.", max_tokens=1, images=(tiny_jpeg(),))
+            backend.complete(photo)
+        result.vision = True
+    except NoVision:
+        result.vision = False
+    except BackendError as e:
+        result.vision = None
+        result.advice.append(f"the vision check failed: {e}")
+    if result.vision is False:
+        result.advice.append(f"no vision: {backend.vision_hint}")
+
+
+def _advice_for(error: BackendError) -> str:
+    lowered = str(error).lower()
     if "several models" in lowered or "has no model" in lowered:
         return "several models: pass --model-name NAME (or model_name in the config file)"
     if "key" in lowered or "401" in lowered or "403" in lowered:
         return "pass --api-key-env NAME, with the server's key in that environment variable"
-    if "not as llama.cpp" in lowered:
+    if isinstance(error, Unrecognised):
         return "is this a model server? for an OpenAI-compatible one pass --backend openai:URL"
     return "check the server's log"
 
@@ -226,16 +228,8 @@ def diagnose(
     # Without a recipe, find out for real what each server sees; with one, only if it matters.
     want_vision = recipe is None or needs_vision
     defaults_used = all(origin == DEFAULT_ORIGIN for _, origin in backends)
-    todo: list[tuple[str, str]] = []  # each server once, first mention first
     seen: set[str] = set()
-    for url, origin in backends:
-        if normalize(url) not in seen:
-            seen.add(normalize(url))
-            todo.append((url, origin))
-    # All at once: a pool of many servers (or several down, each waiting its timeout) takes
-    # about as long as its slowest server, not their sum.
-    with ThreadPoolExecutor(max_workers=max(1, min(MAX_AT_ONCE, len(todo)))) as executor:
-        checks = list(executor.map(lambda u: check(u[0], "text", u[1], probe, want_vision), todo))
+    checks = _check_text_servers(backends, probe, want_vision, seen)
     if defaults_used and not any(c.works and c.text for c in checks):
         checks.extend(_embedded_check())  # what pipe run would use: not started here
     draw_kinds = set(recipe.needs(IMAGE_SERVER)) if recipe else set()
@@ -256,6 +250,30 @@ def diagnose(
             else "no model server answers"
         )
         return report
+    _judge(report, recipe, text_needs, draw_kinds)
+    return report
+
+
+def _check_text_servers(
+    backends: list[tuple[str, str]], probe: Probe, want_vision: bool, seen: set[str]
+) -> list[Check]:
+    """Check each (url, origin) once, first mention first (adding each to `seen`)."""
+    todo: list[tuple[str, str]] = []
+    for url, origin in backends:
+        if normalize(url) not in seen:
+            seen.add(normalize(url))
+            todo.append((url, origin))
+    # All at once: a pool of many servers (or several down, each waiting its timeout) takes
+    # about as long as its slowest server, not their sum.
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_AT_ONCE, len(todo)))) as executor:
+        return list(executor.map(lambda u: check(u[0], "text", u[1], probe, want_vision), todo))
+
+
+def _judge(
+    report: Report, recipe: Recipe, text_needs: frozenset[str], draw_kinds: set[str]
+) -> None:
+    """Which checked server could do its part of `recipe`; the verdict and advice."""
+    checks = report.checks
     text_ok = True
     if recipe.asks:
         for c in checks:
@@ -277,17 +295,16 @@ def diagnose(
             )
     if recipe.asks and not text_ok:
         working = [c for c in checks if c.works and c.text]
-        if needs_vision and working:
+        if "vision" in text_needs and working:
             report.advice.append(
                 f"{recipe.name} needs a model that sees images, and none of these does:"
-                f" {VISION_HINTS['llama.cpp']}"
+                f" {VISION_HINT}"
             )
     report.ok = text_ok and image_ok
     needs = _needs(recipe, text_needs, draw_kinds)
     report.verdict = (
         f"{recipe.name} can run ({needs})" if report.ok else f"{recipe.name} cannot run ({needs})"
     )
-    return report
 
 
 def _can(c: Check, ability: str) -> bool:

@@ -37,7 +37,6 @@ class CannotRun(Exception):
 
 class Asker:
     def __init__(self, backend: Backend, slots: SlotGate, retry: RetryPolicy) -> None:
-        assert backend.info is not None, "probe the backend before running"
         self.backend = backend
         self.info = backend.info
         self.slots = slots

@@ -37,7 +37,6 @@ def pick_seed(step: DrawStep, content_hash: str) -> int:
 
 class Drawer:
     def __init__(self, backend: Backend, slots: SlotGate, retry: RetryPolicy) -> None:
-        assert backend.info is not None
         self.backend = backend
         self.model = backend.info.image_model
         self.slots = slots

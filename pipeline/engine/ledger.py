@@ -12,8 +12,10 @@ from pipeline.engine.options import Options
 from pipeline.paths import display_path
 from pipeline.recipe import Recipe
 from pipeline.results import Result
+from pipeline.sources import Entry
 from pipeline.store.database import Counts, Store, now_iso
 from pipeline.store.folder_rows import FolderRows
+from pipeline.store.items import FileRow
 
 
 class Ledger:
@@ -26,13 +28,19 @@ class Ledger:
         self.ask_key = ask_key
         self.options = options
         self.counts = Counts()
-        # What the store says of each walked file, read a folder's chunk at a time: a
-        # finished folder costs a query per chunk, not two a file.
-        self._outputs = FolderRows(store.outputs_in_folder, store.output_digest)
-        self._items = FolderRows(
-            lambda folder, start, limit: store.items_in_folder(recipe.name, folder, start, limit),
-            lambda key: store.item_and_answer(recipe.name, key),
+        # What the store says of each walked file (its item, and whether pipe wrote it),
+        # read a folder's chunk at a time: a finished folder costs a query per chunk.
+        self._files = FolderRows(
+            lambda folder, start, limit: store.files_in_folder(recipe.name, folder, start, limit),
+            lambda key: store.file_row(recipe.name, key),
         )
+        self._last: tuple[Entry | None, FileRow | None] = (None, None)
+
+    def _file_row(self, entry: Entry) -> FileRow | None:
+        """The entry's FileRow; asked twice a file (written_by_pipe, then admit)."""
+        if self._last[0] is not entry:
+            self._last = (entry, self._files.get(entry.key))
+        return self._last[1]
 
     def written_by_pipe(self, item: Item) -> bool:
         """A sidecar (or XMP) that pipe wrote is never an input: else each cron run would
@@ -40,7 +48,8 @@ class Ledger:
         stays pipe's even when edited by hand, as pipe then refuses to overwrite it."""
         if item.data is not None or item.entry.stat is None:
             return False
-        return self._outputs.get(item.entry.key) is not None
+        file = self._file_row(item.entry)
+        return file is not None and file.output is not None
 
     def admit(self, item: Item) -> Done | None:
         """Decide from the store whether an item needs work (None: claimed, send it to a
@@ -52,8 +61,8 @@ class Ledger:
             return None  # stdin text: no file to track, the answer cache still applies
         st = entry.stat
         assert st is not None
-        key = entry.key
-        row, answer = self._items.get(key) or (None, None)
+        file = self._file_row(entry)
+        row, answer = (file.item, file.answer) if file else (None, None)
         if not (
             row
             and not self.options.redo
@@ -61,7 +70,7 @@ class Ledger:
         ):
             verdict, row = self.store.claim(
                 self.recipe.name,
-                key,
+                entry.key,
                 self.run_id,
                 st.st_size,
                 st.st_mtime_ns,

@@ -54,7 +54,6 @@ class Runner:
     ) -> None:
         """`backend` answers the recipe's text and vision steps (for a recipe that only
         draws, it is the image server); `images`, if the recipe draws, draws."""
-        assert backend.info is not None, "probe the backend before running"
         self.recipe = recipe
         self.backend = backend
         self.images = images
@@ -62,17 +61,13 @@ class Runner:
         self.action = action
         self.options = options
         self.info = backend.info
-        image_model = images.info.image_model if images and images.info else ""
+        image_model = images.info.image_model if images else ""
         self.ask_key = recipe.ask_key(self.info.model if recipe.asks else "", image_model)
         self.jobs = in_flight(options.jobs, self.info.slots)
         # One server for text and pictures (koboldcpp) runs one generation at a time: its
         # slots are shared. Two servers: while one draws, the other writes the next prompts.
         self.shared = images is None or images.url == backend.url
-        self.image_slots = (
-            0
-            if self.shared or images is None or not images.info
-            else in_flight(0, images.info.slots)
-        )
+        self.image_slots = 0 if self.shared or images is None else in_flight(0, images.info.slots)
         self.threads = self.jobs + self.image_slots + READ_AHEAD
 
     def run(self, items: Iterable[Item], args: list[str]) -> Summary:
@@ -210,9 +205,7 @@ class Runner:
             raise KeyboardInterrupt  # a second Ctrl-C: leave now
         self.stopped = signal.Signals(signum).name
         self.stop.set()
-        abort = getattr(self.backend, "abort_running", None)
-        if abort:
-            threading.Thread(target=abort, daemon=True).start()
+        threading.Thread(target=self.backend.abort_running, daemon=True).start()
 
     def _answers_ready(self, rows: list[dict[str, Any]]) -> None:
         """A worker's answers of an item's earlier steps: the main thread saves them."""

@@ -11,6 +11,8 @@ class SlotGate:
     order among those ready and waiting, not to whichever thread wakes first: answers then
     come in the order they are shown, and an item still being prepared holds up nobody."""
 
+    POLL = 0.25  # seconds between a waiter's looks at the run's stop event
+
     def __init__(self, slots: int) -> None:
         self.slots = slots
         self._free = slots
@@ -27,11 +29,17 @@ class SlotGate:
                     heapq.heapify(self._waiting)
                     self._changed.notify_all()
                     return False
-                self._changed.wait(0.25)
+                self._changed.wait(self.POLL)
             heapq.heappop(self._waiting)
             self._free -= 1
             self._changed.notify_all()  # with slots to spare, the next in line goes too
             return True
+
+    @property
+    def waiting(self) -> int:
+        """How many items wait for a slot (for tests and displays)."""
+        with self._changed:
+            return len(self._waiting)
 
     def release(self) -> None:
         with self._changed:

@@ -14,15 +14,15 @@ import ctypes
 import ctypes.util
 import errno
 import os
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipeline.renaming.journal import Journal
 from pipeline.store.database import Store
 
-# Crash tests set this to widen every window of the protocol (journaled / linked /
-# unlinked / marked) so that a SIGKILL at a random instant lands inside one.
-_PAUSE = float(os.environ.get("PIPE_TEST_RENAME_PAUSE", "0") or 0)
+# Called between the protocol's steps (journaled / linked / unlinked / marked); None in use.
+# Crash tests install a sleep here (tests/fakes/pausing_cli.py) to widen every window so
+# that a SIGKILL at a random instant lands inside one.
+between_steps: Callable[[], None] | None = None
 
 # Errors from os.link that mean "this file system has no hard links", not "no".
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
@@ -47,8 +47,8 @@ class Outcome:
 
 
 def _pause() -> None:
-    if _PAUSE:
-        time.sleep(_PAUSE)
+    if between_steps is not None:
+        between_steps()
 
 
 def identity(path: str) -> tuple[int, int, int, int]:
@@ -86,7 +86,7 @@ def _renameat2_noreplace(old: str, new: str) -> None:
 
 def apply(store: Store, run_id: int, moves: list[Move]) -> list[Outcome]:
     """Journal every move, then apply them one by one; companions follow their photo."""
-    journal = Journal(store)
+    journal = store.journal
     planned = [identity(m.old) for m in moves]
     ids = journal.write_plan(run_id, list(zip(moves, planned, strict=True)))
     outcomes: list[Outcome] = []
@@ -116,7 +116,7 @@ def apply(store: Store, run_id: int, moves: list[Move]) -> list[Outcome]:
 
 def reconcile(store: Store) -> list[Outcome]:
     """Finish or abandon renames that a dead run left as planned."""
-    journal = Journal(store)
+    journal = store.journal
     outcomes = []
     for row in journal.orphaned():
         rename_id, old, new, planned = row
@@ -143,7 +143,7 @@ def _settle(old: str, new: str, planned: tuple[int, int, int, int]) -> tuple[str
 
 def undo(store: Store, run_id: int) -> list[Outcome]:
     """Put a run's applied renames back, newest first; refuse per file where unsafe."""
-    journal = Journal(store)
+    journal = store.journal
     outcomes = []
     for rename_id, old, new, planned in journal.applied(run_id):
         if not os.path.lexists(new):

@@ -3,14 +3,11 @@ embedded model; and close (or stop) it at the end."""
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from pipeline.backends import (
     Backend,
@@ -19,7 +16,6 @@ from pipeline.backends import (
     Transient,
     Unreachable,
     connect,
-    normalize_url,
 )
 from pipeline.backends.lazy import LazyBackend
 from pipeline.backends.pool import MixedModels, Pool
@@ -27,6 +23,7 @@ from pipeline.config import default_backends, default_image_backends
 from pipeline.errors import BackendUnavailable, UsageError
 from pipeline.recipe import Recipe
 from pipeline.servers import embedded, started_models
+from pipeline.servers.default_ports import on_default_ports
 from pipeline.servers.embedded import EmbeddedServer
 from pipeline.servers.managed import ManagedServer, ManagedSpec
 from pipeline.steps import IMAGE_SERVER
@@ -86,7 +83,7 @@ def open_backend(
     elif urls:
         backend = _connect_or_explain(urls[0], wait, timeout, api_key, model_name)
     else:
-        backend_or_none = _on_default_ports(timeout, api_key, model_name)
+        backend_or_none = on_default_ports(timeout, api_key, model_name)
         if backend_or_none is None:
             backend_or_none = _lazy_embedded(wait, timeout, say, vision_for)
         backend = backend_or_none
@@ -112,7 +109,7 @@ def _managed_backend(
         with ManagedServer(spec, say) as server:
             backend = _connect_or_explain(server.url, wait, timeout)
             try:
-                if store is not None and backend.info is not None:
+                if store is not None:
                     started_models.remember(store, spec, backend.info)
                 yield backend
             finally:
@@ -130,7 +127,6 @@ def _managed_backend(
             raise BackendUnavailable(str(e)) from None
         backend = _connect_or_explain(server.url, wait, timeout)
         stack.callback(backend.close)
-        assert backend.info is not None
         if started_models.differs(remembered, backend.info):
             said.append(backend.info)
         if backend.info.model != remembered.model:
@@ -190,19 +186,7 @@ def _open_pool(
         except BackendError as e:
             return e
 
-    with ThreadPoolExecutor(max_workers=min(32, len(urls))) as executor:
-        outcomes = list(executor.map(lambda u: attempt(u, 0.0), urls))
-        if not any(isinstance(o, Backend) for o in outcomes) and wait > 0:
-            outcomes = list(executor.map(lambda u: attempt(u, wait), urls))
-    members = [o for o in outcomes if isinstance(o, Backend)]
-    failed = [(u, o) for u, o in zip(urls, outcomes, strict=True) if isinstance(o, BackendError)]
-    if not members:
-        url, error = failed[0]
-        if isinstance(error, Unreachable):
-            raise BackendUnavailable(
-                f"none of the {len(urls)} --backend servers answers ({error}); {HOW_TO_START}"
-            )
-        raise BackendUnavailable(f"none of the {len(urls)} --backend servers can serve: {error}")
+    members, failed = _connect_all(urls, wait, attempt)
     late = [(url, error) for url, error in failed if isinstance(error, Transient)]
     for url, error in failed:
         if isinstance(error, Transient):
@@ -231,6 +215,27 @@ def _open_pool(
         raise UsageError(str(e)) from None
 
 
+def _connect_all(
+    urls: list[str], wait: float, attempt: Callable[[str, float], Backend | BackendError]
+) -> tuple[list[Backend], list[tuple[str, BackendError]]]:
+    """Every URL at once, without waiting; again waiting `wait` only if none answered. The
+    backends that answered and the URLs that failed, with why; BackendUnavailable if none."""
+    with ThreadPoolExecutor(max_workers=min(32, len(urls))) as executor:
+        outcomes = list(executor.map(lambda u: attempt(u, 0.0), urls))
+        if not any(isinstance(o, Backend) for o in outcomes) and wait > 0:
+            outcomes = list(executor.map(lambda u: attempt(u, wait), urls))
+    members = [o for o in outcomes if isinstance(o, Backend)]
+    failed = [(u, o) for u, o in zip(urls, outcomes, strict=True) if isinstance(o, BackendError)]
+    if not members:
+        url, error = failed[0]
+        if isinstance(error, Unreachable):
+            raise BackendUnavailable(
+                f"none of the {len(urls)} --backend servers answers ({error}); {HOW_TO_START}"
+            )
+        raise BackendUnavailable(f"none of the {len(urls)} --backend servers can serve: {error}")
+    return members, failed
+
+
 def _slot_share(jobs: int, servers: int) -> int:
     """Each server's even share of -j, rounded up (-j 5 over 2 is 3 each); 0 without -j."""
     return -(-jobs // servers) if jobs else 0
@@ -238,52 +243,9 @@ def _slot_share(jobs: int, servers: int) -> int:
 
 def _slots_of(member: Backend, share: int) -> int:
     """A member's slots: what it says (llama.cpp's total_slots, koboldcpp's 1); a server that
-    cannot say (OpenAI-compatible) gets its share of -j, or its default."""
-    said = member.info.slots if member.info else 1
-    guessed = member.info is not None and member.info.kind == "openai"
-    return max(1, share if guessed and share else said)
-
-
-def _on_default_ports(
-    timeout: float, api_key: str | None = None, model_name: str | None = None
-) -> Backend | None:
-    """The first server answering on a default port. One that answers but cannot serve
-    (several models and no --model-name, a wrong key) is said, not passed over for the
-    embedded model."""
-    for url in default_backends():
-        if _nothing_listens(url):
-            continue
-        try:
-            return connect(url, wait=0, timeout=timeout, api_key=api_key, model_name=model_name)
-        except (Unreachable, Transient):
-            continue
-        except BackendError as e:
-            raise BackendUnavailable(str(e)) from None
-    return None
-
-
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
-_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
-
-
-def _nothing_listens(url: str) -> bool:
-    """Whether a local port refuses connections, found without an HTTP client: setting one
-    up costs ~0.1 s, and a cron run over a finished folder probes every default port for
-    nothing. Another host, or a proxy in the environment (the client would use it), is left
-    to connect()."""
-    if any(name.lower() in _PROXY_VARIABLES for name in os.environ):
-        return False
-    parts = urlsplit(normalize_url(url))
-    if parts.scheme not in ("http", "https") or parts.hostname not in _LOOPBACK:
-        return False
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        with socket.create_connection((parts.hostname, port), timeout=1.0):
-            return False
-    except ConnectionRefusedError:
-        return True
-    except (OSError, ValueError):  # a bad port, a slow answer: connect() says what it is
-        return False
+    cannot say (`slots_known` false: OpenAI-compatible) gets its share of -j, or its default."""
+    guessed = not member.slots_known
+    return max(1, share if guessed and share else member.info.slots)
 
 
 def _lazy_embedded(
@@ -319,8 +281,7 @@ def _lazy_embedded(
         server.url = server.start()
         backend = _connect_or_explain(server.url, wait, timeout)
         stack.callback(backend.close)
-        if backend.info:
-            backend.info = replace(backend.info, kind="embedded model")
+        backend.info = replace(backend.info, kind="embedded model")
         return backend
 
     return LazyBackend(info, start)
@@ -359,7 +320,7 @@ def open_image_backend(
         opened = True
     elif urls:
         backend, opened = _connect_or_explain(urls[0], wait, timeout), True
-    elif text is not None and text.info and text.info.can("txt2img"):
+    elif text is not None and text.info.can("txt2img"):
         backend = text
     else:
         for default in default_image_backends():
@@ -367,7 +328,7 @@ def open_image_backend(
                 candidate = connect(default, wait=0, timeout=timeout)
             except BackendError:
                 continue
-            if candidate.info and candidate.info.can("txt2img"):
+            if candidate.info.can("txt2img"):
                 backend, opened = candidate, True
                 break
             candidate.close()
@@ -384,7 +345,6 @@ def open_image_backend(
 
 def _check_can_draw(recipe: Recipe, backend: Backend) -> None:
     info = backend.info
-    assert info is not None
     needs = recipe.needs(IMAGE_SERVER)
     missing = needs - info.abilities
     if missing:

@@ -14,10 +14,11 @@ from pipeline.errors import DatabaseError
 ELSEWHERE = "or give pipe another file with --db or PIPE_DB"
 
 
-def check_is_pipes(conn: sqlite3.Connection, path: Path | str, known: Iterable[str]) -> None:
+def check_is_pipes(conn: sqlite3.Connection, path: Path | str, known: Iterable[str]) -> list[str]:
     """Refuse, before anything is written, a file pipe must not touch: one with tables and
     no pipe migrations (another program's), or one with migrations this pipe does not know
-    (written by a newer pipe). An empty or new file is pipe's to set up."""
+    (written by a newer pipe). An empty or new file is pipe's to set up. Returns the
+    migrations the file has had."""
     tables = [
         str(row[0])
         for row in conn.execute(
@@ -26,7 +27,7 @@ def check_is_pipes(conn: sqlite3.Connection, path: Path | str, known: Iterable[s
         )
     ]
     if not tables:
-        return
+        return []
     applied: list[str] = []
     if "_migrations" in tables:
         applied = [str(row[0]) for row in conn.execute("SELECT name FROM _migrations")]
@@ -42,6 +43,7 @@ def check_is_pipes(conn: sqlite3.Connection, path: Path | str, known: Iterable[s
             f"{path} was written by a newer pipe (schema change {_short(unknown[-1])} is"
             f" unknown to this one): upgrade pipe, {ELSEWHERE}"
         )
+    return applied
 
 
 def explain(error: BaseException, path: Path | str | None) -> DatabaseError:

@@ -37,6 +37,9 @@ class FolderRows(Generic[T]):
         self._read_at = 0.0
 
     def get(self, key: str) -> T | None:
+        row = self._rows.get(key)
+        if row is not None and time.monotonic() - self._read_at <= MAX_AGE:
+            return row  # in the chunk held, which is fresh: the re-check's every file
         cut = key.rfind(os.sep)
         if cut < 0:
             return self._single(key)

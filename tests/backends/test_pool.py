@@ -247,6 +247,9 @@ class Scripted(Backend):
         self.outcomes = list(outcomes or [])
         self.calls = 0
 
+    def probe(self) -> ServerInfo:
+        return self.info
+
     def complete(self, request: Request) -> Completion:
         self.calls += 1
         outcome = self.outcomes.pop(0) if self.outcomes else "ok"

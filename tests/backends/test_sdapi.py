@@ -1,4 +1,4 @@
-"""The A1111 image client (pipeline/backends/sdapi.py) against FakeSd, and FakeSd against the
+"""The A1111 image client (pipeline/backends/http/sdapi.py) against FakeSd, and FakeSd against the
 koboldcpp 1.76 captures it was built from."""
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import pytest
 from PIL import Image
 
 from pipeline.backends.base import (
-    Backend,
     BackendError,
     Busy,
     DrawRequest,
@@ -26,8 +25,8 @@ from pipeline.backends.base import (
     Transient,
     Unreachable,
 )
-from pipeline.backends.koboldcpp import KoboldBackend
-from pipeline.backends.sdapi import (
+from pipeline.backends.http import HttpBackend
+from pipeline.backends.http.sdapi import (
     IMG2IMG,
     TXT2IMG,
     draw,
@@ -36,12 +35,12 @@ from pipeline.backends.sdapi import (
     probe_images,
     submit,
 )
-from tests.conftest import wait_for
+from pipeline.backends.koboldcpp import KoboldBackend
+from tests.conftest import DATA, wait_for
 from tests.fakes.llama import FakeKobold, FakeLlama, free_port
-from tests.fakes.sd import FakeSd
-from tests.real_servers import SHARED
+from tests.fakes.sd import FakeSd, SdapiClient
 
-CAPTURES = SHARED / "docs" / "captures" / "koboldcpp-sd"
+CAPTURES = DATA / "captures" / "koboldcpp-sd"
 SMALL = DrawRequest("a cat", width=64, height=64, steps=1, seed=1)
 
 
@@ -58,8 +57,8 @@ def sd() -> Iterator[FakeSd]:
 
 
 @pytest.fixture
-def backend(sd: FakeSd) -> Iterator[Backend]:
-    b = Backend(sd.url, timeout=30)
+def backend(sd: FakeSd) -> Iterator[HttpBackend]:
+    b = SdapiClient(sd.url, timeout=30)
     yield b
     b.close()
 
@@ -75,7 +74,7 @@ def raises(kind: type[BackendError], call: Any) -> str:
 
 
 # -- probe ------------------------------------------------------------------------------
-def test_probe_names_the_model_and_its_samplers(backend: Backend) -> None:
+def test_probe_names_the_model_and_its_samplers(backend: HttpBackend) -> None:
     info = probe_images(backend)
     assert info is not None
     assert (info.model, info.server, info.version) == ("random-sd15", "koboldcpp", "1.76")
@@ -103,12 +102,12 @@ def test_probe_names_the_model_and_its_samplers(backend: Backend) -> None:
     ids=["koboldcpp-no-sdmodel", "a1111-no-checkpoint", "koboldcpp-text", "llama.cpp"],
 )
 def test_probe_without_an_image_model_is_none(make: Any) -> None:
-    with make() as server, closing(Backend(server.url)) as b:
+    with make() as server, closing(SdapiClient(server.url)) as b:
         assert probe_images(b) is None
 
 
 def test_probe_an_a1111_server() -> None:
-    with FakeSd(a1111=True) as server, closing(Backend(server.url)) as b:
+    with FakeSd(a1111=True) as server, closing(SdapiClient(server.url)) as b:
         info = probe_images(b)
     assert info is not None
     assert (info.model, info.server) == ("random-sd15.safetensors [6ce0161689]", "a1111")
@@ -117,7 +116,9 @@ def test_probe_an_a1111_server() -> None:
 
 
 def test_probe_a_server_that_is_down() -> None:
-    message = raises(Unreachable, lambda: probe_images(Backend(f"http://127.0.0.1:{free_port()}")))
+    message = raises(
+        Unreachable, lambda: probe_images(SdapiClient(f"http://127.0.0.1:{free_port()}"))
+    )
     assert "cannot connect" in message
 
 
@@ -133,7 +134,7 @@ def test_the_text_backend_probes_the_image_server_too() -> None:
 
 # -- txt2img ----------------------------------------------------------------------------
 def test_txt2img_sends_every_setting_and_returns_a_checked_png(
-    sd: FakeSd, backend: Backend
+    sd: FakeSd, backend: HttpBackend
 ) -> None:
     request = DrawRequest(
         "a red boat", negative_prompt="blurry", width=128, height=64, steps=3, seed=42
@@ -154,13 +155,13 @@ def test_txt2img_sends_every_setting_and_returns_a_checked_png(
         assert (im.format, im.mode, im.size) == ("PNG", "RGB", (128, 64))
 
 
-def test_same_seed_same_picture_other_seed_other_picture(backend: Backend) -> None:
+def test_same_seed_same_picture_other_seed_other_picture(backend: HttpBackend) -> None:
     first, again = draw(backend, SMALL), draw(backend, SMALL)
     other = draw(backend, DrawRequest("a cat", width=64, height=64, steps=1, seed=2))
     assert first.sha256 == again.sha256 != other.sha256
 
 
-def test_the_picture_has_the_size_the_server_drew(sd: FakeSd, backend: Backend) -> None:
+def test_the_picture_has_the_size_the_server_drew(sd: FakeSd, backend: HttpBackend) -> None:
     """koboldcpp rounds down to a multiple of 64 and caps the long side at 1024: the
     Picture says what came back, not what was asked."""
     picture = draw(backend, DrawRequest("a cat", width=200, height=2000, steps=1, seed=1))
@@ -170,13 +171,13 @@ def test_the_picture_has_the_size_the_server_drew(sd: FakeSd, backend: Backend) 
 
 def test_a_seed_in_a1111_info_wins() -> None:
     """A1111 says which seed it drew with in `info`; koboldcpp's info is always ""."""
-    with FakeSd(a1111=True) as server, closing(Backend(server.url)) as b:
+    with FakeSd(a1111=True) as server, closing(SdapiClient(server.url)) as b:
         picture = submit(b, TXT2IMG, {"prompt": "x", "seed": -1}, seed=-1)
     assert picture.seed == server.drawn[-1]["seed"] >= 0
 
 
 # -- img2img ----------------------------------------------------------------------------
-def test_img2img_sends_bare_base64(sd: FakeSd, backend: Backend) -> None:
+def test_img2img_sends_bare_base64(sd: FakeSd, backend: HttpBackend) -> None:
     init = png(size=(96, 80))
     request = DrawRequest(
         "a cat", width=64, height=64, steps=1, seed=1, init_image=init, denoising_strength=0.4
@@ -196,7 +197,9 @@ def test_img2img_sends_bare_base64(sd: FakeSd, backend: Backend) -> None:
     [png("RGBA"), png(size=(32, 32)), png("L")],
     ids=["rgba", "32px", "grey"],
 )
-def test_bad_init_images_end_as_an_empty_image(init: bytes, sd: FakeSd, backend: Backend) -> None:
+def test_bad_init_images_end_as_an_empty_image(
+    init: bytes, sd: FakeSd, backend: HttpBackend
+) -> None:
     request = DrawRequest("a cat", width=64, height=64, steps=1, seed=1, init_image=init)
     message = raises(Transient, lambda: draw(backend, request))
     assert message == (
@@ -206,7 +209,7 @@ def test_bad_init_images_end_as_an_empty_image(init: bytes, sd: FakeSd, backend:
     assert sd.drawn[-1]["init_image"] is None  # the fake saw why koboldcpp would refuse it
 
 
-def test_a_data_uri_init_image_ends_as_an_empty_image(sd: FakeSd, backend: Backend) -> None:
+def test_a_data_uri_init_image_ends_as_an_empty_image(sd: FakeSd, backend: HttpBackend) -> None:
     """What `draw` never sends, and why: koboldcpp's base64 decoder stops at the ':'."""
     _, payload = draw_payload(DrawRequest("a cat", width=64, height=64, steps=1, init_image=png()))
     payload["init_images"] = ["data:image/png;base64," + payload["init_images"][0]]
@@ -233,13 +236,16 @@ def test_a_data_uri_init_image_ends_as_an_empty_image(sd: FakeSd, backend: Backe
 def test_each_failure_is_one_line_of_the_right_kind(
     mode: str, kind: type[BackendError], words: str
 ) -> None:
-    with FakeSd(mode=mode) as server, closing(Backend(server.url)) as b:
+    with FakeSd(mode=mode) as server, closing(SdapiClient(server.url)) as b:
         assert words in raises(kind, lambda: draw(b, SMALL))
         assert server.calls[TXT2IMG] == 1
 
 
 def test_the_first_failures_then_pictures() -> None:
-    with FakeSd(failures=["busy", "empty", "not_png"]) as server, closing(Backend(server.url)) as b:
+    with (
+        FakeSd(failures=["busy", "empty", "not_png"]) as server,
+        closing(SdapiClient(server.url)) as b,
+    ):
         assert [type(_error(lambda: draw(b, SMALL))) for _ in range(3)] == [
             Busy,
             Transient,
@@ -250,12 +256,12 @@ def test_the_first_failures_then_pictures() -> None:
 
 
 def test_a_server_without_the_image_api_says_how_to_get_one() -> None:
-    with FakeLlama() as server, closing(Backend(server.url)) as b:
+    with FakeLlama() as server, closing(SdapiClient(server.url)) as b:
         message = raises(Rejected, lambda: draw(b, SMALL))
     assert "has no /sdapi/v1/txt2img (HTTP 404)" in message and "--sdmodel" in message
 
 
-def test_an_empty_body_is_refused_as_koboldcpp_does(sd: FakeSd, backend: Backend) -> None:
+def test_an_empty_body_is_refused_as_koboldcpp_does(sd: FakeSd, backend: HttpBackend) -> None:
     message = raises(Rejected, lambda: submit(backend, TXT2IMG, {}, seed=0))
     assert message == f"{sd.url}/sdapi/v1/txt2img rejected the request: Error parsing input."
 
@@ -302,12 +308,12 @@ def test_the_timeout_grows_with_pixels_and_steps() -> None:
 
 def test_a_picture_is_not_cut_off_at_the_text_timeout() -> None:
     """The client's own timeout (the text one) is far shorter than this picture takes."""
-    with FakeSd(delay=0.5) as server, closing(Backend(server.url, timeout=0.1)) as b:
+    with FakeSd(delay=0.5) as server, closing(SdapiClient(server.url, timeout=0.1)) as b:
         assert draw(b, SMALL).width == 64
 
 
 def test_no_answer_in_time_is_transient() -> None:
-    with FakeSd(mode="slow") as server, closing(Backend(server.url)) as b:
+    with FakeSd(mode="slow") as server, closing(SdapiClient(server.url)) as b:
         message = raises(
             Transient, lambda: submit(b, TXT2IMG, {"prompt": "x"}, seed=0, timeout=0.2)
         )
@@ -318,7 +324,7 @@ def test_no_answer_in_time_is_transient() -> None:
 def test_one_picture_at_a_time_the_eighth_request_is_busy() -> None:
     """koboldcpp draws one picture at a time; 6 more requests wait, the next gets 503."""
     gate = threading.Event()
-    with FakeSd(gate=gate) as server, closing(Backend(server.url)) as b:
+    with FakeSd(gate=gate) as server, closing(SdapiClient(server.url)) as b:
         results: list[object] = []
 
         def one() -> None:
@@ -342,7 +348,7 @@ def test_one_picture_at_a_time_the_eighth_request_is_busy() -> None:
 
 def test_slots_let_pictures_run_together() -> None:
     gate = threading.Event()
-    with FakeSd(gate=gate, slots=2) as server, closing(Backend(server.url)) as b:
+    with FakeSd(gate=gate, slots=2) as server, closing(SdapiClient(server.url)) as b:
         threads = [threading.Thread(target=draw, args=(b, SMALL)) for _ in range(3)]
         for thread in threads:
             thread.start()
@@ -355,7 +361,7 @@ def test_slots_let_pictures_run_together() -> None:
 
 # -- the fake against the captures ------------------------------------------------------
 def _captures() -> list[Path]:
-    return sorted(CAPTURES.glob("[0-9][0-9]-*.json")) if CAPTURES.is_dir() else []
+    return sorted(CAPTURES.glob("[0-9][0-9]-*.json"))
 
 
 def _init_like(captured: str) -> str:
@@ -389,14 +395,15 @@ def _png_facts(text: str) -> dict[str, Any]:
         }
 
 
-@pytest.mark.skipif(not _captures(), reason=f"no captures at {CAPTURES}")
 def test_the_fake_answers_every_capture_as_koboldcpp_did(sd: FakeSd) -> None:
     """Replays captures/koboldcpp-sd/NN-*.json: same status, same JSON for the GETs, same
     shape of answer, PNGs with the captured size, colour type and chunks, empty images
     exactly where koboldcpp gave them, and equal pictures exactly where its were equal."""
     digests: dict[str, str] = {}  # capture file -> the fake's picture, to compare in pairs
     captured_digest: dict[str, str] = {}
-    for path in _captures():
+    captures = _captures()
+    assert len(captures) == 22  # every capture is replayed: none went missing
+    for path in captures:
         capture = json.loads(path.read_text())
         request = capture["request"]
         body = request["body"]

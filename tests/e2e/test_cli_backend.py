@@ -11,7 +11,6 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,14 +215,14 @@ def test_a_missing_or_unexecutable_file_is_a_clear_error(tmp_path: Path, notes: 
 
 def test_a_hung_process_is_killed_at_the_timeout(fake: Fake, notes: Path) -> None:
     (notes / "note2.md").write_text("This one makes it HANG.\n")
-    started = time.monotonic()
     r = run_pipe(
         "run", "summarize-text", str(notes), "--backend", fake.backend,
         "--timeout", "1", "--retries", "0", env={"FAKE_CLI_HANG_ON": "HANG"},
     )  # fmt: skip
     assert r.returncode == 1, r.stderr
     assert "no answer in 1 s" in r.stderr and "note2.md" in r.stderr
-    assert time.monotonic() - started < 60
+    # The hung child sleeps forever: pipe returned because it killed it, and went on.
+    assert "note1.md" in r.stdout and "note3.md" in r.stdout and "note2.md" not in r.stdout
     hung = fake.running()  # its pid file stayed: it never finished by itself
     assert len(hung) == 1 and not alive(hung[0])
 
@@ -409,7 +408,7 @@ def llama_program(name: str) -> Path:
     folder = Path(server).parent if server else real_servers.CACHE / "llama" / "bin"
     path = folder / name
     if not path.is_file():
-        real_servers.unavailable(f"no {name} at {path}")
+        real_servers.unavailable(f"no {name} at {path}: .ci/run builds it beside llama-server")
     return path
 
 

@@ -218,9 +218,10 @@ def test_runs_from_before_the_migration_are_marked_dry_by_their_args(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pipeline.store import database as state
+    from pipeline.store import schema
 
     db = tmp_path / "state.db"
-    monkeypatch.setattr(state, "MIGRATIONS", state.MIGRATIONS[:5])
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:5])
     old = state.Store(db)
     for args in (["run", "r", "x", "--dry-run"], ["run", "r", "--dry-run-not", "x"]):
         old.conn.execute("INSERT INTO runs (recipe, args) VALUES ('r', ?)", (json.dumps(args),))

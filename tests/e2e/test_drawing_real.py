@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from tests import real_servers
-from tests.conftest import pipe_cmd, run_pipe, wait_for
+from tests.conftest import CORPUS, pipe_cmd, run_pipe, wait_for
 
 pytestmark = pytest.mark.real
 
@@ -128,9 +128,7 @@ def test_restyle_from_a_real_photo_and_inputs_koboldcpp_refuses_raw(
 ) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
-    corpus = real_servers.SHARED / "corpus" / "photos" / "cameras" / "Canon_PowerShot_S40.jpg"
-    if not corpus.is_file():
-        real_servers.unavailable(f"no corpus photo at {corpus}")
+    corpus = CORPUS / "cameras" / "Canon_PowerShot_S40.jpg"
     shutil.copy(corpus, photos / "canon.jpg")
     # Raw, koboldcpp answers an empty image for each of these; pipe prepares them first.
     Image.new("RGBA", (200, 120), (10, 200, 30, 100)).save(photos / "alpha.png")

@@ -12,15 +12,16 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from bench.media import LARGE_THUMBNAIL_FULL_HD, save_with_frames
 from tests.conftest import ROOT, pipe_cmd, run_pipe, wait_for
 from tests.fakes.llama import MEDIA_MARKER, FakeKobold, FakeLlama
+from tests.fakes.photos import LARGE_THUMBNAIL_FULL_HD, save_with_frames
 
 PHOTOS = ROOT / "samples" / "photos"
 CAMERAS = ["Canon_PowerShot_S40.jpg", "DSCN0010.jpg", "Kodak_CX7530.jpg", "Pentax_K10D.jpg"]
@@ -376,7 +377,7 @@ def test_sigkill_at_random_points_never_loses_a_file(tmp_path: Path, pipe_home: 
     rng = random.Random(20261125)
     # Widens each step of the protocol (journaled, linked, unlinked, marked) so that a kill
     # also lands between a link and its unlink now and then.
-    slow = {"PIPE_TEST_RENAME_PAUSE": "0.002"}
+    slow = [sys.executable, "-m", "tests.fakes.pausing_cli", "0.002"]
     killed_mid_apply = 0
     with FakeLlama(vision=True, slots=4) as server:
         args = (
@@ -393,11 +394,10 @@ def test_sigkill_at_random_points_never_loses_a_file(tmp_path: Path, pipe_home: 
         assert r.returncode == 0, r.stderr
         for _ in range(20):
             proc = subprocess.Popen(
-                pipe_cmd(*args),
+                [*slow, *args],
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                env={**os.environ, **slow},
             )
             k = rng.randrange(0, 150)
             wait_for(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.backends import DEFAULT_URLS
+from pipeline.backends import default_urls
 from tests.conftest import ROOT, run_pipe
 from tests.fakes.openai import FakeOpenAI
 
@@ -200,4 +200,4 @@ def test_photos_go_as_image_url_parts(tmp_path: Path) -> None:
 
 
 def test_ollama_and_lm_studio_are_default_ports_after_llamafile_and_koboldcpp() -> None:
-    assert [u.rsplit(":", 1)[1] for u in DEFAULT_URLS] == ["8080", "5001", "11434", "1234"]
+    assert [u.rsplit(":", 1)[1] for u in default_urls("text")] == ["8080", "5001", "11434", "1234"]

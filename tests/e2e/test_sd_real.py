@@ -14,17 +14,20 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline.backends.base import Backend, DrawRequest, Request, Transient
-from pipeline.backends.koboldcpp import KoboldBackend
-from pipeline.backends.sdapi import (
+from pipeline.backends.base import DrawRequest, Request, Transient
+from pipeline.backends.http import HttpBackend
+from pipeline.backends.http.sdapi import (
     IMG2IMG,
     draw,
     draw_payload,
     probe_images,
     submit,
 )
+from pipeline.backends.koboldcpp import KoboldBackend
 from pipeline.media.pictures import init_image_for_img2img
 from tests import real_servers
+from tests.conftest import CORPUS
+from tests.fakes.sd import SdapiClient
 
 pytestmark = pytest.mark.real
 
@@ -39,13 +42,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[real_servers.Re
 
 
 @pytest.fixture
-def backend(server: real_servers.RealServer) -> Iterator[Backend]:
-    b = Backend(server.url, timeout=60)
+def backend(server: real_servers.RealServer) -> Iterator[HttpBackend]:
+    b = SdapiClient(server.url, timeout=60)
     yield b
     b.close()
 
 
-def test_probe_finds_the_model_and_samplers(backend: Backend) -> None:
+def test_probe_finds_the_model_and_samplers(backend: HttpBackend) -> None:
     info = probe_images(backend)
     assert info is not None
     assert (info.model, info.server, info.version) == ("random-sd15-shared", "koboldcpp", "1.76")
@@ -53,7 +56,7 @@ def test_probe_finds_the_model_and_samplers(backend: Backend) -> None:
 
 
 def test_txt2img_is_a_png_of_the_size_asked_and_the_same_for_the_same_seed(
-    backend: Backend,
+    backend: HttpBackend,
 ) -> None:
     first = draw(backend, SMALL)
     assert (first.width, first.height, first.seed) == (64, 64, 7)
@@ -67,10 +70,8 @@ def test_txt2img_is_a_png_of_the_size_asked_and_the_same_for_the_same_seed(
     assert draw(backend, SMALL).sha256 == first.sha256
 
 
-def test_img2img_from_a_corpus_photo(backend: Backend) -> None:
-    path = real_servers.SHARED / "corpus" / "photos" / "cameras" / "Canon_PowerShot_S40.jpg"
-    if not path.is_file():
-        real_servers.unavailable(f"no corpus photo at {path}")
+def test_img2img_from_a_corpus_photo(backend: HttpBackend) -> None:
+    path = CORPUS / "cameras" / "Canon_PowerShot_S40.jpg"
     init = init_image_for_img2img(path, 256).png
     with Image.open(io.BytesIO(init)) as im:
         assert im.mode == "RGB" and max(im.size) == 256
@@ -90,7 +91,7 @@ def _png(mode: str, size: int) -> bytes:
 
 @pytest.mark.parametrize("bad", ["rgba", "32px", "data-uri"])
 def test_the_init_images_koboldcpp_refuses_end_as_the_empty_image_error(
-    bad: str, backend: Backend
+    bad: str, backend: HttpBackend
 ) -> None:
     """koboldcpp answers each of these with 200 and `images: [""]` (captures 18-20)."""
     init = {"rgba": _png("RGBA", 64), "32px": _png("RGB", 32), "data-uri": _png("RGB", 64)}[bad]

@@ -7,12 +7,16 @@ issue measured (an 875 KB PNG of 6,000,000 x 50) and checks pipe's peak RSS and 
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
+
+from tests.fakes.sd import FakeSd
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -186,3 +190,16 @@ def sd_png(width: int, height: int) -> bytes:
     with io.BytesIO() as buf:
         Image.new("RGB", (width, height)).save(buf, "PNG", compress_level=9)
         return buf.getvalue()
+
+
+class OversizeSd(FakeSd):
+    """Answers every draw with a PNG far bigger than asked (a crafted header would do: the
+    answer must be refused before it is decoded)."""
+
+    def __init__(self, size: tuple[int, int], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.answer = png_header(*size) + b"\0" * 64  # bench: a whole PNG
+
+    def generate(self, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        _, settings = super().generate(params)
+        return base64.b64encode(self.answer).decode(), settings

@@ -1,5 +1,5 @@
 """A fake koboldcpp 1.76 image server: a real HTTP server on 127.0.0.1 that answers the A1111
-endpoints as ../shared/docs/captures/koboldcpp-sd/ (and koboldcpp.py / sdtype_adapter.cpp of
+endpoints as tests/data/captures/koboldcpp-sd/ (and koboldcpp.py / sdtype_adapter.cpp of
 the vendored 1.76 source) show, with real PNGs made by Pillow.
 
 Faithful to koboldcpp:
@@ -51,6 +51,9 @@ from typing import Any
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+
+from pipeline.backends.base import Completion, Request, ServerInfo
+from pipeline.backends.http import HttpBackend
 
 MODES = (
     "empty",
@@ -495,6 +498,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
+
+
+class SdapiClient(HttpBackend):
+    """An HTTP backend of no kind, unprobed: what the sdapi protocol tests send through."""
+
+    def probe(self) -> ServerInfo:
+        raise NotImplementedError("a bare client for protocol tests")
+
+    def complete(self, request: Request) -> Completion:
+        raise NotImplementedError("a bare client for protocol tests")
 
 
 def main() -> None:

@@ -22,12 +22,10 @@ from pipeline import media
 from pipeline.media import Metadata, containers, read_metadata, tiff, xmp
 from pipeline.media.exif import DATE_SOURCES
 from pipeline.templates import compile_template
-from tests.real_servers import SHARED
+from tests.conftest import CORPUS
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples" / "photos"
-CORPUS = SHARED / "corpus" / "photos"  # beside the clone, or PIPE_TEST_SHARED
-needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="needs the shared corpus")
 
 D1 = datetime(2019, 7, 4, 18, 22, 5)
 D2 = datetime(2018, 2, 3, 4, 5, 6)
@@ -222,7 +220,6 @@ def app1_kinds(path: Path) -> list[str]:
     return kinds
 
 
-@needs_corpus
 def test_corpus_exif_after_xmp_is_found() -> None:
     path = CORPUS / "xmp" / "no_exif.jpg"
     assert app1_kinds(path) == ["XMP", "Exif"]  # a 26 KB XMP segment, then the EXIF one
@@ -236,7 +233,6 @@ def test_corpus_exif_after_xmp_is_found() -> None:
     assert meta.fields(mtime)["date_source"] == "XMP xmp:CreateDate"
 
 
-@needs_corpus
 def test_corpus_xmp_dates() -> None:
     # An old "xap:" prefix for the XMP namespace; the -07:00 offset is dropped.
     square = read_metadata(CORPUS / "xmp" / "BlueSquare.jpg")
@@ -258,7 +254,6 @@ def test_corpus_xmp_dates() -> None:
     assert jolla["XMP exif:DateTimeOriginal"] == jolla["EXIF DateTimeOriginal"]
 
 
-@needs_corpus
 def test_corpus_names_every_source_it_uses() -> None:
     names = {name for name, _ in DATE_SOURCES}
     for path in sorted(CORPUS.glob("*/*.jpg")):
@@ -286,7 +281,6 @@ def test_gps_south_is_negative() -> None:
     assert -1 < meta.lat < 0 and 35 < meta.lon < 37  # just south of the equator, Kenya
 
 
-@pytest.mark.skipif(not (CORPUS / "gps").is_dir(), reason="needs the shared corpus")
 def test_gps_corpus_all_plausible() -> None:
     for path in sorted((CORPUS / "gps").glob("*.jpg")):
         meta = read_metadata(path)

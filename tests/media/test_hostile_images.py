@@ -4,7 +4,6 @@ into gigabytes. The memory and CPU bounds themselves are measured in bench/hosti
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -13,16 +12,17 @@ from typing import Any
 
 import pytest
 
-from pipeline.backends.base import Backend, DrawRequest, Rejected
-from pipeline.backends.sdapi import draw
+from pipeline.backends.base import DrawRequest, Rejected
+from pipeline.backends.http.sdapi import draw
 from pipeline.media import xmp
 from pipeline.media.budget import PixelBudget
 from pipeline.media.formats import ImageError
 from pipeline.media.images import prepare_image
 from tests.conftest import run_pipe
 from tests.fakes import hostile_images as hostile
+from tests.fakes.hostile_images import OversizeSd
 from tests.fakes.llama import FakeLlama
-from tests.fakes.sd import FakeSd
+from tests.fakes.sd import SdapiClient
 
 
 class NeverDecodes(PixelBudget):
@@ -103,24 +103,11 @@ def test_an_xmp_packet_in_an_unknown_encoding_is_read_as_utf8() -> None:
     assert xmp.read_properties(packet) == {"xmp:CreateDate": "2020-01-01"}
 
 
-class OversizeSd(FakeSd):
-    """Answers every draw with a PNG far bigger than asked (a crafted header would do: the
-    answer must be refused before it is decoded)."""
-
-    def __init__(self, size: tuple[int, int], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.answer = hostile.png_header(*size) + b"\0" * 64  # bench: a whole PNG
-
-    def generate(self, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        _, settings = super().generate(params)
-        return base64.b64encode(self.answer).decode(), settings
-
-
 def test_a_picture_bigger_than_asked_is_refused_from_its_header() -> None:
     request = DrawRequest("a cat", width=64, height=64, steps=1, seed=1)
     with (
         OversizeSd((16000, 16000)) as sd,
-        closing(Backend(sd.url, timeout=30)) as backend,
+        closing(SdapiClient(sd.url, timeout=30)) as backend,
         pytest.raises(Rejected) as caught,
     ):
         draw(backend, request)

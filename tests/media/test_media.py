@@ -12,7 +12,6 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 from PIL.JpegImagePlugin import JpegImageFile
 
-from bench.media import LARGE_THUMBNAIL_FULL_HD, UNDEFINED, save_with_frames
 from pipeline.media import (
     ImageError,
     PreparedImage,
@@ -27,11 +26,11 @@ from pipeline.media import (
 )
 from pipeline.media.budget import PixelBudget
 from pipeline.media.pillow_source import PillowSource
-from tests.real_servers import SHARED
+from tests.conftest import CORPUS
+from tests.fakes.photos import LARGE_THUMBNAIL_FULL_HD, UNDEFINED, save_with_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples" / "photos"
-CORPUS = SHARED / "corpus" / "photos"  # beside the clone, or PIPE_TEST_SHARED
 
 pillow_heif.register_heif_opener()  # to write test photos; pipe reads HEIC on its own
 
@@ -74,7 +73,6 @@ def test_all_eight_orientations_display_alike() -> None:
             assert difference(im.transpose(method), reference) > upright + 15, (n, method)
 
 
-@pytest.mark.skipif(not (CORPUS / "orientation").is_dir(), reason="needs the shared corpus")
 def test_portrait_orientations_from_corpus() -> None:
     reference = decoded(prepare_image(CORPUS / "orientation" / "portrait_1.jpg", max_side=300))
     for n in range(1, 9):
@@ -627,7 +625,6 @@ def test_real_extension_heif_avif_bmp_and_raw(tmp_path: Path) -> None:
 # -- EXIF and XMP: tests/media/test_exif.py ------------------------------------------------------
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="needs the shared corpus")
 def test_whole_corpus_prepares_and_reads() -> None:
     paths = sorted(CORPUS.glob("*/*.jpg"))
     assert len(paths) > 50

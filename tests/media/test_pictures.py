@@ -31,10 +31,7 @@ from pipeline.media.sheets import (
     fit_label,
     safe_name,
 )
-from tests.real_servers import SHARED
-
-CORPUS = SHARED / "corpus" / "photos"  # beside the clone, or PIPE_TEST_SHARED
-needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="needs the shared corpus")
+from tests.conftest import CORPUS
 
 # -- helpers --------------------------------------------------------------------------------
 
@@ -324,7 +321,6 @@ def saved(tmp_path: Path, name: str, im: Image.Image, **options: object) -> Path
     return path
 
 
-@needs_corpus
 @pytest.mark.parametrize("shape", ["portrait", "landscape"])
 def test_init_image_is_upright_for_all_eight_orientations(shape: str) -> None:
     # The corpus stores one scene with each EXIF orientation; upright, all look alike.
@@ -343,7 +339,6 @@ def test_init_image_is_upright_for_all_eight_orientations(shape: str) -> None:
             assert difference(im.transpose(method), reference) > upright + 15, (n, method)
 
 
-@needs_corpus
 def test_init_image_of_real_camera_photos() -> None:
     cases = {
         "hdr/canon_hdr_NO.jpg": ((768, 1024), (768, 1024)),  # 2048x1536 stored, orientation 6

@@ -179,89 +179,93 @@ class ContextExceeded(Exception):
         self.n_ctx = n_ctx
 
 
-def make_handler(model: Model) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "pipe-embedded"
-        wbufsize = 1 << 16
+class Handler(BaseHTTPRequestHandler):
+    """llama.cpp's server API, the part pipe uses, over `model` (set by make_handler)."""
 
-        def log_message(self, *_: Any) -> None:
-            pass
+    model: Model
+    protocol_version = "HTTP/1.1"
+    server_version = "pipe-embedded"
+    wbufsize = 1 << 16
 
-        def answer(self, status: int, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def log_message(self, *_: Any) -> None:
+        pass
 
-        def error(self, status: int, message: str, kind: str, **extra: Any) -> None:
-            self.answer(
-                status, {"error": {"code": status, "message": message, "type": kind, **extra}}
+    def answer(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def error(self, status: int, message: str, kind: str, **extra: Any) -> None:
+        self.answer(status, {"error": {"code": status, "message": message, "type": kind, **extra}})
+
+    def do_GET(self) -> None:
+        if self.path == "/health":
+            self.answer(200, {"status": "ok"})
+        elif self.path == "/props":
+            self.answer(200, _props(self.model))
+        else:
+            self.error(404, "File Not Found", "not_found_error")
+
+    def do_POST(self) -> None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError as e:
+            self.error(500, f"bad JSON: {e}", "server_error")
+            return
+        if self.path == "/tokenize":
+            self.answer(200, {"tokens": self.model.tokenize(str(body.get("content", "")), False)})
+        elif self.path == "/completion":
+            self.completion(body)
+        else:
+            self.error(404, "File Not Found", "not_found_error")
+
+    def completion(self, body: dict[str, Any]) -> None:
+        if not isinstance(body.get("prompt"), str):
+            self.error(400, "key 'prompt' not found", "invalid_request_error")
+            return
+        try:
+            result = self.model.complete(
+                body["prompt"],
+                int(body.get("n_predict", -1)),
+                float(body.get("temperature", 0.8)),
+                [str(s) for s in body.get("stop") or []],
+                str(body.get("grammar") or ""),
+                float(body.get("repeat_penalty", 1.0)),
             )
+        except ContextExceeded as e:
+            self.error(
+                400,
+                str(e),
+                "exceed_context_size_error",
+                n_prompt_tokens=e.n_prompt,
+                n_ctx=e.n_ctx,
+            )
+            return
+        except Exception as e:  # the model failed; the client retries or records it
+            self.error(500, str(e), "server_error")
+            return
+        self.answer(200, result)
 
-        def do_GET(self) -> None:
-            if self.path == "/health":
-                self.answer(200, {"status": "ok"})
-            elif self.path == "/props":
-                self.answer(
-                    200,
-                    {
-                        "default_generation_settings": {"n_ctx": model.n_ctx},
-                        "total_slots": 1,
-                        "model_path": model.path,
-                        "model_alias": os.path.basename(model.path),
-                        "modalities": {"vision": False},
-                        "chat_template": "",
-                        "build_info": "pipe-embedded (cyllama)",
-                    },
-                )
-            else:
-                self.error(404, "File Not Found", "not_found_error")
 
-        def do_POST(self) -> None:
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-            except ValueError as e:
-                self.error(500, f"bad JSON: {e}", "server_error")
-                return
-            if self.path == "/tokenize":
-                self.answer(200, {"tokens": model.tokenize(str(body.get("content", "")), False)})
-            elif self.path == "/completion":
-                self.completion(body)
-            else:
-                self.error(404, "File Not Found", "not_found_error")
+def _props(model: Model) -> dict[str, Any]:
+    return {
+        "default_generation_settings": {"n_ctx": model.n_ctx},
+        "total_slots": 1,
+        "model_path": model.path,
+        "model_alias": os.path.basename(model.path),
+        "modalities": {"vision": False},
+        "chat_template": "",
+        "build_info": "pipe-embedded (cyllama)",
+    }
 
-        def completion(self, body: dict[str, Any]) -> None:
-            if not isinstance(body.get("prompt"), str):
-                self.error(400, "key 'prompt' not found", "invalid_request_error")
-                return
-            try:
-                result = model.complete(
-                    body["prompt"],
-                    int(body.get("n_predict", -1)),
-                    float(body.get("temperature", 0.8)),
-                    [str(s) for s in body.get("stop") or []],
-                    str(body.get("grammar") or ""),
-                    float(body.get("repeat_penalty", 1.0)),
-                )
-            except ContextExceeded as e:
-                self.error(
-                    400,
-                    str(e),
-                    "exceed_context_size_error",
-                    n_prompt_tokens=e.n_prompt,
-                    n_ctx=e.n_ctx,
-                )
-                return
-            except Exception as e:  # the model failed; the client retries or records it
-                self.error(500, str(e), "server_error")
-                return
-            self.answer(200, result)
 
-    return Handler
+def make_handler(model: Model) -> type[BaseHTTPRequestHandler]:
+    """A request handler class serving `model`."""
+    return type("Handler", (Handler,), {"model": model})
 
 
 def main() -> None:

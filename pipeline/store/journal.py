@@ -1,26 +1,29 @@
-"""The rename journal's SQL (the `renames` table, made by migration 002 in state.py): a plan
-written before any file moves, each move's state as it happens, and what undo and `pipe
-show` read back."""
+"""The rename journal, a part of the store (the `renames` table, made by migration 002): a
+plan written before any file moves, each move's state as it happens, and what undo and
+`pipe show` read back."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pipeline.paths import display_path
-from pipeline.store.database import Store, now_iso, path_from_db, path_to_db
+from pipeline.store.connection import Connections, now_iso
+from pipeline.store.runs import Runs
 
 Identity = tuple[int, int, int, int]  # device, inode, size, mtime_ns
 
 
 class Journal:
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.conn = store.conn
+    def __init__(self, connections: Connections, runs: Runs) -> None:
+        self.connections = connections
+        self.conn = connections.conn
+        self.runs = runs
 
     def write_plan(self, run_id: int, moves: list[tuple[Any, Identity]]) -> list[int]:
         """Write the whole plan (one transaction) before any file is touched."""
         ids = []
-        with self.store.transaction() as c:
+        with self.connections.transaction() as c:
             for move, (dev, ino, size, mtime_ns) in moves:
                 cur = c.execute(
                     "INSERT INTO renames (run_id, grp, companion, old_path, new_path, dev, ino,"
@@ -44,7 +47,7 @@ class Journal:
         return ids
 
     def mark(self, rename_id: int, state: str, reason: str | None = None) -> None:
-        with self.store.transaction() as c:
+        with self.connections.transaction() as c:
             c.execute(
                 "UPDATE renames SET state = ?, reason = ?, updated = ? WHERE id = ?",
                 (state, reason, now_iso(), rename_id),
@@ -59,7 +62,7 @@ class Journal:
         return [
             (r[0], path_from_db(r[2]), path_from_db(r[3]), tuple(r[4:8]))  # type: ignore[misc]
             for r in rows
-            if not self.store.run_alive(r[1])
+            if not self.runs.run_alive(r[1])
         ]
 
     def applied(self, run_id: int) -> list[tuple[int, str, str, Identity]]:
@@ -75,7 +78,7 @@ class Journal:
 
     def reopen(self, old: str, new: str) -> None:
         """After an undo: the file is back under `old` and not done for any recipe."""
-        with self.store.transaction() as c:
+        with self.connections.transaction() as c:
             c.execute("DELETE FROM items WHERE path = ?", (display_path(new),))
             c.execute("UPDATE items SET status = 'pending' WHERE path = ?", (display_path(old),))
 
@@ -127,3 +130,19 @@ class Journal:
                         seen.add(other)
                         frontier.append(other)
         return {path_from_db(v) for v in seen}, [moves[k] for k in sorted(moves)]
+
+
+def path_to_db(path: str) -> str | bytes:
+    """The absolute path (undo may run from another folder): text when the name is valid
+    UTF-8 (readable in any SQLite tool), the raw bytes otherwise, so a journal can always
+    put back exactly the name that was there."""
+    path = os.path.abspath(path)
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
+def path_from_db(value: str | bytes) -> str:
+    return os.fsdecode(value) if isinstance(value, bytes) else value

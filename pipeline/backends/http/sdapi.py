@@ -1,7 +1,7 @@
 """The A1111 image API (`/sdapi/v1/*`), as koboldcpp, AUTOMATIC1111, Forge and SD.Next serve it.
 
-Module functions that take a `Backend`, so any backend class gets pictures by composition
-(its own `_send`, error classes and URL): `probe_images(backend)` says which SD model is
+Module functions that take an `HttpBackend`, so any server kind gets pictures by
+composition (its own `send`, error classes and URL): `probe_images(backend)` says which SD model is
 loaded and which samplers it offers (None when the server cannot draw), `draw(backend,
 request)` returns a checked `Picture`.
 
@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipeline.answers import Picture
-from pipeline.backends.base import Backend, Busy, DrawRequest, Rejected, Transient, b64
+from pipeline.backends.base import Busy, DrawRequest, Rejected, Transient, b64
+from pipeline.backends.http.backend import HttpBackend
 
 if TYPE_CHECKING:  # imported where a request is made: a run that asks no server (a
     import httpx  # finished folder) does not load it (~30 ms at every start)
@@ -87,7 +88,7 @@ class ImageModelInfo:
         return None
 
 
-def probe_images(backend: Backend, timeout: float = 10.0) -> ImageModelInfo | None:
+def probe_images(backend: HttpBackend, timeout: float = 10.0) -> ImageModelInfo | None:
     """Which SD model the server at `backend.url` draws with, or None when it cannot draw
     (koboldcpp without --sdmodel, a server without `/sdapi`, an A1111 with no checkpoint).
 
@@ -161,7 +162,7 @@ def draw_payload(request: DrawRequest) -> tuple[str, dict[str, Any]]:
     return IMG2IMG, payload
 
 
-def draw(backend: Backend, request: DrawRequest, floor: float | None = None) -> Picture:
+def draw(backend: HttpBackend, request: DrawRequest, floor: float | None = None) -> Picture:
     """One picture: txt2img, or img2img when `request.init_image` is set.
 
     Errors: Busy (503, retry later), Transient (an empty image, garbage, a 5xx, no answer
@@ -174,7 +175,7 @@ def draw(backend: Backend, request: DrawRequest, floor: float | None = None) -> 
 
 
 def submit(
-    backend: Backend, path: str, payload: Any, *, seed: int, timeout: float | None = None
+    backend: HttpBackend, path: str, payload: Any, *, seed: int, timeout: float | None = None
 ) -> Picture:
     """POST `payload` to `path` and check the picture that comes back. `draw` builds the
     payload; this is also how tests send what `draw` never would (a data: URI)."""
@@ -183,10 +184,10 @@ def submit(
 
     connect = backend.client.timeout.connect
     limit = httpx.Timeout(timeout, connect=connect) if timeout is not None else None
-    response = backend._send("POST", path, payload, timeout=limit)
+    response = backend.send("POST", path, payload, timeout=limit)
     where = f"{backend.url}{path}"
     _raise_for_status(backend, response, path)
-    body = backend._json(response)
+    body = backend.json(response)
     images = body.get("images") if isinstance(body, dict) else None
     if not isinstance(images, list) or not images or not isinstance(images[0], str):
         raise Transient(f"{where} answered without an image: {_short(body)}")
@@ -198,9 +199,9 @@ def submit(
     return Picture.of(png, width, height, _info_seed(body, seed))
 
 
-def _get(backend: Backend, path: str, timeout: float) -> Any:
+def _get(backend: HttpBackend, path: str, timeout: float) -> Any:
     """GET a JSON document; None when the server has no such endpoint or answers no JSON."""
-    response = backend._send("GET", path, timeout=timeout)
+    response = backend.send("GET", path, timeout=timeout)
     if response.status_code in (404, 405, 501):
         return None
     _raise_for_status(backend, response, path)
@@ -210,7 +211,7 @@ def _get(backend: Backend, path: str, timeout: float) -> Any:
         return None
 
 
-def _raise_for_status(backend: Backend, response: httpx.Response, path: str) -> None:
+def _raise_for_status(backend: HttpBackend, response: httpx.Response, path: str) -> None:
     status = response.status_code
     if status < 400:
         return

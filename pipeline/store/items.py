@@ -1,0 +1,248 @@
+"""Items and claims, a part of the store: one row per (recipe, file) saying what became of
+it, and the claims that keep two runs over the same files apart. An item being processed
+has a claim (recipe, path and the recipe's ask_key, so runs of differently set recipes
+never block each other) held by its run, and a claim is only taken over when that run is
+gone (ended, its process dead, or silent for longer than STALE_SECONDS)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple
+
+from pipeline.answers import Answer
+from pipeline.store.answer_cache import AnswerCache, answer_from_row
+from pipeline.store.connection import Connections, now_iso
+from pipeline.store.folder_rows import folder_range
+from pipeline.store.history import History
+from pipeline.store.runs import Runs
+
+# The columns of `items` that make an ItemRow, in its field order.
+_ITEM_COLUMNS = "status, size, mtime_ns, hash, ask_key, fingerprint, run_id, reason"
+
+
+class ItemRow(NamedTuple):  # a tuple: made per file of a re-check, so made cheaply
+    status: str
+    size: int
+    mtime_ns: int
+    hash: str | None
+    ask_key: str | None
+    fingerprint: str | None
+    run_id: int | None
+    reason: str | None
+
+    def is_finished(self, size: int, mtime_ns: int, ask_key: str) -> bool:
+        """Done (or skipped for a reason) with this very file and recipe: nothing to do."""
+        return (
+            self.status in ("done", "skipped")
+            and self.size == size
+            and self.mtime_ns == mtime_ns
+            and self.ask_key == ask_key
+        )
+
+
+class FileRow(NamedTuple):
+    """What the store holds about one file for a recipe: its item and the item's answer,
+    and the digest of what pipe wrote there if pipe wrote it (then it is no input)."""
+
+    item: ItemRow | None
+    answer: Answer | None
+    output: str | None
+
+
+# A folder's items with what pipe wrote at each (if it did), then what pipe wrote where no
+# item is: one ordered pass over each table's range (the plan merges them, no sort).
+_FILES_IN_FOLDER = f"""
+SELECT i.path, {", ".join("i." + c.strip() for c in _ITEM_COLUMNS.split(","))},
+    c.answer, c.kind, o.digest
+FROM items i
+LEFT JOIN cache c ON c.fingerprint = i.fingerprint
+LEFT JOIN outputs o ON o.path = i.path
+WHERE i.recipe = :recipe AND i.path >= :low AND i.path < :high
+    AND instr(substr(i.path, :cut), :sep) = 0
+UNION ALL
+SELECT o.path, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, o.digest
+FROM outputs o
+WHERE o.path >= :low AND o.path < :high AND instr(substr(o.path, :cut), :sep) = 0
+    AND NOT EXISTS (SELECT 1 FROM items WHERE recipe = :recipe AND path = o.path)
+ORDER BY 1 LIMIT :limit
+"""
+
+
+class Items:
+    def __init__(
+        self, connections: Connections, runs: Runs, cache: AnswerCache, history: History
+    ) -> None:
+        self.connections = connections
+        self.runs = runs
+        self.cache = cache
+        self.history = history
+
+    def item_and_answer(self, recipe: str, path: str) -> tuple[ItemRow | None, Answer | None]:
+        """The item's row and its cached final answer, in one query (the resume path)."""
+        row = self.connections.conn.execute(
+            f"SELECT {_ITEM_COLUMNS}, c.answer, c.kind FROM items i"
+            " LEFT JOIN cache c USING (fingerprint) WHERE i.recipe = ? AND i.path = ?",
+            (recipe, path),
+        ).fetchone()
+        return (ItemRow(*row[:8]), answer_from_row(row[8], row[9])) if row else (None, None)
+
+    def files_in_folder(
+        self, recipe: str, folder: str, start: str, limit: int
+    ) -> list[tuple[str, FileRow]]:
+        """The FileRow of every file directly in `folder` (ending with a separator) that
+        either table knows, from `start` on, in path order, at most `limit`: a re-check
+        reads a folder a chunk at a time (FolderRows), in one query a chunk."""
+        low, high = folder_range(folder)
+        rows = self.connections.conn.execute(
+            _FILES_IN_FOLDER,
+            {
+                "recipe": recipe,
+                "low": max(low, start),
+                "high": high,
+                "cut": len(folder) + 1,
+                "sep": os.sep,
+                "limit": limit,
+            },
+        ).fetchall()
+        return [(r[0], _file_row(r)) for r in rows]
+
+    def file_row(self, recipe: str, path: str) -> FileRow:
+        """As files_in_folder, for one file."""
+        item, answer = self.item_and_answer(recipe, path)
+        row = self.connections.conn.execute(
+            "SELECT digest FROM outputs WHERE path = ?", (path,)
+        ).fetchone()
+        return FileRow(item, answer, row[0] if row else None)
+
+    def claim(
+        self,
+        recipe: str,
+        path: str,
+        run_id: int,
+        size: int,
+        mtime_ns: int,
+        ask_key: str,
+        redo: bool,
+    ) -> tuple[str, ItemRow | None]:
+        """Take an item for this run. Returns ("claimed", previous row), ("busy", row) when
+        another live run holds it for the same recipe and settings (`ask_key`), or
+        ("finished", row) when it is already done as it is. The item's row itself is left
+        as it was until the run finishes the item."""
+        with self.connections.transaction() as c:
+            row = c.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE recipe = ? AND path = ?", (recipe, path)
+            ).fetchone()
+            previous = ItemRow(*row) if row else None
+            if previous and not redo and previous.is_finished(size, mtime_ns, ask_key):
+                return "finished", previous
+            holder = c.execute(
+                "SELECT run_id FROM claims WHERE recipe = ? AND path = ? AND ask_key = ?",
+                (recipe, path, ask_key),
+            ).fetchone()
+            if holder and holder[0] != run_id and self.runs.run_alive(holder[0]):
+                return "busy", previous
+            c.execute(
+                "INSERT OR REPLACE INTO claims (recipe, path, ask_key, run_id, claimed)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (recipe, path, ask_key, run_id, now_iso()),
+            )
+            c.execute(
+                "INSERT INTO items (recipe, path, size, mtime_ns, status, attempts, run_id,"
+                " updated) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)"
+                " ON CONFLICT (recipe, path) DO NOTHING",
+                (recipe, path, size, mtime_ns, run_id, now_iso()),
+            )
+        return "claimed", previous
+
+    def finish(
+        self,
+        recipe: str,
+        path: str,
+        run_id: int,
+        *,
+        status: str,
+        size: int,
+        mtime_ns: int,
+        hash: str | None,
+        ask_key: str,
+        fingerprint: str | None,
+        reason: str | None,
+        attempts: int,
+        history: dict[str, Any],
+        cache_rows: list[dict[str, Any]],
+    ) -> None:
+        """Record an item's outcome, its history line and new cache entries in one commit."""
+        with self.connections.transaction() as c:
+            self.cache.insert(c, cache_rows)
+            c.execute(
+                "UPDATE items SET status = ?, size = ?, mtime_ns = ?, hash = ?, ask_key = ?,"
+                " fingerprint = ?, reason = ?, attempts = attempts + ?, run_id = ?, updated = ?"
+                " WHERE recipe = ? AND path = ?",
+                (
+                    status,
+                    size,
+                    mtime_ns,
+                    hash,
+                    ask_key,
+                    fingerprint,
+                    reason,
+                    attempts,
+                    run_id,
+                    now_iso(),
+                    recipe,
+                    path,
+                ),
+            )
+            c.execute(
+                "DELETE FROM claims WHERE recipe = ? AND path = ? AND run_id = ?",
+                (recipe, path, run_id),
+            )
+            self.history.insert(c, run_id, recipe, path, history)
+
+    def adopt(
+        self,
+        recipe: str,
+        path: str,
+        run_id: int,
+        size: int,
+        mtime_ns: int,
+        hash: str | None,
+        ask_key: str,
+        fingerprint: str | None,
+    ) -> None:
+        """A renamed file is finished under its new name too (a re-run skips it by stat)."""
+        with self.connections.transaction() as c:
+            c.execute(
+                "INSERT INTO items (recipe, path, size, mtime_ns, hash, ask_key, fingerprint,"
+                " status, attempts, run_id, updated) VALUES (?, ?, ?, ?, ?, ?, ?, 'done', 0, ?, ?)"
+                " ON CONFLICT (recipe, path) DO UPDATE SET size = excluded.size,"
+                " mtime_ns = excluded.mtime_ns, hash = excluded.hash, ask_key = excluded.ask_key,"
+                " fingerprint = excluded.fingerprint, status = 'done', run_id = excluded.run_id,"
+                " updated = excluded.updated",
+                (recipe, path, size, mtime_ns, hash, ask_key, fingerprint, run_id, now_iso()),
+            )
+
+    def record_untracked(
+        self,
+        run_id: int,
+        recipe: str,
+        path: str,
+        history: dict[str, Any],
+        cache_rows: list[dict[str, Any]],
+    ) -> None:
+        """History (and cache) for something that is not a tracked file: stdin text, a bad path."""
+        with self.connections.transaction() as c:
+            self.cache.insert(c, cache_rows)
+            self.history.insert(c, run_id, recipe, path, history)
+
+    def release(self, recipe: str, path: str, run_id: int) -> None:
+        with self.connections.transaction() as c:
+            c.execute(
+                "DELETE FROM claims WHERE recipe = ? AND path = ? AND run_id = ?",
+                (recipe, path, run_id),
+            )
+
+
+def _file_row(r: tuple[Any, ...]) -> FileRow:
+    item = ItemRow(*r[1:9]) if r[1] is not None else None
+    return FileRow(item, answer_from_row(r[9], r[10]) if item else None, r[11])
