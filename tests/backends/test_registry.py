@@ -13,58 +13,18 @@ from typing import Any
 import pytest
 
 from pipeline.backends import (
-    Completion,
     DefaultPort,
     Request,
-    ServerInfo,
     Unrecognised,
     connect,
     detect,
     registry,
 )
 from pipeline.backends.base import Backend
-from pipeline.backends.http import HttpBackend
 from pipeline.doctor import checks as doctor
 from pipeline.servers import connection
+from tests.backends.toy import TOY_HINT, TOY_VISION, ToyBackend
 from tests.fakes.llama import free_port
-
-TOY_HINT = "start 'toy serve' or pass --backend URL"
-TOY_VISION = "give the toy eyes: toy serve --eyes"
-
-
-class ToyBackend(HttpBackend):
-    """A made-up kind of server: `GET /api/toy` says what it is, `POST /api/toy/say` answers."""
-
-    kind = "toy"
-    title = "Toy"
-    signature = "/api/toy"
-    prefix = "toy:"
-    prefix_help = "toy:URL (a toy server, not detected)"
-    ports = (DefaultPort(1, TOY_HINT, rank=5),)  # the fake's port, set by the fixture
-    vision_hint = TOY_VISION
-    slots_known = False
-
-    @classmethod
-    def recognises(cls, body: Any) -> bool:
-        return isinstance(body, dict) and body.get("toy") is True
-
-    def probe(self) -> ServerInfo:
-        response = self.send("GET", "/api/toy", timeout=5)
-        self.raise_for_status(response)
-        body = self.json(response)
-        self.info = ServerInfo(
-            kind=self.kind,
-            url=self.url,
-            model=str(body["model"]),
-            slots=2,
-            abilities=frozenset({"text"}),
-        )
-        return self.info
-
-    def complete(self, request: Request) -> Completion:
-        response = self.send("POST", "/api/toy/say", {"prompt": request.prompt})
-        self.raise_for_status(response)
-        return Completion(text=str(self.json(response)["text"]))
 
 
 class FakeToy:
