@@ -32,4 +32,30 @@ def test_an_example_is_the_code_its_tests_run(path: str, code: str) -> None:
 def test_every_module_the_page_names_exists() -> None:
     text = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
     named = set(re.findall(r"`((?:pipeline|tests|bench|tools)/[\w/]+\.py)`", text))
+    named = {p for p in named if "NAME" not in p}  # `pipeline/actions/NAME.py`: a pattern
     assert named and sorted(p for p in named if not (ROOT / p).is_file()) == []
+
+
+# Which packages may not import which (ARCHITECTURE.md, "Layers"): the lower layers know
+# nothing of those above them.
+FORBIDDEN = {
+    "engine": ("pipeline.actions", "pipeline.cli", "pipeline.api"),
+    "backends": ("pipeline.engine", "pipeline.actions", "pipeline.cli", "pipeline.api"),
+    "store": ("pipeline.engine", "pipeline.actions", "pipeline.cli", "pipeline.api"),
+    "media": ("pipeline.engine", "pipeline.actions", "pipeline.cli", "pipeline.api"),
+    "steps": ("pipeline.actions", "pipeline.cli", "pipeline.api"),
+    "actions": ("pipeline.engine", "pipeline.cli", "pipeline.api"),
+    "servers": ("pipeline.engine", "pipeline.actions", "pipeline.cli"),
+    "doctor": ("pipeline.engine", "pipeline.actions", "pipeline.cli"),
+}
+IMPORT = re.compile(r"^\s*(?:from|import) (pipeline(?:\.\w+)*)", re.M)
+
+
+def test_lower_layers_import_nothing_above_them() -> None:
+    crossings = []
+    for package, forbidden in FORBIDDEN.items():
+        for path in sorted((ROOT / "pipeline" / package).rglob("*.py")):
+            for module in IMPORT.findall(path.read_text(encoding="utf-8")):
+                if module.startswith(forbidden):
+                    crossings.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert crossings == []

@@ -4,45 +4,21 @@ and runs like the others."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 
 from pipeline import actions, recipe
-from pipeline.actions import Action, write_choices
-from pipeline.actions.keys import NAME_FIELDS, Needs, choice_key, template_key
+from pipeline.actions import write_choices
 from pipeline.errors import RecipeError
 from pipeline.results import Result
 from pipeline.store.database import Store
-from pipeline.templates import Template
+from tests.actions.shout import ShoutKeys
 from tests.actions.support import DRAW, TEXT, VISION, opened, recipe_of
-
-
-@dataclass(frozen=True)
-class ShoutKeys:
-    shout: str = choice_key("no", ("no", "yes"))
-    banner: Template = template_key("== {name} ==", NAME_FIELDS)
-
-
-class Shout(Action):
-    """Prints each answer under a banner, upper-cased if `then.shout = "yes"`."""
-
-    name = "shout"
-    then_keys = ShoutKeys
-    needs = Needs(answer="text", photos=True)
-
-    def apply(self, result: Result) -> None:
-        keys = self.recipe.then.get(ShoutKeys)
-        text = result.text or ""
-        banner = keys.banner.render({"name": Path(result.path).name})
-        self.out.write(f"{banner}\n{text.upper() if keys.shout == 'yes' else text}\n")
 
 
 @pytest.fixture(autouse=True)
 def registered(monkeypatch: pytest.MonkeyPatch) -> None:
     """The one line a new action adds to `pipeline/actions/__init__.py`."""
-    monkeypatch.setitem(actions.ACTIONS, "shout", (__name__, "Shout", True))
+    monkeypatch.setitem(actions.ACTIONS, "shout", ("tests.actions.shout", "Shout", True))
 
 
 def test_its_keys_are_read_by_recipe_loading() -> None:
