@@ -27,7 +27,7 @@ from pipeline.engine.asking import Asker
 from pipeline.engine.call import RunContext
 from pipeline.engine.drawing import Drawer
 from pipeline.engine.items import Done, Item, Rewalkable
-from pipeline.engine.ledger import Ledger
+from pipeline.engine.ledger import NOT_INPUT, Ledger
 from pipeline.engine.options import Options, Summary
 from pipeline.engine.retry import RetryPolicy
 from pipeline.engine.slots import SlotGate
@@ -148,7 +148,7 @@ class Runner:
         self.work = ItemWork(context)
         # Results are recorded and shown in input order: `pending` holds each admitted item
         # (None while a worker has it) until every earlier item is out.
-        self._pending: dict[int, Done | None] = {}
+        self._pending: dict[int, Done | Result | None] = {}
         self._deferred: list[Done] = []
         self._next_out = 0
         self._in_workers = 0
@@ -187,15 +187,19 @@ class Runner:
                 if self._bar is not None and self._bar.total != seq:
                     _set_total(self._bar, seq)  # exact now, whatever a count said
                 return
-            if self.ledger.written_by_pipe(item):
-                continue
             done = self.ledger.admit(item)
-            self._pending[seq] = done
+            if done is NOT_INPUT:
+                continue
             if done is None:
+                self._pending[seq] = None
                 self._tasks.put((seq, item))
                 self._in_workers += 1
+            elif seq == self._next_out:  # nothing before it waits: out at once (a re-check)
+                self._finish(done)
+                self._next_out += 1
+            else:
+                self._pending[seq] = done  # out once the items before it are
             seq += 1
-            self._flush()
             if time.monotonic() - last_beat > HEARTBEAT_SECONDS:
                 self.store.heartbeat(run_id, self.ledger.counts)
                 last_beat = time.monotonic()
@@ -248,15 +252,17 @@ class Runner:
                 if done is not None:
                     self._finish(done)
 
-    def _finish(self, done: Done) -> None:
-        result = done.result
+    def _finish(self, done: Done | Result) -> None:
+        """Show an item's result (the action) and record it; a bare Result is settled in
+        the store already (a finished or busy file): shown and counted, not recorded."""
+        result = done if isinstance(done, Result) else done.result
         self.action.apply(result)  # may turn a result into a failure (e.g. sidecar refused)
         self._count_written()
         if self._bar is not None:
             if self._bar.total is None and self._counted:
                 _set_total(self._bar, self._counted[0])
             self._bar.update(1)
-        if not done.record:
+        if done is result:
             self.ledger.counts.skipped += 1
         elif result.deferred:  # finished by the action at the end (renames)
             self.ledger.save_answers(done)
@@ -297,7 +303,7 @@ def _count(
     for item in items.again():
         if walked.is_set() or stop.is_set():
             return
-        # Not the files pipe wrote, as Ledger.written_by_pipe: they are never inputs.
+        # Not the files pipe wrote, as Ledger.admit: they are never inputs.
         file = item.data is None and item.entry.stat is not None
         if not (file and store.is_output(item.entry.key)):
             n += 1
