@@ -13,8 +13,9 @@ import os
 import re
 import stat as stat_module
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
+from stat import S_ISREG
 from typing import IO
 
 from pipeline.paths import display_path
@@ -22,18 +23,44 @@ from pipeline.paths import display_path
 GLOB_CHARS = set("*?[")
 
 
-@dataclass(frozen=True)
 class Entry:
-    path: str  # as the user will see it (relative when they gave a relative path)
-    stat: os.stat_result | None = None
-    error: str | None = None
-    known_key: str | None = field(default=None, repr=False, compare=False)  # the walk's
+    """A file (or a path that could not be read) to run over. Made once per walked file:
+    a plain class with slots is four times quicker to make than a frozen dataclass, so it
+    is immutable by convention; it compares and hashes as the dataclass it was did."""
+
+    __slots__ = ("path", "stat", "error", "known_key")
+
+    def __init__(
+        self,
+        path: str,  # as the user will see it (relative when they gave a relative path)
+        stat: os.stat_result | None = None,
+        error: str | None = None,
+        known_key: str | None = None,  # the walk's key, when it made one
+    ) -> None:
+        self.path = path
+        self.stat = stat
+        self.error = error
+        self.known_key = known_key
 
     @property
     def key(self) -> str:
-        """A stable identity across working directories: the absolute path, printable.
-        (Not a cached_property: its lock costs more than the walk's key a file.)"""
+        """A stable identity across working directories: the absolute path, printable."""
         return self.known_key if self.known_key is not None else display_path(self.path)
+
+    def _compared(self) -> tuple[str, os.stat_result | None, str | None]:
+        return (self.path, self.stat, self.error)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Entry)
+        return self._compared() == other._compared()
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
+
+    def __repr__(self) -> str:
+        return f"Entry(path={self.path!r}, stat={self.stat!r}, error={self.error!r})"
 
 
 @dataclass(frozen=True)
@@ -76,6 +103,8 @@ def _matcher(patterns: tuple[str, ...]) -> Matcher:
     if paths is None:
         if names is None:
             return lambda name, relative: False
+        if os.name != "nt":  # posix's normcase returns its argument: saved once a file
+            return lambda name, relative: names(name.lower()) is not None
         return lambda name, relative: names(os.path.normcase(name.lower())) is not None
     return lambda name, relative: (
         (names is not None and names(os.path.normcase(name.lower())) is not None)
@@ -174,38 +203,39 @@ def walk(root: str, filters: Filters) -> Iterator[Entry]:
     stack.append((listing, _folder_key(root)))
     wanted, hidden, needs_relative = filters.wanted, filters.hidden, filters.needs_relative
     while stack:
-        entry = next(stack[-1][0], None)
-        if entry is None:
-            stack.pop()
-            continue
-        if not hidden and entry.name.startswith("."):
-            continue
-        try:
-            is_dir = entry.is_dir()  # follows symlinks
-            st = entry.stat()
-        except OSError as e:
-            if entry.is_symlink():
-                continue  # a dangling link is not a file anyone meant to process
-            yield Entry(entry.path, error=f"cannot read: {e.strerror}")
-            continue
-        if is_dir:
-            ident = (st.st_dev, st.st_ino)
-            if ident in seen_dirs:
-                continue  # a symlink loop or a second way into the same folder
-            seen_dirs.add(ident)
-            sub = _list(entry.path)
-            if isinstance(sub, Entry):
-                yield sub
-            else:
+        listing, folder_key = stack[-1]
+        # The folder's entries in one loop, left for a subfolder (walked first, then this
+        # loop goes on where it was): every file of a re-check passes here.
+        for entry in listing:
+            name = entry.name
+            if not hidden and name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows symlinks
+                st = entry.stat()  # DirEntry caches it: one stat a file
+            except OSError as e:
+                if entry.is_symlink():
+                    continue  # a dangling link is not a file anyone meant to process
+                yield Entry(entry.path, error=f"cannot read: {e.strerror}")
+                continue
+            if is_dir:
+                ident = (st.st_dev, st.st_ino)
+                if ident in seen_dirs:
+                    continue  # a symlink loop or a second way into the same folder
+                seen_dirs.add(ident)
+                sub = _list(entry.path)
+                if isinstance(sub, Entry):
+                    yield sub
+                    continue
                 stack.append((sub, _folder_key(entry.path)))
-            continue
-        if not stat_module.S_ISREG(st.st_mode):
-            continue
-        name = entry.name
-        if wanted(name, os.path.relpath(entry.path, root) if needs_relative else name):
-            folder_key = stack[-1][1]
-            text = folder_key and (name.isascii() or _is_text(name))
-            yield Entry(entry.path, st, None, folder_key + name if text else None)
+                break
+            if S_ISREG(st.st_mode) and wanted(
+                name, os.path.relpath(entry.path, root) if needs_relative else name
+            ):
+                text = folder_key and (name.isascii() or _is_text(name))
+                yield Entry(entry.path, st, None, folder_key + name if text else None)
+        else:
+            stack.pop()
 
 
 def _folder_key(folder: str) -> str | None:
