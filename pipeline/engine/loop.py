@@ -26,6 +26,7 @@ from pipeline.config import JOBS
 from pipeline.engine.asking import Asker
 from pipeline.engine.call import RunContext
 from pipeline.engine.drawing import Drawer
+from pipeline.engine.held import hold, let_go
 from pipeline.engine.items import Done, Item, Rewalkable
 from pipeline.engine.ledger import NOT_INPUT, Ledger
 from pipeline.engine.options import Options, Summary
@@ -59,7 +60,7 @@ class Runner:
         self.images = images
         self.store = store
         self.action = action
-        self.options = options
+        self.options = self._options = options  # as given: each run wraps its messages
         self.info = backend.info
         image_model = images.info.image_model if images else ""
         self.ask_key = recipe.ask_key(self.info.model if recipe.asks else "", image_model)
@@ -75,6 +76,7 @@ class Runner:
         is ended as failed if the store still takes that, else the next run marks it died."""
         self._run_id: int | None = None  # set once the run and its ledger exist
         self.stop = threading.Event()
+        self._held, self.options = hold(self.action, self._options)  # answers: a block at a time
         try:
             return self._run(items, args)
         except sqlite3.Error as e:
@@ -83,6 +85,8 @@ class Runner:
                 with contextlib.suppress(sqlite3.Error):
                     self.store.end_run(self._run_id, "failed", 2, self.ledger.counts)
             raise self.store.explain(e) from None
+        finally:
+            let_go(self.action, self._held)
 
     def _run(self, items: Iterable[Item], args: list[str]) -> Summary:
         started = time.monotonic()
@@ -217,6 +221,8 @@ class Runner:
 
     def _collect(self, block: bool) -> None:
         """Take finished work from the workers (waiting a little for one if `block`)."""
+        if block and self._held is not None:
+            self._held.release()  # what is shown so far, before waiting
         while True:
             try:
                 seq, done = self._results.get(timeout=0.1) if block else self._results.get_nowait()
