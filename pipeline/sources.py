@@ -194,48 +194,84 @@ def walk(root: str, filters: Filters) -> Iterator[Entry]:
     except OSError as e:
         yield Entry(root, error=f"cannot read folder: {e.strerror}")
         return
-    # Each listing with its folder's key: a file's key is the folder's and its name.
-    stack: list[tuple[Iterator[os.DirEntry[str]], str | None]] = []
-    listing = _list(root)
-    if isinstance(listing, Entry):
-        yield listing
+    folder = _Folder.open(root, 0)
+    if isinstance(folder, Entry):
+        yield folder
         return
-    stack.append((listing, _folder_key(root)))
+    stack = [folder]
     wanted, hidden, needs_relative = filters.wanted, filters.hidden, filters.needs_relative
-    while stack:
-        listing, folder_key = stack[-1]
-        # The folder's entries in one loop, left for a subfolder (walked first, then this
-        # loop goes on where it was): every file of a re-check passes here.
-        for entry in listing:
-            name = entry.name
-            if not hidden and name.startswith("."):
-                continue
-            try:
-                is_dir = entry.is_dir()  # follows symlinks
-                st = entry.stat()  # DirEntry caches it: one stat a file
-            except OSError as e:
-                if entry.is_symlink():
-                    continue  # a dangling link is not a file anyone meant to process
-                yield Entry(entry.path, error=f"cannot read: {e.strerror}")
-                continue
-            if is_dir:
-                ident = (st.st_dev, st.st_ino)
-                if ident in seen_dirs:
-                    continue  # a symlink loop or a second way into the same folder
-                seen_dirs.add(ident)
-                sub = _list(entry.path)
-                if isinstance(sub, Entry):
-                    yield sub
+    try:
+        while stack:
+            folder = stack[-1]
+            prefix, folder_key = folder.prefix, folder.key
+            # The folder's entries in one loop, left for a subfolder (walked first, then
+            # this loop goes on where it was): every file of a re-check passes here.
+            for entry in folder.entries:
+                name = entry.name
+                if not hidden and name.startswith("."):
                     continue
-                stack.append((sub, _folder_key(entry.path)))
-                break
-            if S_ISREG(st.st_mode) and wanted(
-                name, os.path.relpath(entry.path, root) if needs_relative else name
-            ):
-                text = folder_key and (name.isascii() or _is_text(name))
-                yield Entry(entry.path, st, None, folder_key + name if text else None)
-        else:
-            stack.pop()
+                try:
+                    is_dir = entry.is_dir()  # follows symlinks
+                    st = entry.stat()  # DirEntry caches it: one stat a file
+                except OSError as e:
+                    if entry.is_symlink():
+                        continue  # a dangling link is not a file anyone meant to process
+                    yield Entry(prefix + name, error=f"cannot read: {e.strerror}")
+                    continue
+                if is_dir:
+                    ident = (st.st_dev, st.st_ino)
+                    if ident in seen_dirs:
+                        continue  # a symlink loop or a second way into the same folder
+                    seen_dirs.add(ident)
+                    sub = _Folder.open(prefix + name, len(stack))
+                    if isinstance(sub, Entry):
+                        yield sub
+                        continue
+                    stack.append(sub)
+                    break
+                if S_ISREG(st.st_mode) and wanted(
+                    name, os.path.relpath(prefix + name, root) if needs_relative else name
+                ):
+                    text = folder_key and (name.isascii() or _is_text(name))
+                    yield Entry(prefix + name, st, None, folder_key + name if text else None)
+            else:
+                stack.pop().close()
+    finally:
+        for folder in stack:
+            folder.close()
+
+
+class _Folder:
+    """A folder being walked: its entries sorted by name, the path and key its files'
+    names go after, and (near the top of the tree) the folder open, so that each file's
+    stat is looked up from the folder, not from the root of the file system again."""
+
+    FD_DEPTH = 32  # folders held open at most, whatever the tree's depth
+
+    def __init__(self, path: str, entries: Iterator[os.DirEntry[str]], fd: int | None) -> None:
+        self.prefix = os.path.join(path, "")
+        self.key = _folder_key(path)
+        self.entries = entries
+        self.fd = fd
+
+    @classmethod
+    def open(cls, path: str, depth: int) -> _Folder | Entry:
+        fd = None
+        try:
+            if depth < cls.FD_DEPTH and os.scandir in os.supports_fd:  # not on Windows
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+            with os.scandir(path if fd is None else fd) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            if fd is not None:
+                os.close(fd)
+            return Entry(path, error=f"cannot read folder: {e.strerror}")
+        return cls(path, iter(entries), fd)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def _folder_key(folder: str) -> str | None:
@@ -251,12 +287,3 @@ def _is_text(name: str) -> bool:
         return True
     except UnicodeEncodeError:
         return False
-
-
-def _list(folder: str) -> Iterator[os.DirEntry[str]] | Entry:
-    try:
-        with os.scandir(folder) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except OSError as e:
-        return Entry(folder, error=f"cannot read folder: {e.strerror}")
-    return iter(entries)
