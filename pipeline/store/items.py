@@ -87,7 +87,7 @@ class Items:
     ) -> list[tuple[str, FileRow]]:
         """The FileRow of every file directly in `folder` (ending with a separator) that
         either table knows, from `start` on, in path order, at most `limit`: a re-check
-        reads a folder a chunk at a time (FolderRows), in one query a chunk."""
+        reads a folder a chunk at a time (FolderRows), in one range read of each table."""
         low, high = folder_range(folder)
         where = {"low": max(low, start), "high": high, "cut": len(folder) + 1, "sep": os.sep}
         where["limit"] = limit
