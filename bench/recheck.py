@@ -84,6 +84,35 @@ def _moved(row: tuple[Any, ...], at: int, first: str, folder: str) -> tuple[Any,
     return (*row[:at], folder + row[at][len(first) :], *row[at + 1 :])
 
 
+def _follow(db: Path, tree: Path) -> None:
+    """The database keys files by absolute path: a tree moved since it was made (to
+    another worktree) has its rows moved along. Rows a run wrote under the new place while
+    they pointed elsewhere (it found no finished file there) are dropped first."""
+    first = os.sep + os.path.join("p0", "d000", "f0000.txt")
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        (path,) = conn.execute("SELECT path FROM items ORDER BY id LIMIT 1").fetchone()
+        old, new = path.removesuffix(first) + os.sep, str(tree) + os.sep
+        if old == new or not path.endswith(first):
+            return
+        print(f"recheck: the tree moved; its rows go from {old} to {new}", flush=True)
+        conn.execute("BEGIN")
+        for table in ("items", "history"):
+            where = "WHERE path >= ? AND path < ?"  # below a prefix: [prefix, its successor)
+            conn.execute(f"DELETE FROM {table} {where}", _below(new))
+            conn.execute(
+                f"UPDATE {table} SET path = ? || substr(path, ?) {where}",
+                (new, len(old) + 1, *_below(old)),
+            )
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def _below(prefix: str) -> tuple[str, str]:
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
 def build(pipe: Pipe) -> tuple[Path, dict[str, str]]:
     """The kept tree and its pipe home (made on first use, ~1 minute)."""
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -91,6 +120,7 @@ def build(pipe: Pipe) -> tuple[Path, dict[str, str]]:
     tree, home = cache / "tree", cache / "home"
     env = {"PIPE_HOME": str(home)}
     if (cache / "complete").exists():
+        _follow(home / "pipe.db", tree)
         return tree, env
     if not (cache / "files-made").exists():
         shutil.rmtree(tree, ignore_errors=True)

@@ -13,8 +13,9 @@ import os
 import re
 import stat as stat_module
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
+from stat import S_ISREG
 from typing import IO
 
 from pipeline.paths import display_path
@@ -22,18 +23,44 @@ from pipeline.paths import display_path
 GLOB_CHARS = set("*?[")
 
 
-@dataclass(frozen=True)
 class Entry:
-    path: str  # as the user will see it (relative when they gave a relative path)
-    stat: os.stat_result | None = None
-    error: str | None = None
-    known_key: str | None = field(default=None, repr=False, compare=False)  # the walk's
+    """A file (or a path that could not be read) to run over. Made once per walked file:
+    a plain class with slots is four times quicker to make than a frozen dataclass, so it
+    is immutable by convention; it compares and hashes as the dataclass it was did."""
+
+    __slots__ = ("path", "stat", "error", "known_key")
+
+    def __init__(
+        self,
+        path: str,  # as the user will see it (relative when they gave a relative path)
+        stat: os.stat_result | None = None,
+        error: str | None = None,
+        known_key: str | None = None,  # the walk's key, when it made one
+    ) -> None:
+        self.path = path
+        self.stat = stat
+        self.error = error
+        self.known_key = known_key
 
     @property
     def key(self) -> str:
-        """A stable identity across working directories: the absolute path, printable.
-        (Not a cached_property: its lock costs more than the walk's key a file.)"""
+        """A stable identity across working directories: the absolute path, printable."""
         return self.known_key if self.known_key is not None else display_path(self.path)
+
+    def _compared(self) -> tuple[str, os.stat_result | None, str | None]:
+        return (self.path, self.stat, self.error)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Entry)
+        return self._compared() == other._compared()
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
+
+    def __repr__(self) -> str:
+        return f"Entry(path={self.path!r}, stat={self.stat!r}, error={self.error!r})"
 
 
 @dataclass(frozen=True)
@@ -76,6 +103,8 @@ def _matcher(patterns: tuple[str, ...]) -> Matcher:
     if paths is None:
         if names is None:
             return lambda name, relative: False
+        if os.name != "nt":  # posix's normcase returns its argument: saved once a file
+            return lambda name, relative: names(name.lower()) is not None
         return lambda name, relative: names(os.path.normcase(name.lower())) is not None
     return lambda name, relative: (
         (names is not None and names(os.path.normcase(name.lower())) is not None)
@@ -165,47 +194,84 @@ def walk(root: str, filters: Filters) -> Iterator[Entry]:
     except OSError as e:
         yield Entry(root, error=f"cannot read folder: {e.strerror}")
         return
-    # Each listing with its folder's key: a file's key is the folder's and its name.
-    stack: list[tuple[Iterator[os.DirEntry[str]], str | None]] = []
-    listing = _list(root)
-    if isinstance(listing, Entry):
-        yield listing
+    folder = _Folder.open(root, 0)
+    if isinstance(folder, Entry):
+        yield folder
         return
-    stack.append((listing, _folder_key(root)))
+    stack = [folder]
     wanted, hidden, needs_relative = filters.wanted, filters.hidden, filters.needs_relative
-    while stack:
-        entry = next(stack[-1][0], None)
-        if entry is None:
-            stack.pop()
-            continue
-        if not hidden and entry.name.startswith("."):
-            continue
-        try:
-            is_dir = entry.is_dir()  # follows symlinks
-            st = entry.stat()
-        except OSError as e:
-            if entry.is_symlink():
-                continue  # a dangling link is not a file anyone meant to process
-            yield Entry(entry.path, error=f"cannot read: {e.strerror}")
-            continue
-        if is_dir:
-            ident = (st.st_dev, st.st_ino)
-            if ident in seen_dirs:
-                continue  # a symlink loop or a second way into the same folder
-            seen_dirs.add(ident)
-            sub = _list(entry.path)
-            if isinstance(sub, Entry):
-                yield sub
+    try:
+        while stack:
+            folder = stack[-1]
+            prefix, folder_key = folder.prefix, folder.key
+            # The folder's entries in one loop, left for a subfolder (walked first, then
+            # this loop goes on where it was): every file of a re-check passes here.
+            for entry in folder.entries:
+                name = entry.name
+                if not hidden and name.startswith("."):
+                    continue
+                try:
+                    is_dir = entry.is_dir()  # follows symlinks
+                    st = entry.stat()  # DirEntry caches it: one stat a file
+                except OSError as e:
+                    if entry.is_symlink():
+                        continue  # a dangling link is not a file anyone meant to process
+                    yield Entry(prefix + name, error=f"cannot read: {e.strerror}")
+                    continue
+                if is_dir:
+                    ident = (st.st_dev, st.st_ino)
+                    if ident in seen_dirs:
+                        continue  # a symlink loop or a second way into the same folder
+                    seen_dirs.add(ident)
+                    sub = _Folder.open(prefix + name, len(stack))
+                    if isinstance(sub, Entry):
+                        yield sub
+                        continue
+                    stack.append(sub)
+                    break
+                if S_ISREG(st.st_mode) and wanted(
+                    name, os.path.relpath(prefix + name, root) if needs_relative else name
+                ):
+                    text = folder_key and (name.isascii() or _is_text(name))
+                    yield Entry(prefix + name, st, None, folder_key + name if text else None)
             else:
-                stack.append((sub, _folder_key(entry.path)))
-            continue
-        if not stat_module.S_ISREG(st.st_mode):
-            continue
-        name = entry.name
-        if wanted(name, os.path.relpath(entry.path, root) if needs_relative else name):
-            folder_key = stack[-1][1]
-            text = folder_key and (name.isascii() or _is_text(name))
-            yield Entry(entry.path, st, None, folder_key + name if text else None)
+                stack.pop().close()
+    finally:
+        for folder in stack:
+            folder.close()
+
+
+class _Folder:
+    """A folder being walked: its entries sorted by name, the path and key its files'
+    names go after, and (near the top of the tree) the folder open, so that each file's
+    stat is looked up from the folder, not from the root of the file system again."""
+
+    FD_DEPTH = 32  # folders held open at most, whatever the tree's depth
+
+    def __init__(self, path: str, entries: Iterator[os.DirEntry[str]], fd: int | None) -> None:
+        self.prefix = os.path.join(path, "")
+        self.key = _folder_key(path)
+        self.entries = entries
+        self.fd = fd
+
+    @classmethod
+    def open(cls, path: str, depth: int) -> _Folder | Entry:
+        fd = None
+        try:
+            if depth < cls.FD_DEPTH and os.scandir in os.supports_fd:  # not on Windows
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+            with os.scandir(path if fd is None else fd) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            if fd is not None:
+                os.close(fd)
+            return Entry(path, error=f"cannot read folder: {e.strerror}")
+        return cls(path, iter(entries), fd)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def _folder_key(folder: str) -> str | None:
@@ -221,12 +287,3 @@ def _is_text(name: str) -> bool:
         return True
     except UnicodeEncodeError:
         return False
-
-
-def _list(folder: str) -> Iterator[os.DirEntry[str]] | Entry:
-    try:
-        with os.scandir(folder) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except OSError as e:
-        return Entry(folder, error=f"cannot read folder: {e.strerror}")
-    return iter(entries)

@@ -86,10 +86,11 @@ class Action:
         if self.as_json:
             self.out.write(json.dumps(result.record(self.model), ensure_ascii=False) + "\n")
         elif result.answer is not None and result.status != "failed":
-            if self.headers:
+            text = self.shown.text(shown_answer(result).rstrip("\n")) + "\n"
+            if self.headers:  # one write: unbuffered (python -u), each write is a syscall
                 header = f"==> {self.shown.name(result.path)} <=="
-                self.out.write(("" if self._first else "\n") + header + "\n")
-            self.out.write(self.shown.text(shown_answer(result).rstrip("\n")) + "\n")
+                text = ("" if self._first else "\n") + header + "\n" + text
+            self.out.write(text)
             self._first = False
         else:
             return

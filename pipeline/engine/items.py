@@ -81,7 +81,6 @@ class Done:
     cache_rows: list[dict[str, Any]] = field(default_factory=list)
     fatal: str | None = None  # the run must stop: why
     stop_reason: str = "backend"  # with `fatal`: "backend" (went away) or "unable"
-    record: bool = True  # False: already settled in the store (a skip), only shown
 
 
 def line_items(stream: BinaryIO, source: str = "") -> Iterator[Item]:

@@ -5,17 +5,27 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from enum import Enum
+from typing import Any, Final
 
+from pipeline.answers import Answer
 from pipeline.engine.items import Done, Item
 from pipeline.engine.options import Options
 from pipeline.paths import display_path
 from pipeline.recipe import Recipe
 from pipeline.results import Result
-from pipeline.sources import Entry
 from pipeline.store.database import Counts, Store, now_iso
 from pipeline.store.folder_rows import FolderRows
-from pipeline.store.items import FileRow
+from pipeline.store.items import ItemRow
+
+
+class NotInput(Enum):
+    """What Ledger.admit says of a file pipe wrote: not an input, not even shown."""
+
+    NOT_INPUT = "not an input"
+
+
+NOT_INPUT: Final = NotInput.NOT_INPUT
 
 
 class Ledger:
@@ -34,26 +44,12 @@ class Ledger:
             lambda folder, start, limit: store.files_in_folder(recipe.name, folder, start, limit),
             lambda key: store.file_row(recipe.name, key),
         )
-        self._last: tuple[Entry | None, FileRow | None] = (None, None)
 
-    def _file_row(self, entry: Entry) -> FileRow | None:
-        """The entry's FileRow; asked twice a file (written_by_pipe, then admit)."""
-        if self._last[0] is not entry:
-            self._last = (entry, self._files.get(entry.key))
-        return self._last[1]
-
-    def written_by_pipe(self, item: Item) -> bool:
-        """A sidecar (or XMP) that pipe wrote is never an input: else each cron run would
-        summarize the last run's summaries (a.md.summary.txt.summary.txt ...). Its path
-        stays pipe's even when edited by hand, as pipe then refuses to overwrite it."""
-        if item.data is not None or item.entry.stat is None:
-            return False
-        file = self._file_row(item.entry)
-        return file is not None and file.output is not None
-
-    def admit(self, item: Item) -> Done | None:
-        """Decide from the store whether an item needs work (None: claimed, send it to a
-        worker) or is already settled (a result to show, nothing to record)."""
+    def admit(self, item: Item) -> Done | Result | None | NotInput:
+        """Decide from the store what an item needs: None, work (it is claimed: send it to
+        a worker); a Result, none (already settled: only shown, nothing recorded); a Done,
+        only recording (a path that cannot be read); NOT_INPUT, nothing at all (a file
+        pipe wrote). Every file of a re-check comes here: its finished path is the cheap one."""
         entry = item.entry
         if entry.error:
             return Done(item, Result(entry.path, "failed", error=entry.error))
@@ -61,37 +57,41 @@ class Ledger:
             return None  # stdin text: no file to track, the answer cache still applies
         st = entry.stat
         assert st is not None
-        file = self._file_row(entry)
-        row, answer = (file.item, file.answer) if file else (None, None)
-        if not (
-            row
-            and not self.options.redo
-            and row.is_finished(st.st_size, st.st_mtime_ns, self.ask_key)
-        ):
-            verdict, row = self.store.claim(
-                self.recipe.name,
-                entry.key,
-                self.run_id,
-                st.st_size,
-                st.st_mtime_ns,
-                self.ask_key,
-                self.options.redo,
-            )
-            if verdict == "claimed":
-                return None
-            if verdict == "busy":
-                # Said and counted: this run's output (a sidecar, a print) lacks the file.
-                result = Result(item.path, "skipped", notes=["another run is processing it"])
-                self.counts.busy += 1
-                if self.options.on_note:
-                    self.options.on_note(result)
-                return Done(item, result, record=False)
-            answer = self.store.cached_answer(row.fingerprint) if row and row.fingerprint else None
+        file = self._files.get(entry.key)
+        if file is not None:
+            # A sidecar (or XMP) that pipe wrote is never an input: else each cron run would
+            # summarize the last run's summaries (a.md.summary.txt.summary.txt ...). Its
+            # path stays pipe's even when edited by hand, as pipe then refuses to overwrite it.
+            if file.output is not None:
+                return NOT_INPUT
+            row = file.item
+            if (
+                row is not None
+                and not self.options.redo
+                and row.is_finished(st.st_size, st.st_mtime_ns, self.ask_key)
+            ):
+                return _settled(item, row, file.answer)
+        verdict, row = self.store.claim(
+            self.recipe.name,
+            entry.key,
+            self.run_id,
+            st.st_size,
+            st.st_mtime_ns,
+            self.ask_key,
+            self.options.redo,
+        )
+        if verdict == "claimed":
+            return None
+        if verdict == "busy":
+            # Said and counted: this run's output (a sidecar, a print) lacks the file.
+            result = Result(item.path, "skipped", notes=["another run is processing it"])
+            self.counts.busy += 1
+            if self.options.on_note:
+                self.options.on_note(result)
+            return result
         assert row is not None
-        if row.status != "done":
-            answer = None
-        notes = [row.reason] if row.reason else []
-        return Done(item, Result(item.path, "skipped", answer=answer, notes=notes), record=False)
+        answer = self.store.cached_answer(row.fingerprint) if row.fingerprint else None
+        return _settled(item, row, answer)
 
     def release(self, item: Item) -> None:
         self.store.release(self.recipe.name, item.entry.key, self.run_id)
@@ -168,6 +168,13 @@ class Ledger:
                 history=history,
                 cache_rows=done.cache_rows,
             )
+
+
+def _settled(item: Item, row: ItemRow, answer: Answer | None) -> Result:
+    """A file the store has settled (done, or skipped for a reason): shown, not recorded."""
+    notes = [row.reason] if row.reason else []
+    shown = answer if row.status == "done" else None
+    return Result(item.path, "skipped", answer=shown, notes=notes)
 
 
 def _meta(fields: dict[str, Any], output: str | None = None) -> str | None:

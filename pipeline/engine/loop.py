@@ -25,8 +25,9 @@ from pipeline.config import JOBS
 from pipeline.engine.asking import Asker
 from pipeline.engine.call import RunContext
 from pipeline.engine.drawing import Drawer
+from pipeline.engine.held import hold, let_go
 from pipeline.engine.items import Done, Item, Rewalkable
-from pipeline.engine.ledger import Ledger
+from pipeline.engine.ledger import NOT_INPUT, Ledger
 from pipeline.engine.options import Options, Summary
 from pipeline.engine.retry import RetryPolicy
 from pipeline.engine.slots import SlotGate
@@ -59,7 +60,7 @@ class Runner:
         self.images = images
         self.store = store
         self.action = action
-        self.options = options
+        self.options = self._options = options  # as given: each run wraps its messages
         self.info = backend.info
         image_model = images.info.image_model if images else ""
         self.ask_key = recipe.ask_key(self.info.model if recipe.asks else "", image_model)
@@ -75,6 +76,7 @@ class Runner:
         is ended as failed if the store still takes that, else the next run marks it died."""
         self._run_id: int | None = None  # set once the run and its ledger exist
         self.stop = threading.Event()
+        self._held, self.options = hold(self.action, self._options)  # answers: a block at a time
         try:
             return self._run(items, args)
         except sqlite3.Error as e:
@@ -83,6 +85,8 @@ class Runner:
                 with contextlib.suppress(sqlite3.Error):
                     self.store.end_run(self._run_id, "failed", 2, self.ledger.counts)
             raise self.store.explain(e) from None
+        finally:
+            let_go(self.action, self._held)
 
     def _run(self, items: Iterable[Item], args: list[str]) -> Summary:
         started = time.monotonic()
@@ -148,7 +152,7 @@ class Runner:
         self.work = ItemWork(context)
         # Results are recorded and shown in input order: `pending` holds each admitted item
         # (None while a worker has it) until every earlier item is out.
-        self._pending: dict[int, Done | None] = {}
+        self._pending: dict[int, Done | Result | None] = {}
         self._deferred: list[Done] = []
         self._next_out = 0
         self._in_workers = 0
@@ -187,15 +191,19 @@ class Runner:
                 if self._bar is not None and self._bar.total != seq:
                     _set_total(self._bar, seq)  # exact now, whatever a count said
                 return
-            if self.ledger.written_by_pipe(item):
-                continue
             done = self.ledger.admit(item)
-            self._pending[seq] = done
+            if done is NOT_INPUT:
+                continue
             if done is None:
+                self._pending[seq] = None
                 self._tasks.put((seq, item))
                 self._in_workers += 1
+            elif seq == self._next_out:  # nothing before it waits: out at once (a re-check)
+                self._finish(done)
+                self._next_out += 1
+            else:
+                self._pending[seq] = done  # out once the items before it are
             seq += 1
-            self._flush()
             if time.monotonic() - last_beat > HEARTBEAT_SECONDS:
                 self.store.heartbeat(run_id, self.ledger.counts)
                 last_beat = time.monotonic()
@@ -213,6 +221,8 @@ class Runner:
 
     def _collect(self, block: bool) -> None:
         """Take finished work from the workers (waiting a little for one if `block`)."""
+        if block and self._held is not None:
+            self._held.release()  # what is shown so far, before waiting
         while True:
             try:
                 seq, done = self._results.get(timeout=0.1) if block else self._results.get_nowait()
@@ -248,15 +258,17 @@ class Runner:
                 if done is not None:
                     self._finish(done)
 
-    def _finish(self, done: Done) -> None:
-        result = done.result
+    def _finish(self, done: Done | Result) -> None:
+        """Show an item's result (the action) and record it; a bare Result is settled in
+        the store already (a finished or busy file): shown and counted, not recorded."""
+        result = done if isinstance(done, Result) else done.result
         self.action.apply(result)  # may turn a result into a failure (e.g. sidecar refused)
         self._count_written()
         if self._bar is not None:
             if self._bar.total is None and self._counted:
                 _set_total(self._bar, self._counted[0])
             self._bar.update(1)
-        if not done.record:
+        if done is result:
             self.ledger.counts.skipped += 1
         elif result.deferred:  # finished by the action at the end (renames)
             self.ledger.save_answers(done)
@@ -297,7 +309,7 @@ def _count(
     for item in items.again():
         if walked.is_set() or stop.is_set():
             return
-        # Not the files pipe wrote, as Ledger.written_by_pipe: they are never inputs.
+        # Not the files pipe wrote, as Ledger.admit: they are never inputs.
         file = item.data is None and item.entry.stat is not None
         if not (file and store.is_output(item.entry.key)):
             n += 1

@@ -1,6 +1,6 @@
 """What the store holds about the files of one folder, read a chunk at a time in the walk's
-order (names sorted), so that a re-run over a finished folder costs one query per CHUNK
-files instead of one per file (and per sidecar).
+order (names sorted), so that a re-run over a finished folder costs one read per CHUNK
+files (a range of items, a range of outputs) instead of queries per file (and per sidecar).
 
 A chunk covers the keys from the one asked first to the last row it holds (to the folder's
 end when it holds fewer than CHUNK rows): any key in that range that has no row there has

@@ -49,23 +49,19 @@ class FileRow(NamedTuple):
     output: str | None
 
 
-# A folder's items with what pipe wrote at each (if it did), then what pipe wrote where no
-# item is: one ordered pass over each table's range (the plan merges them, no sort).
-_FILES_IN_FOLDER = f"""
+# A folder's items with their answers, and what pipe wrote there: each one ordered pass
+# over its table's range (two range reads instead of a lookup in outputs per item).
+_IN_FOLDER = "path >= :low AND path < :high AND instr(substr(path, :cut), :sep) = 0"
+_ITEMS_IN_FOLDER = f"""
 SELECT i.path, {", ".join("i." + c.strip() for c in _ITEM_COLUMNS.split(","))},
-    c.answer, c.kind, o.digest
-FROM items i
-LEFT JOIN cache c ON c.fingerprint = i.fingerprint
-LEFT JOIN outputs o ON o.path = i.path
-WHERE i.recipe = :recipe AND i.path >= :low AND i.path < :high
-    AND instr(substr(i.path, :cut), :sep) = 0
-UNION ALL
-SELECT o.path, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, o.digest
-FROM outputs o
-WHERE o.path >= :low AND o.path < :high AND instr(substr(o.path, :cut), :sep) = 0
-    AND NOT EXISTS (SELECT 1 FROM items WHERE recipe = :recipe AND path = o.path)
-ORDER BY 1 LIMIT :limit
+    c.answer, c.kind
+FROM items i LEFT JOIN cache c ON c.fingerprint = i.fingerprint
+WHERE i.recipe = :recipe AND {_IN_FOLDER.replace("path", "i.path")}
+ORDER BY i.path LIMIT :limit
 """
+_OUTPUTS_IN_FOLDER = (
+    f"SELECT path, digest FROM outputs WHERE {_IN_FOLDER} ORDER BY path LIMIT :limit"
+)
 
 
 class Items:
@@ -91,20 +87,19 @@ class Items:
     ) -> list[tuple[str, FileRow]]:
         """The FileRow of every file directly in `folder` (ending with a separator) that
         either table knows, from `start` on, in path order, at most `limit`: a re-check
-        reads a folder a chunk at a time (FolderRows), in one query a chunk."""
+        reads a folder a chunk at a time (FolderRows), in one range read of each table."""
         low, high = folder_range(folder)
-        rows = self.connections.conn.execute(
-            _FILES_IN_FOLDER,
-            {
-                "recipe": recipe,
-                "low": max(low, start),
-                "high": high,
-                "cut": len(folder) + 1,
-                "sep": os.sep,
-                "limit": limit,
-            },
-        ).fetchall()
-        return [(r[0], _file_row(r)) for r in rows]
+        where = {"low": max(low, start), "high": high, "cut": len(folder) + 1, "sep": os.sep}
+        where["limit"] = limit
+        conn = self.connections.conn
+        items = conn.execute(_ITEMS_IN_FOLDER, {"recipe": recipe, **where}).fetchall()
+        outputs = dict(conn.execute(_OUTPUTS_IN_FOLDER, where).fetchall())
+        if not outputs:  # a folder without sidecars: its items, as read
+            return [(r[0], _file_row(r, None)) for r in items]
+        # Each list holds its table's first `limit` keys: so the union's first `limit` too.
+        by_key = {r[0]: r for r in items}
+        keys = sorted(by_key.keys() | outputs.keys())[:limit]
+        return [(key, _file_row(by_key.get(key), outputs.get(key))) for key in keys]
 
     def file_row(self, recipe: str, path: str) -> FileRow:
         """As files_in_folder, for one file."""
@@ -243,6 +238,7 @@ class Items:
             )
 
 
-def _file_row(r: tuple[Any, ...]) -> FileRow:
-    item = ItemRow(*r[1:9]) if r[1] is not None else None
-    return FileRow(item, answer_from_row(r[9], r[10]) if item else None, r[11])
+def _file_row(r: tuple[Any, ...] | None, output: str | None) -> FileRow:
+    if r is None:
+        return FileRow(None, None, output)
+    return FileRow(ItemRow._make(r[1:9]), answer_from_row(r[9], r[10]), output)
