@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from pipeline import recipe as recipes
-from pipeline.actions import Result
 from pipeline.engine.items import Done, Item, stdin_item
 from pipeline.engine.ledger import Ledger
 from pipeline.engine.options import Options
+from pipeline.results import Result
 from pipeline.sources import Entry
 from pipeline.store.database import Store
 
@@ -61,8 +61,8 @@ def test_a_new_file_is_claimed_and_a_finished_one_is_settled_with_its_answer(
         5,
     )
     settled = a_run(db).admit(item(note))
-    assert settled is not None and not settled.record
-    assert (settled.result.status, settled.result.answer) == ("skipped", "A busy harbour.")
+    assert isinstance(settled, Result)  # only shown: nothing to record
+    assert (settled.status, settled.answer) == ("skipped", "A busy harbour.")
 
 
 def test_a_changed_file_or_other_settings_or_redo_means_work_again(
@@ -92,9 +92,9 @@ def test_a_file_another_run_works_on_is_skipped_said_and_counted(
     said: list[Result] = []
     second = a_run(db, on_note=said.append)
     busy = second.admit(item(note))
-    assert busy is not None and not busy.record
-    assert busy.result.notes == ["another run is processing it"]
-    assert second.counts.busy == 1 and said == [busy.result]
+    assert isinstance(busy, Result)
+    assert busy.notes == ["another run is processing it"]
+    assert second.counts.busy == 1 and said == [busy]
     first.release(item(note))  # the first run let go (it stopped before the file)
     assert second.admit(item(note)) is None
 
@@ -132,21 +132,21 @@ def test_a_file_skipped_for_a_reason_says_it_once_and_stays_skipped(
     first.record(Done(item(note), skipped, hash="h"))
     assert first.counts.skipped == 1 and said == [skipped]
     again = a_run(db).admit(item(note))
-    assert again is not None and not again.record
-    assert (again.result.answer, again.result.notes) == (None, ["empty file"])
+    assert isinstance(again, Result)
+    assert (again.answer, again.notes) == (None, ["empty file"])
 
 
 def test_an_unreadable_entry_fails_without_a_claim(tmp_path: Path) -> None:
     entry = Entry(str(tmp_path / "gone.md"), error="No such file or directory")
     failed = a_run(tmp_path / "pipe.db").admit(Item(entry))
-    assert failed is not None and failed.record
+    assert isinstance(failed, Done)  # recorded, never claimed
     assert (failed.result.status, failed.result.error) == ("failed", "No such file or directory")
 
 
 def test_stdin_text_keeps_history_and_cache_but_no_item(tmp_path: Path) -> None:
     run = a_run(tmp_path / "pipe.db")
     text = stdin_item(b"The harbour was busy today.")
-    assert run.admit(text) is None and not run.written_by_pipe(text)
+    assert run.admit(text) is None
     run.record(answered(text))
     assert run.store.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 0
     assert run.store.conn.execute("SELECT COUNT(*) FROM history").fetchone()[0] == 1
