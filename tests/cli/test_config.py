@@ -3,23 +3,13 @@ servers: the file fills what no flag gives, flags win, and a broken file is one 
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import run_pipe
-from tests.fakes.llama import FakeLlama
-
-
-def dead_url() -> str:
-    """A loopback port where nothing listens (bound, then closed)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
+from tests.fakes.llama import FakeLlama, dead_url
 
 DEAD = dead_url()
 

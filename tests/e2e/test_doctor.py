@@ -6,7 +6,6 @@ test depends on what runs on this machine's 8080, 5001, 11434 or 1234."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,18 +14,9 @@ import pytest
 
 from pipeline.doctor.checks import start_hint
 from tests.conftest import run_pipe
-from tests.fakes.llama import FakeLlama
+from tests.fakes.llama import FakeLlama, dead_url
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.sd import FakeSd
-
-
-def dead_url() -> str:
-    """A loopback port where nothing listens (bound, then closed)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
 
 DEAD = dead_url()
 

@@ -8,7 +8,6 @@ fails loudly (exit 3), so a run that succeeds provably started nothing."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -16,16 +15,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, pipe_cmd, run_pipe
-from tests.fakes.llama import FakeLlama
+from tests.fakes.llama import FakeLlama, dead_url
 
 MODEL = "tiny-embedded.gguf"
-
-
-def dead_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(autouse=True)

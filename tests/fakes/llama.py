@@ -669,6 +669,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def dead_url() -> str:
+    """A loopback URL where nothing listens (a port bound, then closed)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
 def port_in_use(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
