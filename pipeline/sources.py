@@ -11,11 +11,10 @@ import fnmatch
 import glob
 import os
 import re
-import stat as stat_module
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from stat import S_ISREG
+from stat import S_ISDIR, S_ISREG
 from typing import IO
 
 from pipeline.paths import display_path
@@ -163,9 +162,9 @@ def expand(args: Iterable[str], filters: Filters) -> Iterator[Entry]:
         except OSError as e:
             yield Entry(arg, error=f"cannot read: {e.strerror}")
             continue
-        if stat_module.S_ISDIR(st.st_mode):
+        if S_ISDIR(st.st_mode):
             yield from walk(arg, filters)
-        elif stat_module.S_ISREG(st.st_mode):
+        elif S_ISREG(st.st_mode):
             # A file named explicitly is taken whatever its extension; --exclude still applies.
             name = os.path.basename(arg)
             if not any(_match(name, arg, p) for p in filters.exclude):

@@ -26,16 +26,12 @@ from pipeline.backends.base import VISION_HINT, tiny_jpeg
 from pipeline.backends.registry import start_hints
 from pipeline.recipe import Recipe
 from pipeline.servers import embedded
+from pipeline.servers.connection import NO_IMAGE_MODEL
 from pipeline.steps import IMAGE_SERVER, TEXT_SERVER
 
 DEFAULT_ORIGIN = "default port"
 EMBEDDED_ORIGIN = "installed"
 MAX_AT_ONCE = 16  # servers checked at the same time
-
-NO_IMAGE_MODEL = (
-    "start koboldcpp with an image model (koboldcpp --sdmodel MODEL.safetensors, port 5001)"
-    " or AUTOMATIC1111 with --api (port 7860), or pass --sd-backend URL"
-)
 
 
 def normalize(url: str) -> str:
