@@ -9,6 +9,7 @@ text must be cut further, and `Rejected` is a per-item error that retrying canno
 from __future__ import annotations
 
 import base64
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -55,6 +56,34 @@ class Completion:
     completion_tokens: int | None = None
     stop_reason: str | None = None  # "eos" | "word" | "limit" | None when the server won't say
     timings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServerTimings:
+    """What the server says its own work took, for one request (llama.cpp's `timings`,
+    koboldcpp's `/api/extra/perf`): `pipe bench` compares it with what pipe measured."""
+
+    prompt_tokens: int | None = None  # tokens the server processed for the prompt
+    prompt_seconds: float | None = None
+    generated_tokens: int | None = None
+    generation_seconds: float | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        """The server's whole time, when it says both parts."""
+        if self.prompt_seconds is None or self.generation_seconds is None:
+            return None
+        return self.prompt_seconds + self.generation_seconds
+
+
+@dataclass(frozen=True)
+class Timed:
+    """One request as `pipe bench` measures it: the answer, pipe's clock and the server's."""
+
+    completion: Completion
+    seconds: float  # from sending the request to the last byte of the answer
+    first_token: float | None = None  # seconds to the first streamed piece; None: not streamed
+    server: ServerTimings | None = None  # the server's own account, where it gives one
 
 
 @dataclass(frozen=True)
@@ -210,6 +239,14 @@ class Backend(ABC):
 
     @abstractmethod
     def complete(self, request: Request) -> Completion: ...
+
+    def complete_timed(self, request: Request) -> Timed:
+        """`complete()` timed by pipe's clock, for `pipe bench`. Kinds that stream override
+        it to time the first piece, and kinds whose server reports its own timings fill
+        `server`; the prompt cache is not used, so every request costs what it says."""
+        started = time.perf_counter()
+        completion = self.complete(request)
+        return Timed(completion, time.perf_counter() - started)
 
     def count_tokens(self, text: str) -> int | None:
         """Tokens in `text` by the server's own tokenizer, or None if it cannot say."""
