@@ -24,6 +24,7 @@ from pipeline.backends import Backend
 from pipeline.backends.lazy import LazyBackend
 from pipeline.engine import Item, Options, Runner, Summary, file_items, stdin_item
 from pipeline.engine import loop as engine_loop
+from pipeline.engine.asking import persona_overflow
 from pipeline.engine.items import Rewalkable, line_items
 from pipeline.errors import UsageError
 from pipeline.paths import default_db_path
@@ -31,6 +32,7 @@ from pipeline.recipe import Recipe
 from pipeline.servers.connection import open_backend, open_image_backend
 from pipeline.servers.managed import ManagedSpec
 from pipeline.steps import TEXT_SERVER
+from pipeline.steps.text import TextStep
 from pipeline.store.database import Store
 
 
@@ -108,6 +110,8 @@ def run(
     ):
         backend = text or images
         assert backend is not None
+        if text is not None and not _lazy(text):
+            _check_personas_fit(recipe, text)
         _say_servers(text, images, options.jobs, say)
         action = _open_action(recipe, store, output, backend.info.model, options.dry_run)
         runner = Runner(recipe, backend, store, action, options, images=images)
@@ -142,6 +146,15 @@ def _say_servers(
             in_flight = engine_loop.in_flight(jobs if role == "using" else 0, info.slots)
             model = model or "unknown"
             say(f"{role} {info.kind} at {info.url} (model {model}, {in_flight} in flight)")
+
+
+def _check_personas_fit(recipe: Recipe, backend: Backend) -> None:
+    """A card far larger than the model's context: one line, exit 2, before any item."""
+    for step in recipe.steps:
+        if isinstance(step, TextStep):
+            problem = persona_overflow(step, backend)
+            if problem:
+                raise UsageError(problem)
 
 
 def _lazy(backend: Backend) -> bool:

@@ -9,10 +9,13 @@ jobs = 8
 db = "~/pipe/state.db"
 api_key_env = "VLLM_KEY"
 model_name = "llava"
+user_persona = "me"             # {{user}} in character cards (a SillyTavern persona)
+sillytavern = "~/SillyTavern"   # where --persona NAME also looks for cards
 timeout = 600
 wait = 30
 [recipes.summarize-text]        # default --set values per recipe
 "ask.max_tokens" = 200
+persona = "librarian"           # the voice of this recipe's text steps
 ```
 Flags and environment variables win over the file; a recipe's defaults apply before `--set`.
 """
@@ -126,6 +129,22 @@ KEYS: tuple[Key, ...] = (
     Key("model_name", ("--model-name",), "model_name", _is_str, 'a model name, e.g. "llava"'),
     Key("timeout", ("--timeout",), "timeout", TIMEOUT.accepts, TIMEOUT.describe(), bound=TIMEOUT),
     Key("wait", ("--wait",), "wait", WAIT.accepts, WAIT.describe(), bound=WAIT),
+    Key(
+        "user_persona",
+        ("--user-persona",),
+        "user_persona",
+        _is_str,
+        'a SillyTavern persona\'s name or a text file, e.g. "me"',
+        envvar="PIPE_USER_PERSONA",
+    ),
+    Key(
+        "sillytavern",
+        ("--sillytavern",),
+        "sillytavern",
+        _is_str,
+        'SillyTavern\'s folder, e.g. "~/SillyTavern"',
+        envvar="PIPE_SILLYTAVERN",
+    ),
 )
 KEY: dict[str, Key] = {key.name: key for key in KEYS}
 
@@ -177,8 +196,9 @@ def load(path: Path | None = None) -> FileConfig:
         if not KEY[key].check(value):
             raise UsageError(f"{path}: {key}: expected {KEY[key].expected}, got {value!r}")
         values[key] = value
-    if "db" in values:
-        values["db"] = os.path.expanduser(values["db"])
+    for name in ("db", "sillytavern"):
+        if name in values:
+            values[name] = os.path.expanduser(values[name])
     return FileConfig(path, True, values, recipes)
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline import paths, tomlfile
 from pipeline.actions.then import Then, read_then
@@ -24,10 +24,14 @@ from pipeline.steps import IMAGE_SERVER, TEXT_SERVER, Step, kind_of
 from pipeline.steps.parse import parse_step
 from pipeline.steps.table import no_unknown_keys as _no_unknown_keys
 from pipeline.steps.table import typed as _typed
+from pipeline.steps.text import TextStep
+
+if TYPE_CHECKING:
+    from pipeline.personas.persona import Persona
 
 assert names.slug  # importing it registers the |slug filters used in templates
 
-_TOP_KEYS = {"description", "inputs", "ask", "steps", "then"}
+_TOP_KEYS = {"description", "inputs", "persona", "ask", "steps", "then"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class Recipe:
     inputs: tuple[str, ...]
     steps: tuple[Step, ...]
     then: Then = field(default_factory=Then)  # the action and every action's settings
+    persona: str = ""  # a character card (a path or a name) whose voice the text steps take
 
     @property
     def action(self) -> str:
@@ -73,6 +78,13 @@ class Recipe:
     @property
     def needs_text(self) -> bool:
         return any(f.name == "text" for s in self.steps for f in s.prompt.fields)
+
+    def with_persona(self, persona: Persona) -> Recipe:
+        """This recipe with `persona` as the voice of every step that has a system text."""
+        steps = tuple(
+            replace(s, persona=persona) if isinstance(s, TextStep) else s for s in self.steps
+        )
+        return replace(self, steps=steps)
 
     def ask_key(self, model: str, image_model: str = "") -> str:
         """A digest of every step and the models: a change means every file is done again."""
@@ -212,6 +224,7 @@ def parse(data: dict[str, Any], path: Path, origin: str = "") -> Recipe:
     _no_unknown_keys(data, _TOP_KEYS, where, "")
     description = _typed(data, "description", str, where, "", "")
     inputs = _typed(data, "inputs", list, where, "", ["*"])
+    persona = _typed(data, "persona", str, where, "", "")
     if not all(isinstance(i, str) for i in inputs):
         raise RecipeError(f'{where}: inputs: expected a list of glob strings like "*.txt"')
 
@@ -225,6 +238,7 @@ def parse(data: dict[str, Any], path: Path, origin: str = "") -> Recipe:
         inputs=tuple(inputs),
         steps=tuple(steps),
         then=then,
+        persona=persona.strip(),
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline import config
@@ -60,9 +61,23 @@ class Settings:
         return [*self.file.recipe_overrides(recipe), *sets]
 
     def load_recipe(self, recipe: str, sets: tuple[str, ...] | list[str] = ()) -> Recipe:
+        """The recipe with the config file's and the user's `--set`s, and the persona it
+        names (`persona = ...`, `--persona`) as the voice of its text steps. A bad card is a
+        UsageError here, before any server is asked."""
         from pipeline import recipe as recipes
 
-        return recipes.load(recipe, self.recipe_sets(recipe, sets))
+        loaded = recipes.load(recipe, self.recipe_sets(recipe, sets))
+        if not loaded.persona:
+            if self.by_key["user_persona"].source.startswith("flag"):
+                raise UsageError("--user-persona fills {{user}} in a card: give --persona too")
+            return loaded
+        from pipeline import personas
+
+        folder = self["sillytavern"]
+        persona = personas.load(
+            loaded.persona, self["user_persona"], Path(folder).expanduser() if folder else None
+        )
+        return loaded.with_persona(persona)
 
 
 def resolve(

@@ -23,7 +23,14 @@ def pipe_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own user folder and database; no real user state is touched."""
     home = tmp_path / "pipe-home"
     monkeypatch.setenv("PIPE_HOME", str(home))
-    for var in ("PIPE_BACKEND", "PIPE_DB", "PIPE_CONFIG_DIR", "PIPE_DATA_DIR"):
+    for var in (
+        "PIPE_BACKEND",
+        "PIPE_DB",
+        "PIPE_CONFIG_DIR",
+        "PIPE_DATA_DIR",
+        "PIPE_USER_PERSONA",
+        "PIPE_SILLYTAVERN",
+    ):
         monkeypatch.delenv(var, raising=False)
     return home
 

@@ -3,6 +3,7 @@ library's (`pipeline.api`), imported when the command runs, not when help is sho
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -46,6 +47,9 @@ class RunFlags:
     contact_sheet: str | None
     lines: bool
     overrides: tuple[str, ...]
+    persona: str | None
+    user_persona: str | None
+    sillytavern: str | None
     redo: bool
     null_separated: bool
     include: tuple[str, ...]
@@ -158,6 +162,25 @@ _RUN_OPTIONS = [
         help="Override a recipe field, e.g. --set ask.max_tokens=200.",
     ),
     click.option(
+        "--persona",
+        metavar="CARD",
+        help="Answer in this character's voice: a SillyTavern card (.png or .json) or its name"
+        " (see pipe personas), e.g. librarian. The recipe's instructions stay.",
+    ),
+    setting(
+        "user_persona",
+        "Your own persona, {{user}} in the card: a SillyTavern persona's name or a text file."
+        " Env PIPE_USER_PERSONA.",
+        metavar="NAME",
+    ),
+    setting(
+        "sillytavern",
+        "SillyTavern's folder: --persona and --user-persona names are looked up in its"
+        " data/*/characters and settings.json too. Env PIPE_SILLYTAVERN.",
+        metavar="DIR",
+        type=click.Path(file_okay=False),
+    ),
+    click.option(
         "--redo", is_flag=True, help="Do finished files again (the answer cache is bypassed too)."
     ),
     click.option(
@@ -218,7 +241,8 @@ def run(recipe_name: str, paths: tuple[str, ...], **flags: Any) -> None:
         raise UsageError("give --model FILE or --backend URL, not both")
     # The config file fills what no flag or environment variable gave.
     s = settings.resolve(parsed)
-    recipe = s.load_recipe(recipe_name, f.overrides)
+    persona = () if f.persona is None else (f"persona={json.dumps(f.persona)}",)
+    recipe = s.load_recipe(recipe_name, (*f.overrides, *persona))
     _check_write(recipe, f.write)
     items, headers = _items(recipe, paths, f)
     say = Messages(f.quiet, f.verbose)

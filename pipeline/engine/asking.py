@@ -46,9 +46,12 @@ class Asker:
         self._capability = threading.Lock()
         self._vision_checked = False
         self._room_cache: dict[str, int] = {}
+        self._personas_fit: set[str] = set()  # steps whose persona is known to fit
 
     def ask(self, step: TextStep, call: StepCall) -> str:
         """One model call for one step: fit the text, retry what is worth retrying."""
+        if step.persona is not None and step.name not in self._personas_fit:
+            self._check_persona_fits(step)
         uses_text = any(f.name == "text" for f in step.prompt.fields)
         loaded, result = call.loaded, call.result
         text = loaded.text
@@ -62,8 +65,8 @@ class Asker:
                 if not text.strip():
                     raise Rejected(note or "no room for the text in the model's context")
             request = Request(
-                prompt=step.prompt.render(call.fields(text)),
-                system=step.system,
+                prompt=step.prompt_text(step.prompt.render(call.fields(text))),
+                system=step.system_text(),
                 max_tokens=step.max_tokens,
                 temperature=step.temperature,
                 repeat_penalty=step.repeat_penalty,
@@ -98,9 +101,9 @@ class Asker:
         names = any(f.name in ("name", "path", "stem") for f in step.prompt.fields)
         key = step.name + (call.item.path if names else "")
         if key not in self._room_cache or call.answers:
-            empty = step.prompt.render(call.item_fields(""))
+            empty = step.prompt_text(step.prompt.render(call.item_fields("")))
             wrapped, _ = self.backend.raw_prompt(
-                Request(prompt=empty, system=step.system, format=step.format)
+                Request(prompt=empty, system=step.system_text(), format=step.format)
             )
             overhead = self.backend.count_tokens(wrapped) or len(wrapped.encode())
             room = n_ctx - step.max_tokens - overhead - CONTEXT_MARGIN
@@ -148,9 +151,37 @@ class Asker:
                     raise self._cannot_run(e) from None  # under the lock: nobody checks again
                 self._vision_checked = True
 
+    def _check_persona_fits(self, step: TextStep) -> None:
+        """A server started lazily (the embedded model, `--model`) says its context only
+        now: a card too big for it stops the run before its first request."""
+        with self._capability:
+            if step.name in self._personas_fit:
+                return
+            problem = persona_overflow(step, self.backend)
+            if problem:
+                raise self._cannot_run(Unsuitable(problem))
+            self._personas_fit.add(step.name)
+
     def _cannot_run(self, error: Unsuitable) -> Exception:
         """No file can succeed: the first worker to learn it stops the run and says why
         (Summary.error); the others just leave. Called holding `_capability`."""
         first = self.unable is None
         self.unable = self.unable or str(error)
         return CannotRun(str(error)) if first else Interrupted()
+
+
+def persona_overflow(step: TextStep, backend: Backend) -> str:
+    """Why `step`'s persona cannot fit the model's context with room for the answer ("" if
+    it fits, has no persona, or the server does not say its context)."""
+    n_ctx = backend.info.n_ctx
+    if step.persona is None or not n_ctx:
+        return ""
+    text = f"{step.system_text()}\n{step.persona.after}"
+    tokens = backend.count_tokens(text) or len(text.encode()) // 4  # ~4 bytes a token
+    room = n_ctx - step.max_tokens - CONTEXT_MARGIN
+    if tokens <= room:
+        return ""
+    return (
+        f"{step.persona.source}: the card is {tokens:,} tokens; the model's context of"
+        f" {n_ctx:,} leaves {max(room, 0):,} once the answer's {step.max_tokens:,} are kept free"
+    )

@@ -13,6 +13,7 @@ from pipeline.steps.table import Key
 if TYPE_CHECKING:
     from pipeline.answers import Answer
     from pipeline.engine.call import StepCall
+    from pipeline.personas.persona import Persona
 
 # Sampling values every kind of server takes (OpenAI-compatible ones refuse temperature > 2);
 # max_tokens past any model's context is a typo, and some servers allocate for it.
@@ -57,6 +58,7 @@ class TextStep(Step):
     grammar: str = ""
     format: str = "auto"
     image_size: int = 1024  # long side of the image sent to a vision model
+    persona: Persona | None = None  # the voice (a character card), set by Recipe.with_persona
 
     def key(self) -> dict[str, Any]:
         return {
@@ -70,7 +72,17 @@ class TextStep(Step):
             "stop": list(self.stop),
             "grammar": self.grammar,
             "format": self.format,
+            # Only when set, so answers cached without a persona stay valid.
+            **({"persona": self.persona.key()} if self.persona else {}),
         }
+
+    def system_text(self) -> str:
+        """The system text sent: the persona's, then the step's own."""
+        return self.persona.wrap_system(self.system) if self.persona else self.system
+
+    def prompt_text(self, rendered: str) -> str:
+        """The user text sent: the rendered prompt, then the persona's closing words."""
+        return self.persona.wrap_prompt(rendered) if self.persona else rendered
 
     def images(self, call: StepCall) -> tuple[bytes, ...]:
         """The images sent with the prompt: none."""

@@ -1,0 +1,174 @@
+"""End to end: a character card as the voice of a recipe, checked by what reaches a fake
+llama.cpp server (the real CLI in a subprocess)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+from PIL import Image, PngImagePlugin
+
+from tests.conftest import run_pipe
+from tests.fakes.llama import FakeLlama
+
+CARD = {
+    "spec": "chara_card_v2",
+    "spec_version": "2.0",
+    "data": {
+        "name": "Marisol",
+        "description": (
+            "{{char}} keeps the harbour archive and talks to {{user}} like an old friend."
+        ),
+        "personality": "patient, exact",
+        "scenario": "",
+        "first_mes": "Welcome back.",
+        "mes_example": "<START>\n{{user}}: Any news?\n{{char}}: The tide tables came in.",
+        "system_prompt": "",
+        "post_history_instructions": "Stay in character as {{char}}; one sentence only.",
+    },
+}
+
+
+def write_card(folder: Path, card: dict, name: str = "marisol.json") -> Path:
+    path = folder / name
+    path.write_text(json.dumps(card))
+    return path
+
+
+def completions(llama: FakeLlama) -> list[str]:
+    return [body["prompt"] for path, body in llama.requests if path == "/completion"]
+
+
+def test_card_is_the_voice_and_the_recipe_stays(
+    llama: FakeLlama, notes: Path, tmp_path: Path
+) -> None:
+    card = write_card(tmp_path, CARD)
+    r = run_pipe(
+        "run", "summarize-text", str(notes), "--backend", llama.url, "--persona", str(card)
+    )
+    assert r.returncode == 0, r.stderr
+    prompts = completions(llama)
+    assert len(prompts) == 3
+    for prompt in prompts:
+        assert "Marisol keeps the harbour archive and talks to User like an old friend." in prompt
+        assert "{{char}}" not in prompt and "{{user}}" not in prompt
+        assert "You summarize documents accurately." in prompt  # the recipe's system stays
+        # Post-history instructions come after the file's text.
+        assert prompt.index("The harbour was busy today.") < prompt.index(
+            "Stay in character as Marisol; one sentence only."
+        )
+        assert prompt.index("Marisol keeps") < prompt.index("You summarize documents")
+
+
+def test_same_card_is_cached_a_changed_card_redoes(
+    llama: FakeLlama, notes: Path, tmp_path: Path
+) -> None:
+    card = write_card(tmp_path, CARD)
+    args = ["run", "summarize-text", str(notes), "--backend", llama.url, "--persona"]
+    assert run_pipe(*args, str(card)).returncode == 0
+    assert llama.generate_calls == 3
+    # The same card again, even from elsewhere: nothing asked.
+    moved = write_card(tmp_path, CARD, "copy.json")
+    again = run_pipe(*args, str(moved), "-v")
+    assert again.returncode == 0, again.stderr
+    assert llama.generate_calls == 3
+    # Without the card, or with a changed one: the work is done again.
+    assert run_pipe("run", "summarize-text", str(notes), "--backend", llama.url).returncode == 0
+    assert llama.generate_calls == 6
+    changed = json.loads(json.dumps(CARD))
+    changed["data"]["personality"] = "brisk"
+    assert run_pipe(*args, str(write_card(tmp_path, changed, "changed.json"))).returncode == 0
+    assert llama.generate_calls == 9
+
+
+def test_png_card_by_name_with_a_sillytavern_user_persona(
+    llama: FakeLlama, notes: Path, tmp_path: Path
+) -> None:
+    tavern = tmp_path / "SillyTavern"
+    characters = tavern / "data" / "default-user" / "characters"
+    characters.mkdir(parents=True)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("chara", base64.b64encode(json.dumps(CARD).encode()).decode())
+    Image.new("RGB", (8, 8)).save(characters / "Marisol.png", pnginfo=info)
+    settings = {
+        "power_user": {
+            "personas": {"me.png": "Quinn"},
+            "persona_descriptions": {
+                "me.png": {"description": "Quinn sails a small boat.", "position": 0}
+            },
+        }
+    }
+    (tavern / "data" / "default-user" / "settings.json").write_text(json.dumps(settings))
+    r = run_pipe(
+        "run",
+        "summarize-text",
+        str(notes / "note1.md"),
+        "--backend",
+        llama.url,
+        "--persona",
+        "marisol",
+        "--user-persona",
+        "Quinn",
+        "--sillytavern",
+        str(tavern),
+    )
+    assert r.returncode == 0, r.stderr
+    (prompt,) = completions(llama)
+    assert "talks to Quinn like an old friend" in prompt
+    assert "Quinn sails a small boat." in prompt
+
+
+def test_recipe_persona_from_the_config_file(
+    llama: FakeLlama, notes: Path, tmp_path: Path, pipe_home: Path
+) -> None:
+    card = write_card(tmp_path, CARD)
+    config = pipe_home / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    env = {"PIPE_CONFIG_DIR": str(config)}
+    (config / "config.toml").write_text(f'[recipes.summarize-text]\npersona = "{card}"\n')
+    r = run_pipe("run", "summarize-text", str(notes / "note1.md"), "--backend", llama.url, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "Marisol keeps the harbour archive" in completions(llama)[0]
+
+
+def test_bad_cards_are_one_line_exit_2_before_any_model_call(
+    llama: FakeLlama, notes: Path, tmp_path: Path
+) -> None:
+    bad = {
+        "not-a-card.json": json.dumps({"hello": "world"}),
+        "broken.json": "{not json",
+        "no-chunk.png": None,
+    }
+    for name, text in bad.items():
+        path = tmp_path / name
+        if text is None:
+            Image.new("RGB", (8, 8)).save(path)
+        else:
+            path.write_text(text)
+        r = run_pipe(
+            "run", "summarize-text", str(notes), "--backend", llama.url, "--persona", str(path)
+        )
+        assert r.returncode == 2, (name, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and name in lines[0], (name, r.stderr)
+        assert "Traceback" not in r.stderr
+    missing = run_pipe("run", "summarize-text", str(notes), "--persona", "nobody-by-this-name")
+    assert missing.returncode == 2 and "nobody-by-this-name" in missing.stderr
+    alone = run_pipe("run", "summarize-text", str(notes), "--user-persona", "me")
+    assert alone.returncode == 2 and "--persona" in alone.stderr
+    assert llama.generate_calls == 0
+
+
+def test_card_far_larger_than_the_context(notes: Path, tmp_path: Path) -> None:
+    huge = json.loads(json.dumps(CARD))
+    huge["data"]["description"] = "The archive holds many ledgers. " * 3000
+    card = write_card(tmp_path, huge)
+    with FakeLlama(n_ctx=2048) as small:
+        r = run_pipe(
+            "run", "summarize-text", str(notes), "--backend", small.url, "--persona", str(card)
+        )
+        assert r.returncode == 2, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "marisol.json" in r.stderr
+        assert "context" in r.stderr
+        assert small.generate_calls == 0
