@@ -38,10 +38,13 @@ def user_dir() -> Path:
     return paths.config_dir() / "personas"
 
 
-def load(card: str, user: str | None = None, sillytavern: Path | None = None) -> Persona:
+def load(
+    card: str | Path, user: str | Path | None = None, sillytavern: Path | None = None
+) -> Persona:
     """The persona `card` (a path or a name) makes, speaking to `user` (a path, a name, or
     None for SillyTavern's default "User")."""
-    return render(find_card(card, sillytavern), find_user(user, sillytavern) if user else None)
+    user_persona = find_user(str(user), sillytavern) if user else None
+    return render(find_card(str(card), sillytavern), user_persona)
 
 
 def card_folders(sillytavern: Path | None) -> list[tuple[str, Path]]:

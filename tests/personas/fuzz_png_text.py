@@ -9,10 +9,8 @@ of a real card on every test run."""
 
 from __future__ import annotations
 
-import struct
 import sys
 import tempfile
-import zlib
 from pathlib import Path
 
 import atheris
@@ -22,22 +20,9 @@ with atheris.instrument_imports():
     from pipeline.personas.persona import BadCard
     from pipeline.personas.png_text import PngTextError, text_chunks
 
+from tests.personas.make import with_good_crcs
+
 CARD = Path(tempfile.mkdtemp(prefix="fuzz-card-")) / "card.png"
-
-
-def with_good_crcs(data: bytes) -> bytes:
-    """The bytes with each chunk's CRC made right, so mutations reach the text decoders
-    rather than all stopping at the CRC check."""
-    out = bytearray(data)
-    at = 8
-    while at + 8 <= len(out):
-        (length,) = struct.unpack_from(">I", out, at)
-        end = at + 8 + length
-        if end + 4 > len(out):
-            break
-        struct.pack_into(">I", out, end, zlib.crc32(out[at + 4 : end]))
-        at = end + 4
-    return bytes(out)
 
 
 def one(data: bytes) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +76,18 @@ def st_settings(path: Path, personas: dict[str, str], descriptions: dict[str, An
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings), encoding="utf-8")
     return path
+
+
+def with_good_crcs(data: bytes) -> bytes:
+    """The bytes with each chunk's CRC made right, so mutations reach the text decoders
+    rather than all stopping at the CRC check."""
+    out = bytearray(data)
+    at = 8
+    while at + 8 <= len(out):
+        (length,) = struct.unpack_from(">I", out, at)
+        end = at + 8 + length
+        if end + 4 > len(out):
+            break
+        struct.pack_into(">I", out, end, zlib.crc32(out[at + 4 : end]))
+        at = end + 4
+    return bytes(out)

@@ -15,7 +15,7 @@ from pipeline.personas import png_text
 from pipeline.personas.cards import read_card
 from pipeline.personas.persona import BadCard
 from pipeline.personas.png_text import PngTextError, text_chunks
-from tests.personas.make import b64, png_bytes, v2, v3
+from tests.personas.make import b64, png_bytes, v2, v3, with_good_crcs
 
 
 def chunk(kind: bytes, body: bytes) -> bytes:
@@ -132,17 +132,19 @@ def test_thousands_of_mutations_of_a_real_card_raise_only_the_modules_errors(
     )
     card = tmp_path / "card.png"
     read_ok = parsed_ok = 0
-    for mutated in mutations(data, 3000, seed=17):
-        try:
-            text_chunks(mutated)
-            parsed_ok += 1
-        except PngTextError as e:
-            assert "\n" not in str(e)
-        card.write_bytes(mutated)
-        try:
-            read_card(card)
-            read_ok += 1
-        except BadCard as e:
-            assert str(e).startswith(str(card)) and "\n" not in str(e)
-    assert 0 < parsed_ok < 3000  # some damage lands where nothing checks it (pixel data)
-    assert read_ok > 0
+    for damaged in mutations(data, 2000, seed=17):
+        # With the CRCs made right too, or nearly all damage stops at the CRC check.
+        for mutated in (damaged, with_good_crcs(damaged)):
+            try:
+                text_chunks(mutated)
+                parsed_ok += 1
+            except PngTextError as e:
+                assert "\n" not in str(e)
+            card.write_bytes(mutated)
+            try:
+                read_card(card)
+                read_ok += 1
+            except BadCard as e:
+                assert str(e).startswith(str(card)) and "\n" not in str(e)
+    assert 100 < parsed_ok < 4000  # damage in the pixels passes; in a text chunk, not always
+    assert read_ok > 100
