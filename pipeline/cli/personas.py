@@ -1,6 +1,6 @@
 """`pipe personas`: the character cards and user personas pipe can see, one line each. A
 card's text comes from the internet: on a terminal it is shown escaped and cut to the
-width; --json gives it as it is."""
+width; --json gives it whole, every control character as a JSON escape."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from pipeline.terminal import Shown
 @json_option("One JSON object a line: kind, name, first_line, source, problem.")
 @click.option(
     "--sillytavern",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="SillyTavern's folder: its data/*/characters and data/*/settings.json personas.",
 )
 def personas(as_json: bool, sillytavern: Path | None) -> None:
@@ -32,7 +32,7 @@ def personas(as_json: bool, sillytavern: Path | None) -> None:
     rows = found(sillytavern)
     if as_json:
         for row in rows:
-            click.echo(json.dumps(dataclasses.asdict(row), ensure_ascii=False))
+            click.echo(json.dumps(dataclasses.asdict(row)))  # ASCII: no control reaches a terminal
         return
     for row in rows:
         if row.problem:

@@ -2,7 +2,7 @@
 text chunks or PngTextError, and a card file gives a Card or BadCard, nothing else.
 
     pip install atheris
-    python tests/personas/fuzz_png_text.py -max_total_time=300 -rss_limit_mb=512
+    PYTHONPATH=. python tests/personas/fuzz_png_text.py -max_total_time=300 -rss_limit_mb=512
 
 Not collected by pytest (no test_ prefix); test_png_text.py runs deterministic mutations
 of a real card on every test run."""

@@ -88,3 +88,14 @@ def cut(name: str, first: str, source: str, columns: int) -> str:
     room = max(columns - len(head) - len(tail), 20)
     assert len(first) > room  # the test's texts are long enough to be cut
     return head + first[: room - 1] + "…" + tail
+
+
+def test_json_is_ascii_so_no_control_character_reaches_a_terminal(tmp_path: Path) -> None:
+    r = pipe("personas", "--json", "--sillytavern", str(tavern(tmp_path)))
+    assert r.stdout.isascii() and "\\u202e" in r.stdout
+
+
+def test_a_sillytavern_folder_that_is_not_there_is_a_usage_error(tmp_path: Path) -> None:
+    r = pipe("personas", "--sillytavern", str(tmp_path / "nope"))
+    assert r.returncode == 2 and r.stdout == ""
+    assert len(r.stderr.splitlines()) == 1 and "does not exist" in r.stderr
