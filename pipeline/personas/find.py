@@ -5,6 +5,7 @@ that order (a user's card of the same name replaces the built-in, as user recipe
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,12 @@ def load(
     """The persona `card` (a path or a name) makes, speaking to `user` (a path, a name, or
     None for SillyTavern's default "User")."""
     user_persona = find_user(str(user), sillytavern) if user else None
-    return render(find_card(str(card), sillytavern), user_persona)
+    found_card = find_card(str(card), sillytavern)
+    persona = render(found_card, user_persona)
+    source = Path(found_card.source)
+    if source.parent == BUILTIN:  # messages say "built-in librarian", not a site-packages path
+        persona = dataclasses.replace(persona, source=f"built-in {source.stem}")
+    return persona
 
 
 def card_folders(sillytavern: Path | None) -> list[tuple[str, Path]]:

@@ -52,7 +52,8 @@ def test_by_stem_or_by_card_name_without_case_in_sillytavern(tavern: Path) -> No
 
 
 def test_the_built_in_librarian_and_a_users_card_of_the_same_name_replacing_it() -> None:
-    assert load("librarian").source == str(LIBRARIAN)
+    assert load("librarian").source == "built-in librarian"
+    assert load(LIBRARIAN).source == "built-in librarian"
     json_card(mine() / "Librarian.json", v2(name="My own"))
     assert load("LIBRARIAN").name == "My own"
 
