@@ -28,6 +28,7 @@ FIELDS = (
     "system_prompt",
     "post_history_instructions",
 )
+V1_FIELDS = FIELDS[:6]  # V1 has no system_prompt nor post_history_instructions
 SPECS = {"chara_card_v2": "v2", "chara_card_v3": "v3"}
 
 
@@ -120,11 +121,9 @@ def parse_card(text: str, source: str) -> Card:
         raise BadCard(f"{source}: not a character card (the JSON is not an object)")
     spec_value = value.get("spec")
     if spec_value is None:
-        fields, spec = value, "v1"
+        fields, spec = {k: value.get(k) for k in V1_FIELDS}, "v1"
     elif spec_value in SPECS:
-        fields, spec = value.get("data"), SPECS[spec_value]
-        if not isinstance(fields, dict):
-            raise BadCard(f"{source}: a {spec_value} card without its 'data' object")
+        fields, spec = _v2_fields(value, source), SPECS[spec_value]
     else:
         raise BadCard(f"{source}: not a character card (unknown spec {_short(spec_value)})")
     return Card(
@@ -135,8 +134,18 @@ def parse_card(text: str, source: str) -> Card:
     )
 
 
+def _v2_fields(value: dict[str, Any], source: str) -> dict[str, Any]:
+    """The `data` object over the V1 fields at the top, as SillyTavern's readFromV2 reads a
+    card: a field `data` lacks keeps the top's value, and a card without `data` is read
+    from the top alone."""
+    data = value.get("data", {})
+    if not isinstance(data, dict):
+        raise BadCard(f"{source}: the card's 'data' is a JSON {type(data).__name__}, not an object")
+    return {**{k: value.get(k) for k in V1_FIELDS if k in value}, **data}
+
+
 def _fields(fields: dict[str, Any], source: str) -> dict[str, str]:
-    if "name" not in fields:
+    if fields.get("name") is None:
         raise BadCard(f"{source}: not a character card (no 'name')")
     out: dict[str, str] = {}
     for key in FIELDS:

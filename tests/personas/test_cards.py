@@ -30,6 +30,21 @@ def test_png_chara_v2_reads_the_data_object_with_its_v2_fields(tmp_path: Path) -
     assert card.post_history_instructions == "Be brief."
 
 
+def test_a_v2_card_reads_data_over_the_v1_fields_at_its_top_as_sillytavern_does(
+    tmp_path: Path,
+) -> None:
+    partial = {**V1, "spec": "chara_card_v2", "data": {"name": "Data", "scenario": None}}
+    card = read_card(json_card(tmp_path / "a.json", partial))
+    assert (card.name, card.description, card.scenario) == ("Data", V1["description"], "")
+    no_data = read_card(json_card(tmp_path / "b.json", {**V1, "spec": "chara_card_v2"}))
+    assert (no_data.name, no_data.spec) == ("Mira", "v2")
+
+
+def test_a_v1_card_has_no_system_prompt_even_if_its_json_says_one(tmp_path: Path) -> None:
+    card = read_card(json_card(tmp_path / "a.json", {**V1, "system_prompt": "Ignored."}))
+    assert card.system_prompt == ""
+
+
 def test_png_ccv3_alone(tmp_path: Path) -> None:
     card = read_card(png_card(tmp_path / "c.png", ("tEXt", "ccv3", b64(v3(name="Vee")))))
     assert (card.name, card.spec) == ("Vee", "v3")
@@ -93,7 +108,8 @@ BAD = {
     "empty name": (json.dumps({"name": "  "}).encode(), "'name' is empty"),
     "two-line name": (json.dumps({"name": "a\nb"}).encode(), "not a name"),
     "unknown spec": (json.dumps({"spec": "tavern_v9", "data": V1}).encode(), "unknown spec"),
-    "v2 without data": (json.dumps({"spec": "chara_card_v2"}).encode(), "without its 'data'"),
+    "v2 without data": (json.dumps({"spec": "chara_card_v2"}).encode(), "no 'name'"),
+    "data not object": (json.dumps({"spec": "chara_card_v2", "data": []}).encode(), "JSON list"),
     "number field": (json.dumps(v2(personality=7)).encode(), "'personality' is a JSON int"),
     "list field": (json.dumps(v2(description=["a"])).encode(), "'description' is a JSON list"),
     "huge field": (json.dumps(v2(description="x" * 100_001)).encode(), "over 100,000"),

@@ -43,7 +43,7 @@ def test_json_keeps_the_text_as_it_is_and_names_the_problem(tmp_path: Path) -> N
     by_name = {row["name"]: row for row in rows}
     assert set(by_name) == {"broken", "Evil", "Wren"}
     assert by_name["Evil"]["first_line"] == HOSTILE
-    assert "without its 'data' object" in by_name["broken"]["problem"]
+    assert "not a character card (no 'name')" in by_name["broken"]["problem"]
     assert set(by_name["Wren"]) == {"kind", "name", "first_line", "source", "problem"}
 
 
@@ -52,7 +52,7 @@ def test_an_unreadable_card_is_a_note_not_a_failure(tmp_path: Path) -> None:
     assert r.returncode == 0
     assert [line for line in r.stderr.splitlines() if "broken.json" in line] == [
         f"pipe: skipped {tmp_path}/ST/data/default-user/characters/broken.json: "
-        "a chara_card_v2 card without its 'data' object"
+        "not a character card (no 'name')"
     ]
     assert [line.split()[0] for line in r.stdout.splitlines()] == ["Evil", "Wren"]
 
