@@ -13,6 +13,7 @@ from pipeline import __version__
 from pipeline.cli.doctor import doctor
 from pipeline.cli.history import opened, runs, show, undo
 from pipeline.cli.output import Command, Group, echo, say
+from pipeline.cli.personas import personas
 from pipeline.cli.run import run
 from pipeline.errors import PipeError
 
@@ -40,7 +41,7 @@ def list_recipes() -> None:
         echo(f"{name:<{width}}  {origin:<8}  {description}  ({path})")
 
 
-for command in (run, doctor, list_recipes, runs, show, undo):  # in the help's order
+for command in (run, doctor, list_recipes, personas, runs, show, undo):  # in the help's order
     cli.add_command(command)
 
 
