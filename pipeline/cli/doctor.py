@@ -21,6 +21,8 @@ DEFAULT_NOTES = {
     "db": "default",
     "api_key_env": "default: none",
     "model_name": "default: the server's model",
+    "user_persona": "default: User",
+    "sillytavern": "default: none",
 }
 
 
@@ -33,6 +35,8 @@ DEFAULT_NOTES = {
 @setting("sd_backend", "Check this image server too.")
 @setting("api_key_env", "As for pipe run.", metavar="NAME")
 @setting("model_name", "As for pipe run.")
+@setting("user_persona", "As for pipe run (with a RECIPE that has a persona).", metavar="NAME")
+@setting("sillytavern", "As for pipe run.", metavar="DIR", type=click.Path(file_okay=False))
 @setting("timeout", "Seconds to wait for the tiny test request.", default=60, show_default=True)
 @setting(
     "wait", "Seconds to wait for a server that is still loading.", default=0, show_default=True
