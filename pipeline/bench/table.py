@@ -123,7 +123,13 @@ def rate(value: float | None) -> str:
 
 
 def count(value: int | None) -> str:
+    """Tokens as the issue writes them: 1,125."""
     return UNKNOWN if value is None else f"{value:,}"
+
+
+def setting(value: int | None) -> str:
+    """A server setting as its flag takes it: --contextsize 8024."""
+    return UNKNOWN if value is None else str(value)
 
 
 def when(at: str) -> str:
@@ -234,8 +240,8 @@ RATES_NOTE = (
 
 def _seed_cells(row: Row) -> list[str]:
     return [
-        count(row.first(lambda f: f.context_size)),
-        count(row.first(lambda f: f.gpu_layers)),
+        setting(row.first(lambda f: f.context_size)),
+        setting(row.first(lambda f: f.gpu_layers)),
         seconds(row.tests[BIOTICS].seconds) if BIOTICS in row.tests else UNKNOWN,
         seconds(row.tests[SD_YOU].seconds) if SD_YOU in row.tests else UNKNOWN,
     ]
@@ -313,7 +319,7 @@ def _history_cells(f: Figures, previous: Figures | None) -> list[str]:
         figures = [rate(f.prompt_per_second), rate(f.generated_per_second)]
     else:
         size = f"{f.width}×{f.height}" if f.width and f.height else UNKNOWN
-        figures = [size, count(f.steps)]
+        figures = [size, setting(f.steps)]
     return [when(f.at), seconds(f.seconds), *figures, change(previous, f)]
 
 
@@ -336,7 +342,7 @@ def _history_table(backend: str, test: str, runs: list[Figures]) -> list[str]:
             "",
             *markdown(columns, rows),
         ]
-    room = max(name_room(WIDTH, columns, rows) - 3, MIN_NAME)
+    room = max(name_room(WIDTH, columns, rows), MIN_NAME)
     rows = [[r[0], cut(m, room), *r[1:]] for r, m in zip(rows, models, strict=True)]
     return [heading, "", *markdown([columns[0], ("model", "<"), *columns[1:]], rows)]
 
