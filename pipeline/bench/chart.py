@@ -5,8 +5,9 @@ scaled to its own largest value.
 
 Drawn with Pillow, already a dependency and imported only inside `draw_chart` (so `pipe
 --help` loads no image code): bars, text and a title need nothing a plotting library adds,
-and matplotlib would be ~40 MB to install and ~0.5 s to import for the same picture. Pillow
-≥ 10.1 draws its bundled FreeType font (Aileron) at any size with `load_default(size=...)`.
+and matplotlib would be a new dependency (with numpy, fonttools, kiwisolver, ...) slow to
+install and import for the same picture. Pillow ≥ 10.1 draws its bundled FreeType font
+(Aileron) at any size with `load_default(size=...)`; it has Latin, not CJK glyphs.
 
 The file is written through a temporary file in the same folder and os.replace, so a reader
 never sees half a chart. A file already at the path is replaced only if it is a chart pipe
@@ -196,8 +197,11 @@ def _bars(
             (left, middle - thick / 2, left + max(length, 2.0), middle + thick / 2),
             fill=panel.colour,
         )
-        at = left + max(length, 2.0) + layout.unit * 0.3
-        draw.text((at, middle), panel.shown(value), font=font, fill=INK, anchor="lm")
+        end, text = left + max(length, 2.0), panel.shown(value)
+        if end + layout.unit * 0.3 + font.getlength(text) <= right:
+            draw.text((end + layout.unit * 0.3, middle), text, font=font, fill=INK, anchor="lm")
+        else:  # a picture too small for the value beside its bar: inside the bar's end
+            draw.text((end - layout.unit * 0.3, middle), text, font=font, fill=PAPER, anchor="rm")
     draw.line((left, layout.top, left, layout.top + len(rows) * layout.row_height), fill=RULE)
 
 
