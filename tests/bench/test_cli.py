@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,38 +12,10 @@ import pytest
 from PIL import Image
 
 from pipeline.bench.figures import BIOTICS, SD_YOU, Figures
+from tests.bench.support import QUICK, pipe_bench, within
 from tests.cli.test_imports import image_modules, loaded_by
-from tests.conftest import ROOT
 from tests.fakes.llama import FakeKobold, FakeLlama, dead_url
 from tests.fakes.sd import FakeSd
-
-QUICK = ("--size", "64", "--steps", "1")  # pictures the fake draws at once
-
-
-@pytest.fixture
-def where(tmp_path: Path) -> Path:
-    """The folder the CLI runs in; the database is in a folder of its own."""
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    (tmp_path / "state").mkdir()
-    return cwd
-
-
-def pipe_bench(
-    where: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    db = where.parent / "state" / "pipe.db"
-    full_env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "PIPE_DEFAULT_BACKENDS": dead_url(),  # never this machine's own servers
-        "PIPE_DEFAULT_IMAGE_BACKENDS": dead_url(),
-        **(env or {}),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "tests.bench.cli", "bench", "--db", str(db), *args],
-        capture_output=True, text=True, env=full_env, cwd=where, timeout=120,
-    )  # fmt: skip
 
 
 @pytest.fixture
@@ -62,10 +31,6 @@ def servers() -> Iterator[tuple[FakeLlama, FakeKobold, FakeSd]]:
 def all_of(servers: tuple[FakeLlama, FakeKobold, FakeSd]) -> list[str]:
     llama, kobold, sd = servers
     return ["--backend", llama.url, "--backend", kobold.url, "--sd-backend", sd.url, *QUICK]
-
-
-def within(figure: float | None, truth: float) -> bool:
-    return figure is not None and truth <= figure <= truth * 1.1
 
 
 def files_in(folder: Path) -> list[str]:
