@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.backends import Backend, BackendError, DrawRequest, ServerInfo, Timed
+from pipeline.backends import Backend, BackendError, DrawRequest, Request, ServerInfo, Timed
 from pipeline.bench import biotics, pictures
 from pipeline.bench.figures import BIOTICS, SD_YOU, Figures
 from pipeline.bench.measure import biotics_figures, median
@@ -83,19 +83,24 @@ class Bench:
             with target.open() as backend:
                 outcome.reached += 1
                 info = backend.info
-                if BIOTICS in target.tests and _has_text(info):
+                text = BIOTICS in target.tests and _has_text(info)
+                draws = SD_YOU in target.tests and info.can("txt2img")
+                if text:
                     yield self.biotics(target, backend)
-                if SD_YOU in target.tests and info.can("txt2img"):
+                if draws:
                     yield self.sd_you(target, backend)
-                elif target.tests == (SD_YOU,):  # given as an image server, and it is not
+                if target.tests == (SD_YOU,) and not draws:  # given as an image server
                     raise BackendError(f"{info.url} has no image model loaded: no /sd you")
+                if not (text or draws):
+                    raise BackendError(f"{info.url} has neither a text nor an image model")
         except (BackendError, BackendUnavailable, pictures.NotReplaced) as e:
             outcome.failed += 1
-            self.failed(f"{target.label}: {e}")
+            said = str(e)
+            self.failed(said if target.label in said else f"{target.label}: {said}")
 
     def biotics(self, target: Target, backend: Backend) -> Figures:
         n = self.plan.repeat
-        for run in range(WARM_UPS):
+        for run in range(WARM_UPS):  # numbered 0, -1, ...: apart from the counted ones
             warm = backend.complete_timed(self._request(-run))
             self.say(f"{target.label}: biotics warm-up: {warm.seconds:.2f} s (not counted)")
         timed: list[Timed] = []
@@ -112,7 +117,7 @@ class Bench:
         }
         return self._figures(BIOTICS, target, backend.info, measured, settings)
 
-    def _request(self, run: int) -> Any:
+    def _request(self, run: int) -> Request:
         return biotics.request(self.persona, run, self.nonce)
 
     def sd_you(self, target: Target, backend: Backend) -> Figures:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +15,11 @@ from PIL import Image
 from pipeline.bench.figures import BIOTICS, SD_YOU, Figures
 from tests.bench.support import QUICK, pipe_bench, within
 from tests.cli.test_imports import image_modules, loaded_by
+from tests.conftest import ROOT, alive, wait_for
 from tests.fakes.llama import FakeKobold, FakeLlama, dead_url
 from tests.fakes.sd import FakeSd
+
+FAKE_LLAMAFILE = ROOT / "tests" / "fakes" / "llamafile.py"
 
 
 @pytest.fixture
@@ -156,3 +160,25 @@ def test_bench_help_loads_no_image_code() -> None:
     assert "pipeline.cli.bench" in modules
     assert image_modules(modules) == []
     assert [m for m in modules if m.startswith(("pipeline.bench", "pipeline.store", "httpx"))] == []
+
+
+def test_a_model_file_is_started_benched_as_itself_and_stopped(where: Path, tmp_path: Path) -> None:
+    model = tmp_path / "models" / "fake.llamafile"
+    model.parent.mkdir()
+    model.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_LLAMAFILE}" "$@"\n')
+    model.chmod(0o755)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    pidfile = tmp_path / "server.pid"
+    env = {
+        "FAKE_LLAMAFILE_LATENCY": "0.2",
+        "FAKE_LLAMAFILE_PIDFILE": str(pidfile),
+        "TMPDIR": str(temp),
+    }
+    r = pipe_bench(where, "--model", str(model), "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    [f] = [Figures.from_json(d) for d in json.loads(r.stdout)]
+    assert f.backend == f"model:{model}" and f.model == "fake.gguf"
+    assert within(f.seconds, 0.2)
+    wait_for(lambda: not alive(int(pidfile.read_text())), timeout=30, what="the server to stop")
+    assert list(temp.iterdir()) == [] and files_in(where) == []

@@ -93,7 +93,7 @@ def test_a_down_backend_is_one_line_and_the_others_still_run(slow_llama: FakeLla
     down = dead_url()
     run, failed = bench()
     outcome = run.run(choose([down, slow_llama.url], None, None, HOW, print))
-    assert len(failed) == 1 and failed[0].startswith(f"{down}: ")
+    assert len(failed) == 1 and down in failed[0]
     assert outcome.failed == 1 and outcome.reached == 1
     assert [f.backend for f in outcome.figures] == [slow_llama.url]
 
@@ -103,7 +103,7 @@ def test_a_backend_failing_mid_way_is_one_line_and_the_others_still_run() -> Non
     with FakeLlama(failures=["", "", "500", "500", "500"]) as failing, FakeKobold() as kobold:
         run, failed = bench()
         outcome = run.run(choose([failing.url, kobold.url], None, None, HOW, print))
-    assert len(failed) == 1 and failed[0].startswith(f"{failing.url}: ")
+    assert len(failed) == 1 and failing.url in failed[0]
     assert [f.backend for f in outcome.figures] == [kobold.url]
     assert (outcome.reached, outcome.failed) == (2, 1)
 
@@ -122,3 +122,26 @@ def test_with_nothing_given_every_default_port_answering_is_benched(
         (kobold.url, BIOTICS),
         (sd.url, SD_YOU),
     ]
+
+
+def test_portraits_are_drawn_as_the_recipes_draw_unless_told() -> None:
+    from pipeline.steps.drawing import KEYS
+
+    plan = Plan()
+    assert (plan.size, plan.steps, plan.repeat, plan.keep) == (512, 20, 3, None)
+    assert (KEYS["width"].default, KEYS["steps"].default) == (plan.size, plan.steps)
+
+
+@pytest.mark.parametrize(
+    ("args", "layers"),
+    [((), None), (("-ngl", "18"), 18), (("--n-gpu-layers=33",), 33), (("-ngl", "auto"), None)],
+)
+def test_gpu_layers_are_known_from_what_pipe_started_the_server_with(
+    args: tuple[str, ...], layers: int | None
+) -> None:
+    from pathlib import Path
+
+    from pipeline.bench.targets import gpu_layers
+    from pipeline.servers.managed import ManagedSpec
+
+    assert gpu_layers(ManagedSpec(Path("m.gguf"), "llama-server", extra_args=args)) == layers
