@@ -9,12 +9,13 @@ is done (the store keeps them). A backend that fails gives one line and the othe
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from pipeline.backends import Backend, BackendError, DrawRequest, Request, ServerInfo, Timed
 from pipeline.bench import biotics, pictures
@@ -24,6 +25,8 @@ from pipeline.bench.targets import Target
 from pipeline.errors import BackendUnavailable, PipeError
 from pipeline.personas.persona import Persona
 
+A = TypeVar("A")
+R = TypeVar("R")
 WARM_UPS = 1  # biotics requests sent first and not counted: a model's first is slower
 # What a portrait is drawn with besides its size and steps: the recipes' defaults.
 PORTRAIT_DEFAULTS = DrawRequest(prompt="")
@@ -101,11 +104,11 @@ class Bench:
     def biotics(self, target: Target, backend: Backend) -> Figures:
         n = self.plan.repeat
         for run in range(WARM_UPS):  # numbered 0, -1, ...: apart from the counted ones
-            warm = backend.complete_timed(self._request(-run))
+            warm = asked(backend, backend.complete_timed, self._request(-run))
             self.say(f"{target.label}: biotics warm-up: {warm.seconds:.2f} s (not counted)")
         timed: list[Timed] = []
         for run in range(1, n + 1):
-            timed.append(backend.complete_timed(self._request(run)))
+            timed.append(asked(backend, backend.complete_timed, self._request(run)))
             self.say(f"{target.label}: biotics {run}/{n}: {timed[-1].seconds:.2f} s")
         measured = biotics_figures(timed)
         notes = measured.pop("settings")
@@ -136,7 +139,7 @@ class Bench:
                 seed=run,  # each picture its own, the same on every bench
             )
             started = time.perf_counter()
-            picture = backend.draw(request)
+            picture = asked(backend, backend.draw, request)
             seconds.append(time.perf_counter() - started)
             self.say(f"{target.label}: /sd you {run}/{n}: {seconds[-1]:.2f} s")
             if plan.keep is not None and picture.png is not None:
@@ -179,6 +182,30 @@ class Bench:
             },
             **measured,
         )
+
+
+def asked(backend: Backend, call: Callable[[A], R], argument: A) -> R:
+    """`call(argument)` in a thread of its own, so that Ctrl-C reaches pipe while the
+    request is in flight and the server is told to stop (koboldcpp would go on generating
+    for nobody); the thread is a daemon, so a server that never answers holds no exit."""
+    done: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            done["value"] = call(argument)
+        except BaseException as e:  # handed to the caller's thread, as it was
+            done["error"] = e
+
+    thread = threading.Thread(target=work, name="pipe-bench", daemon=True)
+    thread.start()
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        backend.abort_running()
+        raise
+    if "error" in done:
+        raise done["error"]
+    return cast(R, done["value"])
 
 
 def _has_text(info: ServerInfo) -> bool:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -182,3 +185,22 @@ def test_a_model_file_is_started_benched_as_itself_and_stopped(where: Path, tmp_
     assert within(f.seconds, 0.2)
     wait_for(lambda: not alive(int(pidfile.read_text())), timeout=30, what="the server to stop")
     assert list(temp.iterdir()) == [] and files_in(where) == []
+
+
+def test_ctrl_c_stops_koboldcpp_s_generation_too(where: Path) -> None:
+    with FakeKobold(latency=30) as kobold:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.bench.cli", "bench", "--backend", kobold.url,
+             "--db", str(where.parent / "state" / "pipe.db")],
+            cwd=where, env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: kobold.active == 1, what="the warm-up to be generating")
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=30) == 130
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+        assert len(kobold.aborted) == 1 and kobold.aborted[0].startswith("KCPP")
