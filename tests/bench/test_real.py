@@ -38,3 +38,12 @@ def test_llama_cpp_reports_its_prompt_and_its_own_timings(tmp_path: Path, where:
     assert f.prompt_per_second and f.generated_per_second and f.generated_tokens
     # pipe's own part of each request: a few ms on loopback, never most of it.
     assert f.overhead_ms is not None and 0 <= f.overhead_ms < 0.5 * f.seconds * 1000
+
+
+def test_with_no_server_anywhere_the_embedded_model_is_benched(where: Path) -> None:
+    real_servers.need_embedded_model()
+    r = pipe_bench(where, "--repeat", "1", "--json", timeout=600)
+    assert r.returncode == 0, r.stderr
+    [f] = [Figures.from_json(d) for d in json.loads(r.stdout)]
+    assert (f.backend, f.kind, f.test) == ("embedded", "embedded model", BIOTICS)
+    assert f.prompt_tokens and f.prompt_per_second and f.overhead_ms is not None
