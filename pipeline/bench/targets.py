@@ -73,7 +73,9 @@ def choose(
     found = False
     for url, tests in _default_ports(seen):
         try:
-            backend = connect(url, wait=0, timeout=how.timeout, api_key=how.api_key)
+            backend = connect(
+                url, wait=0, timeout=how.timeout, api_key=how.api_key, model_name=how.model_name
+            )
         except Transient:  # nothing there, or still loading: not a server to bench now
             continue
         except BackendError as e:
