@@ -17,9 +17,6 @@ chart, while a typo that names someone's photo or notes stops with one line inst
 from __future__ import annotations
 
 import io
-import os
-import secrets
-import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,14 +34,12 @@ from pipeline.bench.table import (
     seconds,
     when,
 )
-from pipeline.errors import PipeError, UsageError
+from pipeline.errors import UsageError
 
 if TYPE_CHECKING:
     from PIL import ImageDraw, ImageFont
 
 SOFTWARE = "pipe bench"  # the PNG text that marks a chart pipe drew (and may replace)
-MARK = b"tEXtSoftware\x00" + SOFTWARE.encode()
-HEAD = 4096  # Pillow writes text chunks before the pixels: the mark is near the start
 
 INK = (34, 38, 46)
 GREY = (120, 126, 136)
@@ -242,52 +237,18 @@ def render(figures: Sequence[Figures], size: tuple[int, int]) -> Any:
     return image
 
 
-def draw_chart(figures: list[Figures], path: Path, size: tuple[int, int] = (1200, 700)) -> None:
-    """Draw the figures as a PNG of exactly `size` at `path`, atomically; an existing file
-    there is replaced only if it is a chart pipe drew (UsageError otherwise)."""
+def png(figures: Sequence[Figures], size: tuple[int, int] = (1200, 700)) -> bytes:
+    """The figures drawn as PNG bytes of exactly `size`, marked as pipe's drawing."""
     from PIL import PngImagePlugin
 
-    check_replaceable(path)
-    image = render(figures, size)
     info = PngImagePlugin.PngInfo()
     info.add_text("Software", SOFTWARE)
     data = io.BytesIO()
-    image.save(data, "PNG", pnginfo=info, optimize=True)
-    write_atomically(path, data.getvalue())
+    render(figures, size).save(data, "PNG", pnginfo=info, optimize=True)
+    return data.getvalue()
 
 
-def check_replaceable(path: Path) -> None:
-    """Nothing there, or a chart pipe drew: anything else is the user's and stays."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    except OSError as e:
-        raise PipeError(f"cannot write the chart {path}: {e.strerror}") from None
-    if stat.S_ISREG(st.st_mode):
-        try:  # non-blocking: a FIFO swapped in after the lstat does not hang
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
-            with os.fdopen(fd, "rb") as f:
-                if MARK in f.read(HEAD):
-                    return
-        except OSError:
-            pass
-    raise UsageError(f"{path} exists and is not a chart pipe drew; not replacing it")
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """`data` at `path` through a temporary file beside it: all of it or nothing."""
-    folder = path.parent
-    tmp = folder / f".pipe-{secrets.token_hex(8)}.tmp"
-    try:
-        # Not mkstemp: its 0600 would hide the chart from the user's group and viewers.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise PipeError(f"cannot write the chart {path}: {e.strerror or e}") from None
-        raise
+def draw_chart(figures: list[Figures], path: Path, size: tuple[int, int] = (1200, 700)) -> None:
+    """The chart at `path` (a new file of the caller's: `pipe bench --chart` writes through
+    `actions.base.write_output`, which replaces only what pipe wrote)."""
+    path.write_bytes(png(figures, size))

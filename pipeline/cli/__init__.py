@@ -10,6 +10,7 @@ import sys
 import click
 
 from pipeline import __version__
+from pipeline.cli.bench import bench
 from pipeline.cli.doctor import doctor
 from pipeline.cli.history import opened, runs, show, undo
 from pipeline.cli.output import Command, Group, echo, say
@@ -41,7 +42,16 @@ def list_recipes() -> None:
         echo(f"{name:<{width}}  {origin:<8}  {description}  ({path})")
 
 
-for command in (run, doctor, list_recipes, personas, runs, show, undo):  # in the help's order
+for command in (
+    run,
+    doctor,
+    list_recipes,
+    personas,
+    runs,
+    show,
+    undo,
+    bench,
+):  # in the help's order
     cli.add_command(command)
 
 

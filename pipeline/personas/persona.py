@@ -20,6 +20,7 @@ class Persona:
     system: str  # macros already substituted
     after: str = ""  # post_history_instructions, macros substituted; "" if none
     source: str = ""  # where it was read from, for messages: a path or "built-in librarian"
+    portrait: str = ""  # a Stable Diffusion prompt for the character's picture (`pipe bench`)
 
     def key(self) -> dict[str, str]:
         """What the persona changes in a request (for cache fingerprints): a changed card

@@ -61,6 +61,7 @@ def render(card: Card, user: UserPersona | None = None) -> Persona:
         system=system,
         after=sub(card.post_history_instructions),
         source=card.source,
+        portrait=sub(card.portrait),
     )
 
 

@@ -4,9 +4,10 @@ one thread.
 `Store` owns the connections (store/connection.py) and composes the parts, each a small
 class over them for one capability: `run_table` (runs, their counts and liveness),
 `items` (per-file rows and the claims that keep two runs apart), `cache` (answers and
-pictures), `outputs` (the files pipe wrote), `history` (what each run did to each file) and
-`journal` (renames). A part that needs another is given it (items asks run_table whether a
-claim's run is alive). The methods callers use are the parts' own, bound on the store.
+pictures), `outputs` (the files pipe wrote), `history` (what each run did to each file),
+`journal` (renames) and `bench` (what `pipe bench` measured). A part that needs another is
+given it (items asks run_table whether a claim's run is alive). The methods callers use
+are the parts' own, bound on the store.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from pipeline.errors import DatabaseError
 from pipeline.store.answer_cache import AnswerCache, now_iso
+from pipeline.store.bench import BenchResults
 from pipeline.store.connection import Connections, Transaction
 from pipeline.store.history import History
 from pipeline.store.items import ItemRow, Items
@@ -47,6 +49,7 @@ class Store:
         self.history = History(self.connections)
         self.items = Items(self.connections, self.run_table, self.cache, self.history)
         self.journal = Journal(self.connections, self.run_table)
+        self.bench = BenchResults(self.connections)
         self._bind()
 
     def _bind(self) -> None:

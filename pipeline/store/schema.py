@@ -171,6 +171,37 @@ def _m009_started_models(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m010_bench(db: sqlite_utils.Database) -> None:
+    # What `pipe bench` measured, one row per test per backend (bench/figures.py's Figures),
+    # kept so `pipe bench --history` shows how a box changed; `settings` is JSON.
+    db["bench"].create(
+        {
+            "id": int,
+            "at": str,
+            "backend": str,
+            "kind": str,
+            "model": str,
+            "test": str,
+            "seconds": float,
+            "context_size": int,
+            "gpu_layers": int,
+            "runs": int,
+            "prompt_tokens": int,
+            "prompt_per_second": float,
+            "first_token_seconds": float,
+            "generated_tokens": int,
+            "generated_per_second": float,
+            "overhead_ms": float,
+            "width": int,
+            "height": int,
+            "steps": int,
+            "settings": str,
+        },
+        pk="id",
+    )
+    db["bench"].create_index(["backend", "at"])
+
+
 # Append only: each runs once per database, in order, recorded in `_migrations`.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
@@ -182,6 +213,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("007_run_written_dry_run", _m007_run_written_dry_run),
     ("008_claims", _m008_claims),
     ("009_started_models", _m009_started_models),
+    ("010_bench", _m010_bench),
 ]
 
 

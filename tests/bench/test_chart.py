@@ -4,17 +4,14 @@ only a chart pipe drew."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from pipeline.bench.chart import PANELS, draw_chart
 from pipeline.bench.figures import BIOTICS, SD_YOU, Figures
-from pipeline.errors import UsageError
 from tests.conftest import ROOT
 
 BLUE, ORANGE, GREEN = (p.colour for p in PANELS)  # biotics, /sd you, tokens a second
@@ -105,45 +102,6 @@ def test_missing_zero_huge_and_very_long_names_still_draw(tmp_path: Path) -> Non
 def test_nothing_to_show_is_still_a_chart(tmp_path: Path) -> None:
     draw_chart([], tmp_path / "empty.png")
     opened(tmp_path / "empty.png", (1200, 700))
-
-
-def test_a_chart_pipe_drew_is_replaced_anything_else_stays(tmp_path: Path) -> None:
-    path = tmp_path / "bench.png"
-    draw_chart([biotics(5001, 19.0)], path, size=(400, 300))
-    draw_chart([biotics(5001, 19.0)], path, size=(500, 300))  # next week's run
-    opened(path, (500, 300))
-    photo = tmp_path / "photo.png"
-    Image.new("RGB", (10, 10), "red").save(photo)
-    notes = tmp_path / "notes.md"
-    notes.write_text("my notes\n")
-    link = tmp_path / "link.png"
-    link.symlink_to(path)
-    for kept in (photo, notes, link, tmp_path):
-        before = kept.read_bytes() if kept.is_file() and not kept.is_symlink() else None
-        with pytest.raises(UsageError, match="not a chart pipe drew"):
-            draw_chart([biotics(5001, 19.0)], kept)
-        if before is not None:
-            assert kept.read_bytes() == before
-    assert link.is_symlink()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "bench.png",
-        "link.png",
-        "notes.md",
-        "photo.png",
-    ]
-
-
-def test_a_folder_that_cannot_be_written_is_one_line_and_no_leftovers(tmp_path: Path) -> None:
-    from pipeline.errors import PipeError
-
-    with pytest.raises(PipeError, match="cannot write the chart"):
-        draw_chart([biotics(5001, 19.0)], tmp_path / "missing" / "bench.png")
-    if os.geteuid() != 0:  # root writes anywhere
-        locked = tmp_path / "locked"
-        locked.mkdir(mode=0o500)
-        with pytest.raises(PipeError, match="cannot write the chart"):
-            draw_chart([biotics(5001, 19.0)], locked / "bench.png")
-        assert list(locked.iterdir()) == []
 
 
 def test_importing_the_chart_loads_no_image_code() -> None:

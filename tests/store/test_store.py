@@ -42,6 +42,7 @@ def test_migrations_run_once(tmp_path: Path) -> None:
         "007_run_written_dry_run",
         "008_claims",
         "009_started_models",
+        "010_bench",
     ]
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
