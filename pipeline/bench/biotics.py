@@ -12,7 +12,8 @@ from __future__ import annotations
 from pipeline.backends import Request
 from pipeline.personas.persona import Persona
 
-# Written for pipe (about 230 tokens on a Llama-style tokenizer).
+# Written for pipe: 266 tokens by SmolLM2's tokenizer; with the librarian card, the chat
+# format and the question, the prompt is 1,129 tokens (the seed: 1,125).
 PARAGRAPH = (
     "Antibiotics are medicines that kill bacteria or stop them multiplying while leaving"
     " human cells largely unharmed, because they aim at parts that bacteria have and our"
@@ -27,6 +28,10 @@ PARAGRAPH = (
     " change its target. Each course of treatment kills the susceptible cells and leaves"
     " these survivors to multiply, and resistance genes spread between species on plasmids."
     " Needless prescriptions and unfinished courses give resistant strains more chances."
+    " Broad-spectrum drugs also kill the harmless bacteria of the gut and skin, and their loss"
+    " can let others, such as Clostridioides difficile, take over; so doctors match the drug"
+    " to the infection where a test allows, and hospitals track which strains resist which"
+    " drugs."
 )
 QUESTION = "Explain the above in one sentence."
 # One sentence is 20-50 tokens; the cap keeps a model that rambles from timing its ramble.
