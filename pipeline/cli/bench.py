@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 REPEAT = config.Bound(1, 100, whole=True)
 SIZE = config.Bound(64, 1024, whole=True)
 STEPS = config.Bound(1, 80, whole=True)  # what image servers accept (steps/drawing.py)
+GPU_LAYERS = config.Bound(0, 10_000, whole=True)
 HISTORY_LIMIT = 1000
 
 
@@ -71,6 +72,18 @@ def _chart_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple
     metavar="FILE",
     help="Start this model as a server (a .llamafile, or a .gguf served by llama-server) and"
     " bench it.",
+)
+@click.option(
+    "--server-binary",
+    metavar="PATH",
+    help="The llama.cpp server that serves a --model .gguf (default: llama-server on PATH).",
+)
+@click.option(
+    "--gpu-layers",
+    type=BoundType(GPU_LAYERS),
+    default=None,
+    metavar="N",
+    help="Start --model with N layers on the GPU (-ngl N); the table shows it.",
 )
 @click.option(
     "--repeat",
@@ -159,7 +172,7 @@ def _measure(
     from pipeline.bench import targets
     from pipeline.bench.runner import Bench, Plan
 
-    managed = _managed(flags["model_file"], s)
+    managed = _managed(flags, s)
     persona, portrait = load_persona(flags["persona"], s)
     plan = Plan(
         repeat=flags["repeat"],
@@ -202,14 +215,21 @@ def load_persona(name: str, s: settings.Settings) -> tuple[Persona, str]:
     return persona, persona.portrait
 
 
-def _managed(model_file: str | None, s: settings.Settings) -> Any:
-    if model_file is None:
+def _managed(flags: dict[str, Any], s: settings.Settings) -> Any:
+    if flags["model_file"] is None:
+        if flags["gpu_layers"] is not None or flags["server_binary"]:
+            raise UsageError("--gpu-layers and --server-binary go with --model FILE")
         return None
     if s.source("backends").startswith("flag"):
         raise UsageError("give --model FILE or --backend URL, not both")
     from pipeline.servers.managed import ManagedSpec
 
-    return ManagedSpec.for_model(model_file)
+    layers = flags["gpu_layers"]
+    return ManagedSpec.for_model(
+        flags["model_file"],
+        server_binary=flags["server_binary"],
+        extra_args=() if layers is None else ("-ngl", str(layers)),
+    )
 
 
 def _open_store(s: settings.Settings) -> Store:

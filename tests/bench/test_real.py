@@ -47,3 +47,19 @@ def test_with_no_server_anywhere_the_embedded_model_is_benched(where: Path) -> N
     [f] = [Figures.from_json(d) for d in json.loads(r.stdout)]
     assert (f.backend, f.kind, f.test) == ("embedded", "embedded model", BIOTICS)
     assert f.prompt_tokens and f.prompt_per_second and f.overhead_ms is not None
+
+
+def test_a_model_pipe_starts_shows_the_gpu_layers_it_was_started_with(where: Path) -> None:
+    binary = real_servers.llama_server_binary()
+    model = real_servers.smollm2_model()
+    r = pipe_bench(
+        where,
+        *("--model", str(model), "--server-binary", str(binary), "--gpu-layers", "0"),
+        *("--repeat", "1", "--json"),
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    [f] = [Figures.from_json(d) for d in json.loads(r.stdout)]
+    assert f.gpu_layers == 0 and f.backend == f"model:{model}" and f.context_size
+    table = pipe_bench(where, "--history")
+    assert table.returncode == 0 and "SmolLM2" in table.stdout
