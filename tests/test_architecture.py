@@ -47,6 +47,16 @@ FORBIDDEN = {
     "actions": ("pipeline.engine", "pipeline.cli", "pipeline.api"),
     "servers": ("pipeline.engine", "pipeline.actions", "pipeline.cli"),
     "doctor": ("pipeline.engine", "pipeline.actions", "pipeline.cli"),
+    "personas": (
+        "pipeline.engine",
+        "pipeline.actions",
+        "pipeline.backends",
+        "pipeline.store",
+        "pipeline.steps",
+        "pipeline.cli",
+        "pipeline.api",
+    ),
+    "bench": ("pipeline.engine", "pipeline.cli", "pipeline.api"),
 }
 IMPORT = re.compile(r"^\s*(?:from|import) (pipeline(?:\.\w+)*)", re.M)
 
