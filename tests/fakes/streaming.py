@@ -136,6 +136,9 @@ def llama(fake: FakeLlama, h: _Handler, body: dict[str, Any], prompt: str, n_pro
         final = _llama_last(fake, prompt, done[0], old) if done else {"stop": True}
         sse.write(f"data: {json.dumps(final)}\n\n".encode())
 
+    if failure in HOSTILE:  # without taking a slot: the next request is answered
+        serve(SSE(h, headers, chunked=True), iter(()), piece, lambda: None, failure)
+        return
     with fake._slots:
         sse = SSE(h, headers, chunked=True)
         stops = [str(s) for s in body.get("stop") or []]
@@ -232,10 +235,14 @@ def openai(fake: FakeOpenAI, h: _Handler, body: dict[str, Any], prompt: str, use
             sse.write(f"data: {json.dumps({**head, 'choices': [], 'usage': usage})}\n\n".encode())
         sse.write(b"data: [DONE]\n\n")
 
+    headers = [("server", "uvicorn"), ("content-type", "text/event-stream")]
+    if failure in HOSTILE:  # without taking a slot: the next request is answered
+        piece: Piece = lambda text, n: chunk({"content": text})  # noqa: E731
+        serve(SSE(h, headers, chunked=True), iter(()), piece, lambda: None, failure)
+        return
     with fake._slots:
-        sse = SSE(h, [("server", "uvicorn"), ("content-type", "text/event-stream")], True)
-        if failure not in HOSTILE:
-            sse.write(chunk({"role": "assistant", "content": None}))
+        sse = SSE(h, headers, chunked=True)
+        sse.write(chunk({"role": "assistant", "content": None}))
         stops = [str(s) for s in body.get("stop") or []]
         pieces = fake.pieces(prompt, stops, done) if failure != "empty" else iter(())
         serve(sse, pieces, lambda text, n: chunk({"content": text}), last, failure)
