@@ -64,14 +64,15 @@ def data(event: Event, where: str) -> Any:
     """An event's JSON; anything else (or an `error:` event) is one Transient line."""
     try:
         body = json.loads(event.data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         text = event.data[:80]
         raise Transient(f"{where} streamed something that is not JSON: {text!r}") from None
     if event.name == "error" or (isinstance(body, dict) and "error" in body):
         error = body.get("error", body) if isinstance(body, dict) else body
         if isinstance(error, dict):
             error = error.get("message") or error.get("content") or error
-        raise Transient(f"{where} failed while answering: {str(error)[:200]}")
+        said = " ".join(str(error).split())[:200]  # the server's words, on one line
+        raise Transient(f"{where} failed while answering: {said}")
     return body
 
 
