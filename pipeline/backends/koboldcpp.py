@@ -47,6 +47,9 @@ class KoboldBackend(HttpBackend):
         super().__init__(*args, **kwargs)
         self.images: ImageModelInfo | None = None
         self._running: set[str] = set()
+        # The prompt this backend last sent: how much of the next one koboldcpp reuses.
+        self.last_prompt: str | None = None
+        self.previous_prompt: str | None = None  # the one before, while the last runs
         self._lock = threading.Lock()
 
     def probe(self) -> ServerInfo:
@@ -86,7 +89,7 @@ class KoboldBackend(HttpBackend):
 
     def complete(self, request: Request) -> Completion:
         payload = self._payload(request)
-        with self._tracked(str(payload["genkey"])):
+        with self._tracked(payload):
             response = self.send("POST", "/api/v1/generate", payload)
         self.raise_for_status(response)
         body = self.json(response)
@@ -105,7 +108,7 @@ class KoboldBackend(HttpBackend):
         pieces: list[str] = []
         first: float | None = None
         end: float | None = None
-        with self._tracked(str(payload["genkey"])):
+        with self._tracked(payload):
             for at, event in stream.events(self, path, payload):
                 body = stream.data(event, where)
                 token = body.get("token") if isinstance(body, dict) else None
@@ -122,7 +125,7 @@ class KoboldBackend(HttpBackend):
         stops = payload["stop_sequence"]
         text = perf.trim_at_stops("".join(pieces), stops if isinstance(stops, list) else [])
         prompt = str(payload["prompt"])
-        return perf.timed(self, text, prompt, end, end if first is None else first)
+        return perf.timed(self, text, (self.previous_prompt, prompt), end, first or end)
 
     def _payload(self, request: Request) -> dict[str, object]:
         prompt, stop = self.raw_prompt(request)
@@ -148,8 +151,12 @@ class KoboldBackend(HttpBackend):
         return payload
 
     @contextlib.contextmanager
-    def _tracked(self, genkey: str) -> Iterator[None]:
-        """While a generation runs, abort_running() knows its key."""
+    def _tracked(self, payload: dict[str, object]) -> Iterator[None]:
+        """While a generation runs, abort_running() knows its key; the prompt sent before
+        it is kept aside (koboldcpp reuses the prefix they share: koboldcpp_perf.py)."""
+        genkey = str(payload["genkey"])
+        previous, self.last_prompt = self.last_prompt, str(payload["prompt"])
+        self.previous_prompt = previous
         with self._lock:
             self._running.add(genkey)
         try:

@@ -1,13 +1,15 @@
 """koboldcpp's own account of its last generation (`GET /api/extra/perf`), as `pipe bench`
 reads it after a streamed request.
 
-In koboldcpp 1.76 (gpttype_adapter.cpp) `last_process` is milliseconds per prompt token,
-`time1*1000/embd_inp.size()`, and `last_eval` milliseconds per generated token over
-`last_token_count` tokens. `embd_inp` is the prompt less the prefix koboldcpp reused from
-the previous request ("fast forward"), so a prompt whose first line differs from the last
-one's costs its whole length; pipe counts the prompt with `/api/extra/tokencount` (the same
-tokenizer) and multiplies. A prompt that shares a long prefix with the previous one would
-make the prompt time look longer than it was, by the reused share."""
+In koboldcpp 1.76 (gpttype_adapter.cpp) `last_process` is milliseconds per prompt token
+processed, `time1*1000/embd_inp.size()`, and `last_eval` milliseconds per generated token
+over `last_token_count` tokens. `embd_inp` is the prompt less the prefix koboldcpp kept
+from the previous request ("fast forward", model_adapter.cpp ContextFastForward: the
+common prefix of the tokens, at most all but one). pipe tokenizes this prompt and the one
+it sent before with `/api/extra/tokencount` (the same tokenizer) to know that prefix, so
+the prompt's figures are the tokens really processed and the time they took, as
+llama.cpp's `prompt_n` leaves out what its cache held. Another client's request in between
+would make the prefix unknown: a bench has the server to itself."""
 
 from __future__ import annotations
 
@@ -22,28 +24,60 @@ if TYPE_CHECKING:
 STOP_REASONS = {0: "limit", 1: "eos", 2: "word"}
 
 
-def timed(backend: KoboldBackend, text: str, prompt: str, seconds: float, first: float) -> Timed:
-    """The Timed for a finished stream: the server's figures where it gives them."""
+def timed(
+    backend: KoboldBackend,
+    text: str,
+    prompts: tuple[str | None, str],
+    seconds: float,
+    first: float,
+) -> Timed:
+    """The Timed for a finished stream of `prompts[1]` (sent after `prompts[0]`, if any):
+    the server's figures where it gives them."""
+    previous, prompt = prompts
+    ids = prompt_ids(backend, prompt)
+    kept = reused(prompt_ids(backend, previous) if previous else [], ids) if ids else 0
+    processed = len(ids) - kept if ids is not None else None
     figures = last_perf(backend)
-    prompt_tokens = backend.count_tokens(prompt)
-    server = None
-    generated = None
-    reason = None
+    server = generated = reason = None
     if figures is not None:
         process, evaluate, generated, reason = figures
         server = ServerTimings(
-            prompt_tokens=prompt_tokens,
-            prompt_seconds=None if prompt_tokens is None else process * prompt_tokens / 1000,
+            prompt_tokens=processed,
+            prompt_seconds=None if processed is None else process * processed / 1000,
             generated_tokens=generated,
             generation_seconds=evaluate * generated / 1000,
         )
     completion = Completion(
         text=text,
-        prompt_tokens=prompt_tokens,
+        prompt_tokens=len(ids) if ids is not None else None,
         completion_tokens=generated,
         stop_reason=reason,
     )
     return Timed(completion, seconds, first, server)
+
+
+def prompt_ids(backend: KoboldBackend, prompt: str) -> list[int] | None:
+    """The prompt's tokens by koboldcpp's tokenizer (None when it cannot say)."""
+    try:
+        response = backend.send("POST", "/api/extra/tokencount", {"prompt": prompt}, timeout=60)
+        body: Any = backend.json(response) if response.status_code == 200 else None
+    except BackendError:
+        return None
+    ids = body.get("ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        return None
+    return ids
+
+
+def reused(previous: list[int] | None, ids: list[int]) -> int:
+    """How many of `ids` koboldcpp's fast forward keeps from `previous`: their common
+    prefix, but never the whole prompt (its loop stops before the last token)."""
+    common = 0
+    for old, new in zip(previous or [], ids, strict=False):
+        if old != new:
+            break
+        common += 1
+    return max(0, min(common, len(ids) - 1))
 
 
 def last_perf(backend: KoboldBackend) -> tuple[float, float, int, str | None] | None:

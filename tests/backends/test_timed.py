@@ -73,6 +73,26 @@ def test_complete_timed_reports_what_the_fake_was_set_to_take(kind: str) -> None
     assert server.seconds is not None and server.seconds <= timed.seconds
 
 
+def test_koboldcpp_figures_leave_out_the_prefix_it_reused_from_the_last_prompt() -> None:
+    """koboldcpp keeps the prefix a prompt shares with the one before ("fast forward") and
+    reports milliseconds per token it processed: pipe counts those tokens, so a second
+    request that differs after the chat format's opening is timed for what it cost."""
+    with paced("koboldcpp") as fake:
+        backend = connect(fake.url)
+        backend.complete_timed(REQUEST)
+        second = Request("Another paragraph. " * 80, system=REQUEST.system)
+        timed = backend.complete_timed(second)
+    prompts = [backend.raw_prompt(r)[0] for r in (REQUEST, second)]
+    shared = next(n for n, (a, b) in enumerate(zip(*prompts, strict=False)) if a != b) // 3
+    processed = count_tokens(prompts[1]) - shared
+    assert fake.paced[-1].prompt_tokens == processed and shared > 3
+    server = timed.server
+    assert server is not None and server.prompt_tokens == processed
+    assert timed.completion.prompt_tokens == count_tokens(prompts[1])
+    within(server.prompt_seconds, processed * PROMPT_TOKEN)
+    within(timed.first_token, processed * PROMPT_TOKEN + TOKEN)
+
+
 def test_what_each_kind_sends_to_be_timed() -> None:
     """The same request as complete() sends, streamed; llama.cpp without its prompt cache."""
     request = Request("Explain.", system="Be brief.", stop=("\n\n",), grammar='root ::= "a"')
@@ -87,12 +107,9 @@ def test_what_each_kind_sends_to_be_timed() -> None:
         backend.complete(request)
         backend.complete_timed(request)
     paths = [path for path, _ in kobold.requests]
-    assert paths[-4:] == [
-        "/api/v1/generate",
-        "/api/extra/generate/stream",
-        "/api/extra/perf",
-        "/api/extra/tokencount",
-    ]
+    streamed_at = paths.index("/api/extra/generate/stream")
+    assert paths[streamed_at - 1] == "/api/v1/generate"
+    assert set(paths[streamed_at + 1 :]) == {"/api/extra/perf", "/api/extra/tokencount"}
     plain, streamed = (body for path, body in kobold.requests if "generate" in path)
     assert plain.pop("genkey") != streamed.pop("genkey") and plain == streamed
     with paced("openai") as openai:

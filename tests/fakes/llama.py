@@ -81,6 +81,12 @@ def count_tokens(text: str) -> int:
     return math.ceil(len(text.encode("utf-8", "surrogatepass")) / 3)  # hostile answers too
 
 
+def token_ids(text: str) -> list[int]:
+    """The fake tokenizer's ids: each 3 bytes as a number (equal texts, equal ids)."""
+    data = text.encode("utf-8", "surrogatepass")
+    return [int.from_bytes(data[n : n + 3], "big") for n in range(0, len(data), 3)]
+
+
 class FakeServer:
     """Common machinery. `failures` is a list of modes consumed by successive generate calls:
     "500", "garbage", "empty", "drop", "busy" (503), "hang" (sleeps past any timeout); for
@@ -181,14 +187,19 @@ class FakeServer:
     def generate(self, prompt: str, stops: list[str]) -> str:
         return "".join(self.pieces(prompt, stops, []))
 
-    def generate_paced(self, prompt: str, stops: list[str]) -> tuple[str, Paced]:
+    def generate_paced(
+        self, prompt: str, stops: list[str], processed: int | None = None
+    ) -> tuple[str, Paced]:
         done: list[Paced] = []
-        text = "".join(self.pieces(prompt, stops, done))
+        text = "".join(self.pieces(prompt, stops, done, processed))
         return text, done[0]
 
-    def pieces(self, prompt: str, stops: list[str], done: list[Paced]) -> Iterator[str]:
-        """The answer to `prompt`, cut at the first stop, a token at a time as paced; what
-        it took goes to `done` (and `paced`) once the last piece is taken."""
+    def pieces(
+        self, prompt: str, stops: list[str], done: list[Paced], processed: int | None = None
+    ) -> Iterator[str]:
+        """The answer to `prompt`, cut at the first stop, a token at a time as paced (the
+        prompt's tokens, or the `processed` part of them); what it took goes to `done` (and
+        `paced`) once the last piece is taken."""
         with self._lock:
             self.prompts[prompt] += 1
             self.active += 1
@@ -201,7 +212,8 @@ class FakeServer:
             for stop in stops:
                 if stop and stop in text:
                     text = text[: text.index(stop)]
-            yield from self.pace.run(count_tokens(prompt), text, done)
+            n_prompt = count_tokens(prompt) if processed is None else processed
+            yield from self.pace.run(n_prompt, text, done)
             with self._lock:
                 self.paced.append(done[-1])
         finally:
@@ -592,6 +604,7 @@ class FakeKobold(FakeServer):
         self.images_seen = 0
         self.waiting = 0
         self.last_paced: Paced | None = None
+        self.context_ids: list[int] = []  # the last prompt's tokens (its fast forward)
         self.slots = 1
         self._slots = threading.Semaphore(1)
 
@@ -623,9 +636,8 @@ class FakeKobold(FakeServer):
         elif method == "GET" and path == "/api/extra/perf":
             h.send(200, streaming.kobold_perf(self, self.last_paced), KOBOLD_HEADERS)
         elif method == "POST" and path == "/api/extra/tokencount":
-            prompt = (body or {}).get("prompt", "")
-            n = count_tokens(prompt)
-            h.send(200, {"value": n, "ids": list(range(n))}, KOBOLD_HEADERS)
+            ids = token_ids(str((body or {}).get("prompt", "")))
+            h.send(200, {"value": len(ids), "ids": ids}, KOBOLD_HEADERS)
         elif method == "POST" and path == "/api/extra/abort":
             self.aborted.append((body or {}).get("genkey", ""))
             h.send(200, {"success": "true", "done": "true"}, KOBOLD_HEADERS)
@@ -643,6 +655,16 @@ class FakeKobold(FakeServer):
 
     def record_perf(self, paced: Paced) -> None:
         self.last_paced = paced  # what /api/extra/perf reports
+
+    def fast_forward(self, prompt: str) -> int:
+        """The prompt's tokens to process: koboldcpp keeps the prefix it shares with the
+        previous prompt (all but the last token at most), as its ContextFastForward does."""
+        ids, previous = token_ids(prompt), self.context_ids
+        self.context_ids = ids
+        kept = 0
+        while kept < min(len(previous), len(ids)) and previous[kept] == ids[kept]:
+            kept += 1
+        return len(ids) - max(0, min(kept, len(ids) - 1))
 
     def generate_endpoint(self, h: _Handler, body: dict[str, Any], stream: bool = False) -> None:
         with self._lock:
@@ -688,10 +710,11 @@ class FakeKobold(FakeServer):
             stops = list(body.get("stop_sequence") or [])
             stops = stops if body.get("trim_stop") else []
             with self._slots:
+                processed = self.fast_forward(prompt)
                 if stream:
-                    streaming.kobold(self, h, prompt, stops, failure)
+                    streaming.kobold(self, h, prompt, stops, failure, processed)
                     return
-                text, paced = self.generate_paced(prompt, stops)
+                text, paced = self.generate_paced(prompt, stops, processed)
                 self.record_perf(paced)
             if failure == "empty":
                 text = ""

@@ -184,7 +184,12 @@ def llama_timings(paced: Paced) -> dict[str, Any]:
 
 # -- koboldcpp's /api/extra/generate/stream -------------------------------------------------
 def kobold(
-    fake: FakeKobold, h: _Handler, prompt: str, stops: list[str], failure: str | None
+    fake: FakeKobold,
+    h: _Handler,
+    prompt: str,
+    stops: list[str],
+    failure: str | None,
+    processed: int | None = None,
 ) -> None:
     """Called with the fake's generation slot held: each piece as koboldcpp sends what it
     has, then an empty token with the finish reason; the perf figures follow the stream."""
@@ -200,7 +205,7 @@ def kobold(
             fake.record_perf(done[0])
         sse.event({"token": "", "finish_reason": "length"}, "message")
 
-    pieces = fake.pieces(prompt, stops, done) if failure != "empty" else iter(())
+    pieces = fake.pieces(prompt, stops, done, processed) if failure != "empty" else iter(())
     serve(sse, pieces, _kobold_piece, last, failure)
 
 
