@@ -90,7 +90,9 @@ def token_ids(text: str) -> list[int]:
 class FakeServer:
     """Common machinery. `failures` is a list of modes consumed by successive generate calls:
     "500", "garbage", "empty", "drop", "busy" (503), "hang" (sleeps past any timeout); for
-    llama.cpp also "huge" (an 80 MB answer) and "gzip-bomb" (a 100 MB answer, gzipped)."""
+    llama.cpp also "huge" (an 80 MB answer) and "gzip-bomb" (a 100 MB answer, gzipped); for
+    streamed requests, streaming.HOSTILE's. `prompt_token_seconds` and `token_seconds` set
+    a known latency (pacing.py), which streamed answers show piece by piece."""
 
     kind = "fake"
     protocol = "HTTP/1.1"
@@ -747,9 +749,18 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--slots", type=int, default=1)
     parser.add_argument("--n-ctx", type=int, default=4096)
+    parser.add_argument("--prompt-token-seconds", type=float, default=0.0)
+    parser.add_argument("--token-seconds", type=float, default=0.0)
     args = parser.parse_args()
     cls = FakeLlama if args.kind == "llama" else FakeKobold
-    server = cls(port=args.port, latency=args.latency, slots=args.slots, n_ctx=args.n_ctx).start()
+    server = cls(
+        port=args.port,
+        latency=args.latency,
+        slots=args.slots,
+        n_ctx=args.n_ctx,
+        prompt_token_seconds=args.prompt_token_seconds,
+        token_seconds=args.token_seconds,
+    ).start()
     print(server.url, flush=True)
     try:
         threading.Event().wait()
