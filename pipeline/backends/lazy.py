@@ -21,6 +21,7 @@ from pipeline.backends.base import (
     DrawRequest,
     Request,
     ServerInfo,
+    Timed,
     Transient,
 )
 from pipeline.errors import BackendUnavailable
@@ -68,6 +69,9 @@ class LazyBackend(Backend):
 
     def complete(self, request: Request) -> Completion:
         return self.open().complete(request)
+
+    def complete_timed(self, request: Request) -> Timed:
+        return self.open().complete_timed(request)
 
     def count_tokens(self, text: str) -> int | None:
         return self.open().count_tokens(text)

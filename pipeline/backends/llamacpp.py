@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.backends.base import (
     VISION_HINT,
@@ -14,14 +14,18 @@ from pipeline.backends.base import (
     Rejected,
     Request,
     ServerInfo,
+    Timed,
     Transient,
     b64,
     tiny_jpeg,
 )
 from pipeline.backends.chat_formats import guess_format
 from pipeline.backends.gbnf import expand_repetitions
-from pipeline.backends.http import HttpBackend
-from pipeline.backends.http.chat import post_chat
+from pipeline.backends.http import HttpBackend, stream
+from pipeline.backends.http.chat import post_chat, post_chat_timed
+
+if TYPE_CHECKING:
+    import httpx
 
 NO_VISION_HINT = (
     "start the server with its vision projector, e.g. llama-server -m MODEL.gguf --mmproj"
@@ -86,9 +90,47 @@ class LlamaCppBackend(HttpBackend):
         return self.info
 
     def complete(self, request: Request) -> Completion:
-        api = self.info.vision_api
-        if request.images and api == "chat":
+        if request.images and self.info.vision_api == "chat":
             return post_chat(self, request)
+        response = self.send("POST", "/completion", self._payload(request))
+        self._check(response, request)
+        body = self.json(response)
+        if not isinstance(body, dict) or not isinstance(body.get("content"), str):
+            raise Transient(f"{self.url}/completion answered without a 'content' string")
+        return _completion(body, body["content"])
+
+    def complete_timed(self, request: Request) -> Timed:
+        """The same request streamed, without the prompt cache (a bench must pay for the
+        whole prompt): the first piece's time, and the server's own `timings` from the last
+        event (both server generations name them alike)."""
+        if request.images and self.info.vision_api == "chat":
+            return post_chat_timed(self, request)
+        payload = {**self._payload(request), "stream": True, "cache_prompt": False}
+        where = f"{self.url}/completion"
+        pieces: list[str] = []
+        first: float | None = None
+        for at, event in stream.events(self, "/completion", payload, self._checker(request)):
+            body = stream.data(event, where)
+            if not isinstance(body, dict) or not isinstance(body.get("content", ""), str):
+                raise Transient(f"{where} streamed an event without a 'content' string")
+            piece = body.get("content") or ""
+            pieces.append(piece)
+            if first is None and (piece or body.get("stop")):
+                first = at  # the first text; with none at all, the end
+            if body.get("stop") is True:
+                timings = body.get("timings")
+                return Timed(
+                    _completion(body, "".join(pieces)),
+                    at,
+                    first,
+                    stream.llama_timings(timings) if isinstance(timings, dict) else None,
+                )
+        raise stream.ended(where)
+
+    def _payload(self, request: Request) -> dict[str, object]:
+        """`/completion`'s body: the text in the chat format, images as this server takes
+        them, stops, grammar."""
+        api = self.info.vision_api
         if request.images and api not in ("multimodal", "image_data"):
             raise NoVision(f"{self.url} has no vision projector loaded; {NO_VISION_HINT}")
         prompt: object
@@ -121,7 +163,10 @@ class LlamaCppBackend(HttpBackend):
             payload["image_data"] = [
                 {"data": b64(image), "id": 10 + n} for n, image in enumerate(request.images)
             ]
-        response = self.send("POST", "/completion", payload)
+        return payload
+
+    def _check(self, response: httpx.Response, request: Request) -> None:
+        """An error answer as the right BackendError (the stream's are plain JSON too)."""
         if response.status_code == 404 and request.images:
             # The old server's answer to an image it cannot decode (text/plain, captures 15-17).
             raise Rejected(f"{self.url} could not read the image (HTTP 404 File Not Found)")
@@ -133,17 +178,9 @@ class LlamaCppBackend(HttpBackend):
                     str(error.get("message")), error.get("n_prompt_tokens"), error.get("n_ctx")
                 )
         self.raise_for_status(response)
-        body = self.json(response)
-        if not isinstance(body, dict) or not isinstance(body.get("content"), str):
-            raise Transient(f"{self.url}/completion answered without a 'content' string")
-        timings = body.get("timings") or {}
-        return Completion(
-            text=body["content"],
-            prompt_tokens=body.get("tokens_evaluated", timings.get("prompt_n")),
-            completion_tokens=body.get("tokens_predicted", timings.get("predicted_n")),
-            stop_reason=_stop_reason(body),
-            timings=timings,
-        )
+
+    def _checker(self, request: Request) -> stream.Check:
+        return lambda response: self._check(response, request)
 
     def check_vision(self) -> None:
         """Fail before the first photo rather than after a thousand answers about nothing."""
@@ -186,6 +223,19 @@ class LlamaCppBackend(HttpBackend):
 
     def count_tokens(self, text: str) -> int | None:
         return self.count_with("/tokenize", {"content": text}, lambda b: len(b["tokens"]))
+
+
+def _completion(body: dict[str, Any], text: str) -> Completion:
+    """A Completion from `/completion`'s answer (or its stream's last event) and the text."""
+    timings = body.get("timings")
+    timings = timings if isinstance(timings, dict) else {}
+    return Completion(
+        text=text,
+        prompt_tokens=body.get("tokens_evaluated", timings.get("prompt_n")),
+        completion_tokens=body.get("tokens_predicted", timings.get("predicted_n")),
+        stop_reason=_stop_reason(body),
+        timings=timings,
+    )
 
 
 def _stop_reason(body: dict[str, object]) -> str | None:

@@ -12,11 +12,12 @@ from pipeline.backends.base import (
     Rejected,
     Request,
     ServerInfo,
+    Timed,
     Transient,
     tiny_jpeg,
 )
 from pipeline.backends.http import HttpBackend
-from pipeline.backends.http.chat import post_chat
+from pipeline.backends.http.chat import post_chat, post_chat_timed
 
 NO_VISION_HINT = "start the server with a vision model (for llama.cpp: --mmproj PROJECTOR)"
 
@@ -95,6 +96,9 @@ class OpenAIBackend(HttpBackend):
 
     def complete(self, request: Request) -> Completion:
         return post_chat(self, request)
+
+    def complete_timed(self, request: Request) -> Timed:
+        return post_chat_timed(self, request)
 
     def check_vision(self) -> None:
         try:

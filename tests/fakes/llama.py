@@ -19,9 +19,12 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.fakes import streaming
+from tests.fakes.pacing import Pace, Paced
 
 Answer = Callable[[str], str]
 
@@ -78,10 +81,18 @@ def count_tokens(text: str) -> int:
     return math.ceil(len(text.encode("utf-8", "surrogatepass")) / 3)  # hostile answers too
 
 
+def token_ids(text: str) -> list[int]:
+    """The fake tokenizer's ids: each 3 bytes as a number (equal texts, equal ids)."""
+    data = text.encode("utf-8", "surrogatepass")
+    return [int.from_bytes(data[n : n + 3], "big") for n in range(0, len(data), 3)]
+
+
 class FakeServer:
     """Common machinery. `failures` is a list of modes consumed by successive generate calls:
     "500", "garbage", "empty", "drop", "busy" (503), "hang" (sleeps past any timeout); for
-    llama.cpp also "huge" (an 80 MB answer) and "gzip-bomb" (a 100 MB answer, gzipped)."""
+    llama.cpp also "huge" (an 80 MB answer) and "gzip-bomb" (a 100 MB answer, gzipped); for
+    streamed requests, streaming.HOSTILE's. `prompt_token_seconds` and `token_seconds` set
+    a known latency (pacing.py), which streamed answers show piece by piece."""
 
     kind = "fake"
     protocol = "HTTP/1.1"
@@ -97,8 +108,13 @@ class FakeServer:
         answer: Answer = default_answer,
         failures: list[str] | None = None,
         loading: float = 0.0,
+        prompt_token_seconds: float = 0.0,
+        token_seconds: float = 0.0,
     ) -> None:
         self.latency = latency
+        # Known latency (pacing.py): per prompt token, per generated token, pieces streamed.
+        self.pace = Pace(prompt_token_seconds, token_seconds)
+        self.paced: list[Paced] = []  # each generation as it happened, in the order they ended
         self.slots = slots
         self.n_ctx = n_ctx
         self.model = model
@@ -171,6 +187,21 @@ class FakeServer:
             return self.failures.pop(0) if self.failures else None
 
     def generate(self, prompt: str, stops: list[str]) -> str:
+        return "".join(self.pieces(prompt, stops, []))
+
+    def generate_paced(
+        self, prompt: str, stops: list[str], processed: int | None = None
+    ) -> tuple[str, Paced]:
+        done: list[Paced] = []
+        text = "".join(self.pieces(prompt, stops, done, processed))
+        return text, done[0]
+
+    def pieces(
+        self, prompt: str, stops: list[str], done: list[Paced], processed: int | None = None
+    ) -> Iterator[str]:
+        """The answer to `prompt`, cut at the first stop, a token at a time as paced (the
+        prompt's tokens, or the `processed` part of them); what it took goes to `done` (and
+        `paced`) once the last piece is taken."""
         with self._lock:
             self.prompts[prompt] += 1
             self.active += 1
@@ -180,14 +211,17 @@ class FakeServer:
             if self.latency:
                 time.sleep(self.latency)
             text = self.answer(prompt)
+            for stop in stops:
+                if stop and stop in text:
+                    text = text[: text.index(stop)]
+            n_prompt = count_tokens(prompt) if processed is None else processed
+            yield from self.pace.run(n_prompt, text, done)
+            with self._lock:
+                self.paced.append(done[-1])
         finally:
             with self._lock:
                 self.active -= 1
                 self.spans.append((started, time.monotonic()))
-        for stop in stops:
-            if stop and stop in text:
-                text = text[: text.index(stop)]
-        return text
 
     def route(self, handler: _Handler, method: str, path: str, body: Any) -> None:
         raise NotImplementedError
@@ -391,12 +425,15 @@ class FakeLlama(FakeServer):
                 n_ctx=self.n_ctx,
             )
             return
+        seen = prompt + (f" [image {image_digest(images)}]" if images else "")
+        if body.get("stream"):
+            streaming.llama(self, h, body, seen, n_prompt)
+            return
         failure = self.next_failure()
         if failure and self._fail(h, failure):
             return
-        seen = prompt + (f" [image {image_digest(images)}]" if images else "")
         with self._slots:  # beyond the slots, requests queue: no 503
-            text = self.generate(seen, list(body.get("stop") or []))
+            text, paced = self.generate_paced(seen, list(body.get("stop") or []))
         if failure == "empty":
             text = ""
         predicted = count_tokens(text)
@@ -415,12 +452,10 @@ class FakeLlama(FakeServer):
             "stopping_word": "",
             "tokens_cached": n_prompt + predicted,
             "timings": {
+                **streaming.llama_timings(paced),
                 "cache_n": 0,
                 "prompt_n": n_prompt,
-                "prompt_ms": 1.0,
                 "predicted_n": predicted,
-                "predicted_ms": 1.0,
-                "predicted_per_second": 1000.0,
             },
             "id_slot": 0,
             "stop_type": "eos",
@@ -444,10 +479,13 @@ class FakeLlama(FakeServer):
             # Images without a marker go before the text (capture 13).
             text, images = re.sub(r"\[img-\d+\]", "", prompt), list(given.values())
             self.images_seen += len(images)
+        seen = text + (f" [image {image_digest(images)}]" if images else "")
+        if body.get("stream"):
+            streaming.llama(self, h, body, seen, count_tokens(text))
+            return
         failure = self.next_failure()
         if failure and self._fail(h, failure):
             return
-        seen = text + (f" [image {image_digest(images)}]" if images else "")
         with self._slots:
             content = self.generate(seen, list(body.get("stop") or []))
         if failure == "empty":
@@ -567,6 +605,8 @@ class FakeKobold(FakeServer):
         self.vision = vision
         self.images_seen = 0
         self.waiting = 0
+        self.last_paced: Paced | None = None
+        self.context_ids: list[int] = []  # the last prompt's tokens (its fast forward)
         self.slots = 1
         self._slots = threading.Semaphore(1)
 
@@ -596,16 +636,17 @@ class FakeKobold(FakeServer):
         elif method == "GET" and path == "/api/extra/true_max_context_length":
             h.send(200, {"value": self.n_ctx}, KOBOLD_HEADERS)
         elif method == "GET" and path == "/api/extra/perf":
-            h.send(200, {"queue": self.waiting, "idle": int(self.active == 0)}, KOBOLD_HEADERS)
+            h.send(200, streaming.kobold_perf(self, self.last_paced), KOBOLD_HEADERS)
         elif method == "POST" and path == "/api/extra/tokencount":
-            prompt = (body or {}).get("prompt", "")
-            n = count_tokens(prompt)
-            h.send(200, {"value": n, "ids": list(range(n))}, KOBOLD_HEADERS)
+            ids = token_ids(str((body or {}).get("prompt", "")))
+            h.send(200, {"value": len(ids), "ids": ids}, KOBOLD_HEADERS)
         elif method == "POST" and path == "/api/extra/abort":
             self.aborted.append((body or {}).get("genkey", ""))
             h.send(200, {"success": "true", "done": "true"}, KOBOLD_HEADERS)
         elif method == "POST" and path == "/api/v1/generate":
             self.generate_endpoint(h, body or {})
+        elif method == "POST" and path == "/api/extra/generate/stream":
+            self.generate_endpoint(h, body or {}, stream=True)
         else:
             h.send(
                 404,
@@ -614,7 +655,20 @@ class FakeKobold(FakeServer):
                 [("content-type", "text/html")],
             )
 
-    def generate_endpoint(self, h: _Handler, body: dict[str, Any]) -> None:
+    def record_perf(self, paced: Paced) -> None:
+        self.last_paced = paced  # what /api/extra/perf reports
+
+    def fast_forward(self, prompt: str) -> int:
+        """The prompt's tokens to process: koboldcpp keeps the prefix it shares with the
+        previous prompt (all but the last token at most), as its ContextFastForward does."""
+        ids, previous = token_ids(prompt), self.context_ids
+        self.context_ids = ids
+        kept = 0
+        while kept < min(len(previous), len(ids)) and previous[kept] == ids[kept]:
+            kept += 1
+        return len(ids) - max(0, min(kept, len(ids) - 1))
+
+    def generate_endpoint(self, h: _Handler, body: dict[str, Any], stream: bool = False) -> None:
         with self._lock:
             if self.waiting >= self.QUEUE_LIMIT + 1:
                 busy = True
@@ -628,6 +682,9 @@ class FakeKobold(FakeServer):
             failure = self.next_failure()
             if failure == "busy":
                 h.send(503, KOBOLD_BUSY, KOBOLD_HEADERS)
+                return
+            if stream and failure in streaming.HOSTILE:
+                streaming.kobold(self, h, "", [], failure)
                 return
             if failure == "500":
                 h.send(
@@ -653,8 +710,14 @@ class FakeKobold(FakeServer):
             while count_tokens(prompt) > room and prompt:
                 prompt = prompt[max(1, len(prompt) - room * 3) :]
             stops = list(body.get("stop_sequence") or [])
+            stops = stops if body.get("trim_stop") else []
             with self._slots:
-                text = self.generate(prompt, stops if body.get("trim_stop") else [])
+                processed = self.fast_forward(prompt)
+                if stream:
+                    streaming.kobold(self, h, prompt, stops, failure, processed)
+                    return
+                text, paced = self.generate_paced(prompt, stops, processed)
+                self.record_perf(paced)
             if failure == "empty":
                 text = ""
             h.send(200, {"results": [{"text": text, "finish_reason": "length"}]}, KOBOLD_HEADERS)
@@ -686,9 +749,18 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--slots", type=int, default=1)
     parser.add_argument("--n-ctx", type=int, default=4096)
+    parser.add_argument("--prompt-token-seconds", type=float, default=0.0)
+    parser.add_argument("--token-seconds", type=float, default=0.0)
     args = parser.parse_args()
     cls = FakeLlama if args.kind == "llama" else FakeKobold
-    server = cls(port=args.port, latency=args.latency, slots=args.slots, n_ctx=args.n_ctx).start()
+    server = cls(
+        port=args.port,
+        latency=args.latency,
+        slots=args.slots,
+        n_ctx=args.n_ctx,
+        prompt_token_seconds=args.prompt_token_seconds,
+        token_seconds=args.token_seconds,
+    ).start()
     print(server.url, flush=True)
     try:
         threading.Event().wait()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tests.fakes import streaming
 from tests.fakes.llama import FakeServer, _BadJSON, _Handler, count_tokens
 
 HEADERS = [("server", "uvicorn"), ("content-type", "application/json")]
@@ -74,7 +75,8 @@ class FakeOpenAI(FakeServer):
             return
         with self._lock:
             self.bodies.append(body)
-        failure = self.next_failure()
+        # A streamed request takes its failure in streaming.openai.
+        failure = None if body.get("stream") else self.next_failure()
         if failure == "500":
             handler.send(
                 500,
@@ -121,6 +123,9 @@ class FakeOpenAI(FakeServer):
                 "code": "context_length_exceeded",
             }
             handler.send(400, {"error": error}, HEADERS)
+            return
+        if body.get("stream"):
+            streaming.openai(self, handler, body, prompt, used)
             return
         with self._slots:  # served one at a time, as llama-cpp-python does
             text = "" if failure == "empty" else self.generate(prompt, list(body.get("stop") or []))

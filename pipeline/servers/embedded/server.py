@@ -19,6 +19,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -55,7 +56,9 @@ class Model:
         stop: list[str],
         grammar: str,
         repeat_penalty: float = 1.0,
+        send: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
+        """The answer; with `send`, each piece of it is also sent as it is generated."""
         tokens = self.tokenize(prompt, special=True)
         if n_predict < 0:
             n_predict = self.n_ctx
@@ -68,9 +71,8 @@ class Model:
             if self.context.decode(self.L.llama_batch_get_one(tokens, 0)) != 0:
                 raise RuntimeError("the model could not read the prompt")
             prompt_ms = (time.perf_counter() - started) * 1000
-            text, n_past, stop_type, word = "", len(tokens), "limit", ""
-            generated = 0
-            pieces = Pieces(self.vocab)
+            n_past, stop_type, generated = len(tokens), "limit", 0
+            pieces, out = Pieces(self.vocab), Output(stop, send)
             while generated < n_predict and n_past < self.n_ctx - 1:
                 # sample() also accepts the token (grammar, penalties): accepting it again
                 # would feed the grammar every token twice.
@@ -78,27 +80,26 @@ class Model:
                 if self.vocab.is_eog(token):
                     stop_type = "eos"
                     break
-                text += pieces.add(token)
                 generated += 1
-                hit = next((s for s in stop if s and s in text), None)
-                if hit:
-                    text, stop_type, word = text[: text.index(hit)], "word", hit
+                if out.add(pieces.add(token)):
+                    stop_type = "word"
                     break
                 if self.context.decode(self.L.llama_batch_get_one([token], n_past)) != 0:
                     break
                 n_past += 1
             if stop_type != "word":
-                text += pieces.end()  # an answer cut inside a character ends in U+FFFD
+                out.add(pieces.end())  # an answer cut inside a character ends in U+FFFD
+            out.finish()
             total_ms = (time.perf_counter() - started) * 1000
         return {
-            "content": text,
+            "content": out.text,
             "stop": True,
             "model": os.path.basename(self.path),
             "tokens_predicted": generated,
             "tokens_evaluated": len(tokens),
             "truncated": False,
             "stop_type": stop_type,
-            "stopping_word": word,
+            "stopping_word": out.word,
             "id_slot": 0,
             "timings": {
                 "prompt_n": len(tokens),
@@ -121,6 +122,39 @@ class Model:
             sampler.add_temp(temperature)
             sampler.add_dist(int.from_bytes(os.urandom(4), "little"))
         return sampler
+
+
+class Output:
+    """The answer as it grows, cut at the first stop string. With `send` (streaming) it goes
+    out a piece at a time, holding back what may be the start of a stop string, as
+    llama.cpp's server does, so no client ever sees a stop string."""
+
+    def __init__(self, stop: list[str], send: Callable[[str], None] | None) -> None:
+        self.stop = [s for s in stop if s]
+        self.send = send
+        self.text = ""
+        self.word = ""
+        self.sent = 0
+
+    def add(self, piece: str) -> bool:
+        """Add a piece; True when a stop string ended the answer."""
+        self.text += piece
+        hit = next((s for s in self.stop if s in self.text), None)
+        if hit:
+            self.text, self.word = self.text[: self.text.index(hit)], hit
+            self._send(len(self.text))
+            return True
+        ends = (k for s in self.stop for k in range(1, len(s)) if self.text.endswith(s[:k]))
+        self._send(len(self.text) - max(ends, default=0))
+        return False
+
+    def finish(self) -> None:
+        self._send(len(self.text))
+
+    def _send(self, upto: int) -> None:
+        if self.send is not None and upto > self.sent:
+            self.send(self.text[self.sent : upto])
+            self.sent = upto
 
 
 class Pieces:
@@ -227,6 +261,7 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(body.get("prompt"), str):
             self.error(400, "key 'prompt' not found", "invalid_request_error")
             return
+        events = Events(self) if body.get("stream") else None
         try:
             result = self.model.complete(
                 body["prompt"],
@@ -235,8 +270,25 @@ class Handler(BaseHTTPRequestHandler):
                 [str(s) for s in body.get("stop") or []],
                 str(body.get("grammar") or ""),
                 float(body.get("repeat_penalty", 1.0)),
+                events.piece if events else None,
             )
-        except ContextExceeded as e:
+        except OSError:  # the client left mid-stream: the generation stopped with it
+            self.close_connection = True
+            return
+        except Exception as e:
+            if events is None or not events.started:
+                self.failed(e)
+            else:  # mid-stream, as llama.cpp's server says it: an error event, then the end
+                events.last({"error": {"code": 500, "message": str(e), "type": "server_error"}})
+            return
+        if events is not None:  # the pieces went out already; the last event has the rest
+            events.last({**result, "content": ""})
+            return
+        self.answer(200, result)
+
+    def failed(self, e: Exception) -> None:
+        """An error before any answer: the status and body llama.cpp's server gives."""
+        if isinstance(e, ContextExceeded):
             self.error(
                 400,
                 str(e),
@@ -244,11 +296,43 @@ class Handler(BaseHTTPRequestHandler):
                 n_prompt_tokens=e.n_prompt,
                 n_ctx=e.n_ctx,
             )
-            return
-        except Exception as e:  # the model failed; the client retries or records it
+        else:  # the model failed; the client retries or records it
             self.error(500, str(e), "server_error")
-            return
-        self.answer(200, result)
+
+
+class Events:
+    """`"stream": true`: Server-Sent Events as llama.cpp's server sends them, chunked, a
+    `data: {json}` line per piece and a last one with `stop: true` and the timings. The
+    headers go with the first piece, so an error before it is still a plain JSON answer."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.started = False
+        self.count = 0
+
+    def piece(self, text: str) -> None:
+        self.count += 1
+        self._write({"content": text, "stop": False, "id_slot": -1, "tokens_predicted": self.count})
+
+    def last(self, body: dict[str, Any]) -> None:
+        try:
+            self._write({**body, "stop": True})
+            self.handler.wfile.write(b"0\r\n\r\n")
+            self.handler.wfile.flush()
+        except OSError:
+            self.handler.close_connection = True
+
+    def _write(self, body: dict[str, Any]) -> None:
+        h = self.handler
+        if not self.started:
+            self.started = True
+            h.send_response(200)
+            h.send_header("Content-Type", "text/event-stream")
+            h.send_header("Transfer-Encoding", "chunked")
+            h.end_headers()
+        data = f"data: {json.dumps(body)}\n\n".encode()
+        h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        h.wfile.flush()
 
 
 def _props(model: Model) -> dict[str, Any]:
