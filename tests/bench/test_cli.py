@@ -25,14 +25,41 @@ from tests.fakes.sd import FakeSd
 FAKE_LLAMAFILE = ROOT / "tests" / "fakes" / "llamafile.py"
 
 
+# Known latency: the fakes spend this on each prompt token and each generated token.
+PROMPT_TOKEN = {"llama": 0.0001, "kobold": 0.0002}  # 10,000 and 5,000 prompt tokens a second
+TOKEN = {"llama": 0.02, "kobold": 0.03}  # 50 and 33 generated tokens a second
+PICTURE = 0.25
+
+
 @pytest.fixture
 def servers() -> Iterator[tuple[FakeLlama, FakeKobold, FakeSd]]:
     with (
-        FakeLlama(latency=0.2) as llama,
-        FakeKobold(latency=0.3) as kobold,
-        FakeSd(delay=0.25) as sd,
+        FakeLlama(
+            prompt_token_seconds=PROMPT_TOKEN["llama"], token_seconds=TOKEN["llama"]
+        ) as llama,
+        FakeKobold(
+            prompt_token_seconds=PROMPT_TOKEN["kobold"], token_seconds=TOKEN["kobold"]
+        ) as kobold,
+        FakeSd(delay=PICTURE) as sd,
     ):
         yield llama, kobold, sd
+
+
+def near(figure: float | None, truth: float) -> bool:
+    """Within 10% of what the fake was set to."""
+    return figure is not None and abs(figure - truth) <= 0.1 * truth
+
+
+def check_true(f: Figures, prompt_token: float, token: float) -> None:
+    """Every biotics figure against the fake's setting, for the tokens the server counted."""
+    assert f.prompt_tokens and f.generated_tokens, f
+    prompt = f.prompt_tokens * prompt_token
+    assert near(f.prompt_per_second, 1 / prompt_token), f
+    assert near(f.generated_per_second, 1 / token), f
+    assert near(f.first_token_seconds, prompt + token), f
+    assert near(f.seconds, prompt + f.generated_tokens * token), f
+    # pipe's own part: the rest of the request, a small share of it on loopback.
+    assert f.overhead_ms is not None and 0 <= f.overhead_ms <= 0.1 * f.seconds * 1000, f
 
 
 def all_of(servers: tuple[FakeLlama, FakeKobold, FakeSd]) -> list[str]:
@@ -54,9 +81,9 @@ def test_json_figures_are_true_kept_and_shown_by_history_and_nothing_is_written(
     figures = [Figures.from_json(d) for d in json.loads(r.stdout)]
     by = {(f.backend, f.test): f for f in figures}
     assert set(by) == {(llama.url, BIOTICS), (kobold.url, BIOTICS), (sd.url, SD_YOU)}
-    assert within(by[llama.url, BIOTICS].seconds, 0.2)
-    assert within(by[kobold.url, BIOTICS].seconds, 0.3)
-    assert within(by[sd.url, SD_YOU].seconds, 0.25)
+    check_true(by[llama.url, BIOTICS], PROMPT_TOKEN["llama"], TOKEN["llama"])
+    check_true(by[kobold.url, BIOTICS], PROMPT_TOKEN["kobold"], TOKEN["kobold"])
+    assert within(by[sd.url, SD_YOU].seconds, PICTURE)
     for f in figures:
         assert f.seconds > 0 and f.runs == 3 and f.at and f.model
         assert all(v is None or v > 0 for v in (f.prompt_tokens, f.prompt_per_second,
@@ -82,7 +109,7 @@ def test_the_table_has_one_row_per_backend_and_progress_only_with_v(
     seed_table = r.stdout.split("\n\n")[0].splitlines()[2:]  # the rows under the header
     assert len(seed_table) == 3, r.stdout
     for model in (llama.model, kobold.model, "random-sd15"):  # long names are cut mid-way
-        assert sum(model[:12] in line for line in seed_table) == 1, r.stdout
+        assert sum(model[:10] in line for line in seed_table) == 1, r.stdout
     assert "biotics warm-up" in r.stderr and "(not counted)" in r.stderr
     history = pipe_bench(where, "--history")
     assert history.returncode == 0 and llama.model.removesuffix(".gguf") in history.stdout

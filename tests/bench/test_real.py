@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pipeline.bench.figures import BIOTICS, SD_YOU, Figures
@@ -27,6 +28,27 @@ def test_koboldcpp_with_a_text_and_an_image_model_gives_both_figures(
     assert figures[BIOTICS].kind == "koboldcpp" and figures[BIOTICS].context_size == 2048
     assert figures[SD_YOU].seconds > 0 and figures[SD_YOU].width == 64
     assert figures[BIOTICS].seconds > 0 and figures[BIOTICS].runs == 3
+
+
+def test_koboldcpp_biotics_agrees_with_its_own_perf_for_the_same_request(
+    tmp_path: Path, where: Path
+) -> None:
+    """The issue's target: pipe's biotics figures against koboldcpp's `/api/extra/perf`,
+    read after the one counted request (a picture does not change the text figures)."""
+    with real_servers.koboldcpp_sd(tmp_path, text=True, ctx=2048) as kobold:
+        r = pipe_bench(
+            where, "--backend", kobold.url, *QUICK, "--repeat", "1", "--json", timeout=600
+        )
+        perf = httpx.get(kobold.url + "/api/extra/perf", timeout=10).json()
+    assert r.returncode == 0, r.stderr
+    [f] = [Figures.from_json(d) for d in json.loads(r.stdout) if d["test"] == BIOTICS]
+    assert f.generated_tokens == perf["last_token_count"]
+    assert f.prompt_per_second and f.generated_per_second and f.prompt_tokens
+    assert abs(f.prompt_per_second - 1000 / perf["last_process"]) <= 0.1 * f.prompt_per_second
+    assert abs(f.generated_per_second - 1000 / perf["last_eval"]) <= 0.1 * f.generated_per_second
+    # The librarian and the paragraph in ChatML: the seed's ~1,125 tokens.
+    assert 1000 <= f.prompt_tokens <= 1250
+    assert f.first_token_seconds is not None and f.first_token_seconds <= f.seconds
 
 
 def test_llama_cpp_reports_its_prompt_and_its_own_timings(tmp_path: Path, where: Path) -> None:
