@@ -234,7 +234,8 @@ RATES: list[Column] = [
 ]
 RATES_NOTE = (
     "biotics: prompt = tokens the server counted, /s = tokens a second,\n"
-    "1st token = time to the first token, pipe ms = pipe's own time a request"
+    "1st token = time to the first token, pipe ms = a request's time outside the\n"
+    "server's own figures: pipe, HTTP and what the server does not count (its set-up)"
 )
 
 

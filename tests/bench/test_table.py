@@ -48,7 +48,8 @@ def test_one_backend_reads_as_the_seed_chart_with_its_rates_below() -> None:
         "| gemma-7b-it.Q4_K_M |  1,125 |      412 |     0.35s |  38.2 |    3.40 |\n"
         "\n"
         "biotics: prompt = tokens the server counted, /s = tokens a second,\n"
-        "1st token = time to the first token, pipe ms = pipe's own time a request\n"
+        "1st token = time to the first token, pipe ms = a request's time outside the\n"
+        "server's own figures: pipe, HTTP and what the server does not count (its set-up)\n"
     )
 
 
