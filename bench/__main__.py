@@ -29,6 +29,10 @@ the targets of issues #3 and #4; results are also written to bench/results/lates
                (bench/startup.py)
   recheck      re-run over 100,000 and 1,000,000 finished files   target <= 3 s and <= 30 s,
                (kept in bench/results/recheck/, bench/recheck.py) <= 100 MB peak RSS
+  bench-truth  pipe bench against fakes of known latency          target every figure within
+               (bench/command.py)                                 10% of the truth
+  bench-kobold pipe bench against the real koboldcpp (SmolLM2 +   target completes, biotics
+               the random SD 1.5)                                 within 10% of /api/extra/perf
 """
 
 from __future__ import annotations
@@ -495,6 +499,18 @@ def bench_recheck(tmp: Path) -> None:
     run(pipe, report)
 
 
+def bench_truth(tmp: Path) -> None:
+    from bench.command import bench_truth as run
+
+    run(tmp, report)
+
+
+def bench_kobold(tmp: Path) -> None:
+    from bench.command import bench_kobold as run
+
+    run(tmp, report)
+
+
 BENCHMARKS = {
     "overhead": bench_overhead,
     "concurrency": bench_concurrency,
@@ -517,6 +533,8 @@ BENCHMARKS = {
     "missing-path": bench_missing_path,
     "startup": bench_startup,
     "recheck": bench_recheck,
+    "bench-truth": bench_truth,
+    "bench-kobold": bench_kobold,
 }
 
 
