@@ -57,16 +57,22 @@ class Card:
         return ", ".join(p for p in (f"portrait of {self.name}", first[:200], "soft light") if p)
 
 
+def read_bounded(path: Path, limit: int, what: str, expected: str) -> bytes:
+    """At most `limit` bytes of `path`; a longer or unreadable file is one BadCard line."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise BadCard(f"{path}: cannot read {what}: {e.strerror or e}") from None
+    if len(data) > limit:
+        raise BadCard(f"{path}: over {limit >> 20} MB; {expected}")
+    return data
+
+
 def read_card(path: Path | str) -> Card:
     """The card in a `.png` or `.json` file (judged by content, not by the name)."""
     path = Path(path)
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_FILE + 1)
-    except OSError as e:
-        raise BadCard(f"{path}: cannot read the card: {e.strerror or e}") from None
-    if len(data) > MAX_FILE:
-        raise BadCard(f"{path}: over {MAX_FILE >> 20} MB; a card is a picture of a few MB")
+    data = read_bounded(path, MAX_FILE, "the card", "a card is a picture of a few MB")
     if data.startswith(b"\x89PNG"):
         text = _from_png(path, data)
     else:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.personas.cards import MAX_FIELD
+from pipeline.personas.cards import MAX_FIELD, read_bounded
 from pipeline.personas.persona import BadCard
 
 DEFAULT_NAME = "User"  # SillyTavern's name1 before the user picks one
@@ -75,13 +75,8 @@ def from_settings(path: Path) -> list[UserPersona]:
 
 
 def _power_user(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_SETTINGS + 1)
-    except OSError as e:
-        raise BadCard(f"{path}: cannot read SillyTavern's settings: {e.strerror or e}") from None
-    if len(raw) > MAX_SETTINGS:
-        raise BadCard(f"{path}: over {MAX_SETTINGS >> 20} MB; not SillyTavern's settings.json")
+    what = "SillyTavern's settings"
+    raw = read_bounded(path, MAX_SETTINGS, what, "not SillyTavern's settings.json")
     try:
         settings = json.loads(raw.decode("utf-8-sig"))
     except (ValueError, RecursionError):
