@@ -150,11 +150,15 @@ def test_chart_is_a_png_of_the_size_asked_and_replaces_only_pipe_s_own(
 ) -> None:
     llama = servers[0]
     chart = where / "bench.png"
-    for _ in range(2):  # the second replaces the chart pipe wrote
-        r = pipe_bench(where, "--backend", llama.url, "--repeat", "1", "--chart", str(chart))
+    for size in ((), ("--chart-size", "640x360")):  # the second replaces pipe's own chart
+        args = ("--backend", llama.url, "--repeat", "1", "--chart", str(chart), *size)
+        r = pipe_bench(where, *args)
         assert r.returncode == 0, r.stderr
         with Image.open(io.BytesIO(chart.read_bytes())) as im:
-            assert im.format == "PNG" and im.size == (1200, 700)
+            im.load()
+            assert im.format == "PNG" and im.size == ((640, 360) if size else (1200, 700))
+    bad = pipe_bench(where, "--backend", llama.url, "--chart", str(chart), "--chart-size", "9x9")
+    assert bad.returncode == 2 and "WIDTHxHEIGHT" in bad.stderr
     mine = where / "mine.png"
     mine.write_bytes(b"a user's file")
     asked = llama.generate_calls

@@ -7,6 +7,7 @@ import base64
 import json
 from pathlib import Path
 
+import pytest
 from PIL import Image, PngImagePlugin
 
 from tests.conftest import run_pipe
@@ -172,3 +173,60 @@ def test_card_far_larger_than_the_context(notes: Path, tmp_path: Path) -> None:
         assert len(r.stderr.strip().splitlines()) == 1 and "marisol.json" in r.stderr
         assert "context" in r.stderr
         assert small.generate_calls == 0
+
+
+def _card_json(spec: str, name: str, description: str) -> dict:
+    fields = {"name": name, "description": description, "personality": "", "scenario": ""}
+    fields |= {"first_mes": "", "mes_example": ""}
+    if spec == "v1":
+        return fields
+    spec_name = {"v2": "chara_card_v2", "v3": "chara_card_v3"}[spec]
+    version = {"v2": "2.0", "v3": "3.0"}[spec]
+    return {"spec": spec_name, "spec_version": version, "data": fields}
+
+
+def _png_card(path: Path, chunks: dict[str, dict]) -> Path:
+    info = PngImagePlugin.PngInfo()
+    for keyword, card in chunks.items():
+        info.add_text(keyword, base64.b64encode(json.dumps(card).encode()).decode())
+    Image.new("RGB", (8, 8), "teal").save(path, pnginfo=info)
+    return path
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["png chara v1", "png chara v2", "png ccv3", "png both", "json v1", "json v2", "json v3"],
+)
+def test_every_card_form_reaches_the_server(
+    form: str, llama: FakeLlama, notes: Path, tmp_path: Path
+) -> None:
+    """Each form SillyTavern writes, judged by what the server is sent; with both chunks,
+    the V3 one wins as in SillyTavern."""
+    container, _, spec = form.partition(" ")
+    said = f"{{{{char}}}} catalogues tide tables ({form})."
+    if container == "json":
+        card = tmp_path / "card.json"
+        card.write_text(json.dumps(_card_json(spec, "Odile", said)))
+    elif spec == "both":
+        stale = _card_json("v2", "Stale", "Old text that SillyTavern no longer shows.")
+        card = _png_card(
+            tmp_path / "card.png", {"chara": stale, "ccv3": _card_json("v3", "Odile", said)}
+        )
+    else:  # "chara v1", "chara v2", "ccv3"
+        keyword, _, version = spec.partition(" ")
+        card = _png_card(
+            tmp_path / "card.png", {keyword: _card_json(version or "v3", "Odile", said)}
+        )
+    r = run_pipe(
+        "run",
+        "summarize-text",
+        str(notes / "note1.md"),
+        "--backend",
+        llama.url,
+        "--persona",
+        str(card),
+    )
+    assert r.returncode == 0, r.stderr
+    (prompt,) = completions(llama)
+    assert f"Odile catalogues tide tables ({form})." in prompt
+    assert "Stale" not in prompt and "Old text" not in prompt
