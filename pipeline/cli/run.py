@@ -324,7 +324,7 @@ def _summarize(summary: Summary, recipe: Recipe, dry_run: bool, say: Messages) -
     if dry_run and summary.exit_code in (0, 1):
         command = " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--dry-run")
         say.summary(f"dry run: nothing was changed. To apply: pipe {command}", worth)
-    if summary.stopped == "unable":
+    if summary.stopped in ("unable", "usage"):
         say.error(f"error: {summary.error}")
     elif summary.stopped == "backend":
         say.error("the backend stopped answering; run the same command again to go on")

@@ -34,6 +34,14 @@ CONTEXT_MARGIN = 16  # tokens kept free for BOS/special tokens the server adds
 class CannotRun(Exception):
     """The backend cannot do what the recipe asks (see images): no item can succeed."""
 
+    stop_reason = "unable"  # the run ends with exit 3: this backend cannot run the recipe
+
+
+class PersonaTooBig(CannotRun):
+    """The recipe's card cannot fit the model's context: the user's choice to change (exit 2)."""
+
+    stop_reason = "usage"
+
 
 class Asker:
     def __init__(self, backend: Backend, slots: SlotGate, retry: RetryPolicy) -> None:
@@ -159,7 +167,9 @@ class Asker:
                 return
             problem = persona_overflow(step, self.backend)
             if problem:
-                raise self._cannot_run(Unsuitable(problem))
+                first = self.unable is None
+                self.unable = self.unable or problem
+                raise PersonaTooBig(problem) if first else Interrupted()
             self._personas_fit.add(step.name)
 
     def _cannot_run(self, error: Unsuitable) -> Exception:

@@ -80,7 +80,9 @@ class Done:
     fingerprint: str | None = None
     cache_rows: list[dict[str, Any]] = field(default_factory=list)
     fatal: str | None = None  # the run must stop: why
-    stop_reason: str = "backend"  # with `fatal`: "backend" (went away) or "unable"
+    # With `fatal`: "backend" (went away), "unable" (cannot run the recipe) or "usage" (the
+    # recipe asks what this model cannot take: a card bigger than its context).
+    stop_reason: str = "backend"
 
 
 def line_items(stream: BinaryIO, source: str = "") -> Iterator[Item]:

@@ -163,7 +163,9 @@ class Runner:
     ) -> Summary:
         counts = self.ledger.counts
         exit_code = _exit_code(self.stopped, bool(counts.failed) or self.action_failed)
-        status = {0: "done", 1: "failed", 3: "backend-down"}.get(exit_code, "interrupted")
+        status = {0: "done", 1: "failed", 2: "usage", 3: "backend-down"}.get(
+            exit_code, "interrupted"
+        )
         self.store.end_run(run_id, status, exit_code, counts)
         answered: dict[str, int] = {}
         if pool is not None:
@@ -235,7 +237,7 @@ class Runner:
             self._in_workers -= 1
             if done.fatal:
                 self.stopped = self.stopped or done.stop_reason
-                if done.stop_reason == "unable":
+                if done.stop_reason in ("unable", "usage"):
                     self.unable = self.unable or done.fatal
                 self.stop.set()
                 del self._pending[seq]
@@ -317,6 +319,8 @@ def _count(
 
 
 def _exit_code(stopped: str | None, failed: bool) -> int:
+    if stopped == "usage":
+        return 2
     if stopped in ("backend", "unable"):
         return 3
     if stopped:

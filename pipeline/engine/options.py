@@ -30,7 +30,7 @@ class Summary:
     counts: Counts
     seconds: float
     exit_code: int
-    stopped: str | None = None  # why the run ended early: a signal, "backend" or "unable"
+    stopped: str | None = None  # why the run ended early: a signal, "backend", "unable", "usage"
     error: str | None = None  # with "unable": why the backend cannot run this recipe
     # A pool of servers: the model calls each one answered in this run, by URL.
     backends: dict[str, int] = field(default_factory=dict)

@@ -174,9 +174,10 @@ def _work(
         except BackendDown as e:
             done = Done(item, Result(item.path, "failed"), fatal=str(e))
         except (CannotRun, BackendUnavailable) as e:
-            # CannotRun: the backend cannot do this recipe; BackendUnavailable: a backend
-            # opened on first need (the embedded model) did not start.
-            done = Done(item, Result(item.path, "failed"), fatal=str(e), stop_reason="unable")
+            # CannotRun: the backend cannot do this recipe (or the recipe's card cannot fit
+            # it); BackendUnavailable: a backend opened on first need did not start.
+            reason = e.stop_reason if isinstance(e, CannotRun) else "unable"
+            done = Done(item, Result(item.path, "failed"), fatal=str(e), stop_reason=reason)
         except Exception as e:  # a bug must cost one item, not the run
             done = Done(item, Result(item.path, "failed", error=f"internal error: {e!r}"))
         results.put((seq, done))

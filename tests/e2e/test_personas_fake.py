@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
+from tests import real_servers
 from tests.conftest import run_pipe
-from tests.fakes.llama import FakeLlama
+from tests.fakes.llama import FakeLlama, dead_url
 
 CARD = {
     "spec": "chara_card_v2",
@@ -230,3 +231,21 @@ def test_every_card_form_reaches_the_server(
     (prompt,) = completions(llama)
     assert f"Odile catalogues tide tables ({form})." in prompt
     assert "Stale" not in prompt and "Old text" not in prompt
+
+
+@pytest.mark.real
+def test_a_card_too_big_for_a_model_started_on_first_need_stops_the_run_exit_2(
+    notes: Path, tmp_path: Path
+) -> None:
+    """The embedded model says its context only once it starts: the run stops at the first
+    request, before any is sent, with the same one line and exit 2."""
+    real_servers.need_embedded_model()
+    huge = json.loads(json.dumps(CARD))
+    huge["data"]["description"] = "The archive holds many ledgers. " * 3000
+    card = write_card(tmp_path, huge)
+    env = {"PIPE_DEFAULT_BACKENDS": dead_url(), "PIPE_DEFAULT_IMAGE_BACKENDS": dead_url()}
+    r = run_pipe("run", "summarize-text", str(notes), "--persona", str(card), env=env, timeout=300)
+    assert r.returncode == 2, r.stderr
+    errors = [line for line in r.stderr.splitlines() if "marisol.json" in line]
+    assert len(errors) == 1 and "context" in errors[0], r.stderr
+    assert "Traceback" not in r.stderr
