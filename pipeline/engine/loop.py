@@ -163,9 +163,7 @@ class Runner:
     ) -> Summary:
         counts = self.ledger.counts
         exit_code = _exit_code(self.stopped, bool(counts.failed) or self.action_failed)
-        status = {0: "done", 1: "failed", 2: "usage", 3: "backend-down"}.get(
-            exit_code, "interrupted"
-        )
+        status = RUN_STATUS.get(exit_code, "interrupted")
         self.store.end_run(run_id, status, exit_code, counts)
         answered: dict[str, int] = {}
         if pool is not None:
@@ -316,6 +314,9 @@ def _count(
         if not (file and store.is_output(item.entry.key)):
             n += 1
     counted.append(n)
+
+
+RUN_STATUS = {0: "done", 1: "failed", 2: "usage", 3: "backend-down"}  # by exit code
 
 
 def _exit_code(stopped: str | None, failed: bool) -> int:
