@@ -252,11 +252,13 @@ def _check_chart(target: str, store: Store) -> None:
 
 
 def _chart(figures: list[Figures], target: str, size: tuple[int, int], store: Store) -> None:
-    from pipeline.bench.report import write_chart
+    """Written as every output of pipe's is: it replaces only a chart pipe wrote there."""
+    from pipeline.actions.base import write_output
+    from pipeline.bench.chart import png
     from pipeline.results import ActionError
 
     try:
-        write_chart(figures, Path(target), store.outputs, size)
+        write_output(store.outputs, target, png(figures, size))
     except ActionError as e:
         raise UsageError(f"--chart: {e}") from None
 

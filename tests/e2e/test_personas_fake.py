@@ -38,6 +38,13 @@ def write_card(folder: Path, card: dict, name: str = "marisol.json") -> Path:
     return path
 
 
+def huge_card(folder: Path) -> Path:
+    """The card with a description of some 21,000 tokens: larger than any test model's context."""
+    huge = json.loads(json.dumps(CARD))
+    huge["data"]["description"] = "The archive holds many ledgers. " * 3000
+    return write_card(folder, huge)
+
+
 def completions(llama: FakeLlama) -> list[str]:
     return [body["prompt"] for path, body in llama.requests if path == "/completion"]
 
@@ -163,9 +170,7 @@ def test_bad_cards_are_one_line_exit_2_before_any_model_call(
 
 
 def test_card_far_larger_than_the_context(notes: Path, tmp_path: Path) -> None:
-    huge = json.loads(json.dumps(CARD))
-    huge["data"]["description"] = "The archive holds many ledgers. " * 3000
-    card = write_card(tmp_path, huge)
+    card = huge_card(tmp_path)
     with FakeLlama(n_ctx=2048) as small:
         r = run_pipe(
             "run", "summarize-text", str(notes), "--backend", small.url, "--persona", str(card)
@@ -240,9 +245,7 @@ def test_a_card_too_big_for_a_model_started_on_first_need_stops_the_run_exit_2(
     """The embedded model says its context only once it starts: the run stops at the first
     request, before any is sent, with the same one line and exit 2."""
     real_servers.need_embedded_model()
-    huge = json.loads(json.dumps(CARD))
-    huge["data"]["description"] = "The archive holds many ledgers. " * 3000
-    card = write_card(tmp_path, huge)
+    card = huge_card(tmp_path)
     env = {"PIPE_DEFAULT_BACKENDS": dead_url(), "PIPE_DEFAULT_IMAGE_BACKENDS": dead_url()}
     r = run_pipe("run", "summarize-text", str(notes), "--persona", str(card), env=env, timeout=300)
     assert r.returncode == 2, r.stderr
