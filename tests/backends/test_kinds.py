@@ -12,7 +12,7 @@ from pipeline.backends import (
     connect,
     detect,
 )
-from tests.fakes.llama import FakeKobold, FakeLlama, free_port
+from tests.fakes.llama import FakeKobold, FakeLlama, dead_url
 
 
 def test_detect_each_kind() -> None:
@@ -20,7 +20,7 @@ def test_detect_each_kind() -> None:
         assert detect(llama.url) == "llama.cpp"
         assert detect(kobold.url) == "koboldcpp"
     with pytest.raises(Unreachable):
-        detect(f"http://127.0.0.1:{free_port()}")
+        detect(dead_url())
 
 
 def test_llama_backend_probe_and_errors() -> None:

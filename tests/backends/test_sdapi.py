@@ -37,7 +37,7 @@ from pipeline.backends.http.sdapi import (
 )
 from pipeline.backends.koboldcpp import KoboldBackend
 from tests.conftest import DATA, wait_for
-from tests.fakes.llama import FakeKobold, FakeLlama, free_port
+from tests.fakes.llama import FakeKobold, FakeLlama, dead_url
 from tests.fakes.sd import FakeSd, SdapiClient
 
 CAPTURES = DATA / "captures" / "koboldcpp-sd"
@@ -116,9 +116,7 @@ def test_probe_an_a1111_server() -> None:
 
 
 def test_probe_a_server_that_is_down() -> None:
-    message = raises(
-        Unreachable, lambda: probe_images(SdapiClient(f"http://127.0.0.1:{free_port()}"))
-    )
+    message = raises(Unreachable, lambda: probe_images(SdapiClient(dead_url())))
     assert "cannot connect" in message
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, pipe_cmd, run_pipe, wait_for
-from tests.fakes.llama import FakeKobold, FakeLlama, count_tokens, free_port
+from tests.fakes.llama import FakeKobold, FakeLlama, count_tokens, dead_url
 
 
 def answers(stdout: str) -> list[dict]:
@@ -254,7 +254,7 @@ def test_backend_down_is_exit_3_with_advice(notes: Path) -> None:
         "summarize-text",
         str(notes),
         "--backend",
-        f"http://127.0.0.1:{free_port()}",
+        dead_url(),
         "--wait",
         "0",
     )
@@ -506,7 +506,7 @@ def test_control_characters_reach_a_terminal_escaped(tmp_path: Path) -> None:
 def test_default_ports_can_be_replaced_for_run_as_for_doctor(llama: FakeLlama, notes: Path) -> None:
     """PIPE_DEFAULT_BACKENDS replaces the ports tried when no --backend is given (pipe doctor
     reads the same list), so tests never meet the servers of the machine they run on."""
-    dead = f"http://127.0.0.1:{free_port()}"
+    dead = dead_url()
     r = run_pipe(
         "run",
         "summarize-text",

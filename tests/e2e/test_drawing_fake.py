@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ROOT, pipe_cmd, run_pipe, wait_for
-from tests.fakes.llama import FakeLlama, default_answer, free_port
+from tests.fakes.llama import FakeLlama, dead_url, default_answer
 from tests.fakes.sd import SMALL, FakeSd, draws
 
 SAMPLES = ROOT / "samples" / "photos"
@@ -171,7 +171,7 @@ def test_a_server_without_an_image_model_stops_before_the_first_file(
     assert r.returncode == 3 and r.stdout == ""
     assert "no image model" in r.stderr and "--sdmodel" in r.stderr
     assert llama.generate_calls == 0
-    dead = f"http://127.0.0.1:{free_port()}"
+    dead = dead_url()
     r = run_pipe("run", "thumbnails", str(notes), "--backend", llama.url, "--sd-backend", dead)
     assert r.returncode == 3 and "nothing answers" in r.stderr
 

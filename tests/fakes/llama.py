@@ -732,9 +732,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_HELD: list[socket.socket] = []
+
+
 def dead_url() -> str:
-    """A loopback URL where nothing listens (a port bound, then closed)."""
-    return f"http://127.0.0.1:{free_port()}"
+    """A loopback URL where nothing listens and nothing can: the port stays bound, never
+    listening, for the life of the test process, so connecting is refused and no fake started
+    later can be given the same port (a port merely freed once was, and a test met its own
+    fake where it expected nothing)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _HELD.append(s)
+    return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
 def port_in_use(port: int) -> bool:
