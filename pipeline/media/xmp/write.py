@@ -8,7 +8,7 @@ pass the union here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pipeline.media.xmp.fields import XmpFields
 
 _HEAD = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
 <x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="pipe">
@@ -26,13 +26,6 @@ _TAIL = """  </rdf:Description>
 </x:xmpmeta>
 <?xpacket end="w"?>
 """
-
-
-@dataclass(frozen=True)
-class XmpFields:
-    """What a sidecar says about its photo; None leaves a property out."""
-
-    description: str | None = None  # dc:description, in the default language
 
 
 def packet(fields: XmpFields) -> str:

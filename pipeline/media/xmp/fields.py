@@ -1,0 +1,230 @@
+"""pipe's own XMP fields, set into XMP that may hold anything else: a darktable or digiKam
+sidecar, a photo's embedded packet. exiv2 (python-exiv2, whose wheels ship libexiv2) does
+the XMP: it keeps every property and namespace it read, whatever it is, and writes
+RDF that every photo manager reads.
+
+pipe's fields are `XmpFields`: the caption (`dc:description`, the default language only;
+other languages stay), keywords (`dc:subject`) and hierarchical keywords
+(`lr:hierarchicalSubject`). Keywords merge: what the file had stays, less what pipe wrote
+there before (`previous`), plus the new ones, without duplicates (compared without case).
+
+exiv2 does not raise on XML it cannot parse: it logs a warning and reads nothing, and
+writing would then replace the user's sidecar with pipe's fields alone. So a sidecar is
+checked to be well-formed XML first (expat, as `read.py` reads packets: no DOCTYPE), and
+whatever exiv2 logs while reading is an error here. Nothing exiv2 logs reaches stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from xml.parsers import expat
+
+from pipeline.media.xmp.read import MAX_PACKET
+
+if TYPE_CHECKING:
+    import exiv2
+
+DESCRIPTION = "Xmp.dc.description"
+SUBJECT = "Xmp.dc.subject"
+HIERARCHICAL = "Xmp.lr.hierarchicalSubject"
+DEFAULT_LANGUAGE = "x-default"
+
+
+class XmpError(ValueError):
+    """XMP pipe will not merge into: broken, too big, or refused by exiv2. One line."""
+
+
+@dataclass(frozen=True)
+class XmpFields:
+    """What pipe says about a photo; None leaves a property as it is."""
+
+    description: str | None = None  # dc:description, in the default language
+    keywords: tuple[str, ...] | None = None  # dc:subject
+    hierarchical: tuple[str, ...] | None = None  # lr:hierarchicalSubject ("a|b|c")
+
+
+def merge_sidecar(
+    existing: bytes | None, fields: XmpFields, previous: XmpFields | None = None
+) -> bytes:
+    """The sidecar's new bytes: `existing` (None: no sidecar yet) with pipe's fields set and
+    every other property kept. Raises XmpError for a sidecar pipe must not replace."""
+    exiv2 = _exiv2()
+    with _logged() as messages:
+        try:
+            if existing is None:
+                image = exiv2.ImageFactory.create(exiv2.ImageType.xmp)
+            else:
+                check_well_formed(existing)
+                image = exiv2.ImageFactory.open(existing)
+                if image.imageType() != exiv2.ImageType.xmp:
+                    raise XmpError("not an XMP sidecar")
+                image.readMetadata()
+                if messages:
+                    raise XmpError(f"exiv2 cannot read it: {messages[0]}")
+            apply(image.xmpData(), fields, previous)
+            image.writeMetadata()
+        except exiv2.Exiv2Error as e:
+            raise XmpError(f"exiv2: {e.args[-1] if e.args else e}") from None
+        io = image.io()
+        view = io.mmap()
+        try:
+            return bytes(view)
+        finally:
+            io.munmap()
+
+
+def read_sidecar(data: bytes) -> XmpFields:
+    """pipe's fields as a sidecar holds them (for `{existing.*}` and the tests)."""
+    exiv2 = _exiv2()
+    with _logged() as messages:
+        check_well_formed(data)
+        try:
+            image = exiv2.ImageFactory.open(data)
+            image.readMetadata()
+        except exiv2.Exiv2Error as e:
+            raise XmpError(f"exiv2: {e.args[-1] if e.args else e}") from None
+        if messages:
+            raise XmpError(f"exiv2 cannot read it: {messages[0]}")
+        return read(image.xmpData())
+
+
+def apply(data: exiv2.XmpData, fields: XmpFields, previous: XmpFields | None = None) -> None:
+    """Set pipe's fields in exiv2's `data` (a sidecar's or a photo's), keeping the rest."""
+    exiv2 = _exiv2()
+    if fields.description is not None:
+        languages = dict(_value(data, DESCRIPTION) or {})
+        languages[DEFAULT_LANGUAGE] = xml_text(fields.description)
+        value = exiv2.LangAltValue()
+        # x-default first: readers that take the first alternative take it.
+        for language, text in sorted(languages.items(), key=lambda kv: kv[0] != "x-default"):
+            value.read(f'lang="{language}" {text}')
+        _replace(data, DESCRIPTION, value)
+    for key, new, old in (
+        (SUBJECT, fields.keywords, previous.keywords if previous else None),
+        (HIERARCHICAL, fields.hierarchical, previous.hierarchical if previous else None),
+    ):
+        if new is not None:
+            bag = exiv2.XmpArrayValue(exiv2.TypeId.xmpBag)
+            for keyword in merged(_value(data, key) or (), map(xml_text, new), old or ()):
+                bag.read(keyword)
+            _replace(data, key, bag)
+
+
+def read(data: exiv2.XmpData) -> XmpFields:
+    """pipe's fields as exiv2's `data` holds them; None where a property is absent."""
+    languages = _value(data, DESCRIPTION)
+    keywords, hierarchical = _value(data, SUBJECT), _value(data, HIERARCHICAL)
+    return XmpFields(
+        description=dict(languages).get(DEFAULT_LANGUAGE) if languages is not None else None,
+        keywords=tuple(keywords) if keywords is not None else None,
+        hierarchical=tuple(hierarchical) if hierarchical is not None else None,
+    )
+
+
+def merged(existing: Iterable[str], new: Iterable[str], previous: Iterable[str]) -> list[str]:
+    """The file's keywords less pipe's previous ones, then pipe's new ones, each once
+    (without case: "Dog" and "dog" are one keyword), in that order."""
+    dropped = {k.casefold() for k in previous}
+    out: list[str] = []
+    seen: set[str] = set()
+    for keyword in [k for k in existing if k.casefold() not in dropped] + list(new):
+        if keyword and keyword.casefold() not in seen:
+            seen.add(keyword.casefold())
+            out.append(keyword)
+    return out
+
+
+def xml_text(text: str) -> str:
+    """`text` without the characters XML 1.0 cannot hold (a model may answer any)."""
+    return "".join(c for c in text if c in "\t\n\r" or ord(c) >= 0x20).strip()
+
+
+def check_well_formed(data: bytes) -> None:
+    """Raise XmpError unless `data` is well-formed XML without a DOCTYPE, at most
+    MAX_PACKET bytes (exiv2 would read broken XML as empty, and pipe would replace it)."""
+    if len(data) > MAX_PACKET:
+        raise XmpError(f"over {MAX_PACKET >> 20} MiB, more than an XMP sidecar holds")
+    parser = expat.ParserCreate()
+
+    def refuse(*_: object) -> None:
+        raise XmpError("it declares a DOCTYPE, which XMP never does")
+
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    try:
+        parser.Parse(data, True)
+    except expat.ExpatError as e:
+        raise XmpError(
+            f"not well-formed XML ({expat.ErrorString(e.code)}, line {e.lineno})"
+        ) from None
+
+
+def _value(data: exiv2.XmpData, key: str) -> Any:
+    """A property's value as Python: a LangAlt's (language, text) pairs, an array's texts,
+    else its text; None when absent."""
+    exiv2 = _exiv2()
+    found = data.findKey(exiv2.XmpKey(key))
+    if found == data.end():
+        return None
+    value = found.value()
+    if isinstance(value, exiv2.LangAltValue):
+        return list(value.items())
+    if isinstance(value, exiv2.XmpArrayValue):
+        return [value.toString(i) for i in range(value.count())]
+    return [value.toString()]
+
+
+def _replace(data: exiv2.XmpData, key: str, value: Any) -> None:
+    exiv2 = _exiv2()
+    xmp_key = exiv2.XmpKey(key)
+    found = data.findKey(xmp_key)
+    if found != data.end():
+        data.erase(found)
+    data.add(xmp_key, value)
+
+
+_lock = threading.Lock()
+_local = threading.local()
+_ready = False
+
+
+def _exiv2() -> Any:
+    """exiv2, imported on first use (loading a recipe imports the actions) with the XMP
+    toolkit initialised once (it is not safe to initialise from two threads) and its log
+    sent to the thread that is reading, never to stderr."""
+    global _ready
+    import exiv2
+
+    if not _ready:
+        with _lock:
+            if not _ready:
+                exiv2.XmpParser.initialize()
+                exiv2.LogMsg.setLevel(exiv2.LogMsg.Level.warn)
+                # python-exiv2 logs through the `exiv2` logger.
+                logger = logging.getLogger("exiv2")
+                logger.addHandler(_Collect())
+                logger.propagate = False
+                _ready = True
+    return exiv2
+
+
+class _Collect(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        messages = getattr(_local, "messages", None)
+        if messages is not None:
+            messages.append(" ".join(record.getMessage().split())[:200])
+
+
+@contextmanager
+def _logged() -> Iterator[list[str]]:
+    """What exiv2 logs in this thread while the block runs."""
+    _local.messages = messages = []
+    try:
+        yield messages
+    finally:
+        _local.messages = None

@@ -1,0 +1,77 @@
+"""pipe's XMP fields set into XMP that holds anything else (pipeline/media/xmp/fields.py),
+read back by a second reader (ElementTree), not only by exiv2 itself."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from pipeline.media.xmp.fields import XmpError, XmpFields, merge_sidecar, read_sidecar
+
+RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
+DC = "{http://purl.org/dc/elements/1.1/}"
+DARKTABLE = b"""<?xml version="1.0" encoding="UTF-8"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about=""
+    xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+    xmlns:dc="http://purl.org/dc/elements/1.1/"
+    xmlns:darktable="http://darktable.sf.net/"
+   xmp:Rating="3"
+   darktable:history_end="1">
+   <darktable:history>
+    <rdf:Seq>
+     <rdf:li darktable:num="0" darktable:operation="exposure" darktable:params="0000803f"/>
+    </rdf:Seq>
+   </darktable:history>
+   <dc:subject><rdf:Bag><rdf:li>holiday</rdf:li><rdf:li>old-pipe</rdf:li></rdf:Bag></dc:subject>
+   <dc:description><rdf:Alt><rdf:li xml:lang="x-default">old</rdf:li>
+    <rdf:li xml:lang="de-DE">alt</rdf:li></rdf:Alt></dc:description>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+"""
+
+
+def test_pipes_fields_merge_into_a_darktable_sidecar() -> None:
+    fields = XmpFields(description="A dog & <a ball>\x00", keywords=("dog", "Holiday", "beach"))
+    out = merge_sidecar(DARKTABLE, fields, XmpFields(keywords=("old-pipe",)))
+    root = ET.fromstring(out)
+    description = root.find(f".//{RDF}Description")
+    assert description is not None
+    texts = {
+        li.get("{http://www.w3.org/XML/1998/namespace}lang"): li.text
+        for li in description.iter(f"{RDF}li")
+        if li.get("{http://www.w3.org/XML/1998/namespace}lang")
+    }
+    assert texts == {"x-default": "A dog & <a ball>", "de-DE": "alt"}
+    subject = description.find(f"{DC}subject")
+    assert subject is not None
+    assert [li.text for li in subject.iter(f"{RDF}li")] == ["holiday", "dog", "beach"]
+    # darktable's own fields are all still there.
+    assert description.get("{http://ns.adobe.com/xap/1.0/}Rating") == "3"
+    operations = [li.get("{http://darktable.sf.net/}operation") for li in root.iter(f"{RDF}li")]
+    assert "exposure" in operations
+    assert read_sidecar(out).keywords == ("holiday", "dog", "beach")
+
+
+def test_a_new_sidecar_holds_only_pipes_fields() -> None:
+    out = merge_sidecar(None, XmpFields(description="Sunset", keywords=("sun",)))
+    assert read_sidecar(out) == XmpFields(description="Sunset", keywords=("sun",))
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        b"<x:xmpmeta><broken",
+        b'<!DOCTYPE x [<!ENTITY a "b">]><x/>',
+        b"",
+        b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+        b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description>'
+        b"<dc:subject>x</dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>",
+    ],
+)
+def test_a_sidecar_exiv2_cannot_read_is_refused_not_replaced(broken: bytes) -> None:
+    with pytest.raises(XmpError):
+        merge_sidecar(broken, XmpFields(description="x"))
