@@ -5,12 +5,12 @@ read; a new kind is one module and one entry here."""
 
 from __future__ import annotations
 
-from pipeline.steps import img2img, text, txt2img, vision
+from pipeline.steps import img2img, keywords, text, txt2img, vision
 from pipeline.steps.base import IMAGE_SERVER, PICTURE, TEXT, TEXT_SERVER, Step, StepKind
 
 # The first is the default (`kind` left out); the order is the order errors list them in.
 KINDS: dict[str, StepKind] = {
-    kind.name: kind for kind in (text.KIND, vision.KIND, txt2img.KIND, img2img.KIND)
+    kind.name: kind for kind in (text.KIND, vision.KIND, txt2img.KIND, img2img.KIND, keywords.KIND)
 }
 DEFAULT_KIND = "text"
 

@@ -28,8 +28,8 @@ def error(**table: Any) -> str:
     return str(e.value)
 
 
-def test_the_registry_holds_the_four_kinds_text_first() -> None:
-    assert list(KINDS) == ["text", "vision", "txt2img", "img2img"]
+def test_the_registry_holds_the_five_kinds_text_first() -> None:
+    assert list(KINDS) == ["text", "vision", "txt2img", "img2img", "keywords"]
     assert type(step()).__name__ == "TextStep" and step().kind == "text"  # the default
 
 
@@ -40,6 +40,7 @@ def test_the_registry_holds_the_four_kinds_text_first() -> None:
         ("vision", {"text", "vision"}, TEXT_SERVER, TEXT, True),
         ("txt2img", {"txt2img"}, IMAGE_SERVER, PICTURE, False),
         ("img2img", {"img2img"}, IMAGE_SERVER, PICTURE, True),
+        ("keywords", {"text", "vision"}, TEXT_SERVER, TEXT, True),
     ],
 )
 def test_each_kind_declares_what_it_needs_and_answers(
@@ -117,7 +118,10 @@ def test_drawing_keys_are_read_and_kept() -> None:
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({"kind": "foo"}, "ask.kind: expected one of text, vision, txt2img, img2img, got 'foo'"),
+        (
+            {"kind": "foo"},
+            "ask.kind: expected one of text, vision, txt2img, img2img, keywords, got 'foo'",
+        ),
         ({"kind": 3}, "ask.kind: expected a string, got 3"),
         ({"name": "text"}, "ask.name: 'text' must be a new identifier, not a field name"),
         ({"max_tokens": 0}, "ask.max_tokens: expected 1 to 1000000, got 0"),
