@@ -34,6 +34,8 @@ CASES = ("auto", "keep", "lower")
 _SEPARATOR = re.compile(r"[,;\n\r\t|\u3001\uff0c\uff1b\u2022\u00b7\u25cf\u25aa\u25e6\u2023\u2219]")
 # A list item's bullet or number at a piece's start: "- ", "* ", "1. ", "2) ", "(3) ".
 _MARKER = re.compile(r"^\s*(?:[-*+>]+|\(?\d{1,3}[.):]|#\d{1,3})\s+")
+# A terminal's escape sequences (CSI, OSC, and the two-character ones): not words.
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|\][^\x07\x1b]*(?:\x07|\x1b\\)?|.?)")
 _APOSTROPHES = str.maketrans("", "", "'\u2019\u02bc`\u00b4")
 _HYPHENS = str.maketrans({"\u2010": "-", "\u2011": "-", "_": " "})
 
@@ -57,7 +59,8 @@ def normalise(answer: str, limit: int = 12, case: str = "auto") -> tuple[str, ..
 
 
 def _pieces(answer: str) -> list[str]:
-    pieces = _SEPARATOR.split(answer[:READ_CHARS], maxsplit=READ_PIECES)[:READ_PIECES]
+    text = _ESCAPE.sub("", answer[:READ_CHARS])
+    pieces = _SEPARATOR.split(text, maxsplit=READ_PIECES)[:READ_PIECES]
     # "Keywords: dog" or "Here are the keywords: dog": the label is not a keyword.
     return [_MARKER.sub("", p.rsplit(":", 1)[-1]) for p in pieces]
 

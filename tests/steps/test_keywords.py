@@ -119,7 +119,7 @@ def test_the_built_in_recipe_asks_a_vision_model_for_keywords() -> None:
         # every script's letters, marks and digits; apostrophes joined; the rest dropped
         ("日の出, Straße am Meer, हिन्दी, 3d printer", "日の出, Straße am Meer, हिन्दी, 3d printer"),
         ('"dog", *beach*, sunset., children\'s park', "dog, beach, sunset, childrens park"),
-        ("dog\x00cat, \x1b[31mred\x1b[0m, \ufffd", "dog cat, 31mred 0m"),
+        ("dog\x00cat, \x1b[31mred\x1b[0m, \ufffd, \x1b]0;title\x07sea", "dog cat, red, sea"),
         # more than three words is a sentence, not a keyword
         ("dog, a dog running on the beach, sand", "dog, sand"),
         # answers of models that ignore the grammar
