@@ -13,6 +13,7 @@ import pytest
 from pipeline import keywords
 from tests.conftest import ROOT, run_pipe
 from tests.fakes.llama import LLAMA_HEADERS, FakeLlama
+from tests.fakes.openai import FakeOpenAI
 
 RECIPE = str(ROOT / "recipes" / "tag-images.toml")
 PHOTOS = ROOT / "samples" / "photos"
@@ -67,6 +68,20 @@ def test_the_counts_can_be_set_and_the_doctor_judges_the_recipe(album: Path) -> 
     with FakeLlama(vision=False) as blind:
         doctor = run_pipe("doctor", RECIPE, "--backend", blind.url)
     assert doctor.returncode == 3 and "cannot run" in doctor.stdout
+
+
+def test_a_server_that_ignores_the_grammar_still_gives_the_list(album: Path) -> None:
+    """OpenAI-compatible servers may drop `grammar` unread: a chatty numbered answer."""
+    chatty = "Sure! Keywords:\n1. Golden Retriever\n2. Beach\n3. Sunset\n4. Waves\n5. Beach"
+    with FakeOpenAI(vision=True, answer=lambda _: chatty) as server:
+        url = f"openai:{server.url}"
+        r = run_pipe("run", RECIPE, str(album), "--backend", url, "--json")
+        sent = server.bodies[-1]
+    assert r.returncode == 0, r.stderr
+    assert [rec["answer"] for rec in records(r.stdout)] == [
+        "Golden Retriever, beach, sunset, waves"  # title case: capitals past the first stay
+    ] * 2
+    assert sent["grammar"].startswith("root ::= ")  # sent all the same: llama.cpp's honour it
 
 
 # What servers that ignore grammars, or mean harm, answer.
