@@ -189,3 +189,30 @@ def test_a_junk_language_is_one_line_and_exit_2(tmp_path: Path, junk: str) -> No
     assert r.returncode == 2, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "ask.language" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr) < 300
+
+
+def test_a_name_may_say_the_place(tmp_path: Path) -> None:
+    album = tmp_path / "album"
+    copy(gps_photos()[0], album / "DSCN0010.jpg")
+    r, server = rename(album, "old square", "then.name={exif.place|words}_{answer|words}{ext}")
+    assert r.returncode == 0, r.stderr
+    assert [p.name for p in album.iterdir()] == ["arezzo-tuscany-italy_old-square.jpg"]
+    assert "Arezzo" not in prompts(server)[0]  # the prompt did not ask for it
+
+
+def test_text_items_take_the_folder_around_their_text(tmp_path: Path) -> None:
+    """`{folder}` beside `{text}`: the text is fitted into the context around the folder."""
+    notes = tmp_path / "Meeting notes"
+    notes.mkdir()
+    (notes / "monday.txt").write_text("word " * 3000)
+    (tmp_path / "other.txt").write_text("short text")
+    summarize = str(ROOT / "recipes" / "summarize-text.toml")
+    with FakeLlama(n_ctx=2048) as server:
+        r = run_pipe(
+            "run", summarize, str(notes), str(tmp_path / "other.txt"), "--backend", server.url,
+            "--set", "ask.prompt=Notes from {folder|or:nowhere}, {name_hint}:\n{text}",
+        )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    said = prompts(server)
+    assert any("Notes from Meeting notes, monday:\nword word" in p for p in said), said
+    assert any(f"Notes from {tmp_path.name}, other:\nshort text" in p for p in said), said

@@ -94,3 +94,9 @@ def test_a_bad_language_names_the_field(tmp_path: Path) -> None:
         load(tmp_path, "[ask]\nprompt = 'x'\nlanguage = 'zz'\n")
     with pytest.raises(RecipeError, match=r"ask\.language: expected a string"):
         load(tmp_path, "[ask]\nprompt = 'x'\nlanguage = 3\n")
+
+
+def test_a_bad_spec_in_system_is_refused_at_load(tmp_path: Path) -> None:
+    with pytest.raises(RecipeError, match=r"ask\.system: format spec of \{folder:,\}"):
+        load(tmp_path, "[ask]\nprompt = 'x'\nsystem = 'In {folder:,}'\n")
+    assert load(tmp_path, "[ask]\nprompt = 'x'\nsystem = 'In {exif.date:%Y}'\n")
