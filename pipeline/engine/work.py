@@ -4,6 +4,7 @@ at a time, retrying what is worth retrying). Nothing here writes to the store.""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -39,6 +40,9 @@ class ItemWork:
         self.stop = context.asker.stop
         self.shared = InFlight()
         self.hints = Hints(recipe_names(self.recipe))  # read per item only if a template uses it
+        # A text file's `{exif.date}` is its mtime (a photo's is read from the photo).
+        fields = {f.name for s in self.recipe.steps for t in s.templates() for f in t.fields}
+        self.text_exif = any(name.startswith("exif.") for name in fields)
 
     @property
     def unable(self) -> str | None:
@@ -112,8 +116,20 @@ class ItemWork:
             return self._load_image_item(item)
         max_bytes = max(64 * 1024, (self.info.n_ctx or 32768) * 16)
         text = decode(item.data) if item.data is not None else load_text(item.path, max_bytes)
-        fields = self.hints.read(item.path if item.data is None else None, None)
+        exif = self._text_exif(item) if self.text_exif else None
+        fields = {"exif": exif} if exif is not None else {}
+        fields.update(self.hints.read(item.path if item.data is None else None, exif))
         return Loaded(hash=text.hash, notes=text.notes, text=text.text, fields=fields)
+
+    def _text_exif(self, item: Item) -> dict[str, object]:
+        """`{exif.*}` for a text: blanks, and the file's mtime as its date."""
+        from pipeline.media.exif import Metadata
+
+        mtime = None
+        if item.data is None:
+            with contextlib.suppress(OSError):  # gone since it was read: no date
+                mtime = (item.entry.stat or os.stat(item.path)).st_mtime
+        return Metadata().fields(mtime, prefer=self.recipe.date)
 
     def _load_image_item(self, item: Item) -> Loaded:
         """Hash and EXIF only: the image is decoded later, and only if the model is asked."""

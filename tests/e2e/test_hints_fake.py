@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -216,3 +217,17 @@ def test_text_items_take_the_folder_around_their_text(tmp_path: Path) -> None:
     said = prompts(server)
     assert any("Notes from Meeting notes, monday:\nword word" in p for p in said), said
     assert any(f"Notes from {tmp_path.name}, other:\nshort text" in p for p in said), said
+
+
+def test_a_texts_date_is_its_mtime(tmp_path: Path) -> None:
+    note = tmp_path / "note.txt"
+    note.write_text("the minutes")
+    os.utime(note, (978_350_400, 978_350_400))  # 2001-01-01 12:00 UTC
+    summarize = str(ROOT / "recipes" / "summarize-text.toml")
+    with FakeLlama() as server:
+        r = run_pipe(
+            "run", summarize, str(note), "--backend", server.url,
+            "--set", "ask.prompt=Written in {exif.date:%Y}{exif.place|prefix: at }: {text}",
+        )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "Written in 2001: the minutes" in prompts(server)[0]
