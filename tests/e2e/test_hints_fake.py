@@ -231,3 +231,15 @@ def test_a_texts_date_is_its_mtime(tmp_path: Path) -> None:
         )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "Written in 2001: the minutes" in prompts(server)[0]
+
+
+def test_captions_in_a_language(tmp_path: Path) -> None:
+    album = tmp_path / "album"
+    copy(gps_photos()[0], album / "DSCN0010.jpg")
+    with FakeLlama(vision=True) as server:
+        r = describe(album, server, "ask.language=Swiss German")
+    assert r.returncode == 0, r.stderr
+    assert (
+        "Describe this photo in one or two sentences.\n\nAnswer in Swiss German."
+        in (prompts(server)[0])
+    )
