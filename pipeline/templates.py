@@ -1,6 +1,9 @@
 """A tiny, safe template language for prompts and file names.
 
-`{text}`, `{exif.date:%Y-%m-%d}`, `{answer|slug}`; `{{` and `}}` are literal braces.
+`{text}`, `{exif.date:%Y-%m-%d}`, `{answer|slug}`; `{{` and `}}` are literal braces. A field
+that may be empty (a photo without GPS has no `{exif.place}`) takes a filter with text:
+`{exif.place|or:somewhere}` (the text when empty), `{exif.place|prefix:taken in }` and
+`|suffix:. ` (the text beside the value, nothing when it is empty).
 Unlike `str.format`, a field is only ever looked up in a plain mapping (no attribute or
 index access), and values are inserted once: model output placed into a template is never
 itself treated as a template.
@@ -30,6 +33,13 @@ FILTERS: dict[str, Filter] = {
     "upper": str.upper,
     "strip": str.strip,
     "first_line": lambda s: s.strip().splitlines()[0] if s.strip() else "",
+}
+# Filters given a text after a colon (`|or:somewhere`); the text holds no `|`, `{` or `}`.
+TextFilter = Callable[[str, str], str]
+TEXT_FILTERS: dict[str, TextFilter] = {
+    "or": lambda value, text: value if value.strip() else text,
+    "prefix": lambda value, text: text + value if value.strip() else "",
+    "suffix": lambda value, text: value + text if value.strip() else "",
 }
 
 
@@ -62,7 +72,7 @@ class Template:
             value = lookup(values, part.name)
             text = _format(value, part) if part.spec else _to_str(value)
             for name in part.filters:
-                text = FILTERS[name](text)
+                text = _apply(name, text)
             out.append(text)
         return "".join(out)
 
@@ -79,6 +89,11 @@ def _format(value: Any, part: Field) -> str:
         return format(value, part.spec)
     except (ValueError, TypeError) as e:
         raise TemplateError(f"format spec of {{{part.name}:{part.spec}}}: {e}") from None
+
+
+def _apply(filter_: str, text: str) -> str:
+    name, colon, argument = filter_.partition(":")
+    return TEXT_FILTERS[name](text, argument) if colon else FILTERS[name](text)
 
 
 def _to_str(value: Any) -> str:
@@ -110,7 +125,7 @@ def compile_template(source: str, allowed: set[str] | None = None) -> Template:
             raise TemplateError(
                 f"unmatched '{token}' at character {m.start() + 1} (use '{token * 2}')"
             )
-        parts.append(_parse_field(m.group(1).strip(), allowed))
+        parts.append(_parse_field(m.group(1), allowed))
     parts.append(source[pos:])
     widths = sum(_spec_width(p.spec) for p in parts if isinstance(p, Field))
     if widths > MAX_WIDTHS:
@@ -118,16 +133,20 @@ def compile_template(source: str, allowed: set[str] | None = None) -> Template:
     return Template(source, tuple(p for p in parts if p != ""))
 
 
-def _parse_field(body: str, allowed: set[str] | None) -> Field:
-    head, *filters = [s.strip() for s in body.split("|")]
-    name, _, spec = head.partition(":")
+def _parse_field(raw: str, allowed: set[str] | None) -> Field:
+    body = raw.strip()
+    head, *filters = raw.split("|")
+    filters = [_filter_token(f) for f in filters]
+    name, _, spec = head.strip().partition(":")
     if not _NAME.match(name):
         raise TemplateError(f"bad field name {{{body}}}")
     if allowed is not None and name.split(".")[0] not in allowed:
         raise TemplateError(f"unknown field {{{name}}}; known: {', '.join(sorted(allowed))}")
     for f in filters:
-        if f not in FILTERS:
-            raise TemplateError(f"unknown filter '|{f}'; known: {', '.join(sorted(FILTERS))}")
+        filter_name, colon, _ = f.partition(":")
+        if (filter_name not in TEXT_FILTERS) if colon else (f not in FILTERS):
+            known = sorted([*FILTERS, *(f"{n}:TEXT" for n in TEXT_FILTERS)])
+            raise TemplateError(f"unknown filter '|{f}'; known: {', '.join(known)}")
     if len(spec) > MAX_SPEC:
         raise TemplateError(f"format spec of {{{name}}} is over {MAX_SPEC} characters")
     if _spec_width(spec) > MAX_WIDTH:
@@ -136,6 +155,13 @@ def _parse_field(body: str, allowed: set[str] | None) -> Field:
             f" {MAX_WIDTH}"
         )
     return Field(name, spec, tuple(filters))
+
+
+def _filter_token(token: str) -> str:
+    """A filter's name without spaces around it; a text filter's text as written (its
+    spaces are meant: `|prefix:taken in `)."""
+    name, colon, argument = token.partition(":")
+    return f"{name.strip()}:{argument}" if colon and name.strip() in TEXT_FILTERS else token.strip()
 
 
 def _spec_width(spec: str) -> int:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.actions.base import Action, ActionContext
 from pipeline.actions.keys import Needs, template_key
-from pipeline.renaming.names import UnusableName, safe_filename, slug
+from pipeline.renaming.names import UnusableName, safe_filename, slug, words
 from pipeline.results import Result
 from pipeline.templates import Template, TemplateError
 
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 # A new name may use the answers (each step's by its name), EXIF and a counter.
 RENAME_FIELDS = frozenset({"name", "stem", "ext", "answer", "exif", "counter"})
+# Filters that keep the letters of every script: an answer they keep is usable.
+_EVERY_SCRIPT = ("words", "words_")
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,9 @@ class RenameAction(Action):
         """The file's new name from the recipe's template; UnusableName if nothing is left."""
         fields = dict(result.fields)
         answer = result.text or ""
-        if not slug(answer):
+        template = self.recipe.then.get(RenameKeys).name
+        keeps_scripts = any(f in _EVERY_SCRIPT for part in template.fields for f in part.filters)
+        if not (words(answer) if keeps_scripts else slug(answer)):
             raise UnusableName(
                 f"the model's answer gives nothing usable for a name: {answer!r:.60}"
             )
@@ -113,7 +117,7 @@ class RenameAction(Action):
         stem, ext = os.path.splitext(name)
         real_ext = str(fields.get("ext") or ext)
         fields.update(answer=answer, name=name, stem=stem, ext=real_ext, counter=counter)
-        rendered = self.recipe.then.get(RenameKeys).name.render(fields)
+        rendered = template.render(fields)
         new_stem, rendered_ext = os.path.splitext(rendered)
         if rendered_ext.lower() != real_ext.lower():
             new_stem = rendered  # the template did not end with {ext}: keep all of it

@@ -21,6 +21,7 @@ from pipeline.backends import (
 )
 from pipeline.engine.retry import Interrupted, RetryPolicy
 from pipeline.engine.slots import SlotGate
+from pipeline.hints import FIELDS as HINT_FIELDS
 from pipeline.results import Result
 from pipeline.texts import fit
 
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from pipeline.steps.text import TextStep
 
 CONTEXT_MARGIN = 16  # tokens kept free for BOS/special tokens the server adds
+# Fields whose value differs from item to item (besides `{text}` and the answers).
+_PER_ITEM = {"name", "path", "stem", "exif", *HINT_FIELDS}
 
 
 class CannotRun(Exception):
@@ -72,14 +75,15 @@ class Asker:
                     result.notes.append(note)
                 if not text.strip():
                     raise Rejected(note or "no room for the text in the model's context")
+            values = call.fields(text)
             request = Request(
-                prompt=step.prompt_text(step.prompt.render(call.fields(text))),
-                system=step.system_text(),
+                prompt=step.prompt_text(step.prompt.render(values)),
+                system=step.system_text(values),
                 max_tokens=step.max_tokens,
                 temperature=step.temperature,
                 repeat_penalty=step.repeat_penalty,
                 stop=step.stop,
-                grammar=step.grammar,
+                grammar=step.grammar_text(),
                 format=step.format,
                 images=step.images(call),
             )
@@ -106,12 +110,15 @@ class Asker:
         n_ctx = self.info.n_ctx
         if not n_ctx:
             return None
-        names = any(f.name in ("name", "path", "stem") for f in step.prompt.fields)
+        # The room is the same for every item unless the text around `{text}` is the item's.
+        fields = {f.name.partition(".")[0] for t in step.templates() for f in t.fields}
+        names = bool(fields & _PER_ITEM)
         key = step.name + (call.item.path if names else "")
         if key not in self._room_cache or call.answers:
-            empty = step.prompt_text(step.prompt.render(call.item_fields("")))
+            values = call.fields("")
+            empty = step.prompt_text(step.prompt.render(values))
             wrapped, _ = self.backend.raw_prompt(
-                Request(prompt=empty, system=step.system_text(), format=step.format)
+                Request(prompt=empty, system=step.system_text(values), format=step.format)
             )
             overhead = self.backend.count_tokens(wrapped) or len(wrapped.encode())
             room = n_ctx - step.max_tokens - overhead - CONTEXT_MARGIN

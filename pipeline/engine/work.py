@@ -4,6 +4,7 @@ at a time, retrying what is worth retrying). Nothing here writes to the store.""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from pipeline.engine.inflight import InFlight
 from pipeline.engine.items import Done, Item, Loaded
 from pipeline.engine.retry import BackendDown, Interrupted
 from pipeline.errors import BackendUnavailable
+from pipeline.hints import Hints, key_inputs, recipe_names
 from pipeline.media import ImageError, image_extension, named_as, read_metadata
 from pipeline.results import Result
 from pipeline.steps import IMAGE_SERVER, Step, kind_of
@@ -37,6 +39,10 @@ class ItemWork:
         self.asker = context.asker
         self.stop = context.asker.stop
         self.shared = InFlight()
+        self.hints = Hints(recipe_names(self.recipe))  # read per item only if a template uses it
+        # A text file's `{exif.date}` is its mtime (a photo's is read from the photo).
+        fields = {f.name for s in self.recipe.steps for t in s.templates() for f in t.fields}
+        self.text_exif = any(name.startswith("exif.") for name in fields)
 
     @property
     def unable(self) -> str | None:
@@ -66,7 +72,7 @@ class ItemWork:
             server = kind_of(step).server
             if server == IMAGE_SERVER and self.options.dry_run:
                 break  # a dry run shows what would be drawn; the real run reuses the prompts
-            fingerprint = self._fingerprint(loaded.hash, step, answers, previous)
+            fingerprint = self._fingerprint(loaded, step, answers, previous)
             answer = None if self.options.redo else self.store.cached_answer(fingerprint)
             if answer is None:
                 answer = self.shared.take(fingerprint, self.stop)  # a twin just answered it
@@ -110,34 +116,48 @@ class ItemWork:
             return self._load_image_item(item)
         max_bytes = max(64 * 1024, (self.info.n_ctx or 32768) * 16)
         text = decode(item.data) if item.data is not None else load_text(item.path, max_bytes)
-        return Loaded(hash=text.hash, notes=text.notes, text=text.text)
+        exif = self._text_exif(item) if self.text_exif else None
+        fields = {"exif": exif} if exif is not None else {}
+        fields.update(self.hints.read(item.path if item.data is None else None, exif))
+        return Loaded(hash=text.hash, notes=text.notes, text=text.text, fields=fields)
+
+    def _text_exif(self, item: Item) -> dict[str, object]:
+        """`{exif.*}` for a text: blanks, and the file's mtime as its date."""
+        from pipeline.media.exif import Metadata
+
+        mtime = None
+        if item.data is None:
+            with contextlib.suppress(OSError):  # gone since it was read: no date
+                mtime = (item.entry.stat or os.stat(item.path)).st_mtime
+        return Metadata().fields(mtime, prefer=self.recipe.date)
 
     def _load_image_item(self, item: Item) -> Loaded:
         """Hash and EXIF only: the image is decoded later, and only if the model is asked."""
         path = item.path
         real = image_extension(path)
         mtime = item.entry.stat.st_mtime if item.entry.stat else None
-        fields = {
-            "exif": read_metadata(path).fields(mtime, prefer=self.recipe.date),
-            "ext": real,
-        }
+        exif = read_metadata(path).fields(mtime, prefer=self.recipe.date)
+        fields = {"exif": exif, "ext": real, **self.hints.read(path, exif)}
         notes = []
         if not named_as(path, real):
             notes.append(f"content is {real[1:].upper()}, name says {os.path.splitext(path)[1]}")
         return Loaded(hash=hash_file(path), notes=notes, fields=fields)
 
     def _fingerprint(
-        self, content_hash: str, step: Step, answers: dict[str, Answer], previous: Answer
+        self, loaded: Loaded, step: Step, answers: dict[str, Answer], previous: Answer
     ) -> str:
         """A step's cache key: its own settings, the model that answers it, and the inputs
         it uses. A drawing's key leaves out the text model and the settings of steps it
-        does not read, so new drawing settings redraw without asking the text model again."""
+        does not read, so new drawing settings redraw without asking the text model again.
+        The hints a step uses (`{folder}` ...) are inputs too: the same photo in another
+        folder is asked again; a step without them keeps the keys it always had."""
         used = {f.name for f in step.prompt.fields}
         inputs = {n: _key_of(a) for n, a in answers.items() if n in used}
         if "answer" in used and answers:
             inputs["answer"] = _key_of(previous)
+        inputs.update(key_inputs(step.templates(), loaded.fields))
         model = self.context.model(kind_of(step).server)
-        blob = json.dumps(step.cache_key(content_hash, model, inputs), sort_keys=True)
+        blob = json.dumps(step.cache_key(loaded.hash, model, inputs), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -78,6 +78,36 @@ def slug(text: str, sep: str = "-", max_words: int = 12) -> str:
 register_filter("slug", slug)
 register_filter("slug_", lambda s: slug(s, "_"))
 
+# Apostrophes inside a word, in any script ("l'été" -> "lété", as slug's "dont").
+_APOSTROPHE_ANY = re.compile(r"(?<=\w)['’](?=\w)")
+
+
+def words(text: str, sep: str = "-", max_words: int = 12) -> str:
+    """The answer's words in every script, lower case, joined by `sep`: "Straße am Meer"
+    -> "straße-am-meer", "日の出" -> "日の出". NFKC first (a "ﬁ" ligature or a full-width
+    "Ａ" is a plain letter), so the result is NFC; "" when no letter or digit remains. For
+    plain ASCII answers it is `slug`."""
+    if max_words < 1:
+        raise ValueError("max_words must be at least 1")
+    s = unicodedata.normalize("NFKC", _answer_line(text)).lower()
+    s = _APOSTROPHE_ANY.sub("", s)
+    found: list[str] = []
+    current: list[str] = []
+    for c in s + " ":
+        kind = unicodedata.category(c)[0]
+        if kind in "LN" or (kind == "M" and current):  # no word starts with a lone mark
+            current.append(c)
+        elif current:
+            found.append("".join(current))
+            current = []
+            if len(found) == max_words:
+                break
+    return unicodedata.normalize("NFC", sep.join(found))
+
+
+register_filter("words", words)
+register_filter("words_", lambda s: words(s, "_"))
+
 
 # --- safe_filename ----------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pipeline.hints import FIELDS as HINT_FIELDS
 from pipeline.steps.table import Key
 from pipeline.templates import Template
 
@@ -21,8 +22,9 @@ IMAGE_SERVER = "image"  # the image server (`--sd-backend`, or one that also dra
 # What a step answers.
 TEXT = "text"
 PICTURE = "picture"
-# Fields every prompt may use; steps add their own names.
-ITEM_FIELDS = {"text", "name", "path", "stem", "ext", "answer", "exif"}
+# Fields every prompt may use; steps add their own names. The hints (`{folder}` ...) are
+# read only for a recipe whose templates use them (pipeline/hints).
+ITEM_FIELDS = {"text", "name", "path", "stem", "ext", "answer", "exif", *HINT_FIELDS}
 SHARED_KEYS = {"name", "kind", "prompt"}  # every step table's fields besides its kind's
 
 
@@ -40,6 +42,10 @@ class Step:
         from pipeline.steps import kind_of  # the registry imports this module
 
         return kind_of(self).answers == PICTURE
+
+    def templates(self) -> tuple[Template, ...]:
+        """The templates rendered per item: the prompt, and a text step's system."""
+        return (self.prompt,)
 
     def key(self) -> dict[str, Any]:
         """Everything in this step that shapes the model request (for cache fingerprints)."""

@@ -8,7 +8,7 @@ from typing import Any
 from pipeline.errors import RecipeError
 from pipeline.steps import DEFAULT_KIND, KINDS
 from pipeline.steps.base import ITEM_FIELDS, SHARED_KEYS, Step
-from pipeline.steps.table import Table
+from pipeline.steps.table import Table, check_specs
 
 
 def parse_step(raw: Any, where: str, label: str, earlier: set[str]) -> Step:
@@ -32,4 +32,7 @@ def parse_step(raw: Any, where: str, label: str, earlier: set[str]) -> Step:
         raise table.error("prompt", "missing (the text sent to the model)")
     source = table.typed("prompt", str, "")
     prompt = table.template("prompt", source, ITEM_FIELDS | earlier)
-    return kind.build(name, prompt, table.read(kind.keys))
+    step = kind.build(name, prompt, table.read(kind.keys))
+    for extra in step.templates()[1:]:  # a text step's system, with the item's fields
+        check_specs(extra, where, f"{label}.system")
+    return step

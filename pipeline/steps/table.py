@@ -81,6 +81,14 @@ def template(source: str, allowed: set[str], where: str, label: str) -> Template
         raise RecipeError(f"{where}: {label}: {e}") from None
 
 
+def check_specs(compiled: Template, where: str, label: str) -> None:
+    """A template compiled elsewhere (a step's system) with its format specs checked."""
+    try:
+        compiled.check_specs(lambda name: _SAMPLES.get(name, ""))
+    except TemplateError as e:
+        raise RecipeError(f"{where}: {label}: {e}") from None
+
+
 def no_unknown_keys(table: dict[str, Any], known: set[str], where: str, prefix: str) -> None:
     for key in table:
         if key not in known:

@@ -3,12 +3,17 @@ or name and earlier answers."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from pipeline.backends.chat_formats import FORMATS
+from pipeline.hints import language
+from pipeline.hints.system import compile_system
 from pipeline.steps.base import Step, StepKind
 from pipeline.steps.table import Key
+from pipeline.templates import Template
 
 if TYPE_CHECKING:
     from pipeline.answers import Answer
@@ -45,6 +50,7 @@ KEYS = {
     "format": Key(str, "auto", check=_format),
     "system": Key(str, ""),
     "grammar": Key(str, ""),
+    "language": Key(str, "", check=language.problem),  # "de", "German": answers in it
 }
 
 
@@ -59,6 +65,7 @@ class TextStep(Step):
     format: str = "auto"
     image_size: int = 1024  # long side of the image sent to a vision model
     persona: Persona | None = None  # the voice (a character card), set by Recipe.with_persona
+    language: str = ""  # a code or a name: "Answer in German." ends the prompt
 
     def key(self) -> dict[str, Any]:
         return {
@@ -74,15 +81,35 @@ class TextStep(Step):
             "format": self.format,
             # Only when set, so answers cached without a persona stay valid.
             **({"persona": self.persona.key()} if self.persona else {}),
+            **({"language": self.language} if self.language else {}),
         }
 
-    def system_text(self) -> str:
-        """The system text sent: the persona's, then the step's own."""
-        return self.persona.wrap_system(self.system) if self.persona else self.system
+    @cached_property
+    def system_template(self) -> Template:
+        """`system` with the item's fields (`{folder}` ...) it names; the rest is text."""
+        return compile_system(self.system)
+
+    def templates(self) -> tuple[Template, ...]:
+        return (self.prompt, self.system_template)
+
+    def system_text(self, values: Mapping[str, Any] | None = None) -> str:
+        """The system text sent: the persona's, then the step's own (its fields filled in
+        from `values`; as written without them)."""
+        own = self.system
+        if values is not None and self.system_template.fields:
+            own = self.system_template.render(values)
+        return self.persona.wrap_system(own) if self.persona else own
 
     def prompt_text(self, rendered: str) -> str:
-        """The user text sent: the rendered prompt, then the persona's closing words."""
+        """The user text sent: the rendered prompt, the language's instruction, then the
+        persona's closing words."""
+        if self.language:
+            rendered = f"{rendered}\n\n{language.instruction(self.language)}"
         return self.persona.wrap_prompt(rendered) if self.persona else rendered
+
+    def grammar_text(self) -> str:
+        """The grammar sent: with a language, `[a-z]` takes every script's letters."""
+        return language.widen_letters(self.grammar) if self.language else self.grammar
 
     def images(self, call: StepCall) -> tuple[bytes, ...]:
         """The images sent with the prompt: none."""
