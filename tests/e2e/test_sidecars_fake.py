@@ -218,3 +218,34 @@ def test_the_next_run_settles_a_replacement_a_kill_left(tmp_path: Path, pipe_hom
         )
     assert all(p.read_bytes() != before for p, before in old.items())  # every one written
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.parametrize("how", ["flag", "env", "config"])
+def test_lightroom_naming_from_a_flag_the_environment_or_config(
+    vision: FakeLlama, tmp_path: Path, pipe_home: Path, how: str
+) -> None:
+    folder, _ = album(tmp_path)
+    run = ["run", "describe-images", str(folder), "--backend", vision.url, "--write", "xmp"]
+    env = {}
+    if how == "flag":
+        run += ["--xmp-sidecar", "photo.xmp"]
+    elif how == "env":
+        env["PIPE_XMP_SIDECAR"] = "photo.xmp"
+    else:
+        pipe_home.mkdir(parents=True, exist_ok=True)
+        (pipe_home / "config.toml").write_text('xmp_sidecar = "photo.xmp"\n')
+    r = run_pipe(*run, env=env)
+    assert r.returncode == 0, r.stderr
+    lightroom = folder / f"{PHOTO.stem}.xmp"
+    assert "<dc:description>" in lightroom.read_text()
+
+
+def test_a_sidecar_naming_pipe_does_not_know_is_one_line_exit_2(
+    vision: FakeLlama, tmp_path: Path, pipe_home: Path
+) -> None:
+    folder, _ = album(tmp_path)
+    pipe_home.mkdir(parents=True, exist_ok=True)
+    (pipe_home / "config.toml").write_text('xmp_sidecar = "photo.XMP"\n')
+    r = run_pipe("run", "describe-images", str(folder), "--backend", vision.url)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "xmp_sidecar" in r.stderr and '"photo.jpg.xmp" (darktable, digiKam)' in r.stderr
