@@ -13,11 +13,13 @@ settles by looking at the file's digest: the new one means applied, the old one 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import secrets
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,6 +134,22 @@ def replace_journaled(
             raise
         raise ActionError(f"{target}: {e.strerror or e}") from None
     store.replaced.mark(row, "applied")
+
+
+@contextmanager
+def holding(store: Store) -> Iterator[None]:
+    """Hold pipe's lock on replacing files while reading one and replacing it: two pipe runs
+    writing one sidecar at once (a caption, keywords) then take turns, each merging into
+    what the other wrote, instead of one failing as "changed since pipe read it". Other
+    programs do not take it; their writes are caught by `expected`."""
+    folder = store.replaced.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _swap(

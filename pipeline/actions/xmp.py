@@ -13,11 +13,12 @@ again writes nothing. A sidecar exiv2 cannot read fails the item and is never re
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from typing import Any
 
 from pipeline.actions.base import Action, digest
 from pipeline.actions.keys import Needs
-from pipeline.actions.replacing import FileState, replace_journaled
+from pipeline.actions.replacing import FileState, holding, replace_journaled
 from pipeline.actions.xmp_keys import XmpKeys
 from pipeline.media.xmp.fields import XmpError, XmpFields, merge_sidecar, read_sidecar
 from pipeline.media.xmp.read import MAX_PACKET
@@ -56,7 +57,8 @@ class XmpSidecar(Action):
     def apply(self, result: Result) -> None:
         if result.text is not None and result.is_file:
             try:
-                self._write(result.path, result.text)
+                with nullcontext() if self.dry_run else holding(self.store):
+                    self._write(result.path, result.text)
             except (ActionError, XmpError, OSError) as e:
                 # (as a sidecar: the xmp action is one, its errors have always said so)
                 result.status, result.error = "failed", f"sidecar: {_line(e)}"

@@ -249,3 +249,50 @@ def test_a_sidecar_naming_pipe_does_not_know_is_one_line_exit_2(
     r = run_pipe("run", "describe-images", str(folder), "--backend", vision.url)
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "xmp_sidecar" in r.stderr and '"photo.jpg.xmp" (darktable, digiKam)' in r.stderr
+
+
+TAGS = """description = "Keywords for photos (a test recipe)"
+inputs = ["*.jpg"]
+
+[ask]
+kind = "vision"
+prompt = "List keywords for this photo."
+
+[then]
+action = "xmp"
+field = "keywords"
+hierarchy = "pipe"
+"""
+
+
+def test_two_recipes_writing_one_sidecar_at_once_both_land(tmp_path: Path, pipe_home: Path) -> None:
+    """A caption run and a keywords run over the same photos at the same time, one from each
+    end, so they meet on the same sidecars: each ends with both (the runs take turns on
+    pipe's lock), the user's fields kept."""
+    folder = tmp_path / "album"
+    make_photos(folder, 16)
+    recipe = tmp_path / "tags.toml"
+    recipe.write_text(TAGS)
+    slow = [sys.executable, "-m", "tests.fakes.pausing_cli", "0.01"]
+    backwards = sorted((str(p) for p in folder.glob("*.jpg")), reverse=True)
+    with (
+        FakeLlama(vision=True, slots=4) as captions,
+        FakeLlama(vision=True, slots=4, answer=lambda _: "dog, beach") as tags,
+    ):
+        describe = ["run", "describe-images", str(folder), "--backend", captions.url]
+        both = [
+            subprocess.Popen([*slow, *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+            for args in (
+                [*describe, "--write", "xmp"],
+                ["run", str(recipe), *backwards, "--backend", tags.url],
+            )
+        ]  # fmt: skip
+        errors = [proc.communicate(timeout=300)[1] for proc in both]
+    assert [proc.returncode for proc in both] == [0, 0], errors
+    for sidecar in folder.glob("*.xmp"):
+        found = properties(sidecar.read_bytes())
+        assert found["dc:description"]["x-default"], sidecar
+        assert found["dc:subject"] == ["holiday", "darktable|format|nef", "dog", "beach"]
+        assert "pipe|dog" in found["lr:hierarchicalSubject"]
+        assert found["xmp:Rating"] == "3" and len(found["darktable:history"]) == 6
