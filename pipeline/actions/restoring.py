@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.actions.replacing import FileState, copy_hashed, fsync_folder
@@ -130,8 +132,8 @@ def undo_run(store: Store, run_id: int) -> list[Outcome | Restored]:
 
 def prune(store: Store, run_ids: list[int]) -> int:
     """Forget the kept bytes of these runs (they can no longer be undone) and delete each
-    backup no other run needs; the bytes freed."""
-    freed = 0
+    backup no other run needs, and copies a killed run left half-made; the bytes freed."""
+    freed = _half_made(store.replaced.folder)
     for sha in sorted(store.replaced.prune(run_ids)):
         if store.replaced.referenced(sha):
             continue
@@ -142,4 +144,19 @@ def prune(store: Store, run_ids: list[int]) -> int:
         except FileNotFoundError:
             continue
         freed += size
+    return freed
+
+
+def _half_made(folder: Path) -> int:
+    """Delete the temporary copies of kept bytes that a killed run left (an hour old: a
+    running one may be writing one now); their size."""
+    freed = 0
+    for temp in folder.glob(".tmp-*") if folder.is_dir() else ():
+        try:
+            st = temp.lstat()
+            if time.time() - st.st_mtime > 3600:
+                temp.unlink()
+                freed += st.st_size
+        except FileNotFoundError:
+            continue
     return freed

@@ -70,6 +70,8 @@ class XmpSidecar(Action):
         found = FileState.read(target, MAX_PACKET)
         existing, state = found if found else (None, None)
         fields = self.fields(answer)
+        if existing is None and not (fields.description or fields.keywords):
+            return  # no keywords in the answer, and no sidecar to take pipe's old ones out of
         source = display_path(path)
         previous = _previous(
             self.store.replaced.written_fields(target, KIND, self.recipe.name), source

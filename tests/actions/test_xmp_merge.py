@@ -223,3 +223,34 @@ def test_a_sidecar_pipe_cannot_read_is_kept_with_one_line(
     assert result.status == "failed" and result.error is not None
     assert why in result.error and "\n" not in result.error, result.error
     assert sidecar.read_bytes() == content
+
+
+def test_hierarchy_must_be_names_separated_by_bars() -> None:
+    from pipeline.errors import RecipeError
+    from tests.actions.support import recipe_of
+
+    with pytest.raises(RecipeError) as caught:
+        recipe_of(VISION + "[then]\naction = 'xmp'\nfield = 'keywords'\nhierarchy = 'pipe||x'\n")
+    assert str(caught.value) == (
+        'r.toml: then.hierarchy: expected "" or names separated by "|", e.g. "pipe" or'
+        " \"Places|pipe\", got 'pipe||x'"
+    )
+    with pytest.raises(RecipeError, match="then.field: expected one of description, keywords"):
+        recipe_of(VISION + "[then]\naction = 'xmp'\nfield = 'title'\n")
+
+
+def test_an_answer_without_keywords_makes_no_sidecar(store: Store, folder: Path) -> None:
+    path = photo(folder)
+    action, _ = opened("xmp", KEYWORDS, store)
+    action.apply(Result(path, "done", " , \n"))
+    assert sorted(p.name for p in folder.iterdir()) == ["p.jpg"]
+
+
+def test_prune_deletes_copies_a_killed_run_left_half_made(store: Store, folder: Path) -> None:
+    store.replaced.folder.mkdir(parents=True)
+    old, new = store.replaced.folder / ".tmp-old", store.replaced.folder / ".tmp-new"
+    old.write_bytes(b"x" * 10)
+    new.write_bytes(b"y")
+    os.utime(old, (0, 0))
+    assert restoring.prune(store, []) == 10
+    assert not old.exists() and new.exists()  # a running one may be writing it
