@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,8 +93,9 @@ def _restore(row: Replacement) -> None:
     st = os.lstat(row.path)
     temp = os.path.join(os.path.dirname(row.path), f".pipe-{secrets.token_hex(8)}.tmp")
     try:
-        if copy_hashed(backup, temp, st.st_mode & 0o7777) != row.old_sha:
+        if copy_hashed(backup, temp) != row.old_sha:
             raise ActionError("its kept bytes are damaged; kept")
+        os.chmod(temp, stat.S_IMODE(st.st_mode))  # as the file is now (not the umask's)
         now = os.lstat(row.path)
         if (now.st_size, now.st_mtime_ns, now.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
             raise ActionError(KEPT)

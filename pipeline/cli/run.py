@@ -135,7 +135,8 @@ _RUN_OPTIONS = [
         default=None,
         help="Where answers go instead of the recipe's action: stdout (the same as print) prints"
         " them, so a rename recipe shows its answers and renames nothing; sidecar writes a file"
-        " beside each input; xmp writes PHOTO.xmp (photo recipes only).",
+        " beside each input; xmp merges it into each photo's XMP sidecar, keeping what is there"
+        " (photo recipes only; pipe undo puts the sidecar back).",
     ),
     click.option(
         "--out",

@@ -49,6 +49,7 @@ def test_it_replaces_keeping_the_old_bytes_and_the_mode(store: Store, folder: Pa
 def test_undo_restores_byte_for_byte_and_removes_what_pipe_made(store: Store, folder: Path) -> None:
     kept, made = folder / "a.xmp", folder / "b.xmp"
     kept.write_bytes(OLD)
+    kept.chmod(0o664)
     run_id = run(store)
     replace_journaled(store, run_id, str(kept), NEW, expected=FileState.of(str(kept)), kind="xmp")
     replace_journaled(store, run_id, str(made), NEW, expected=None, kind="xmp")
@@ -58,6 +59,7 @@ def test_undo_restores_byte_for_byte_and_removes_what_pipe_made(store: Store, fo
         ("a.xmp", "undone", "restored"),
     ]
     assert kept.read_bytes() == OLD and not made.exists()
+    assert kept.stat().st_mode & 0o777 == 0o664  # its mode, whatever the umask
     assert restoring.undo(store, run_id) == []  # nothing applied is left
 
 
