@@ -6,7 +6,10 @@ The sidecar is read (bounded), merged by `media/xmp/fields.merge_sidecar` (exiv2
 written through `replacing.replace_journaled`, so its old bytes are kept and `pipe undo`
 puts them back. What pipe wrote there last time (the journal's `fields`) is `previous`: a
 re-run with a new answer replaces pipe's keywords instead of piling them up, and two
-recipes writing one sidecar (a caption, keywords) add to each other. The same content
+recipes writing one sidecar (a caption, keywords) add to each other; pipe's runs take
+turns on a lock while reading and replacing one. With Lightroom's naming (`photo.xmp`,
+config's xmp_sidecar) the photos of one stem share a sidecar: each photo's keywords are
+its own (`source` in the journal), the caption is the last one written. The same content
 again writes nothing. A sidecar exiv2 cannot read fails the item and is never replaced.
 """
 
@@ -70,7 +73,7 @@ class XmpSidecar(Action):
         found = FileState.read(target, MAX_PACKET)
         existing, state = found if found else (None, None)
         fields = self.fields(answer)
-        if existing is None and not (fields.description or fields.keywords):
+        if existing is None and fields.keywords == ():
             return  # no keywords in the answer, and no sidecar to take pipe's old ones out of
         source = display_path(path)
         previous = _previous(
