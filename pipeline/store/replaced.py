@@ -161,14 +161,15 @@ class Replaced:
         return row is not None
 
     def kept_bytes(self, run_ids: list[int]) -> dict[int, int]:
-        """Per run, the size of the old bytes kept for it (each backup once per run)."""
+        """Per run, the size of the old bytes kept for it (each backup once per run), until
+        `pipe prune` frees them: an undone run's too (they are still on disk)."""
         if not run_ids:
             return {}
         marks = ", ".join("?" * len(run_ids))
         rows = self.conn.execute(
             "SELECT run_id, SUM(old_size) FROM (SELECT DISTINCT run_id, old_sha, old_size"
             f" FROM replaced WHERE run_id IN ({marks}) AND old_sha IS NOT NULL"
-            " AND pruned IS NULL AND state = 'applied') GROUP BY run_id",
+            " AND pruned IS NULL) GROUP BY run_id",
             run_ids,
         ).fetchall()
         return {r[0]: int(r[1] or 0) for r in rows}
