@@ -33,6 +33,8 @@ the targets of issues #3 and #4; results are also written to bench/results/lates
                (bench/command.py)                                 10% of the truth
   bench-kobold pipe bench against the real koboldcpp (SmolLM2 +   target completes, biotics
                the random SD 1.5)                                 within 10% of /api/extra/perf
+  sidecar-merge --write xmp into 20 darktable sidecars of 30 fields target all 30 kept (a
+               (bench/sidecars.py)                                second reader), re-run: 0
 """
 
 from __future__ import annotations
@@ -516,6 +518,12 @@ def bench_kobold(tmp: Path) -> None:
         report("bench-kobold", {"skipped": str(e)}, False, "needs a built koboldcpp")
 
 
+def bench_sidecar_merge(tmp: Path) -> None:
+    from bench.sidecars import bench_sidecar_merge as run
+
+    run(tmp, report)
+
+
 BENCHMARKS = {
     "overhead": bench_overhead,
     "concurrency": bench_concurrency,
@@ -540,6 +548,7 @@ BENCHMARKS = {
     "recheck": bench_recheck,
     "bench-truth": bench_truth,
     "bench-kobold": bench_kobold,
+    "sidecar-merge": bench_sidecar_merge,
 }
 
 

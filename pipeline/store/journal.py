@@ -76,6 +76,15 @@ class Journal:
             for r in rows
         ]
 
+    def reidentify(self, rename_id: int, now: Identity) -> None:
+        """The renamed file's identity after undo put back the bytes pipe renamed (a
+        replacement restored through a new inode), so the rename can be undone too."""
+        with self.connections.transaction() as c:
+            c.execute(
+                "UPDATE renames SET dev = ?, ino = ?, size = ?, mtime_ns = ? WHERE id = ?",
+                (*now, rename_id),
+            )
+
     def reopen(self, old: str, new: str) -> None:
         """After an undo: the file is back under `old` and not done for any recipe."""
         with self.connections.transaction() as c:

@@ -28,7 +28,8 @@ def parse(text: str) -> recipe.Recipe:
         ("then = 3\n" + ASK, "then: expected a table"),
         (
             ASK + "[then]\nbogus = 1\n",
-            "then.bogus: unknown field; expected one of action, date, image, name, sidecar",
+            "then.bogus: unknown field; expected one of action, date, field, hierarchy, image,"
+            " name, sidecar",
         ),
         # the action
         (ASK + "[then]\naction = 3\n", "then.action: expected a string, got 3"),
