@@ -41,6 +41,15 @@ def default_db_path() -> Path:
     return data_dir() / "pipe.db"
 
 
+def replaced_dir(db_path: Path | str) -> Path:
+    """Where the bytes of files pipe replaced are kept (one file per sha256): beside the
+    database whose journal names them, so the two move together (`PIPE_DB`); the data
+    folder for a database in memory."""
+    if str(db_path) == ":memory:":
+        return data_dir() / "replaced"
+    return Path(db_path).parent / "replaced"
+
+
 def display_path(path: str) -> str:
     """How a file is keyed in the store: its absolute path as text, with bytes that are not
     UTF-8 shown as \\xNN (names stay unique, and SQLite gets valid text)."""

@@ -5,9 +5,10 @@ one thread.
 class over them for one capability: `run_table` (runs, their counts and liveness),
 `items` (per-file rows and the claims that keep two runs apart), `cache` (answers and
 pictures), `outputs` (the files pipe wrote), `history` (what each run did to each file),
-`journal` (renames) and `bench` (what `pipe bench` measured). A part that needs another is
-given it (items asks run_table whether a claim's run is alive). The methods callers use
-are the parts' own, bound on the store.
+`journal` (renames), `replaced` (files pipe replaced, their old bytes kept) and `bench`
+(what `pipe bench` measured). A part that needs another is given it (items asks run_table
+whether a claim's run is alive). The methods callers use are the parts' own, bound on the
+store.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sqlite3
 from pathlib import Path
 
 from pipeline.errors import DatabaseError
+from pipeline.paths import replaced_dir
 from pipeline.store.answer_cache import AnswerCache, now_iso
 from pipeline.store.bench import BenchResults
 from pipeline.store.connection import Connections, Transaction
@@ -23,6 +25,7 @@ from pipeline.store.history import History
 from pipeline.store.items import ItemRow, Items
 from pipeline.store.journal import Journal, path_from_db, path_to_db
 from pipeline.store.outputs import Outputs
+from pipeline.store.replaced import Replaced
 from pipeline.store.runs import HEARTBEAT_SECONDS, STALE_SECONDS, Counts, Runs
 
 __all__ = [
@@ -50,6 +53,7 @@ class Store:
         self.items = Items(self.connections, self.run_table, self.cache, self.history)
         self.journal = Journal(self.connections, self.run_table)
         self.bench = BenchResults(self.connections)
+        self.replaced = Replaced(self.connections, self.run_table, replaced_dir(path))
         self._bind()
 
     def _bind(self) -> None:

@@ -34,6 +34,11 @@ class Outputs:
             )
         self.written += 1
 
+    def forget_output(self, path: str) -> None:
+        """After an undo put the user's file back: pipe no longer wrote what is there."""
+        with self.connections.transaction() as c:
+            c.execute("DELETE FROM outputs WHERE path = ?", (path,))
+
     def is_output(self, key: str) -> bool:
         """Whether pipe wrote the file at `key`; safe from any thread."""
         with self.connections.reading() as conn:

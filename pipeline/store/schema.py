@@ -202,6 +202,41 @@ def _m010_bench(db: sqlite_utils.Database) -> None:
     db["bench"].create_index(["backend", "at"])
 
 
+def _m011_replaced(db: sqlite_utils.Database) -> None:
+    # Files pipe replaced (a merged sidecar, a photo with its metadata written in): the old
+    # bytes kept once per sha256 under `backup`, journaled as 'planned' before the file is
+    # replaced, so a killed run is resolved from the disk and `pipe undo` restores them.
+    # `old_sha` NULL: there was no file (pipe made it). `fields`: what pipe wrote, as JSON
+    # (a re-run replaces pipe's own keywords). `pruned`: when `pipe prune` freed the backup.
+    db["replaced"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "path": str,
+            "kind": str,
+            "recipe": str,
+            "old_sha": str,
+            "old_size": int,
+            "backup": str,
+            "new_sha": str,
+            "new_size": int,
+            "temp": str,
+            "fields": str,
+            "state": str,  # planned | applied | abandoned | failed | undone
+            "reason": str,
+            "planned": str,
+            "updated": str,
+            "pruned": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["replaced"].create_index(["run_id", "state"])
+    db["replaced"].create_index(["state"])  # every start looks for 'planned' rows
+    db["replaced"].create_index(["path", "state"])
+    db["replaced"].create_index(["old_sha"])
+
+
 # Append only: each runs once per database, in order, recorded in `_migrations`.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
@@ -214,6 +249,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("008_claims", _m008_claims),
     ("009_started_models", _m009_started_models),
     ("010_bench", _m010_bench),
+    ("011_replaced", _m011_replaced),
 ]
 
 
