@@ -117,6 +117,14 @@ class Ledger:
                 done.fingerprint,
             )
 
+    def settled(self, result: Result) -> None:
+        """Count a file the store had settled; if the action rewrote it in place (metadata
+        embedded), it stays finished at its new size and time."""
+        self.counts.skipped += 1
+        if result.rewritten and result.is_file:
+            key = display_path(result.path)
+            self.store.items.rewritten(self.recipe.name, key, *result.rewritten)
+
     def record(self, done: Done) -> None:
         result = done.result
         if result.forget_answer and done.fingerprint:
@@ -153,13 +161,14 @@ class Ledger:
                 self.run_id, self.recipe.name, path, history, done.cache_rows
             )
         else:
+            size, mtime_ns = result.rewritten or (entry.stat.st_size, entry.stat.st_mtime_ns)
             self.store.finish(
                 self.recipe.name,
                 entry.key,
                 self.run_id,
                 status=status,
-                size=entry.stat.st_size,
-                mtime_ns=entry.stat.st_mtime_ns,
+                size=size,
+                mtime_ns=mtime_ns,
                 hash=done.hash,
                 ask_key=self.ask_key,
                 fingerprint=done.fingerprint if status == "done" else None,

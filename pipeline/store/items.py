@@ -230,6 +230,15 @@ class Items:
             self.cache.insert(c, cache_rows)
             self.history.insert(c, run_id, recipe, path, history)
 
+    def rewritten(self, recipe: str, path: str, size: int, mtime_ns: int) -> None:
+        """pipe rewrote a finished file in place (metadata embedded in a photo, the pixels
+        checked the same): its item stays finished at the file's new size and time."""
+        with self.connections.transaction() as c:
+            c.execute(
+                "UPDATE items SET size = ?, mtime_ns = ? WHERE recipe = ? AND path = ?",
+                (size, mtime_ns, recipe, path),
+            )
+
     def release(self, recipe: str, path: str, run_id: int) -> None:
         with self.connections.transaction() as c:
             c.execute(

@@ -28,13 +28,15 @@ def parse(text: str) -> recipe.Recipe:
         ("then = 3\n" + ASK, "then: expected a table"),
         (
             ASK + "[then]\nbogus = 1\n",
-            "then.bogus: unknown field; expected one of action, date, image, name, sidecar",
+            "then.bogus: unknown field; expected one of action, date, field, hierarchy, image,"
+            " name, sidecar",
         ),
         # the action
         (ASK + "[then]\naction = 3\n", "then.action: expected a string, got 3"),
         (
             ASK + "[then]\naction = 'explode'\n",
-            "then.action: expected one of print, sidecar, xmp, rename, image, got 'explode'",
+            "then.action: expected one of print, sidecar, xmp, embedded, rename, image,"
+            " got 'explode'",
         ),
         # sidecar
         (ASK + "[then]\nsidecar = 3\n", "then.sidecar: expected a string, got 3"),

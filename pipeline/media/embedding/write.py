@@ -5,8 +5,9 @@ is read; exiv2 opens and writes only that copy, never the photo. Before anything
 replace the photo, the copy is checked: it decodes to exactly the photo's pixels (every
 page), pipe's fields read back from it as set, and what the photo held besides (EXIF tags,
 its orientation, the ICC profile, other XMP properties and IPTC datasets) is still there.
-The caller renames the copy over the photo (journaled) or deletes it; a SIGKILL at any
-instant leaves the photo whole and at most a hidden temporary file.
+The caller renames the copy over the photo (`actions/replacing.py`: journaled, fsynced) or
+deletes it; a SIGKILL at any instant leaves the photo whole and at most a hidden temporary
+file. exiv2 only ever reads the photo itself (to see whether it already holds the fields).
 
 The copy keeps the photo's permissions and modification time: photo managers sort by the
 file's date, and pipe's re-check follows the file's new size (see `Result.rewritten`).
@@ -63,13 +64,15 @@ class Embedded:
     photo already holds these fields (nothing to write)."""
 
     temp: str | None
-    original: Original
+    original: Original | None  # None with no temp: the photo was only read
 
 
 def embed(path: str, fields: XmpFields, previous: XmpFields | None = None) -> Embedded:
     """Write `fields` (merged as `fields.apply` does, `previous` being what pipe wrote
     before) into a checked copy of the photo. EmbedError: one line saying why not."""
     kind = writable(path)
+    if _holds(path, kind, fields, previous):  # read only: a re-run costs no copy
+        return Embedded(None, None)
     tmp = os.path.join(os.path.dirname(path) or ".", f".pipe-{secrets.token_hex(8)}.tmp")
     try:
         original, st = _copy(path, tmp)
@@ -77,8 +80,6 @@ def embed(path: str, fields: XmpFields, previous: XmpFields | None = None) -> Em
             os.unlink(tmp)
             return Embedded(None, original)
         check_same_pixels(path, tmp, kind.pages)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())  # the bytes are on disk before a rename can publish them
         os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
         return Embedded(tmp, original)
     except BaseException:
@@ -103,6 +104,34 @@ def _copy(path: str, tmp: str) -> tuple[Original, os.stat_result]:
     return Original(st.st_size, st.st_mtime_ns, digest.hexdigest()), st
 
 
+def _holds(path: str, kind: Writable, fields: XmpFields, previous: XmpFields | None) -> bool:
+    """Whether the photo already holds these fields (exiv2 reads it; nothing is written)."""
+    exiv2 = _exiv2()
+    try:
+        with _logged() as messages:
+            image = exiv2.ImageFactory.open(path)
+            image.readMetadata()
+            _check_xmp(image, messages)
+        return _changed(image, kind, fields, previous) is None
+    except exiv2.Exiv2Error as e:
+        raise EmbedError(f"exiv2: {e.args[-1] if e.args else e}") from None
+    except XmpError as e:
+        raise EmbedError(f"its XMP: {e}") from None
+
+
+def _changed(
+    image: Any, kind: Writable, fields: XmpFields, previous: XmpFields | None
+) -> tuple[Any, ...] | None:
+    """Set the fields in exiv2's copy of the metadata (in memory): what pipe's fields
+    become, or None when they are as they were."""
+    old = _pipes(image, kind)
+    apply(image.xmpData(), fields, previous)
+    if kind.iptc:
+        iptc.apply_iptc(image.iptcData(), fields, previous)
+    want = _pipes(image, kind)
+    return None if want == old else want
+
+
 def _write(tmp: str, kind: Writable, fields: XmpFields, previous: XmpFields | None) -> bool:
     """Set the fields in `tmp` through exiv2 and check them read back; False when the photo
     already held exactly these (nothing written)."""
@@ -113,12 +142,8 @@ def _write(tmp: str, kind: Writable, fields: XmpFields, previous: XmpFields | No
             image.readMetadata()
             _check_xmp(image, messages)
         before = _kept(image, kind)
-        old = _pipes(image, kind)
-        apply(image.xmpData(), fields, previous)
-        if kind.iptc:
-            iptc.apply_iptc(image.iptcData(), fields, previous)
-        want = _pipes(image, kind)
-        if want == old:
+        want = _changed(image, kind, fields, previous)
+        if want is None:
             return False
         with _logged():
             image.writeMetadata()
