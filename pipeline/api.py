@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, BinaryIO, TextIO
 
 from pipeline import sources
-from pipeline.actions import Action, ActionContext, open_action
+from pipeline.actions import Action, ActionContext, open_action, restoring
 from pipeline.backends import Backend
 from pipeline.backends.lazy import LazyBackend
 from pipeline.engine import Item, Options, Runner, Summary, file_items, stdin_item
@@ -46,6 +46,7 @@ class Output:
     write: str | None = None  # an action other than the recipe's (`--write`)
     out_dir: str | None = None
     contact_sheet: str | None = None
+    xmp_sidecar: str = "photo.jpg.xmp"  # or "photo.xmp" (Lightroom): config's xmp_sidecar
 
 
 @dataclass
@@ -114,8 +115,16 @@ def run(
             _check_personas_fit(recipe, text)
         _say_servers(text, images, options.jobs, say)
         action = _open_action(recipe, store, output, backend.info.model, options.dry_run)
+        _resolve_replacements(store, options)
         runner = Runner(recipe, backend, store, action, options, images=images)
         return runner.run(items, args or [])
+
+
+def _resolve_replacements(store: Store, options: Options) -> None:
+    """Settle the files a killed run was replacing (the renames: the engine's start)."""
+    for outcome in restoring.resolve(store):
+        if options.on_info:
+            options.on_info(f"journal: {outcome.path}: {outcome.reason}")
 
 
 def _open_action(recipe: Recipe, store: Store, output: Output, model: str, dry_run: bool) -> Action:
@@ -130,6 +139,7 @@ def _open_action(recipe: Recipe, store: Store, output: Output, model: str, dry_r
         dry_run,
         output.out_dir,
         output.contact_sheet,
+        output.xmp_sidecar,
     )
     return open_action(output.write or recipe.action, context)
 

@@ -13,6 +13,7 @@ user_persona = "me"             # {{user}} in character cards (a SillyTavern per
 sillytavern = "~/SillyTavern"   # where --persona NAME also looks for cards
 timeout = 600
 wait = 30
+xmp_sidecar = "photo.xmp"       # sidecars as Lightroom names them (default "photo.jpg.xmp")
 [recipes.summarize-text]        # default --set values per recipe
 "ask.max_tokens" = 200
 persona = "librarian"           # the voice of this recipe's text steps
@@ -76,6 +77,9 @@ TIMEOUT = Bound(1, DAY, unit="seconds")  # for one answer, or for a server to lo
 WAIT = Bound(0, DAY, unit="seconds")
 RETRIES = Bound(0, 100, whole=True)
 RUNS_LIMIT = Bound(1, 1_000_000, whole=True)
+# How XMP sidecars are named: darktable's and digiKam's way (the default), or Lightroom's
+# and Capture One's (one sidecar for the photos of one stem, IMG_1.jpg and IMG_1.CR2).
+XMP_SIDECARS = ("photo.jpg.xmp", "photo.xmp")
 RUN_ID = Bound(1, 2**63 - 1, whole=True)  # SQLite's largest integer
 
 
@@ -144,6 +148,14 @@ KEYS: tuple[Key, ...] = (
         _is_str,
         'SillyTavern\'s folder, e.g. "~/SillyTavern"',
         envvar="PIPE_SILLYTAVERN",
+    ),
+    Key(
+        "xmp_sidecar",
+        ("--xmp-sidecar",),
+        "xmp_sidecar",
+        lambda v: v in XMP_SIDECARS,
+        '"photo.jpg.xmp" (darktable, digiKam) or "photo.xmp" (Lightroom, Capture One)',
+        envvar="PIPE_XMP_SIDECAR",
     ),
 )
 KEY: dict[str, Key] = {key.name: key for key in KEYS}

@@ -49,6 +49,7 @@ class ActionContext:
     dry_run: bool = False
     out_dir: str | None = None  # --out: where written files go instead of beside the input
     contact_sheet: str | None = None  # --contact-sheet: one picture of the run's pictures
+    xmp_sidecar: str = "photo.jpg.xmp"  # how XMP sidecars are named (config's xmp_sidecar)
 
 
 class Action:

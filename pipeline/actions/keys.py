@@ -2,15 +2,16 @@
 recipe's `[then]` table from these declarations.
 
 An action's keys are a frozen dataclass (its `then_keys`), one field per key, each made
-with `template_key` or `choice_key`; the dataclass's defaults are the keys' defaults, and
-the parsed values reach the action as `recipe.then.get(ItsKeys)`. Its `needs` say what the
-recipe must answer for it to make sense (checked at load and for `--write`).
+with `template_key`, `choice_key` or `text_key`; the dataclass's defaults are the keys'
+defaults, and the parsed values reach the action as `recipe.then.get(ItsKeys)`. Its
+`needs` say what the recipe must answer for it to make sense (checked at load and for
+`--write`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -83,6 +84,19 @@ class ChoiceKey:
         return value
 
 
+@dataclass(frozen=True)
+class TextKey:
+    """A plain string, held to `check` (which returns what is wrong, or "")."""
+
+    check: Callable[[str], str]
+
+    def read(self, value: Any, reading: Reading, label: str) -> str:
+        problem = self.check(_string(value, reading, label))
+        if problem:
+            raise reading.refuse(label, f"{problem}, got {value!r}")
+        return value
+
+
 def template_key(default: str, fields: Iterable[str], *, answers: bool = False) -> Any:
     """A key whose value is a template (`then.sidecar = "{stem}.txt"`)."""
     key = TemplateKey(frozenset(fields), answers)
@@ -92,6 +106,11 @@ def template_key(default: str, fields: Iterable[str], *, answers: bool = False) 
 def choice_key(default: str, choices: tuple[str, ...]) -> Any:
     """A key whose value is one of a few words (`then.date = "mtime"`)."""
     return field(default=default, metadata={META: ChoiceKey(choices)})
+
+
+def text_key(default: str, check: Callable[[str], str]) -> Any:
+    """A key whose value is a plain string (`then.hierarchy = "pipe"`)."""
+    return field(default=default, metadata={META: TextKey(check)})
 
 
 def key_names(keys: type | None) -> list[str]:

@@ -45,6 +45,7 @@ class RunFlags:
     write: str | None
     out_dir: str | None
     contact_sheet: str | None
+    xmp_sidecar: str | None
     lines: bool
     overrides: tuple[str, ...]
     persona: str | None
@@ -148,6 +149,13 @@ _RUN_OPTIONS = [
         type=click.Path(dir_okay=False),
         metavar="FILE",
         help="Also draw one picture of all the run's pictures with their names (.jpg or .png).",
+    ),
+    setting(
+        "xmp_sidecar",
+        "How XMP sidecars are named: photo.jpg.xmp (darktable, digiKam; the default) or"
+        " photo.xmp (Lightroom, Capture One). Env PIPE_XMP_SIDECAR.",
+        type=click.Choice(config.XMP_SIDECARS),
+        metavar="NAME",
     ),
     click.option(
         "--lines",
@@ -259,7 +267,15 @@ def run(recipe_name: str, paths: tuple[str, ...], **flags: Any) -> None:
             managed,
             f.allow_mixed_models,
         ),
-        output=api.Output(sys.stdout, f.as_json, headers, f.write, f.out_dir, f.contact_sheet),
+        output=api.Output(
+            sys.stdout,
+            f.as_json,
+            headers,
+            f.write,
+            f.out_dir,
+            f.contact_sheet,
+            s["xmp_sidecar"] or config.XMP_SIDECARS[0],
+        ),
         options=Options(
             jobs=s["jobs"] or 0,
             redo=f.redo,

@@ -133,19 +133,22 @@ class Replaced:
         ).fetchone()
         return row is not None
 
-    def previous_fields(self, path: str, kind: str, recipe: str | None) -> dict[str, Any]:
-        """What pipe last wrote into `path` (applied, not undone), field by field: each
-        field from the newest row that set it, this recipe's rows before other recipes'."""
+    def written_fields(self, path: str, kind: str, recipe: str | None) -> dict[Any, Any]:
+        """What this recipe wrote into `path` and is still there (applied, not undone), per
+        source (the photo a shared sidecar describes; None for rows without one), field by
+        field: each from the newest row that set it. Other recipes' values are theirs."""
         rows = self.conn.execute(
-            "SELECT fields FROM replaced WHERE path = ? AND kind = ? AND state = 'applied'"
-            " AND fields IS NOT NULL ORDER BY (recipe IS ?) DESC, id DESC",
+            "SELECT fields FROM replaced WHERE path = ? AND kind = ? AND recipe IS ?"
+            " AND state = 'applied' AND fields IS NOT NULL ORDER BY id DESC",
             (path_to_db(path), kind, recipe),
         ).fetchall()
-        found: dict[str, Any] = {}
+        found: dict[Any, dict[str, Any]] = {}
         for (text,) in rows:
-            for name, value in json.loads(text).items():
+            written = json.loads(text)
+            mine = found.setdefault(written.pop("source", None), {})
+            for name, value in written.items():
                 if value is not None:
-                    found.setdefault(name, value)
+                    mine.setdefault(name, value)
         return found
 
     def referenced(self, sha256: str) -> bool:

@@ -73,6 +73,7 @@ class Runs:
         self.connections = connections
         self.host = socket.gethostname()
         self._alive: dict[int, tuple[float, bool]] = {}
+        self.started: int | None = None  # the run this store last started (actions journal it)
 
     def start_run(
         self,
@@ -105,7 +106,8 @@ class Runs:
                     int(dry_run),
                 ),
             )
-            return int(cur.lastrowid or 0)
+            self.started = int(cur.lastrowid or 0)
+            return self.started
 
     def _mark_dead_runs(self, c: sqlite3.Connection) -> None:
         """Runs of this host still "running" whose process is gone: they died without
