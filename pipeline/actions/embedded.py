@@ -14,45 +14,28 @@ with one line; the run goes on.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from pipeline.actions.base import Action
-from pipeline.actions.keys import Needs, choice_key
+from pipeline.actions.keys import Needs
 from pipeline.actions.replacing import FileState, replace_journaled
-from pipeline.keywords import split
+from pipeline.actions.xmp_keys import XmpKeys
 from pipeline.media.xmp.fields import XmpFields
 from pipeline.results import ActionError, Result
 
 KIND = "embedded"
 
 
-@dataclass(frozen=True)
-class EmbeddedKeys:
-    field: str = choice_key("description", ("description", "keywords"))  # what the answer is
-    hierarchy: str = choice_key("no", ("no", "yes"))  # keywords also as lr:hierarchicalSubject
-
-
 class EmbeddedAction(Action):
     """The answer as the photo's caption or keywords, in its own XMP and IPTC."""
 
     name = "embedded"
-    then_keys = EmbeddedKeys
+    then_keys = XmpKeys  # the xmp action's keys: a recipe sets them once for either
     needs = Needs(answer="text", photos=True)
 
-    def __init__(self, context: Any) -> None:
-        super().__init__(context)
-        self._run: int | None = None
-
     def fields(self, answer: str) -> XmpFields:
-        """What this action writes for an answer (the xmp action's fields)."""
-        keys = self.recipe.then.get(EmbeddedKeys)
-        if keys.field == "keywords":
-            words = split(answer)
-            return XmpFields(
-                keywords=words, hierarchical=words if keys.hierarchy == "yes" else None
-            )
-        return XmpFields(description=answer.strip())
+        """What this action writes for an answer: what the xmp action writes."""
+        return self.recipe.then.get(XmpKeys).fields(answer)
 
     def apply(self, result: Result) -> None:
         if result.text is not None and result.is_file and result.status != "failed":
@@ -99,24 +82,20 @@ class EmbeddedAction(Action):
         result.rewritten = (st.st_size, st.st_mtime_ns)
 
     def _previous(self, path: str) -> XmpFields | None:
-        """What pipe last embedded in this photo, so its own old keywords are replaced."""
-        found = self.store.replaced.previous_fields(os.path.abspath(path), KIND, self.recipe.name)
+        """What this recipe last embedded in this photo, so its own old keywords go."""
+        written = self.store.replaced.written_fields(os.path.abspath(path), KIND, self.recipe.name)
+        found = written.get(None)
         if not found:
             return None
-        listed = {k: tuple(v) for k, v in found.items() if k in ("keywords", "hierarchical")}
-        return XmpFields(description=found.get("description"), **listed)
+        lists = {k: tuple(found[k]) for k in ("keywords", "hierarchical") if k in found}
+        return XmpFields(description=found.get("description"), **lists)
 
     def _run_id(self) -> int:
-        """The run this action writes for (the newest this process started and runs)."""
-        if self._run is None:
-            row = self.store.connections.conn.execute(
-                "SELECT MAX(id) FROM runs WHERE pid = ? AND status = 'running'",
-                (os.getpid(),),
-            ).fetchone()
-            if not row or row[0] is None:
-                raise ActionError("no run in progress to journal the replacement under")
-            self._run = int(row[0])
-        return self._run
+        """The run this action writes for (a library caller without one gets its own)."""
+        started = self.store.run_table.started
+        if started is None:
+            started = self.store.start_run(self.recipe.name, self.recipe.origin, [], "", "")
+        return started
 
 
 def _journaled(fields: XmpFields) -> dict[str, Any]:
