@@ -33,6 +33,8 @@ the targets of issues #3 and #4; results are also written to bench/results/lates
                (bench/command.py)                                 10% of the truth
   bench-kobold pipe bench against the real koboldcpp (SmolLM2 +   target completes, biotics
                the random SD 1.5)                                 within 10% of /api/extra/perf
+  embedded-kill 200 photos --write embedded, 20 SIGKILLs, re-run   target same pixels at every
+               until done, then pipe undo (bench/embedded.py)    kill, all restored byte for byte
 """
 
 from __future__ import annotations
@@ -516,6 +518,12 @@ def bench_kobold(tmp: Path) -> None:
         report("bench-kobold", {"skipped": str(e)}, False, "needs a built koboldcpp")
 
 
+def bench_embedded_kill(tmp: Path) -> None:
+    from bench.embedded import bench_embedded_kill as run
+
+    run(tmp, report)
+
+
 BENCHMARKS = {
     "overhead": bench_overhead,
     "concurrency": bench_concurrency,
@@ -540,6 +548,7 @@ BENCHMARKS = {
     "recheck": bench_recheck,
     "bench-truth": bench_truth,
     "bench-kobold": bench_kobold,
+    "embedded-kill": bench_embedded_kill,
 }
 
 

@@ -1,10 +1,12 @@
-"""The real CLI with every step of the rename protocol slowed down, for crash tests:
+"""The real CLI with every step of the rename and replace protocols slowed down, for crash
+tests:
 
     python -m tests.fakes.pausing_cli SECONDS ARGS...   (= pipe ARGS..., pausing SECONDS
                                                           between journaled, linked,
                                                           unlinked and marked)
 
-The pause is injected through `pipeline.renaming.moves.between_steps`, so production code
+The pause is injected through `pipeline.renaming.moves.between_steps` and
+`pipeline.actions.replacing.between_steps`, so production code
 reads no test setting. Run it from the repository's root, where `tests` is importable.
 """
 
@@ -13,12 +15,14 @@ from __future__ import annotations
 import sys
 import time
 
+from pipeline.actions import replacing
 from pipeline.renaming import moves
 
 
 def main(argv: list[str]) -> None:
     pause = float(argv[0])
     moves.between_steps = lambda: time.sleep(pause)
+    replacing.between_steps = moves.between_steps  # files replaced: sidecars, photos
     sys.argv = ["pipe", *argv[1:]]
     from pipeline.cli import main as pipe_main
 

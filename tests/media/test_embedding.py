@@ -222,3 +222,25 @@ def test_different_pixels_are_caught(tmp_path: Path) -> None:
     with pytest.raises(EmbedError, match="differ in size"):
         check_same_pixels(str(a), str(b), pages=False)
     check_same_pixels(str(a), str(a), pages=False)
+
+
+def test_copies_a_killed_run_left_are_removed_not_a_live_ones(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from pipeline.media.embedding import write
+
+    photo = _made(tmp_path, "photo.jpg")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = tmp_path / f".pipe-embed-{gone.stdout.strip()}-0123456789abcdef.tmp"
+    live = tmp_path / f".pipe-embed-{os.getppid()}-0123456789abcdef.tmp"
+    other = tmp_path / ".pipe-0123456789abcdef.tmp"  # not a copy of this kind: not ours
+    for leftover in (dead, live, other):
+        leftover.write_bytes(b"half a photo")
+    write._swept.discard(str(tmp_path))
+
+    done = embed(str(photo), FIELDS)
+
+    assert done.temp is not None and Path(done.temp).name.startswith(f".pipe-embed-{os.getpid()}-")
+    assert not dead.exists() and live.exists() and other.exists()

@@ -15,10 +15,12 @@ file's date, and pipe's re-check follows the file's new size (see `Result.rewrit
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
 import stat
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +38,10 @@ from pipeline.media.xmp.fields import (
 )
 
 CHUNK = 1 << 20
+# The copies' names carry the pid that makes them: a copy a killed run left (SIGKILL while
+# it was being written or checked, before the journal knew of it) is removed by a later run,
+# never one a live run is writing.
+PREFIX = ".pipe-embed-"
 PIPES = {"Xmp.dc.description", "Xmp.dc.subject", "Xmp.lr.hierarchicalSubject"}
 # Tags that describe how a TIFF stores its pixels: exiv2 may drop them from a JPEG's EXIF,
 # where they mean nothing, and the pixels themselves are compared anyway.
@@ -73,7 +79,9 @@ def embed(path: str, fields: XmpFields, previous: XmpFields | None = None) -> Em
     kind = writable(path)
     if _holds(path, kind, fields, previous):  # read only: a re-run costs no copy
         return Embedded(None, None)
-    tmp = os.path.join(os.path.dirname(path) or ".", f".pipe-{secrets.token_hex(8)}.tmp")
+    folder = os.path.dirname(path) or "."
+    _sweep(folder)
+    tmp = os.path.join(folder, f"{PREFIX}{os.getpid()}-{secrets.token_hex(8)}.tmp")
     try:
         original, st = _copy(path, tmp)
         if not _write(tmp, kind, fields, previous):
@@ -86,6 +94,37 @@ def embed(path: str, fields: XmpFields, previous: XmpFields | None = None) -> Em
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
+
+
+_swept: set[str] = set()
+_sweeping = threading.Lock()
+
+
+def _sweep(folder: str) -> None:
+    """Remove the copies killed runs left in `folder` (once per folder and process)."""
+    with _sweeping:
+        if folder in _swept:
+            return
+        _swept.add(folder)
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            name = entry.name
+            if not (name.startswith(PREFIX) and name.endswith(".tmp")):
+                continue
+            pid = name[len(PREFIX) :].split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _copy(path: str, tmp: str) -> tuple[Original, os.stat_result]:
