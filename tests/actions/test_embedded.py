@@ -137,3 +137,19 @@ def test_a_photo_changed_meanwhile_is_not_replaced(
     assert result.status == "failed" and "changed since pipe read it" in (result.error or "")
     assert photo.read_bytes().endswith(b"edited")
     assert sorted(os.listdir(folder)) == ["DSCN0029.jpg"]
+
+
+def test_then_hierarchy_adds_hierarchical_keywords(store: Store, folder: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    from tests.media.second_reader import RDF, xmp_packet
+
+    photo = _photo(folder)
+    _run(store)
+    action, _ = opened("embedded", KEYWORDS + "hierarchy = 'pipe'\n", store)
+    action.apply(Result(str(photo), "done", "street, dusk"))
+    root = ET.fromstring(xmp_packet(photo).strip(b"\x00 \n"))
+    lr = "{http://ns.adobe.com/lightroom/1.0/}hierarchicalSubject"
+    found = [li.text for h in root.iter(lr) for li in h.iter(f"{RDF}li")]
+    assert found == ["pipe|street", "pipe|dusk"]
+    assert xmp_fields(photo)[1] == ["street", "dusk"]
