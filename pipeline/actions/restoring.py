@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from pipeline.actions.replacing import FileState, copy_hashed, fsync_folder
+from pipeline.renaming import moves
+from pipeline.renaming.moves import Outcome
 from pipeline.results import ActionError
 
 if TYPE_CHECKING:
@@ -103,6 +107,22 @@ def _restore(row: Replacement) -> None:
 def undo(store: Store, run_id: int) -> list[Restored]:
     """Every applied replacement of a run, newest first."""
     return [undo_one(store, row) for row in store.replaced.applied(run_id)]
+
+
+def undo_run(store: Store, run_id: int) -> list[Outcome | Restored]:
+    """A run's renames and replaced files put back together, newest first by when each was
+    applied (journal paths are absolute): a photo renamed and then rewritten is restored
+    under its new name before it gets its old name back; one rewritten then renamed gets
+    its name back first. At the same instant, replacements go first."""
+    at = store.journal.applied_at(run_id)
+    steps: list[tuple[str, int, int, Callable[[], Outcome | Restored]]] = []
+    for rename_id, old, new, planned in store.journal.applied(run_id):
+        args = (store, rename_id, old, new, planned)
+        steps.append((at.get(rename_id, ""), 0, rename_id, partial(moves.undo_move, *args)))
+    for row in store.replaced.applied(run_id):
+        steps.append((row.updated, 1, row.id, partial(undo_one, store, row)))
+    steps.sort(key=lambda step: step[:3], reverse=True)
+    return [step[3]() for step in steps]
 
 
 def prune(store: Store, run_ids: list[int]) -> int:

@@ -15,6 +15,7 @@ from pipeline.cli.doctor import doctor
 from pipeline.cli.history import opened, runs, show, undo
 from pipeline.cli.output import Command, Group, echo, say
 from pipeline.cli.personas import personas
+from pipeline.cli.prune import prune
 from pipeline.cli.run import run
 from pipeline.errors import PipeError
 
@@ -50,6 +51,7 @@ for command in (
     runs,
     show,
     undo,
+    prune,
     bench,
 ):  # in the help's order
     cli.add_command(command)

@@ -13,6 +13,7 @@ import click
 from pipeline import config, settings
 from pipeline.cli.options import BoundType, db_option, json_option
 from pipeline.cli.output import by_backend, echo, say
+from pipeline.cli.prune import size_text
 from pipeline.errors import UsageError
 
 if TYPE_CHECKING:
@@ -44,12 +45,16 @@ def open_existing(db: str | None) -> Store:
 @db_option
 def runs(limit: int, as_json: bool, db: str | None) -> None:
     """Past runs, newest first: id, recipe, start, counts (as the run's summary said them)
-    and exit status; dry runs are marked."""
+    and exit status; dry runs are marked, and the bytes kept to undo replaced files shown
+    (pipe prune frees them)."""
     from pipeline.store.database import Counts
 
     store = open_existing(db)
-    for row in store.runs(limit):
+    rows = store.runs(limit)
+    kept = store.replaced.kept_bytes([row["id"] for row in rows])
+    for row in rows:
         row["dry_run"] = bool(row["dry_run"])
+        row["kept_bytes"] = kept.get(row["id"], 0)
         if as_json:
             for key in ("args", "backends"):  # stored as JSON text: given as JSON
                 row[key] = json.loads(row[key]) if row[key] else None
@@ -68,6 +73,8 @@ def runs(limit: int, as_json: bool, db: str | None) -> None:
         )
         if row.get("backends"):
             echo(f"       answers by backend: {by_backend(json.loads(row['backends']))}")
+        if row["kept_bytes"]:
+            echo(f"       replaced files kept for undo: {size_text(row['kept_bytes'])}")
 
 
 @click.command()
@@ -128,42 +135,68 @@ def _answer(row: dict[str, Any]) -> list[tuple[str, str]]:
 @click.argument("run_id", type=BoundType(config.RUN_ID), required=False)
 @db_option
 def undo(run_id: int | None, db: str | None) -> None:
-    """Put back the names a rename run changed (default: the last one), newest first.
+    """Put back what a run changed (default: the last one), newest first: the names a rename
+    run changed, and the files it replaced (merged sidecars) byte for byte.
 
     A file that changed since, or whose old name is taken now, is left alone and reported.
     """
+    from pipeline.actions import restoring
     from pipeline.renaming import moves
 
     store = open_existing(db)
-    journal = store.journal
+    journal, replaced = store.journal, store.replaced
     if run_id is not None and not journal.run_exists(run_id):
         raise UsageError(f"no run {run_id}")
     for outcome in moves.reconcile(store):
         say(f"journal: {outcome.old} -> {outcome.new}: {outcome.reason}")
-    run_id = run_id or journal.last_run()
+    for settled in restoring.resolve(store):
+        say(f"journal: {settled.path}: {settled.reason}")
+    run_id = run_id or _newest(journal.last_run(), replaced.last_run())
     if run_id is None:
-        undone = journal.last_undone_run()
+        undone = _newest(journal.last_undone_run(), replaced.last_undone_run())
         say(
             f"nothing to undo: run {undone} is already undone"
             if undone
             else "nothing to undo: no rename run has applied renames"
         )
         return
-    outcomes = moves.undo(store, run_id)
+    if replaced.is_pruned(run_id):
+        say(f"run {run_id}: cannot be undone: the bytes it replaced were pruned (pipe prune)")
+        sys.exit(1)
+    outcomes = restoring.undo_run(store, run_id)
     if not outcomes:
         say(
             f"nothing to undo: run {run_id} is already undone"
-            if journal.has_undone(run_id)
+            if journal.has_undone(run_id) or replaced.has_undone(run_id)
             else f"nothing to undo in run {run_id}"
         )
         return
-    refused = 0
+    sys.exit(_said(run_id, outcomes))
+
+
+def _newest(*runs: int | None) -> int | None:
+    return max((r for r in runs if r is not None), default=None)
+
+
+def _said(run_id: int, outcomes: list[Any]) -> int:
+    """Each outcome on its line, then a summary per kind; the exit code."""
+    from pipeline.renaming.moves import Outcome
+
+    renames, refused, restored, kept = 0, 0, 0, 0
     for outcome in outcomes:
+        is_rename = isinstance(outcome, Outcome)
+        renames += is_rename
         if outcome.state == "undone":
-            echo(f"{outcome.old} -> {outcome.new}")
+            restored += not is_rename
+            shown = f"{outcome.old} -> {outcome.new}" if is_rename else outcome.path
+            echo(shown if is_rename else f"{outcome.did} {shown}")
         else:
-            refused += 1
-            say(f"{outcome.old}: not undone: {outcome.reason}")
-    undone = len(outcomes) - refused
-    say(f"run {run_id}: {undone} renames undone, {refused} refused")
-    sys.exit(1 if refused else 0)
+            refused += is_rename
+            kept += not is_rename
+            path = outcome.old if is_rename else outcome.path
+            say(f"{path}: not undone: {outcome.reason}")
+    if renames:
+        say(f"run {run_id}: {renames - refused} renames undone, {refused} refused")
+    if renames < len(outcomes):
+        say(f"run {run_id}: {restored} files put back as they were, {kept} kept")
+    return 1 if refused or kept else 0

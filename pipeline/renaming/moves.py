@@ -143,26 +143,28 @@ def _settle(old: str, new: str, planned: tuple[int, int, int, int]) -> tuple[str
 
 def undo(store: Store, run_id: int) -> list[Outcome]:
     """Put a run's applied renames back, newest first; refuse per file where unsafe."""
-    journal = store.journal
-    outcomes = []
-    for rename_id, old, new, planned in journal.applied(run_id):
-        if not os.path.lexists(new):
-            reason = f"{new} is gone"
-        elif identity(new)[:2] != planned[:2]:
-            reason = f"{new} is now a different file"
-        elif identity(new)[2:] != planned[2:]:
-            reason = f"{new} was changed after the rename"
-        elif os.path.lexists(old):
-            reason = f"{old} is taken by another file"
+    return [undo_move(store, *row) for row in store.journal.applied(run_id)]
+
+
+def undo_move(
+    store: Store, rename_id: int, old: str, new: str, planned: tuple[int, int, int, int]
+) -> Outcome:
+    """Put one applied rename back, if the file is still the one pipe renamed."""
+    if not os.path.lexists(new):
+        reason = f"{new} is gone"
+    elif identity(new)[:2] != planned[:2]:
+        reason = f"{new} is now a different file"
+    elif identity(new)[2:] != planned[2:]:
+        reason = f"{new} was changed after the rename"
+    elif os.path.lexists(old):
+        reason = f"{old} is taken by another file"
+    else:
+        try:
+            rename_no_clobber(new, old)
+        except OSError as e:
+            reason = e.strerror or str(e)
         else:
-            try:
-                rename_no_clobber(new, old)
-            except OSError as e:
-                reason = e.strerror or str(e)
-            else:
-                journal.mark(rename_id, "undone")
-                journal.reopen(old, new)  # a later run may name it again
-                outcomes.append(Outcome(new, old, "undone"))
-                continue
-        outcomes.append(Outcome(new, old, "failed", reason))
-    return outcomes
+            store.journal.mark(rename_id, "undone")
+            store.journal.reopen(old, new)  # a later run may name it again
+            return Outcome(new, old, "undone")
+    return Outcome(new, old, "failed", reason)

@@ -130,7 +130,9 @@ def test_a_fifo_or_link_in_the_way_is_refused_without_reading_it(
     assert (notes / "note3.md.summary.txt").read_text().startswith("Summary ")
 
 
-def test_an_edited_xmp_is_never_replaced(tmp_path: Path) -> None:
+def test_an_edited_xmp_keeps_the_users_edits(tmp_path: Path) -> None:
+    """A sidecar the user edited after pipe wrote it is merged into, never clobbered: pipe
+    sets its own field and every edit of the user's stays."""
     folder = tmp_path / "album"
     folder.mkdir()
     shutil.copy(PHOTO, folder / PHOTO.name)
@@ -139,12 +141,17 @@ def test_an_edited_xmp_is_never_replaced(tmp_path: Path) -> None:
         run = ("run", "describe-images", str(folder), "--backend", vision.url, "--write", "xmp")
         assert run_pipe(*run).returncode == 0
         assert "<dc:description>" in xmp.read_text()
-        xmp.write_text(xmp.read_text().replace("<dc:description>", "<dc:description> "))
+        rated = ' xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="4"'
+        xmp.write_text(xmp.read_text().replace(" xmlns:dc=", rated + " xmlns:dc=", 1))
         edited = xmp.read_bytes()
         r = run_pipe(*run, "--redo")
-    assert r.returncode == 1
-    assert xmp.read_bytes() == edited
-    assert "changed since pipe wrote it" in r.stderr and "Traceback" not in r.stderr
+        assert r.returncode == 0, r.stderr
+        assert xmp.read_bytes() == edited  # pipe's caption is already there: nothing to write
+        xmp.write_text(xmp.read_text().replace('x-default">', 'x-default">Mine: ', 1))
+        r = run_pipe(*run, "--redo")
+    assert r.returncode == 0 and "Traceback" not in r.stderr
+    text = xmp.read_text()
+    assert 'xmp:Rating="4"' in text and "Mine: " not in text  # the caption is pipe's again
 
 
 def test_a_picture_the_user_replaced_is_never_overwritten(
