@@ -69,6 +69,7 @@ class Outcome:
     temp_files_left: int = 0
     rerun_asked: int = 0  # model calls of a run after the last (all finished)
     rerun_replaced: int = 0
+    asked: int = 0  # model calls in all: over `photos`, the photos asked again after a kill
     not_restored: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -144,7 +145,8 @@ def kill_and_undo(
             if out.runs > kills + 5:
                 raise AssertionError(f"pipe never finished: {r.stderr.strip()[-500:]}")
         # Once done, a re-run asks nothing and writes nothing.
-        asked, replaced = server.generate_calls, _count(db, "1")
+        out.asked = asked = server.generate_calls
+        replaced = _count(db, "1")
         subprocess.run(command, cwd=ROOT, env=env, capture_output=True, check=True)
         out.rerun_asked = server.generate_calls - asked
         out.rerun_replaced = _count(db, "1") - replaced
@@ -213,6 +215,7 @@ def bench_embedded_kill(tmp: Path, report: Report) -> None:
         "pixels changed": len(out.changed_pixels),
         "captions missing": len(out.missing_captions),
         "temp files left": out.temp_files_left,
+        "model calls": out.asked,
         "re-run: model calls, photos written": f"{out.rerun_asked}, {out.rerun_replaced}",
         "not restored by undo": len(out.not_restored),
         "seconds": round(out.seconds, 1),

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from bench.embedded import kill_and_undo
 from tests.conftest import CORPUS, run_pipe
 from tests.fakes.llama import FakeLlama
 from tests.media.second_reader import iptc, pixels, xmp_fields
@@ -71,8 +72,23 @@ def test_captions_go_into_the_photos_and_the_gif_fails_alone(
     assert vision.generate_calls == calls  # the photos pipe wrote are finished, not new
     assert _state(folder) == written
 
+    undo = run_pipe("undo")
+    assert undo.returncode == 0, undo.stderr
+    assert "3 files put back as they were, 0 kept" in undo.stderr
+    assert _state(folder) == before  # byte for byte
+
 
 def vision_words() -> set[str]:
     from tests.fakes.llama import WORDS
 
     return set(WORDS)
+
+
+def test_sigkills_never_leave_a_broken_photo_and_undo_restores_all(tmp_path: Path) -> None:
+    """The embedded-kill bench, smaller: 32 photos of four formats, 6 SIGKILLs."""
+    out = kill_and_undo(tmp_path, 32, 6)
+    assert out.kills == 6
+    assert out.changed_pixels == [] and out.missing_captions == []
+    assert out.temp_files_left == 0
+    assert (out.rerun_asked, out.rerun_replaced) == (0, 0)
+    assert out.not_restored == []
