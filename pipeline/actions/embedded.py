@@ -6,7 +6,9 @@ are kept so `pipe undo` restores them exactly, and a SIGKILL at any instant leav
 photo or the new one.
 
 The photo keeps its modification time (photo managers sort by it); the item is recorded
-with the new file's size (`Result.rewritten`), so a re-run does not redo it. A photo that
+with the new file's size (`Result.rewritten`), and every recipe's item finished on the old
+file is moved on to the new one (the pixels are the same), so no re-run redoes the photo
+for pipe's own write. A photo that
 already holds the fields is only read. A format exiv2 cannot write safely fails the item
 with one line; the run goes on.
 """
@@ -21,6 +23,7 @@ from pipeline.actions.keys import Needs
 from pipeline.actions.replacing import FileState, replace_journaled
 from pipeline.actions.xmp_keys import XmpKeys
 from pipeline.media.xmp.fields import XmpFields
+from pipeline.paths import display_path
 from pipeline.results import ActionError, Result
 
 KIND = "embedded"
@@ -80,6 +83,7 @@ class EmbeddedAction(Action):
                 os.unlink(done.temp)
         st = os.stat(path)
         result.rewritten = (st.st_size, st.st_mtime_ns)
+        self.store.items.rewritten(display_path(path), (o.size, o.mtime_ns), result.rewritten)
 
     def _previous(self, path: str) -> XmpFields | None:
         """What this recipe last embedded in this photo, so its own old keywords go."""

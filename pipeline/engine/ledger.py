@@ -117,14 +117,6 @@ class Ledger:
                 done.fingerprint,
             )
 
-    def settled(self, result: Result) -> None:
-        """Count a file the store had settled; if the action rewrote it in place (metadata
-        embedded), it stays finished at its new size and time."""
-        self.counts.skipped += 1
-        if result.rewritten and result.is_file:
-            key = display_path(result.path)
-            self.store.items.rewritten(self.recipe.name, key, *result.rewritten)
-
     def record(self, done: Done) -> None:
         result = done.result
         if result.forget_answer and done.fingerprint:

@@ -269,7 +269,7 @@ class Runner:
                 _set_total(self._bar, self._counted[0])
             self._bar.update(1)
         if done is result:
-            self.ledger.settled(result)
+            self.ledger.counts.skipped += 1
         elif result.deferred:  # finished by the action at the end (renames)
             self.ledger.save_answers(done)
             self._deferred.append(done)

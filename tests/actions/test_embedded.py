@@ -18,6 +18,8 @@ from tests.actions.support import VISION, opened
 from tests.conftest import CORPUS
 from tests.media.second_reader import iptc_keywords, pixels, xmp_fields
 
+HISTORY = ("fingerprint", "error", "note", "duration_ms", "prompt_tokens", "completion_tokens")
+HISTORY += ("attempts", "meta")
 KEYWORDS = VISION + "[then]\nfield = 'keywords'\n"
 
 
@@ -153,3 +155,27 @@ def test_then_hierarchy_adds_hierarchical_keywords(store: Store, folder: Path) -
     found = [li.text for h in root.iter(lr) for li in h.iter(f"{RDF}li")]
     assert found == ["pipe|street", "pipe|dusk"]
     assert xmp_fields(photo)[1] == ["street", "dusk"]
+
+
+def test_every_recipe_finished_on_the_photo_stays_finished(store: Store, folder: Path) -> None:
+    """pipe's own write changes no pixel: no recipe (this one or another that read the same
+    photo) redoes it, else two recipes writing one photo would redo each other forever."""
+    from pipeline.paths import display_path
+
+    photo = _photo(folder)
+    st, key = photo.stat(), display_path(str(photo))
+    run = _run(store)
+    history = dict.fromkeys(HISTORY) | {"status": "done", "started": "2026-12-03T00:00:00"}
+    for recipe in ("tag-images", "describe-images"):
+        store.claim(recipe, key, run, st.st_size, st.st_mtime_ns, "k", False)
+        store.finish(recipe, key, run, status="done", size=st.st_size, mtime_ns=st.st_mtime_ns,
+                     hash="h", ask_key="k", fingerprint=None, reason=None, attempts=1,
+                     history=history, cache_rows=[])  # fmt: skip
+    action, _ = opened("embedded", VISION, store)
+    result = Result(str(photo), "skipped", "A street.")
+    action.apply(result)
+    now = photo.stat()
+    assert now.st_size != st.st_size and result.rewritten == (now.st_size, now.st_mtime_ns)
+    for recipe in ("tag-images", "describe-images"):
+        row, _ = store.item_and_answer(recipe, key)
+        assert row is not None and row.is_finished(now.st_size, now.st_mtime_ns, "k"), recipe
