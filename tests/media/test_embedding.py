@@ -244,3 +244,53 @@ def test_copies_a_killed_run_left_are_removed_not_a_live_ones(tmp_path: Path) ->
 
     assert done.temp is not None and Path(done.temp).name.startswith(f".pipe-embed-{os.getpid()}-")
     assert not dead.exists() and live.exists() and other.exists()
+
+
+def test_the_table_agrees_with_what_exiv2_says_it_writes() -> None:
+    """If a libexiv2 update changes what it can write, this says which row to revisit."""
+    import exiv2
+
+    from pipeline.media.embedding import REFUSED, WRITABLE
+
+    read_write, types = exiv2.AccessMode.amReadWrite, exiv2.ImageType
+    by_ext = {".jpg": types.jpeg, ".tif": types.tiff, ".png": types.png, ".webp": types.webp}
+    for ext, kind in WRITABLE.items():
+        mode = exiv2.ImageFactory.checkMode
+        assert mode(by_ext[ext], exiv2.MetadataId.mdXmp) == read_write, ext
+        if kind.iptc:
+            assert mode(by_ext[ext], exiv2.MetadataId.mdIptc) == read_write, ext
+    refused = {".heic": types.bmff, ".avif": types.bmff, ".gif": types.gif, ".bmp": types.bmp}
+    for ext, image_type in refused.items():
+        assert ext in REFUSED
+        mode = exiv2.ImageFactory.checkMode(image_type, exiv2.MetadataId.mdXmp)
+        assert mode in (exiv2.AccessMode.amNone, exiv2.AccessMode.amRead), ext
+
+
+def test_a_cameras_multi_picture_jpeg_keeps_its_preview(tmp_path: Path) -> None:
+    """MPO: the preview after the primary image is addressed from the MP index, whose
+    offsets a rewrite ahead of it must not break."""
+    from tests.fakes.photos import LARGE_THUMBNAIL_FULL_HD, save_with_frames
+
+    primary, preview = _source(), _source().resize((80, 60))
+    photo = save_with_frames(tmp_path / "camera.jpg", primary, [(preview, LARGE_THUMBNAIL_FULL_HD)])
+    frames_before = pixels(photo)
+
+    done = embed(str(photo), FIELDS)
+
+    assert done.temp is not None
+    with Image.open(done.temp) as im:
+        assert im.format == "MPO" and im.n_frames == 2
+    assert pixels(done.temp) == frames_before  # both pictures, decoded
+
+
+def test_a_lost_preview_is_caught(tmp_path: Path) -> None:
+    from tests.fakes.photos import LARGE_THUMBNAIL_FULL_HD, save_with_frames
+
+    photo = save_with_frames(
+        tmp_path / "camera.jpg", _source(), [(_source().resize((80, 60)), LARGE_THUMBNAIL_FULL_HD)]
+    )
+    data = photo.read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[: data.rfind(b"\xff\xd8\xff")])  # the photo itself, not its preview
+    with pytest.raises(EmbedError, match="pictures"):
+        check_same_pixels(str(photo), str(cut), pages=False)
