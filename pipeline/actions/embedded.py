@@ -52,13 +52,13 @@ class EmbeddedAction(Action):
             self.emit(result)
 
     def _embed(self, result: Result, fields: XmpFields) -> None:
-        from pipeline.media.embedding import EmbedError, embed, writable
+        from pipeline.media.embedding import EmbedError, embed, holds
 
         path = result.path
         try:
-            if self.dry_run:
-                kind = writable(path)  # refused as the real run would refuse it
-                said = _said(fields, kind.iptc)
+            if self.dry_run:  # refused as the real run would refuse it; only read
+                kind = holds(path, fields, self._previous(path))
+                said = _said(fields, kind.iptc) if kind else "nothing: it holds them already"
                 self.out.write(self.shown.name(f"{path}: would embed {said}") + "\n")
                 return
             done = embed(path, fields, self._previous(path))

@@ -179,3 +179,13 @@ def test_every_recipe_finished_on_the_photo_stays_finished(store: Store, folder:
     for recipe in ("tag-images", "describe-images"):
         row, _ = store.item_and_answer(recipe, key)
         assert row is not None and row.is_finished(now.st_size, now.st_mtime_ns, "k"), recipe
+
+
+def test_a_dry_run_over_a_photo_that_holds_them_says_so(store: Store, folder: Path) -> None:
+    photo = _photo(folder)
+    _run(store)
+    action, _ = opened("embedded", KEYWORDS, store)
+    action.apply(Result(str(photo), "done", "street, dusk"))
+    dry, out = opened("embedded", KEYWORDS, store, dry_run=True)
+    dry.apply(Result(str(photo), "skipped", "street, dusk"))
+    assert out.getvalue() == f"{photo}: would embed nothing: it holds them already\n"

@@ -9,7 +9,7 @@ pixels, `write.py` copies, writes and checks. exiv2 and libvips load on first us
 from __future__ import annotations
 
 from pipeline.media.embedding.formats import REFUSED, WRITABLE, EmbedError, Writable, writable
-from pipeline.media.embedding.write import Embedded, Original, embed
+from pipeline.media.embedding.write import Embedded, Original, embed, holds
 
 __all__ = [
     "REFUSED",
@@ -19,5 +19,6 @@ __all__ = [
     "Original",
     "Writable",
     "embed",
+    "holds",
     "writable",
 ]

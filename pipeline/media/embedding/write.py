@@ -143,6 +143,13 @@ def _copy(path: str, tmp: str) -> tuple[Original, os.stat_result]:
     return Original(st.st_size, st.st_mtime_ns, digest.hexdigest()), st
 
 
+def holds(path: str, fields: XmpFields, previous: XmpFields | None = None) -> Writable | None:
+    """For a dry run: what pipe would write into (None: the photo already holds these
+    fields), reading the photo only. EmbedError as `embed` would raise it."""
+    kind = writable(path)
+    return None if _holds(path, kind, fields, previous) else kind
+
+
 def _holds(path: str, kind: Writable, fields: XmpFields, previous: XmpFields | None) -> bool:
     """Whether the photo already holds these fields (exiv2 reads it; nothing is written)."""
     exiv2 = _exiv2()
