@@ -35,6 +35,8 @@ the targets of issues #3 and #4; results are also written to bench/results/lates
                the random SD 1.5)                                 within 10% of /api/extra/perf
   embedded-kill 200 photos --write embedded, 20 SIGKILLs, re-run   target same pixels at every
                until done, then pipe undo (bench/embedded.py)    kill, all restored byte for byte
+  sidecar-merge --write xmp into 20 darktable sidecars of 30 fields target all 30 kept (a
+               (bench/sidecars.py)                                second reader), re-run: 0
 """
 
 from __future__ import annotations
@@ -524,6 +526,12 @@ def bench_embedded_kill(tmp: Path) -> None:
     run(tmp, report)
 
 
+def bench_sidecar_merge(tmp: Path) -> None:
+    from bench.sidecars import bench_sidecar_merge as run
+
+    run(tmp, report)
+
+
 BENCHMARKS = {
     "overhead": bench_overhead,
     "concurrency": bench_concurrency,
@@ -549,6 +557,7 @@ BENCHMARKS = {
     "bench-truth": bench_truth,
     "bench-kobold": bench_kobold,
     "embedded-kill": bench_embedded_kill,
+    "sidecar-merge": bench_sidecar_merge,
 }
 
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING
 
 from pipeline.actions.replacing import FileState, copy_hashed, fsync_folder
@@ -110,19 +108,24 @@ def undo(store: Store, run_id: int) -> list[Restored]:
 
 
 def undo_run(store: Store, run_id: int) -> list[Outcome | Restored]:
-    """A run's renames and replaced files put back together, newest first by when each was
-    applied (journal paths are absolute): a photo renamed and then rewritten is restored
-    under its new name before it gets its old name back; one rewritten then renamed gets
-    its name back first. At the same instant, replacements go first."""
-    at = store.journal.applied_at(run_id)
-    steps: list[tuple[str, int, int, Callable[[], Outcome | Restored]]] = []
-    for rename_id, old, new, planned in store.journal.applied(run_id):
-        args = (store, rename_id, old, new, planned)
-        steps.append((at.get(rename_id, ""), 0, rename_id, partial(moves.undo_move, *args)))
-    for row in store.replaced.applied(run_id):
-        steps.append((row.updated, 1, row.id, partial(undo_one, store, row)))
-    steps.sort(key=lambda step: step[:3], reverse=True)
-    return [step[3]() for step in steps]
+    """A run's renames and replaced files put back together. Journal paths are absolute, so
+    the order follows where each file was: a file rewritten under the name a rename gave
+    it is restored first (then renamed back); the renames next, newest first; then the
+    files rewritten under a name they had before the run renamed them (or never renamed)."""
+    renames = store.journal.applied(run_id)
+    renamed_to = {new: rename_id for rename_id, _, new, _ in renames}
+    replaced = store.replaced.applied(run_id)
+    outcomes: list[Outcome | Restored] = []
+    for row in replaced:
+        if row.path in renamed_to:
+            outcome = undo_one(store, row)
+            if outcome.did == "restored":  # the bytes pipe renamed are back, in a new inode
+                store.journal.reidentify(renamed_to[row.path], moves.identity(row.path))
+            outcomes.append(outcome)
+    renames = store.journal.applied(run_id)  # as reidentified
+    outcomes += [moves.undo_move(store, *rename) for rename in renames]
+    outcomes += [undo_one(store, row) for row in replaced if row.path not in renamed_to]
+    return outcomes
 
 
 def prune(store: Store, run_ids: list[int]) -> int:

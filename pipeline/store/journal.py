@@ -76,13 +76,14 @@ class Journal:
             for r in rows
         ]
 
-    def applied_at(self, run_id: int) -> dict[int, str]:
-        """When each of a run's applied renames was applied (undo interleaves them with
-        the run's replaced files, newest first)."""
-        rows = self.conn.execute(
-            "SELECT id, updated FROM renames WHERE run_id = ? AND state = 'applied'", (run_id,)
-        ).fetchall()
-        return {r[0]: r[1] for r in rows}
+    def reidentify(self, rename_id: int, now: Identity) -> None:
+        """The renamed file's identity after undo put back the bytes pipe renamed (a
+        replacement restored through a new inode), so the rename can be undone too."""
+        with self.connections.transaction() as c:
+            c.execute(
+                "UPDATE renames SET dev = ?, ino = ?, size = ?, mtime_ns = ? WHERE id = ?",
+                (*now, rename_id),
+            )
 
     def reopen(self, old: str, new: str) -> None:
         """After an undo: the file is back under `old` and not done for any recipe."""

@@ -199,3 +199,27 @@ def test_lightroom_naming_shares_one_sidecar_per_stem(store: Store, folder: Path
     assert read_sidecar((folder / "IMG_1.xmp").read_bytes()).keywords == (
         "dog", "sand", "cat", "sea",
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'aaaa'>]><x>&a;</x>", "DOCTYPE"),
+        (DARKTABLE.encode()[:-40], "not well-formed XML"),
+        (b"\x00" * 64, "not well-formed XML"),
+        (b"<x:xmpmeta xmlns:x='adobe:ns:meta/'>" + b" " * (5 << 20), "over 4 MiB"),
+    ],
+    ids=["doctype", "truncated", "nul", "huge"],
+)
+def test_a_sidecar_pipe_cannot_read_is_kept_with_one_line(
+    store: Store, folder: Path, content: bytes, why: str
+) -> None:
+    path = photo(folder)
+    sidecar = folder / "p.jpg.xmp"
+    sidecar.write_bytes(content)
+    action, _ = opened("xmp", VISION, store)
+    result = Result(path, "done", "A dog.")
+    action.apply(result)
+    assert result.status == "failed" and result.error is not None
+    assert why in result.error and "\n" not in result.error, result.error
+    assert sidecar.read_bytes() == content
