@@ -8,9 +8,8 @@ photo or the new one.
 The photo keeps its modification time (photo managers sort by it); the item is recorded
 with the new file's size (`Result.rewritten`), and every recipe's item finished on the old
 file is moved on to the new one (the pixels are the same), so no re-run redoes the photo
-for pipe's own write. A photo that
-already holds the fields is only read. A format exiv2 cannot write safely fails the item
-with one line; the run goes on.
+for pipe's own write. A photo that already holds the fields is only read. A format exiv2
+cannot write safely fails the item with one line; the run goes on.
 """
 
 from __future__ import annotations
