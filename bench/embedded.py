@@ -179,7 +179,8 @@ def _killed_runs(
         proc = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        k = rng.randrange(done, min(out.photos, done + max(2, 2 * out.photos // kills)))
+        # A few photos further each time, leaving room for every kill before the end.
+        k = rng.randrange(done, done + max(1, (out.photos - 2 * kills) // kills))
         # Every other kill waits for a replacement under way too (journaled, not yet marked):
         # inside the protocol, where the old and new files change places.
         inside = "" if i % 2 else " AND EXISTS (SELECT 1 FROM replaced WHERE state = 'planned')"
