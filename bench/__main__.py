@@ -33,6 +33,8 @@ the targets of issues #3 and #4; results are also written to bench/results/lates
                (bench/command.py)                                 10% of the truth
   bench-kobold pipe bench against the real koboldcpp (SmolLM2 +   target completes, biotics
                the random SD 1.5)                                 within 10% of /api/extra/perf
+  embedded-kill 200 photos --write embedded, 20 SIGKILLs, re-run   target same pixels at every
+               until done, then pipe undo (bench/embedded.py)    kill, all restored byte for byte
   sidecar-merge --write xmp into 20 darktable sidecars of 30 fields target all 30 kept (a
                (bench/sidecars.py)                                second reader), re-run: 0
 """
@@ -518,6 +520,12 @@ def bench_kobold(tmp: Path) -> None:
         report("bench-kobold", {"skipped": str(e)}, False, "needs a built koboldcpp")
 
 
+def bench_embedded_kill(tmp: Path) -> None:
+    from bench.embedded import bench_embedded_kill as run
+
+    run(tmp, report)
+
+
 def bench_sidecar_merge(tmp: Path) -> None:
     from bench.sidecars import bench_sidecar_merge as run
 
@@ -548,6 +556,7 @@ BENCHMARKS = {
     "recheck": bench_recheck,
     "bench-truth": bench_truth,
     "bench-kobold": bench_kobold,
+    "embedded-kill": bench_embedded_kill,
     "sidecar-merge": bench_sidecar_merge,
 }
 

@@ -38,6 +38,9 @@ class Result:
     forget_answer: bool = False  # the answer was unusable: do not serve it from the cache
     new_path: str | None = None
     output: str | None = None  # the file the action wrote the answer to (a picture's PNG)
+    # The input's size and mtime_ns once the action rewrote it in place (metadata embedded
+    # in a photo): what the item is recorded with, so a re-run finds it finished.
+    rewritten: tuple[int, int] | None = None
 
     @property
     def text(self) -> str | None:

@@ -19,6 +19,7 @@ ACTIONS: dict[str, tuple[str, str, bool]] = {
     "print": ("pipeline.actions.base", "Action", True),
     "sidecar": ("pipeline.actions.sidecar", "Sidecar", True),
     "xmp": ("pipeline.actions.xmp", "XmpSidecar", True),
+    "embedded": ("pipeline.actions.embedded", "EmbeddedAction", True),  # into the photo
     "rename": ("pipeline.actions.rename", "RenameAction", False),  # answers must be names
     "image": ("pipeline.actions.image", "ImageAction", False),  # the recipe must draw
 }

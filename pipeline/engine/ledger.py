@@ -153,13 +153,14 @@ class Ledger:
                 self.run_id, self.recipe.name, path, history, done.cache_rows
             )
         else:
+            size, mtime_ns = result.rewritten or (entry.stat.st_size, entry.stat.st_mtime_ns)
             self.store.finish(
                 self.recipe.name,
                 entry.key,
                 self.run_id,
                 status=status,
-                size=entry.stat.st_size,
-                mtime_ns=entry.stat.st_mtime_ns,
+                size=size,
+                mtime_ns=mtime_ns,
                 hash=done.hash,
                 ask_key=self.ask_key,
                 fingerprint=done.fingerprint if status == "done" else None,

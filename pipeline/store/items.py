@@ -230,6 +230,18 @@ class Items:
             self.cache.insert(c, cache_rows)
             self.history.insert(c, run_id, recipe, path, history)
 
+    def rewritten(self, path: str, old: tuple[int, int], new: tuple[int, int]) -> None:
+        """pipe rewrote the file at `path` in place (metadata embedded in a photo, its
+        pixels checked the same): every recipe's item finished at its old size and time
+        stays finished at the new ones, so no recipe redoes the photo for pipe's own write
+        (two recipes writing one photo would otherwise redo each other's forever)."""
+        with self.connections.transaction() as c:
+            c.execute(
+                "UPDATE items SET size = ?, mtime_ns = ? WHERE path = ? AND size = ?"
+                " AND mtime_ns = ?",
+                (*new, path, *old),
+            )
+
     def release(self, recipe: str, path: str, run_id: int) -> None:
         with self.connections.transaction() as c:
             c.execute(

@@ -35,7 +35,8 @@ def parse(text: str) -> recipe.Recipe:
         (ASK + "[then]\naction = 3\n", "then.action: expected a string, got 3"),
         (
             ASK + "[then]\naction = 'explode'\n",
-            "then.action: expected one of print, sidecar, xmp, rename, image, got 'explode'",
+            "then.action: expected one of print, sidecar, xmp, embedded, rename, image,"
+            " got 'explode'",
         ),
         # sidecar
         (ASK + "[then]\nsidecar = 3\n", "then.sidecar: expected a string, got 3"),
