@@ -83,11 +83,11 @@ def _embedded(path: str) -> list[XmpFields]:
     """The photo's own XMP and IPTC fields (none when any of its XMP is suspect)."""
     if not _packets_sound(path):
         return []
-    from pipeline.media.xmp.fields import _exiv2, _logged
+    from pipeline.media.xmp.fields import exiv2_log, load_exiv2
 
-    exiv2 = _exiv2()
+    exiv2 = load_exiv2()
     # What exiv2 logs (a maker note it does not know) is dropped: reading keeps the rest.
-    with _logged():
+    with exiv2_log():
         try:
             image = exiv2.ImageFactory.open(path)
             image.readMetadata()

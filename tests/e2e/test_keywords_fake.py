@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pipeline import keywords
+from pipeline.media.xmp.fields import read_sidecar
 from tests.conftest import ROOT, run_pipe
 from tests.fakes.llama import LLAMA_HEADERS, FakeLlama
 from tests.fakes.openai import FakeOpenAI
@@ -32,7 +33,7 @@ def records(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
-def test_tag_images_prints_normalised_keywords_and_reuses_them(album: Path) -> None:
+def test_tag_images_writes_normalised_keywords_to_sidecars_and_reuses_them(album: Path) -> None:
     answer = " Dog, Eiffel Tower, Dogs, Beach, New York, Sunset, Beaches"
     with FakeLlama(vision=True, slots=2, answer=lambda _: answer) as server:
         r = run_pipe("run", RECIPE, str(album), "--backend", server.url)
@@ -43,7 +44,11 @@ def test_tag_images_prints_normalised_keywords_and_reuses_them(album: Path) -> N
         cached = run_pipe("run", RECIPE, str(album), "--backend", server.url, "--json")
         assert server.generate_calls == calls + 2  # --redo asked again; the last run did not
     expected = "dog, Eiffel Tower, beach, New York, sunset"
-    assert r.stdout.count(f"\n{expected}\n") == 2, r.stdout
+    assert r.stdout == ""  # the keywords went into each photo's sidecar, as dc:subject
+    for photo in album.glob("*.jpg"):
+        sidecar = read_sidecar(Path(f"{photo}.xmp").read_bytes())
+        assert sidecar.keywords == keywords.split(expected)
+        assert sidecar.description is None
     assert [rec["answer"] for rec in records(again.stdout)] == [expected] * 2
     assert [rec["answer"] for rec in records(cached.stdout)] == [expected] * 2
     assert sent["grammar"].startswith('root ::= " "? keyword (", " keyword){4,11}\n')

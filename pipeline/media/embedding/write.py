@@ -30,10 +30,10 @@ from pipeline.media.embedding.pixels import check_same_pixels
 from pipeline.media.xmp.fields import (
     XmpError,
     XmpFields,
-    _exiv2,
-    _logged,
     apply,
     check_well_formed,
+    exiv2_log,
+    load_exiv2,
     read,
 )
 
@@ -152,9 +152,9 @@ def holds(path: str, fields: XmpFields, previous: XmpFields | None = None) -> Wr
 
 def _holds(path: str, kind: Writable, fields: XmpFields, previous: XmpFields | None) -> bool:
     """Whether the photo already holds these fields (exiv2 reads it; nothing is written)."""
-    exiv2 = _exiv2()
+    exiv2 = load_exiv2()
     try:
-        with _logged() as messages:
+        with exiv2_log() as messages:
             image = exiv2.ImageFactory.open(path)
             image.readMetadata()
             _check_xmp(image, messages)
@@ -181,9 +181,9 @@ def _changed(
 def _write(tmp: str, kind: Writable, fields: XmpFields, previous: XmpFields | None) -> bool:
     """Set the fields in `tmp` through exiv2 and check them read back; False when the photo
     already held exactly these (nothing written)."""
-    exiv2 = _exiv2()
+    exiv2 = load_exiv2()
     try:
-        with _logged() as messages:
+        with exiv2_log() as messages:
             image = exiv2.ImageFactory.open(tmp)
             image.readMetadata()
             _check_xmp(image, messages)
@@ -191,7 +191,7 @@ def _write(tmp: str, kind: Writable, fields: XmpFields, previous: XmpFields | No
         want = _changed(image, kind, fields, previous)
         if want is None:
             return False
-        with _logged():
+        with exiv2_log():
             image.writeMetadata()
             back = exiv2.ImageFactory.open(tmp)
             back.readMetadata()
@@ -250,7 +250,7 @@ def _lost(before: dict[str, Any], after: dict[str, Any]) -> str | None:
 
 def _present(datum: Any) -> bool:
     """Whether an XMP property holds something (exiv2 drops an empty LangAlt on writing)."""
-    exiv2 = _exiv2()
+    exiv2 = load_exiv2()
     value = datum.value()
     if isinstance(value, exiv2.LangAltValue):
         return any(text for _, text in value.items())

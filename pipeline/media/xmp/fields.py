@@ -53,8 +53,8 @@ def merge_sidecar(
 ) -> bytes:
     """The sidecar's new bytes: `existing` (None: no sidecar yet) with pipe's fields set and
     every other property kept. Raises XmpError for a sidecar pipe must not replace."""
-    exiv2 = _exiv2()
-    with _logged() as messages:
+    exiv2 = load_exiv2()
+    with exiv2_log() as messages:
         try:
             if existing is None:
                 image = exiv2.ImageFactory.create(exiv2.ImageType.xmp)
@@ -80,8 +80,8 @@ def merge_sidecar(
 
 def read_sidecar(data: bytes) -> XmpFields:
     """pipe's fields as a sidecar holds them (for `{existing.*}` and the tests)."""
-    exiv2 = _exiv2()
-    with _logged() as messages:
+    exiv2 = load_exiv2()
+    with exiv2_log() as messages:
         check_well_formed(data)
         try:
             image = exiv2.ImageFactory.open(data)
@@ -95,7 +95,7 @@ def read_sidecar(data: bytes) -> XmpFields:
 
 def apply(data: exiv2.XmpData, fields: XmpFields, previous: XmpFields | None = None) -> None:
     """Set pipe's fields in exiv2's `data` (a sidecar's or a photo's), keeping the rest."""
-    exiv2 = _exiv2()
+    exiv2 = load_exiv2()
     if fields.description is not None:
         languages = dict(_value(data, DESCRIPTION) or {})
         languages[DEFAULT_LANGUAGE] = xml_text(fields.description)
@@ -167,7 +167,7 @@ def check_well_formed(data: bytes) -> None:
 def _value(data: exiv2.XmpData, key: str) -> Any:
     """A property's value as Python: a LangAlt's (language, text) pairs, an array's texts,
     else its text; None when absent."""
-    exiv2 = _exiv2()
+    exiv2 = load_exiv2()
     found = data.findKey(exiv2.XmpKey(key))
     if found == data.end():
         return None
@@ -180,7 +180,7 @@ def _value(data: exiv2.XmpData, key: str) -> Any:
 
 
 def _replace(data: exiv2.XmpData, key: str, value: Any) -> None:
-    exiv2 = _exiv2()
+    exiv2 = load_exiv2()
     xmp_key = exiv2.XmpKey(key)
     found = data.findKey(xmp_key)
     if found != data.end():
@@ -193,7 +193,7 @@ _local = threading.local()
 _ready = False
 
 
-def _exiv2() -> Any:
+def load_exiv2() -> Any:
     """exiv2, imported on first use (loading a recipe imports the actions) with the XMP
     toolkit initialised once (it is not safe to initialise from two threads) and its log
     sent to the thread that is reading, never to stderr."""
@@ -221,7 +221,7 @@ class _Collect(logging.Handler):
 
 
 @contextmanager
-def _logged() -> Iterator[list[str]]:
+def exiv2_log() -> Iterator[list[str]]:
     """What exiv2 logs in this thread while the block runs."""
     _local.messages = messages = []
     try:
