@@ -5,7 +5,8 @@ one thread.
 class over them for one capability: `run_table` (runs, their counts and liveness),
 `items` (per-file rows and the claims that keep two runs apart), `cache` (answers and
 pictures), `outputs` (the files pipe wrote), `history` (what each run did to each file),
-`journal` (renames) and `bench` (what `pipe bench` measured). A part that needs another is
+`journal` (renames), `bench` (what `pipe bench` measured) and `search` (full text over
+the answers, `pipe search`). A part that needs another is
 given it (items asks run_table whether a claim's run is alive). The methods callers use
 are the parts' own, bound on the store.
 """
@@ -24,6 +25,7 @@ from pipeline.store.items import ItemRow, Items
 from pipeline.store.journal import Journal, path_from_db, path_to_db
 from pipeline.store.outputs import Outputs
 from pipeline.store.runs import HEARTBEAT_SECONDS, STALE_SECONDS, Counts, Runs
+from pipeline.store.search import Search
 
 __all__ = [
     "HEARTBEAT_SECONDS",
@@ -50,6 +52,7 @@ class Store:
         self.items = Items(self.connections, self.run_table, self.cache, self.history)
         self.journal = Journal(self.connections, self.run_table)
         self.bench = BenchResults(self.connections)
+        self.search = Search(self.connections, self.journal)
         self._bind()
 
     def _bind(self) -> None:

@@ -202,6 +202,69 @@ def _m010_bench(db: sqlite_utils.Database) -> None:
     db["bench"].create_index(["backend", "at"])
 
 
+def _m012_search(db: sqlite_utils.Database) -> None:
+    # `pipe search`: full text over each item's text answer (store/search.py). One document
+    # per item (rowid = items.id, stable under VACUUM), its text read from the answer cache
+    # through a view: external content, so no answer is stored twice. The tokenizer folds
+    # case and diacritics ("cafe" finds "café", "Fussgangerzone" the umlauted word) and
+    # stems English ("dogs on beaches" finds "a dog on the beach"); stems are what both
+    # sides compare, so text in other languages is still found word for word.
+    for statement in SEARCH_SCHEMA:
+        db.execute(statement)
+    # Index what is there already: FTS5 reads the view in one pass and flushes its terms
+    # to disk as it goes (bounded memory, whatever the number of answers).
+    db.execute("INSERT INTO search_index (search_index) VALUES ('rebuild')")
+
+
+# The triggers keep each item's document equal to its answer's text, whichever side changes
+# and however (INSERT OR REPLACE fires the delete triggers: the store sets recursive_triggers).
+# An external-content index must be told the exact text it indexed to forget it: an item's
+# is its cache row's, read before the cache changes (the cache triggers) or unchanged when
+# the item changes (the item triggers).
+_INDEX_ITEM = (
+    "INSERT INTO search_index (rowid, answer) SELECT {item}.id, answer FROM cache"
+    " WHERE fingerprint = {item}.fingerprint AND kind = 'text'"
+)
+_FORGET_ITEM = (
+    "INSERT INTO search_index (search_index, rowid, answer) SELECT 'delete', {item}.id, answer"
+    " FROM cache WHERE fingerprint = {item}.fingerprint AND kind = 'text'"
+)
+_INDEX_ANSWER = (
+    "INSERT INTO search_index (rowid, answer) SELECT id, {row}.answer FROM items"
+    " WHERE fingerprint = {row}.fingerprint AND {row}.kind = 'text'"
+)
+_FORGET_ANSWER = (
+    "INSERT INTO search_index (search_index, rowid, answer) SELECT 'delete', id, {row}.answer"
+    " FROM items WHERE fingerprint = {row}.fingerprint AND {row}.kind = 'text'"
+)
+SEARCH_TRIGGERS = {
+    "search_item_added": ("AFTER INSERT ON items", [_INDEX_ITEM.format(item="new")]),
+    "search_item_removed": ("AFTER DELETE ON items", [_FORGET_ITEM.format(item="old")]),
+    "search_item_answered": (
+        "AFTER UPDATE OF id, fingerprint ON items",
+        [_FORGET_ITEM.format(item="old"), _INDEX_ITEM.format(item="new")],
+    ),
+    "search_answer_added": ("AFTER INSERT ON cache", [_INDEX_ANSWER.format(row="new")]),
+    "search_answer_removed": ("AFTER DELETE ON cache", [_FORGET_ANSWER.format(row="old")]),
+    "search_answer_changed": (
+        "AFTER UPDATE ON cache",
+        [_FORGET_ANSWER.format(row="old"), _INDEX_ANSWER.format(row="new")],
+    ),
+}
+SEARCH_SCHEMA = [
+    # The cache triggers find an answer's items by fingerprint.
+    "CREATE INDEX IF NOT EXISTS items_fingerprint ON items (fingerprint)",
+    "CREATE VIEW search_docs AS SELECT i.id AS id, c.answer AS answer FROM items i"
+    " JOIN cache c ON c.fingerprint = i.fingerprint WHERE c.kind = 'text'",
+    "CREATE VIRTUAL TABLE search_index USING fts5 (answer, content = 'search_docs',"
+    " content_rowid = 'id', tokenize = 'porter unicode61 remove_diacritics 2')",
+    *(
+        f"CREATE TRIGGER {name} {when} BEGIN {'; '.join(body)}; END"
+        for name, (when, body) in SEARCH_TRIGGERS.items()
+    ),
+]
+
+
 # Append only: each runs once per database, in order, recorded in `_migrations`.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
@@ -214,6 +277,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("008_claims", _m008_claims),
     ("009_started_models", _m009_started_models),
     ("010_bench", _m010_bench),
+    ("012_search", _m012_search),
 ]
 
 

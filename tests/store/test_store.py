@@ -43,6 +43,7 @@ def test_migrations_run_once(tmp_path: Path) -> None:
         "008_claims",
         "009_started_models",
         "010_bench",
+        "012_search",
     ]
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
