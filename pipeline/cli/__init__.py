@@ -16,6 +16,7 @@ from pipeline.cli.history import opened, runs, show, undo
 from pipeline.cli.output import Command, Group, echo, say
 from pipeline.cli.personas import personas
 from pipeline.cli.run import run
+from pipeline.cli.search import search
 from pipeline.errors import PipeError
 
 
@@ -49,6 +50,7 @@ for command in (
     personas,
     runs,
     show,
+    search,
     undo,
     bench,
 ):  # in the help's order
