@@ -1,0 +1,206 @@
+"""The search part of the store: the FTS5 index kept in step with the answers by the
+triggers of migration 012_search, and what a search gives back."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from pipeline.answers import Picture
+from pipeline.store import schema
+from pipeline.store.database import Store
+from pipeline.store.search import BadQuery, Where
+
+
+def consistent(store: Store) -> None:
+    """FTS5's own check of the index against the text it was made from (the view over
+    items and cache): raises if a trigger ever told it the wrong text."""
+    check = "INSERT INTO search_index (search_index, rank) VALUES ('integrity-check', 1)"
+    store.conn.execute(check)
+
+
+def answer_row(fingerprint: str, answer: object) -> dict[str, object]:
+    return {
+        "fingerprint": fingerprint,
+        "step": "ask",
+        "answer": answer,
+        "model": "m",
+        "prompt_tokens": 1,
+        "completion_tokens": 1,
+        "duration_ms": 1,
+    }
+
+
+def record(store: Store, recipe: str, path: Path, answer: object, fingerprint: str) -> None:
+    """One file finished with this answer, through the store's own write path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text("x")
+    run_id = store.start_run(recipe, "built-in", [], "u", "m")
+    assert store.claim(recipe, str(path), run_id, 1, 1, "k", True)[0] == "claimed"
+    history = {
+        "status": "done", "fingerprint": fingerprint, "error": None, "note": None,
+        "started": "2026-12-01T00:00:00", "duration_ms": 1, "prompt_tokens": 1,
+        "completion_tokens": 1, "attempts": 1,
+    }  # fmt: skip
+    store.finish(
+        recipe, str(path), run_id, status="done", size=1, mtime_ns=1, hash=None, ask_key="k",
+        fingerprint=fingerprint, reason=None, attempts=1, history=history,
+        cache_rows=[answer_row(fingerprint, answer)],
+    )  # fmt: skip
+
+
+def paths(store: Store, query: str, **where: str) -> list[str]:
+    return [hit.path for hit in store.search.search(query, Where(**where))]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    with_store = Store(tmp_path / "s.db")
+    yield with_store
+    with_store.close()
+
+
+def test_an_answer_is_found_by_its_words_case_accents_and_stems_aside(
+    store: Store, tmp_path: Path
+) -> None:
+    photo = tmp_path / "a.jpg"
+    record(store, "describe-images", photo, "Two Dogs outside the Café on the beach", "F1")
+    record(store, "describe-images", tmp_path / "b.jpg", "A red boat", "F2")
+    for query in ("cafe", "CAFÉ", "dog", "dogs beach", '"the beach"', "caf*"):
+        assert paths(store, query) == [str(photo)], query
+    (hit,) = store.search.search("cafe")
+    assert hit.recipe == "describe-images" and hit.answer.startswith("Two Dogs")
+    assert ("Café", True) in hit.snippet
+    assert hit.snippet_text() == "Two Dogs outside the [Café] on the beach"
+    consistent(store)
+
+
+def test_the_best_match_comes_first(store: Store, tmp_path: Path) -> None:
+    record(store, "r", tmp_path / "once.txt", "a sunset and a long story about other things", "F1")
+    record(store, "r", tmp_path / "twice.txt", "sunset sunset", "F2")
+    assert paths(store, "sunset") == [str(tmp_path / "twice.txt"), str(tmp_path / "once.txt")]
+    ranks = [hit.rank for hit in store.search.search("sunset")]
+    assert ranks == sorted(ranks)
+
+
+def test_a_picture_answer_is_not_indexed(store: Store, tmp_path: Path) -> None:
+    picture = Picture(sha256="ab" * 32, width=8, height=8, seed=1, infotext="a sunset", png=None)
+    record(store, "draw", tmp_path / "p.txt", picture, "F1")
+    assert paths(store, "sunset") == []
+    assert store.conn.execute("SELECT count(*) FROM search_docs").fetchone()[0] == 0
+    consistent(store)
+
+
+def test_a_replaced_answer_replaces_the_indexed_text(store: Store, tmp_path: Path) -> None:
+    photo = tmp_path / "a.jpg"
+    record(store, "describe-images", photo, "a grey cat", "F1")
+    record(store, "describe-images", photo, "a black horse", "F1")  # --redo: same fingerprint
+    consistent(store)
+    assert paths(store, "cat") == [] and paths(store, "horse") == [str(photo)]
+    record(store, "describe-images", photo, "a white swan", "F2")  # new settings: new answer
+    consistent(store)
+    assert paths(store, "horse") == [] and paths(store, "swan") == [str(photo)]
+
+
+def test_a_forgotten_answer_is_forgotten_by_the_index(store: Store, tmp_path: Path) -> None:
+    record(store, "r", tmp_path / "a.txt", "an unusable answer", "F1")
+    store.forget_answer("F1")
+    consistent(store)
+    assert paths(store, "unusable") == []
+
+
+def test_insert_or_replace_and_deletes_keep_the_index_in_step(store: Store, tmp_path: Path) -> None:
+    """Writes other than the store's own statements: REPLACE fires the delete triggers
+    (the store's connections turn on recursive_triggers), items deleted by undo."""
+    record(store, "r", tmp_path / "a.txt", "first words", "F1")
+    record(store, "r", tmp_path / "b.txt", "first words", "F1")  # the same answer, two files
+    with store.transaction() as c:
+        c.execute("INSERT OR REPLACE INTO cache (fingerprint, answer) VALUES ('F1', 'other')")
+    consistent(store)
+    assert paths(store, "first") == [] and len(paths(store, "other")) == 2
+    store.journal.reopen(str(tmp_path / "x.txt"), str(tmp_path / "b.txt"))
+    consistent(store)
+    assert paths(store, "other") == [str(tmp_path / "a.txt")]
+
+
+def test_existing_answers_are_indexed_on_upgrade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = [m for m in schema.MIGRATIONS if m[0] != "012_search"]
+    with monkeypatch.context() as patch:
+        patch.setattr(schema, "MIGRATIONS", before)
+        old = Store(tmp_path / "s.db")
+        record(old, "r", tmp_path / "a.txt", "an old answer about a lighthouse", "F1")
+        old.close()
+    upgraded = Store(tmp_path / "s.db")
+    assert paths(upgraded, "lighthouse") == [str(tmp_path / "a.txt")]
+    consistent(upgraded)
+    upgraded.close()
+
+
+def test_filters_recipe_folder_and_time(store: Store, tmp_path: Path) -> None:
+    a, b = tmp_path / "one" / "a.jpg", tmp_path / "two" / "b.jpg"
+    record(store, "describe-images", a, "a sunset", "F1")
+    record(store, "tag-images", b, "sunset, sea", "F2")
+    assert sorted(paths(store, "sunset")) == [str(a), str(b)]
+    assert paths(store, "sunset", recipe="tag-images") == [str(b)]
+    assert paths(store, "sunset", under=str(tmp_path / "one")) == [str(a)]
+    assert paths(store, "sunset", under=str(a)) == [str(a)]
+    assert paths(store, "sunset", under=str(tmp_path / "on")) == []  # a folder, not a prefix
+    assert len(paths(store, "sunset", since="2000-01-01T00:00:00+00:00")) == 2
+    assert paths(store, "sunset", since="2999-01-01T00:00:00+00:00") == []
+
+
+def test_a_hit_is_where_pipe_renamed_the_file_and_a_gone_file_is_left_out(
+    store: Store, tmp_path: Path
+) -> None:
+    old, new = tmp_path / "IMG_1.jpg", tmp_path / "red-boat.jpg"
+    record(store, "describe-images", old, "a red boat", "F1")
+    record(store, "rename-images", old, "red boat", "F2")
+    run_id = store.start_run("rename-images", "built-in", [], "u", "m")
+    move = SimpleNamespace(group=0, companion=False, old=str(old), new=str(new))
+    (rename_id,) = store.journal.write_plan(run_id, [(move, (0, 0, 1, 1))])
+    os.rename(old, new)
+    store.journal.mark(rename_id, "applied")
+    store.adopt("rename-images", str(new), run_id, 1, 1, None, "k", "F2")
+    hits = store.search.search("boat")
+    assert sorted((hit.path, hit.recipe) for hit in hits) == [
+        (str(new), "describe-images"),
+        (str(new), "rename-images"),  # once, though two items (old and new name) hold it
+    ]
+    assert {hit.recorded for hit in hits if hit.recipe == "describe-images"} == {str(old)}
+    new.unlink()
+    assert paths(store, "boat") == []
+
+
+def test_a_query_fts5_cannot_read_is_one_bad_query_line(store: Store, tmp_path: Path) -> None:
+    record(store, "r", tmp_path / "a.txt", "words", "F1")
+    for query, problem in (
+        ('"unbalanced', "unterminated string"),
+        ("AND AND", "syntax error"),
+        ("col:x", "no such column"),
+        ("   ", "empty"),
+    ):
+        with pytest.raises(BadQuery, match=problem) as caught:
+            store.search.search(query)
+        assert caught.value.exit_code == 2 and "\n" not in str(caught.value)
+
+
+def test_snippet_marks_cannot_be_forged_by_an_answer(store: Store, tmp_path: Path) -> None:
+    hostile = "[x] <b>sunset</b> \x1b]0;title\x07 end\nnext line"
+    record(store, "r", tmp_path / "a.txt", hostile, "F1")
+    (hit,) = store.search.search("sunset")
+    assert [text for text, match in hit.snippet if match] == ["sunset"]
+    assert "".join(text for text, _ in hit.snippet) == hostile.replace("\n", " ")
+    assert hit.answer == hostile
+
+
+def test_limit_counts_hits(store: Store, tmp_path: Path) -> None:
+    for n in range(30):
+        record(store, "r", tmp_path / f"{n:02}.txt", f"harbour number {n}", f"F{n}")
+    assert len(store.search.search("harbour", limit=7)) == 7
+    assert len(store.search.search("harbour", limit=100)) == 30
