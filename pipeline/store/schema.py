@@ -204,11 +204,13 @@ def _m010_bench(db: sqlite_utils.Database) -> None:
 
 def _m012_search(db: sqlite_utils.Database) -> None:
     # `pipe search`: full text over each item's text answer (store/search.py). One document
-    # per item (rowid = items.id, stable under VACUUM), its text read from the answer cache
-    # through a view: external content, so no answer is stored twice. The tokenizer folds
-    # case and diacritics ("cafe" finds "café", "Fussgangerzone" the umlauted word) and
-    # stems English ("dogs on beaches" finds "a dog on the beach"); stems are what both
-    # sides compare, so text in other languages is still found word for word.
+    # per item (rowid = items.id, stable under VACUUM), read from the answer cache through a
+    # view: external content, so no answer is stored twice. The tokenizer folds case and
+    # diacritics ("cafe" finds "café") and stems English ("dogs on beaches" finds "a dog on
+    # the beach"); stems are what both sides compare, so other languages are still found
+    # word for word. The item's recipe and path are indexed beside the answer, so that
+    # --recipe and --under narrow the search inside the index (searches are held to the
+    # answer column).
     for statement in SEARCH_SCHEMA:
         db.execute(statement)
     # Index what is there already: FTS5 reads the view in one pass and flushes its terms
@@ -218,30 +220,34 @@ def _m012_search(db: sqlite_utils.Database) -> None:
 
 # The triggers keep each item's document equal to its answer's text, whichever side changes
 # and however (INSERT OR REPLACE fires the delete triggers: the store sets recursive_triggers).
-# An external-content index must be told the exact text it indexed to forget it: an item's
-# is its cache row's, read before the cache changes (the cache triggers) or unchanged when
-# the item changes (the item triggers).
+# An external-content index must be told the exact values it indexed to forget them: the
+# answer is its cache row's, read before the cache changes (the cache triggers) or unchanged
+# when the item changes (the item triggers).
 _INDEX_ITEM = (
-    "INSERT INTO search_index (rowid, answer) SELECT {item}.id, answer FROM cache"
+    "INSERT INTO search_index (rowid, answer, recipe, place)"
+    " SELECT {item}.id, answer, {item}.recipe, {item}.path FROM cache"
     " WHERE fingerprint = {item}.fingerprint AND kind = 'text'"
 )
 _FORGET_ITEM = (
-    "INSERT INTO search_index (search_index, rowid, answer) SELECT 'delete', {item}.id, answer"
-    " FROM cache WHERE fingerprint = {item}.fingerprint AND kind = 'text'"
+    "INSERT INTO search_index (search_index, rowid, answer, recipe, place)"
+    " SELECT 'delete', {item}.id, answer, {item}.recipe, {item}.path FROM cache"
+    " WHERE fingerprint = {item}.fingerprint AND kind = 'text'"
 )
 _INDEX_ANSWER = (
-    "INSERT INTO search_index (rowid, answer) SELECT id, {row}.answer FROM items"
+    "INSERT INTO search_index (rowid, answer, recipe, place)"
+    " SELECT id, {row}.answer, recipe, path FROM items"
     " WHERE fingerprint = {row}.fingerprint AND {row}.kind = 'text'"
 )
 _FORGET_ANSWER = (
-    "INSERT INTO search_index (search_index, rowid, answer) SELECT 'delete', id, {row}.answer"
-    " FROM items WHERE fingerprint = {row}.fingerprint AND {row}.kind = 'text'"
+    "INSERT INTO search_index (search_index, rowid, answer, recipe, place)"
+    " SELECT 'delete', id, {row}.answer, recipe, path FROM items"
+    " WHERE fingerprint = {row}.fingerprint AND {row}.kind = 'text'"
 )
 SEARCH_TRIGGERS = {
     "search_item_added": ("AFTER INSERT ON items", [_INDEX_ITEM.format(item="new")]),
     "search_item_removed": ("AFTER DELETE ON items", [_FORGET_ITEM.format(item="old")]),
-    "search_item_answered": (
-        "AFTER UPDATE OF id, fingerprint ON items",
+    "search_item_changed": (
+        "AFTER UPDATE OF id, fingerprint, recipe, path ON items",
         [_FORGET_ITEM.format(item="old"), _INDEX_ITEM.format(item="new")],
     ),
     "search_answer_added": ("AFTER INSERT ON cache", [_INDEX_ANSWER.format(row="new")]),
@@ -254,10 +260,12 @@ SEARCH_TRIGGERS = {
 SEARCH_SCHEMA = [
     # The cache triggers find an answer's items by fingerprint.
     "CREATE INDEX IF NOT EXISTS items_fingerprint ON items (fingerprint)",
-    "CREATE VIEW search_docs AS SELECT i.id AS id, c.answer AS answer FROM items i"
-    " JOIN cache c ON c.fingerprint = i.fingerprint WHERE c.kind = 'text'",
-    "CREATE VIRTUAL TABLE search_index USING fts5 (answer, content = 'search_docs',"
-    " content_rowid = 'id', tokenize = 'porter unicode61 remove_diacritics 2')",
+    "CREATE VIEW search_docs AS SELECT i.id AS id, c.answer AS answer, i.recipe AS recipe,"
+    " i.path AS place FROM items i JOIN cache c ON c.fingerprint = i.fingerprint"
+    " WHERE c.kind = 'text'",
+    "CREATE VIRTUAL TABLE search_index USING fts5 (answer, recipe, place,"
+    " content = 'search_docs', content_rowid = 'id',"
+    " tokenize = 'porter unicode61 remove_diacritics 2')",
     *(
         f"CREATE TRIGGER {name} {when} BEGIN {'; '.join(body)}; END"
         for name, (when, body) in SEARCH_TRIGGERS.items()

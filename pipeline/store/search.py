@@ -26,7 +26,8 @@ from pipeline.store.journal import Journal
 
 SNIPPET_TOKENS = 16  # words around the matches (FTS5 allows at most 64)
 ELLIPSIS = "…"
-FETCH = 64  # ranked candidates read at a time: most searches need one read
+WINDOW = 10_000  # matches ranked at once (see Search._ranked)
+FETCH = 32  # ranked rows read at a time: most searches need one read
 
 # SQLite's words for a query FTS5 could not read (the rest are the database's problems).
 _QUERY_ERRORS = ("fts5:", "unterminated string", "no such column", "unknown special query")
@@ -72,15 +73,16 @@ class Search:
         if not query.strip():
             raise BadQuery("an empty search query: give a word to look for")
         where = where or Where()
+        conditions, params = _conditions(query, where)
         chosen: dict[tuple[str, str], tuple[Any, ...]] = {}
-        for item_id, rank, recipe, recorded, updated in self._ranked(query, where):
+        for item_id, rank, recipe, recorded, updated in self._ranked(conditions, params):
             now = self.where_now(recorded)
             if now is None or (where.under and not _below(now, where.under)):
                 continue
             chosen.setdefault((now, recipe), (item_id, rank, recorded, updated))
             if len(chosen) >= limit:
                 break
-        texts = self._snippets(query, [row[0] for row in chosen.values()])
+        texts = self._snippets(params, [row[0] for row in chosen.values()])
         return [
             Hit(now, recipe, rank, *texts[item_id], recorded, updated)
             for (now, recipe), (item_id, rank, recorded, updated) in chosen.items()
@@ -99,24 +101,58 @@ class Search:
             return now
         return next((name for name in sorted(names) if os.path.lexists(name)), None)
 
-    def _ranked(self, query: str, where: Where) -> Iterator[tuple[Any, ...]]:
-        """(item id, rank, recipe, path, updated) of every match, best first, read lazily:
-        FTS5 ranks the matches, the items are read only as far as the caller goes."""
-        sql, params = _ranked_sql(query, where)
-        cursor = self.connections.conn.cursor()
+    def _ranked(self, conditions: list[str], params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+        """(item id, bm25, recipe, path, updated) of the matches, best first within windows
+        of the WINDOW newest (highest item id) matches, newer windows first, read lazily;
+        the filters apply within each window. Ranking every match costs ~1 us each, and a
+        common word matches most of a library: a window bounds a search's cost whatever
+        the library's size, and ranks every query matching at most WINDOW items exactly."""
+        high = None
+        while True:
+            floor = self._floor(params, high)
+            yield from self._window(conditions, {**params, "low": floor, "high": high})
+            if floor is None:
+                return
+            high = floor
+
+    def _window(self, conditions: list[str], params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+        """One window's matches, best first. SQLite ranks and sorts them; Python reads only
+        as many as the caller takes, and reads an item's row only then when no filter
+        needed it for every match."""
+        conn = self.connections.conn
+        filtered = len(conditions) > 1
+        sql = (_RANKED_JOINED if filtered else _RANKED).format(where=_where(conditions, params))
+        cursor = conn.cursor()
         try:
-            with _readable(query):
+            with _readable(params["text"]):
                 cursor.execute(sql, params)
                 rows = cursor.fetchmany(FETCH)
             while rows:
-                yield from rows
-                with _readable(query):
+                for row in rows:
+                    if filtered:
+                        yield row
+                    elif item := conn.execute(_ITEM, (row[0],)).fetchone():
+                        yield (*row, *item)
+                with _readable(params["text"]):
                     rows = cursor.fetchmany(FETCH)
         finally:
             cursor.close()
 
+    def _floor(self, params: dict[str, Any], high: int | None) -> int | None:
+        """The lowest item id of the WINDOW newest matches below `high` (None: fewer):
+        FTS5 alone walks its doclists by id, reading no item (~0.1 us a match)."""
+        bounds = {"high": high, "skip": WINDOW - 1}
+        sql = (
+            "SELECT s.rowid FROM search_index s"
+            f" WHERE {_where(['search_index MATCH :query'], bounds)}"
+            " ORDER BY s.rowid DESC LIMIT 1 OFFSET :skip"
+        )
+        with _readable(params["text"]):
+            row = self.connections.conn.execute(sql, {**params, **bounds}).fetchone()
+        return row[0] if row else None
+
     def _snippets(
-        self, query: str, ids: list[int]
+        self, params: dict[str, Any], ids: list[int]
     ) -> dict[int, tuple[tuple[tuple[str, bool], ...], str]]:
         """Each shown item's snippet and whole answer. The matches are marked with a
         random pair no answer can contain, so marks and answer text never mix."""
@@ -128,31 +164,61 @@ class Search:
             "SELECT rowid, snippet(search_index, 0, ?, ?, ?, ?), answer FROM search_index"
             f" WHERE search_index MATCH ? AND rowid IN ({', '.join('?' * len(ids))})"
         )
-        params = (opening, closing, ELLIPSIS, SNIPPET_TOKENS, query, *ids)
-        with _readable(query):
-            rows = self.connections.conn.execute(sql, params).fetchall()
+        values = (opening, closing, ELLIPSIS, SNIPPET_TOKENS, params["query"], *ids)
+        with _readable(params["text"]):
+            rows = self.connections.conn.execute(sql, values).fetchall()
         return {row[0]: (_marked(row[1] or "", opening, closing), row[2] or "") for row in rows}
 
 
-def _ranked_sql(query: str, where: Where) -> tuple[str, dict[str, Any]]:
-    conditions, params = ["search_index MATCH :query"], {"query": query}
+_JOIN = "JOIN items i ON i.id = s.rowid"
+_ITEM = "SELECT recipe, path, updated FROM items WHERE id = ?"
+_RANKED = (
+    "SELECT s.rowid, bm25(search_index, 1.0, 0.0, 0.0) AS score FROM search_index s"
+    " WHERE {where} ORDER BY score, s.rowid DESC"
+)
+_RANKED_JOINED = (
+    "SELECT s.rowid, bm25(search_index, 1.0, 0.0, 0.0) AS score, i.recipe, i.path, i.updated"
+    f" FROM search_index s {_JOIN} WHERE {{where}} ORDER BY score, s.rowid DESC"
+)
+
+
+def _conditions(query: str, where: Where) -> tuple[list[str], dict[str, Any]]:
+    """The SQL conditions of a search and their values. The query is held to the answers
+    (the index holds each item's recipe and path too); --recipe and --under are asked of
+    the index as phrases (so it narrows the search itself) and checked exactly on the
+    items it gives."""
+    match = [f"answer : ({query})"]
+    if where.recipe is not None:
+        match.append(f"recipe : {_phrase(where.recipe)}")
+    if where.under is not None and where.under.strip(os.sep):
+        match.append(f"place : ^{_phrase(where.under)}")
+    conditions = ["search_index MATCH :query"]
+    params: dict[str, Any] = {"query": " AND ".join(match), "text": query}
     if where.recipe is not None:
         conditions.append("i.recipe = :recipe")
         params["recipe"] = where.recipe
     if where.under is not None:
         folder = where.under if where.under.endswith(os.sep) else where.under + os.sep
         low, high = folder_range(folder)
-        conditions.append("(i.path = :under OR (i.path >= :low AND i.path < :high))")
-        params.update(under=where.under, low=low, high=high)
+        conditions.append("(i.path = :under OR (i.path >= :folder AND i.path < :after))")
+        params.update(under=where.under, folder=low, after=high)
     if where.since is not None:
         conditions.append("i.updated >= :since")
         params["since"] = where.since
-    sql = (
-        "SELECT s.rowid, s.rank, i.recipe, i.path, i.updated FROM search_index s"
-        f" JOIN items i ON i.id = s.rowid WHERE {' AND '.join(conditions)}"
-        " ORDER BY s.rank, i.path"
-    )
-    return sql, params
+    return conditions, params
+
+
+def _phrase(text: str) -> str:
+    """Text as one FTS5 phrase: tokenized as the index was, never read as syntax."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _where(conditions: list[str], bounds: dict[str, Any]) -> str:
+    """The conditions, and the item id bounds that are set (FTS5 seeks to them)."""
+    ranges = [
+        f"s.rowid {op} :{key}" for key, op in (("low", ">="), ("high", "<")) if bounds.get(key)
+    ]
+    return " AND ".join(conditions + ranges)
 
 
 @contextlib.contextmanager

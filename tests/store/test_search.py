@@ -204,3 +204,43 @@ def test_limit_counts_hits(store: Store, tmp_path: Path) -> None:
         record(store, "r", tmp_path / f"{n:02}.txt", f"harbour number {n}", f"F{n}")
     assert len(store.search.search("harbour", limit=7)) == 7
     assert len(store.search.search("harbour", limit=100)) == 30
+
+
+def test_windows_rank_within_and_reach_every_match(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ranking is done WINDOW matches at a time, newest first: a search still reaches every
+    match, and is exact within a window."""
+    from pipeline.store import search
+
+    monkeypatch.setattr(search, "WINDOW", 4)
+    for n in range(10):  # the later, the more often the word
+        record(store, "r", tmp_path / f"{n:02}.txt", "gull " * (n % 4 + 1) + "end", f"F{n}")
+    found = store.search.search("gull", limit=100)
+    assert sorted(hit.path for hit in found) == sorted(str(p) for p in tmp_path.glob("*.txt"))
+    names = [Path(hit.path).name for hit in found]
+    assert names[:4] == ["07.txt", "06.txt", "09.txt", "08.txt"]  # the newest 4, by rank
+    assert [Path(h.path).name for h in store.search.search("gull", Where(recipe="r"), 3)] == [
+        "07.txt",
+        "06.txt",
+        "09.txt",
+    ]
+
+
+def test_recipe_and_folder_are_matched_exactly_not_as_words(store: Store, tmp_path: Path) -> None:
+    """The index narrows --recipe and --under by their words; the items are then checked
+    exactly, so a sibling folder sharing the words, or a recipe's longer name, is not in."""
+    record(store, "tag", tmp_path / "trip" / "a.jpg", "a gull", "F1")
+    record(store, "tag-v2", tmp_path / "trip-old" / "b.jpg", "a gull", "F2")
+    record(store, "tag", tmp_path / "trip" / "deep" / "c.jpg", "a gull", "F3")
+    assert sorted(paths(store, "gull", under=str(tmp_path / "trip"))) == [
+        str(tmp_path / "trip" / "a.jpg"),
+        str(tmp_path / "trip" / "deep" / "c.jpg"),
+    ]
+    assert paths(store, "gull", recipe="tag-v2") == [str(tmp_path / "trip-old" / "b.jpg")]
+    assert len(paths(store, "gull", recipe="tag")) == 2
+    assert len(paths(store, "gull", under="/")) == 3
+    assert paths(store, "gull", recipe='a "quoted" recipe') == []  # a phrase, never syntax
+    # The query is held to the answers: words of a path or recipe name do not match it.
+    assert paths(store, "trip") == [] and paths(store, "tag") == []
+    assert paths(store, "recipe : tag") == []
