@@ -208,9 +208,9 @@ def _m012_search(db: sqlite_utils.Database) -> None:
     # view: external content, so no answer is stored twice. The tokenizer folds case and
     # diacritics ("cafe" finds "café") and stems English ("dogs on beaches" finds "a dog on
     # the beach"); stems are what both sides compare, so other languages are still found
-    # word for word. The item's recipe and path are indexed beside the answer, so that
-    # --recipe and --under narrow the search inside the index (searches are held to the
-    # answer column).
+    # word for word. The item's recipe (as one token: its name in hex) and path are indexed
+    # beside the answer, so that --recipe and --under narrow the search inside the index
+    # (searches are held to the answer column).
     for statement in SEARCH_SCHEMA:
         db.execute(statement)
     # Index what is there already: FTS5 reads the view in one pass and flushes its terms
@@ -225,22 +225,22 @@ def _m012_search(db: sqlite_utils.Database) -> None:
 # when the item changes (the item triggers).
 _INDEX_ITEM = (
     "INSERT INTO search_index (rowid, answer, recipe, place)"
-    " SELECT {item}.id, answer, {item}.recipe, {item}.path FROM cache"
+    " SELECT {item}.id, answer, lower(hex({item}.recipe)), {item}.path FROM cache"
     " WHERE fingerprint = {item}.fingerprint AND kind = 'text'"
 )
 _FORGET_ITEM = (
     "INSERT INTO search_index (search_index, rowid, answer, recipe, place)"
-    " SELECT 'delete', {item}.id, answer, {item}.recipe, {item}.path FROM cache"
+    " SELECT 'delete', {item}.id, answer, lower(hex({item}.recipe)), {item}.path FROM cache"
     " WHERE fingerprint = {item}.fingerprint AND kind = 'text'"
 )
 _INDEX_ANSWER = (
     "INSERT INTO search_index (rowid, answer, recipe, place)"
-    " SELECT id, {row}.answer, recipe, path FROM items"
+    " SELECT id, {row}.answer, lower(hex(recipe)), path FROM items"
     " WHERE fingerprint = {row}.fingerprint AND {row}.kind = 'text'"
 )
 _FORGET_ANSWER = (
     "INSERT INTO search_index (search_index, rowid, answer, recipe, place)"
-    " SELECT 'delete', id, {row}.answer, recipe, path FROM items"
+    " SELECT 'delete', id, {row}.answer, lower(hex(recipe)), path FROM items"
     " WHERE fingerprint = {row}.fingerprint AND {row}.kind = 'text'"
 )
 SEARCH_TRIGGERS = {
@@ -260,9 +260,9 @@ SEARCH_TRIGGERS = {
 SEARCH_SCHEMA = [
     # The cache triggers find an answer's items by fingerprint.
     "CREATE INDEX IF NOT EXISTS items_fingerprint ON items (fingerprint)",
-    "CREATE VIEW search_docs AS SELECT i.id AS id, c.answer AS answer, i.recipe AS recipe,"
-    " i.path AS place FROM items i JOIN cache c ON c.fingerprint = i.fingerprint"
-    " WHERE c.kind = 'text'",
+    "CREATE VIEW search_docs AS SELECT i.id AS id, c.answer AS answer,"
+    " lower(hex(i.recipe)) AS recipe, i.path AS place FROM items i"
+    " JOIN cache c ON c.fingerprint = i.fingerprint WHERE c.kind = 'text'",
     "CREATE VIRTUAL TABLE search_index USING fts5 (answer, recipe, place,"
     " content = 'search_docs', content_rowid = 'id',"
     " tokenize = 'porter unicode61 remove_diacritics 2')",

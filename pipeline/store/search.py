@@ -2,10 +2,11 @@
 
 The index (`search_index`, FTS5, made by migration 012_search in schema.py) holds one
 document per item whose answer is text; the triggers there keep it in step as answers are
-written, replaced and forgotten, so a search does no index work: one ranked query (bm25),
-then, for the hits shown only, where each file is now (pipe's own renames, from the
-journal) and a snippet around the matches. A file that is no longer anywhere pipe knows is
-skipped: a hit is something to open. Picture answers are not text and are not indexed.
+written, replaced and forgotten, so a search does no index work: ranked queries (bm25) over
+windows of the newest matches, then, for the hits shown only, where each file is now
+(pipe's own renames, from the journal) and a snippet around the matches. A file that is no
+longer anywhere pipe knows is skipped: a hit is something to open. Picture answers are not
+text and are not indexed.
 """
 
 from __future__ import annotations
@@ -184,14 +185,16 @@ _RANKED_JOINED = (
 
 def _conditions(query: str, where: Where) -> tuple[list[str], dict[str, Any]]:
     """The SQL conditions of a search and their values. The query is held to the answers
-    (the index holds each item's recipe and path too); --recipe and --under are asked of
-    the index as phrases (so it narrows the search itself) and checked exactly on the
-    items it gives."""
+    (the index holds each item's recipe and path too). --recipe is asked of the index as
+    one token, --under as the words of its last folder's name (FTS5's bm25 counts every
+    phrase's documents, so a phrase of the whole path, common words, would cost a scan of
+    the index); the items it gives are then checked exactly."""
     match = [f"answer : ({query})"]
     if where.recipe is not None:
-        match.append(f"recipe : {_phrase(where.recipe)}")
-    if where.under is not None and where.under.strip(os.sep):
-        match.append(f"place : ^{_phrase(where.under)}")
+        match.append(f'recipe : "{where.recipe.encode("utf-8", "surrogateescape").hex()}"')
+    folder = os.path.basename(where.under.rstrip(os.sep)) if where.under else ""
+    if any(char.isalnum() for char in folder):  # its words: a few items, and cheap to rank
+        match.append(f"place : {_phrase(folder)}")
     conditions = ["search_index MATCH :query"]
     params: dict[str, Any] = {"query": " AND ".join(match), "text": query}
     if where.recipe is not None:
