@@ -13,6 +13,7 @@ are the parts' own, bound on the store.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -95,5 +96,8 @@ class Store:
         return self.connections.explain(error)
 
     def close(self) -> None:
-        """Close every connection, the other threads' too (see Connections.reading)."""
+        """Close every connection, the other threads' too (see Connections.reading), once
+        the answers still queued for the search index are in it (if it can be written)."""
+        with contextlib.suppress(sqlite3.Error):
+            self.search.flush()
         self.connections.close()

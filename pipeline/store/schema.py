@@ -218,43 +218,48 @@ def _m012_search(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO search_index (search_index) VALUES ('rebuild')")
 
 
-# The triggers keep each item's document equal to its answer's text, whichever side changes
-# and however (INSERT OR REPLACE fires the delete triggers: the store sets recursive_triggers).
-# An external-content index must be told the exact values it indexed to forget them: the
-# answer is its cache row's, read before the cache changes (the cache triggers) or unchanged
-# when the item changes (the item triggers).
-_INDEX_ITEM = (
-    "INSERT INTO search_index (rowid, answer, recipe, place)"
-    " SELECT {item}.id, answer, lower(hex({item}.recipe)), {item}.path FROM cache"
-    " WHERE fingerprint = {item}.fingerprint AND kind = 'text'"
-)
+# The triggers keep the index in step, whichever side changes and however (INSERT OR REPLACE
+# fires the delete triggers: the store sets recursive_triggers). An item whose document
+# changes is queued in `search_pending`, and the store adds the queued documents in batches
+# (store/search.py, flush): FTS5 writes a segment per commit, ~0.1 ms, and pipe commits
+# once per item. A document already in the index is taken out at once, while its old
+# values are known (an external-content index must be told the exact values it indexed):
+# the answer from its cache row before the cache changes (the cache triggers), or as it
+# is when the item changes (the item triggers). A queued item has nothing in the index.
+_NOT_QUEUED = "NOT EXISTS (SELECT 1 FROM search_pending WHERE item = {id})"
 _FORGET_ITEM = (
     "INSERT INTO search_index (search_index, rowid, answer, recipe, place)"
     " SELECT 'delete', {item}.id, answer, lower(hex({item}.recipe)), {item}.path FROM cache"
-    " WHERE fingerprint = {item}.fingerprint AND kind = 'text'"
+    " WHERE fingerprint = {item}.fingerprint AND kind = 'text' AND "
+    + _NOT_QUEUED.format(id="{item}.id")
 )
-_INDEX_ANSWER = (
-    "INSERT INTO search_index (rowid, answer, recipe, place)"
-    " SELECT id, {row}.answer, lower(hex(recipe)), path FROM items"
-    " WHERE fingerprint = {row}.fingerprint AND {row}.kind = 'text'"
+# Not INSERT OR IGNORE: the outer statement's conflict policy would replace the IGNORE.
+_QUEUE_ITEM = (
+    "INSERT INTO search_pending (item) SELECT {item}.id"
+    " WHERE {item}.fingerprint IS NOT NULL AND " + _NOT_QUEUED.format(id="{item}.id")
 )
 _FORGET_ANSWER = (
     "INSERT INTO search_index (search_index, rowid, answer, recipe, place)"
     " SELECT 'delete', id, {row}.answer, lower(hex(recipe)), path FROM items"
-    " WHERE fingerprint = {row}.fingerprint AND {row}.kind = 'text'"
+    " WHERE fingerprint = {row}.fingerprint AND {row}.kind = 'text' AND "
+    + _NOT_QUEUED.format(id="items.id")
+)
+_QUEUE_ANSWER = (
+    "INSERT INTO search_pending (item) SELECT id FROM items"
+    " WHERE fingerprint = {row}.fingerprint AND " + _NOT_QUEUED.format(id="items.id")
 )
 SEARCH_TRIGGERS = {
-    "search_item_added": ("AFTER INSERT ON items", [_INDEX_ITEM.format(item="new")]),
+    "search_item_added": ("AFTER INSERT ON items", [_QUEUE_ITEM.format(item="new")]),
     "search_item_removed": ("AFTER DELETE ON items", [_FORGET_ITEM.format(item="old")]),
     "search_item_changed": (
         "AFTER UPDATE OF id, fingerprint, recipe, path ON items",
-        [_FORGET_ITEM.format(item="old"), _INDEX_ITEM.format(item="new")],
+        [_FORGET_ITEM.format(item="old"), _QUEUE_ITEM.format(item="new")],
     ),
-    "search_answer_added": ("AFTER INSERT ON cache", [_INDEX_ANSWER.format(row="new")]),
+    "search_answer_added": ("AFTER INSERT ON cache", [_QUEUE_ANSWER.format(row="new")]),
     "search_answer_removed": ("AFTER DELETE ON cache", [_FORGET_ANSWER.format(row="old")]),
     "search_answer_changed": (
         "AFTER UPDATE ON cache",
-        [_FORGET_ANSWER.format(row="old"), _INDEX_ANSWER.format(row="new")],
+        [_FORGET_ANSWER.format(row="old"), _QUEUE_ANSWER.format(row="new")],
     ),
 }
 SEARCH_SCHEMA = [
@@ -266,11 +271,18 @@ SEARCH_SCHEMA = [
     "CREATE VIRTUAL TABLE search_index USING fts5 (answer, recipe, place,"
     " content = 'search_docs', content_rowid = 'id',"
     " tokenize = 'porter unicode61 remove_diacritics 2')",
+    "CREATE TABLE search_pending (item INTEGER PRIMARY KEY)",
     *(
         f"CREATE TRIGGER {name} {when} BEGIN {'; '.join(body)}; END"
         for name, (when, body) in SEARCH_TRIGGERS.items()
     ),
 ]
+# Adds the queued documents (those whose item still has a text answer) and empties the queue.
+SEARCH_FLUSH = (
+    "INSERT INTO search_index (rowid, answer, recipe, place) SELECT id, answer, recipe, place"
+    " FROM search_docs WHERE id IN (SELECT item FROM search_pending)",
+    "DELETE FROM search_pending",
+)
 
 
 # Append only: each runs once per database, in order, recorded in `_migrations`.

@@ -24,11 +24,13 @@ from pipeline.errors import UsageError
 from pipeline.store.connection import Connections
 from pipeline.store.folder_rows import folder_range
 from pipeline.store.journal import Journal
+from pipeline.store.schema import SEARCH_FLUSH
 
 SNIPPET_TOKENS = 16  # words around the matches (FTS5 allows at most 64)
 ELLIPSIS = "…"
 WINDOW = 10_000  # matches ranked at once (see Search._ranked)
 FETCH = 32  # ranked rows read at a time: most searches need one read
+FLUSH_EVERY = 64  # queued documents a run adds at once (see schema.py, 012_search)
 
 # SQLite's words for a query FTS5 could not read (the rest are the database's problems).
 _QUERY_ERRORS = ("fts5:", "unterminated string", "no such column", "unknown special query")
@@ -73,6 +75,7 @@ class Search:
         one hit per file and recipe, at the file's present name."""
         if not query.strip():
             raise BadQuery("an empty search query: give a word to look for")
+        self.flush()  # what a run still at work (or killed) has queued: a batch at most
         where = where or Where()
         conditions, params = _conditions(query, where)
         chosen: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -89,6 +92,20 @@ class Search:
             for (now, recipe), (item_id, rank, recorded, updated) in chosen.items()
             if item_id in texts
         ]
+
+    def flush(self) -> None:
+        """Add the documents still queued to the index (a run adds them FLUSH_EVERY at a
+        time, and the rest when its store closes). A read-only database is searched as its
+        index stands."""
+        conn = self.connections.conn
+        if conn.execute("SELECT 1 FROM search_pending LIMIT 1").fetchone() is None:
+            return
+        try:
+            with self.connections.transaction() as c:
+                flush(c)
+        except sqlite3.OperationalError as e:
+            if "readonly" not in str(e):
+                raise
 
     def where_now(self, path: str) -> str | None:
         """Where the file recorded at `path` is now: its renames by pipe replayed in order
@@ -181,6 +198,17 @@ _RANKED_JOINED = (
     "SELECT s.rowid, bm25(search_index, 1.0, 0.0, 0.0) AS score, i.recipe, i.path, i.updated"
     f" FROM search_index s {_JOIN} WHERE {{where}} ORDER BY score, s.rowid DESC"
 )
+
+
+def flush(c: sqlite3.Connection, at_least: int = 1) -> None:
+    """Inside the caller's transaction: add the queued documents to the index, when at
+    least `at_least` are queued (one segment for the batch)."""
+    queued = c.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM search_pending LIMIT ?)", (at_least,)
+    ).fetchone()[0]
+    if queued and queued >= at_least:
+        for statement in SEARCH_FLUSH:
+            c.execute(statement)
 
 
 def _conditions(query: str, where: Where) -> tuple[list[str], dict[str, Any]]:

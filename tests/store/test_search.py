@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from pipeline.answers import Picture
-from pipeline.store import schema
+from pipeline.store import items, schema
 from pipeline.store.database import Store
 from pipeline.store.search import BadQuery, Where
 
@@ -18,6 +18,7 @@ from pipeline.store.search import BadQuery, Where
 def consistent(store: Store) -> None:
     """FTS5's own check of the index against the text it was made from (the view over
     items and cache): raises if a trigger ever told it the wrong text."""
+    store.search.flush()  # documents queued for the index are not in it yet
     check = "INSERT INTO search_index (search_index, rank) VALUES ('integrity-check', 1)"
     store.conn.execute(check)
 
@@ -133,6 +134,7 @@ def test_existing_answers_are_indexed_on_upgrade(
     before = [m for m in schema.MIGRATIONS if m[0] != "012_search"]
     with monkeypatch.context() as patch:
         patch.setattr(schema, "MIGRATIONS", before)
+        patch.setattr(items, "flush", lambda *_: None)  # as a pipe before the index wrote
         old = Store(tmp_path / "s.db")
         record(old, "r", tmp_path / "a.txt", "an old answer about a lighthouse", "F1")
         old.close()
@@ -244,3 +246,27 @@ def test_recipe_and_folder_are_matched_exactly_not_as_words(store: Store, tmp_pa
     # The query is held to the answers: words of a path or recipe name do not match it.
     assert paths(store, "trip") == [] and paths(store, "tag") == []
     assert paths(store, "recipe : tag") == []
+
+
+def test_answers_are_indexed_in_batches_and_found_at_once(store: Store, tmp_path: Path) -> None:
+    """FTS5 writes a segment per commit: a run's answers wait in a queue and go into the
+    index FLUSH_EVERY at a time, the rest when the store closes or a search begins."""
+    from pipeline.store.search import FLUSH_EVERY
+
+    def queued() -> int:
+        return store.conn.execute("SELECT count(*) FROM search_pending").fetchone()[0]
+
+    for n in range(3):
+        record(store, "r", tmp_path / f"{n}.txt", "a heron", f"F{n}")
+    assert queued() == 3
+    assert len(paths(store, "heron")) == 3 and queued() == 0  # the search added them first
+    for n in range(3, 3 + FLUSH_EVERY):
+        record(store, "r", tmp_path / f"{n}.txt", "a heron", f"F{n}")
+    assert queued() == 0  # the 64th finished item added the batch
+    record(store, "r", tmp_path / "last.txt", "a heron", "F-last")
+    store.close()
+    reopened = Store(tmp_path / "s.db")
+    assert reopened.conn.execute("SELECT count(*) FROM search_pending").fetchone()[0] == 0
+    consistent(reopened)
+    assert len(reopened.search.search("heron", limit=100)) == 4 + FLUSH_EVERY
+    reopened.close()
