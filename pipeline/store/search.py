@@ -121,25 +121,38 @@ class Search:
 
     def _ranked(self, conditions: list[str], params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
         """(item id, bm25, recipe, path, updated) of the matches, best first within windows
-        of the WINDOW newest (highest item id) matches, newer windows first, read lazily;
-        the filters apply within each window. Ranking every match costs ~1 us each, and a
-        common word matches most of a library: a window bounds a search's cost whatever
-        the library's size, and ranks every query matching at most WINDOW items exactly."""
-        high = None
-        while True:
-            floor = self._floor(params, high)
-            yield from self._window(conditions, {**params, "low": floor, "high": high})
-            if floor is None:
-                return
-            high = floor
+        of the WINDOW newest (highest item id) matches that pass the filters, newer windows
+        first, read lazily. Ranking every match costs ~1 us each, and a common word matches
+        most of a library: a window bounds a search's cost whatever the library's size,
+        and ranks every query matching at most WINDOW items exactly."""
+        high, count = None, WINDOW
+        while count >= WINDOW:
+            bounds = {**params, "high": high, "window": WINDOW}
+            count = 0
+            for row in self._window(conditions, bounds):
+                count, high = row[2], row[3]
+                yield (row[0], row[1], *row[4:])
+            if not count:  # no match in this window passed the filters: its extent
+                with _readable(params["text"]):
+                    sql = _EXTENT.format(where=_where(conditions[:1], bounds))
+                    count, high = self.connections.conn.execute(sql, bounds).fetchone()
 
     def _window(self, conditions: list[str], params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
-        """One window's matches, best first. SQLite ranks and sorts them; Python reads only
-        as many as the caller takes, and reads an item's row only then when no filter
+        """One window's matches that pass the filters, best first, each with the window's
+        size and lowest id (the next window is below it): one pass, in which FTS5 walks its
+        doclists from the newest id and stops at WINDOW, ranking only those. Python reads
+        only as many as the caller takes, and reads an item's row only then when no filter
         needed it for every match."""
         conn = self.connections.conn
         filtered = len(conditions) > 1
-        sql = (_RANKED_JOINED if filtered else _RANKED).format(where=_where(conditions, params))
+        window = _WINDOW.format(where=_where(conditions[:1], params))
+        sql = (
+            f"SELECT w.*, i.recipe, i.path, i.updated FROM ({window}) AS w"
+            f" JOIN items i ON i.id = w.id WHERE {' AND '.join(conditions[1:])}"
+            " ORDER BY w.score, w.id DESC"
+            if filtered
+            else f"{window} ORDER BY score, id DESC"
+        )
         cursor = conn.cursor()
         try:
             with _readable(params["text"]):
@@ -155,19 +168,6 @@ class Search:
                     rows = cursor.fetchmany(FETCH)
         finally:
             cursor.close()
-
-    def _floor(self, params: dict[str, Any], high: int | None) -> int | None:
-        """The lowest item id of the WINDOW newest matches below `high` (None: fewer):
-        FTS5 alone walks its doclists by id, reading no item (~0.1 us a match)."""
-        bounds = {"high": high, "skip": WINDOW - 1}
-        sql = (
-            "SELECT s.rowid FROM search_index s"
-            f" WHERE {_where(['search_index MATCH :query'], bounds)}"
-            " ORDER BY s.rowid DESC LIMIT 1 OFFSET :skip"
-        )
-        with _readable(params["text"]):
-            row = self.connections.conn.execute(sql, {**params, **bounds}).fetchone()
-        return row[0] if row else None
 
     def _snippets(
         self, params: dict[str, Any], ids: list[int]
@@ -188,16 +188,19 @@ class Search:
         return {row[0]: (_marked(row[1] or "", opening, closing), row[2] or "") for row in rows}
 
 
-_JOIN = "JOIN items i ON i.id = s.rowid"
 _ITEM = "SELECT recipe, path, updated FROM items WHERE id = ?"
-_RANKED = (
-    "SELECT s.rowid, bm25(search_index, 1.0, 0.0, 0.0) AS score FROM search_index s"
-    " WHERE {where} ORDER BY score, s.rowid DESC"
+# The WINDOW newest matches (FTS5 walks its doclists from the newest id and stops there),
+# ranked, each with the window's size and lowest id.
+_NEWEST = (
+    "SELECT s.rowid AS id{score} FROM search_index s WHERE {where}"
+    " ORDER BY s.rowid DESC LIMIT :window"
 )
-_RANKED_JOINED = (
-    "SELECT s.rowid, bm25(search_index, 1.0, 0.0, 0.0) AS score, i.recipe, i.path, i.updated"
-    f" FROM search_index s {_JOIN} WHERE {{where}} ORDER BY score, s.rowid DESC"
+_WINDOW = (
+    "SELECT id, score, count(*) OVER () AS n, min(id) OVER () AS floor FROM ("
+    + _NEWEST.format(score=", bm25(search_index, 1.0, 0.0, 0.0) AS score", where="{where}")
+    + ")"
 )
+_EXTENT = "SELECT count(*), min(id) FROM (" + _NEWEST.format(score="", where="{where}") + ")"
 
 
 def flush(c: sqlite3.Connection, at_least: int = 1) -> None:
@@ -245,11 +248,8 @@ def _phrase(text: str) -> str:
 
 
 def _where(conditions: list[str], bounds: dict[str, Any]) -> str:
-    """The conditions, and the item id bounds that are set (FTS5 seeks to them)."""
-    ranges = [
-        f"s.rowid {op} :{key}" for key, op in (("low", ">="), ("high", "<")) if bounds.get(key)
-    ]
-    return " AND ".join(conditions + ranges)
+    """The conditions, and the window's upper bound if set (FTS5 seeks to it)."""
+    return " AND ".join(conditions + (["s.rowid < :high"] if bounds.get("high") else []))
 
 
 @contextlib.contextmanager

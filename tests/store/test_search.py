@@ -270,3 +270,17 @@ def test_answers_are_indexed_in_batches_and_found_at_once(store: Store, tmp_path
     consistent(reopened)
     assert len(reopened.search.search("heron", limit=100)) == 4 + FLUSH_EVERY
     reopened.close()
+
+
+def test_a_window_whose_matches_are_all_filtered_out_is_passed_over(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.store import search
+
+    monkeypatch.setattr(search, "WINDOW", 2)
+    older = [tmp_path / "p1" / "x" / f"{n}.txt" for n in range(2)]
+    newer = [tmp_path / "p2" / "x" / f"{n}.txt" for n in range(5)]  # the same folder name
+    for n, path in enumerate(older + newer):
+        record(store, "r", path, "a wren", f"F{n}")
+    found = paths(store, "wren", under=str(tmp_path / "p1" / "x"))
+    assert sorted(found) == sorted(str(p) for p in older)
