@@ -29,6 +29,10 @@ the targets of issues #3 and #4; results are also written to bench/results/lates
                (bench/startup.py)
   recheck      re-run over 100,000 and 1,000,000 finished files   target <= 3 s and <= 30 s,
                (kept in bench/results/recheck/, bench/recheck.py) <= 100 MB peak RSS
+  search-1M    pipe search over 1,000,000 answers (kept in         target each query <= 50 ms
+               bench/results/search/, bench/search.py)
+  search-cost  instant fake, 3,000 files: with the search index   target <= 10% fewer files/s
+               vs its triggers dropped (bench/search.py)
   bench-truth  pipe bench against fakes of known latency          target every figure within
                (bench/command.py)                                 10% of the truth
   bench-kobold pipe bench against the real koboldcpp (SmolLM2 +   target completes, biotics
@@ -503,6 +507,18 @@ def bench_recheck(tmp: Path) -> None:
     run(pipe, report)
 
 
+def bench_search_1m(tmp: Path) -> None:
+    from bench.search import bench_search
+
+    bench_search(report)
+
+
+def bench_search_cost(tmp: Path) -> None:
+    from bench.search import bench_cost
+
+    bench_cost(pipe, make_tree, tmp, report)
+
+
 def bench_truth(tmp: Path) -> None:
     from bench.command import bench_truth as run
 
@@ -554,6 +570,8 @@ BENCHMARKS = {
     "missing-path": bench_missing_path,
     "startup": bench_startup,
     "recheck": bench_recheck,
+    "search-1M": bench_search_1m,
+    "search-cost": bench_search_cost,
     "bench-truth": bench_truth,
     "bench-kobold": bench_kobold,
     "embedded-kill": bench_embedded_kill,

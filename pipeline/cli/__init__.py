@@ -17,6 +17,7 @@ from pipeline.cli.output import Command, Group, echo, say
 from pipeline.cli.personas import personas
 from pipeline.cli.prune import prune
 from pipeline.cli.run import run
+from pipeline.cli.search import search
 from pipeline.errors import PipeError
 
 
@@ -50,6 +51,7 @@ for command in (
     personas,
     runs,
     show,
+    search,
     undo,
     prune,
     bench,

@@ -32,9 +32,15 @@ class AnswerCache:
             else:
                 kind, text = "text", answer
             c.execute(
-                "INSERT OR REPLACE INTO cache (fingerprint, step, answer, kind, model,"
+                # An upsert, not INSERT OR REPLACE: the row's update triggers keep the search
+                # index in step (schema.py, 012_search) on any connection.
+                "INSERT INTO cache (fingerprint, step, answer, kind, model,"
                 " prompt_tokens, completion_tokens, duration_ms, created)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE SET"
+                " step = excluded.step, answer = excluded.answer, kind = excluded.kind,"
+                " model = excluded.model, prompt_tokens = excluded.prompt_tokens,"
+                " completion_tokens = excluded.completion_tokens,"
+                " duration_ms = excluded.duration_ms, created = excluded.created",
                 (
                     row["fingerprint"],
                     row["step"],

@@ -41,6 +41,7 @@ class Connections:
         self.conn = conn
         try:
             conn.execute("PRAGMA busy_timeout = 30000")
+            _keep_index_in_step(conn)
             # Before the first write (WAL rewrites the header): is this file pipe's?
             applied = check_is_pipes(conn, path, (name for name, _ in schema.MIGRATIONS))
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -127,7 +128,14 @@ def _connect(path: Path) -> sqlite3.Connection:
     # Used by one thread at a time (its lock), and closed by the store's own at the end.
     conn = sqlite3.connect(str(path), isolation_level=None, timeout=30, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 30000")
+    _keep_index_in_step(conn)
     return conn
+
+
+def _keep_index_in_step(conn: sqlite3.Connection) -> None:
+    """A row INSERT OR REPLACE replaces fires its delete triggers only with this on: the
+    search index's triggers (schema.py, 012_search) must hear of every answer replaced."""
+    conn.execute("PRAGMA recursive_triggers = ON")
 
 
 class Transaction:

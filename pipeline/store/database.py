@@ -5,14 +5,15 @@ one thread.
 class over them for one capability: `run_table` (runs, their counts and liveness),
 `items` (per-file rows and the claims that keep two runs apart), `cache` (answers and
 pictures), `outputs` (the files pipe wrote), `history` (what each run did to each file),
-`journal` (renames), `replaced` (files pipe replaced, their old bytes kept) and `bench`
-(what `pipe bench` measured). A part that needs another is given it (items asks run_table
-whether a claim's run is alive). The methods callers use are the parts' own, bound on the
-store.
+`journal` (renames), `replaced` (files pipe replaced, their old bytes kept), `bench`
+(what `pipe bench` measured) and `search` (full text over the answers, `pipe search`). A
+part that needs another is given it (items asks run_table whether a claim's run is alive).
+The methods callers use are the parts' own, bound on the store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from pipeline.store.journal import Journal, path_from_db, path_to_db
 from pipeline.store.outputs import Outputs
 from pipeline.store.replaced import Replaced
 from pipeline.store.runs import HEARTBEAT_SECONDS, STALE_SECONDS, Counts, Runs
+from pipeline.store.search import Search
 
 __all__ = [
     "HEARTBEAT_SECONDS",
@@ -54,6 +56,7 @@ class Store:
         self.journal = Journal(self.connections, self.run_table)
         self.bench = BenchResults(self.connections)
         self.replaced = Replaced(self.connections, self.run_table, replaced_dir(path))
+        self.search = Search(self.connections, self.journal)
         self._bind()
 
     def _bind(self) -> None:
@@ -96,5 +99,8 @@ class Store:
         return self.connections.explain(error)
 
     def close(self) -> None:
-        """Close every connection, the other threads' too (see Connections.reading)."""
+        """Close every connection, the other threads' too (see Connections.reading), once
+        the answers still queued for the search index are in it (if it can be written)."""
+        with contextlib.suppress(sqlite3.Error):
+            self.search.flush()
         self.connections.close()

@@ -15,6 +15,7 @@ from pipeline.store.connection import Connections, now_iso
 from pipeline.store.folder_rows import folder_range
 from pipeline.store.history import History
 from pipeline.store.runs import Runs
+from pipeline.store.search import FLUSH_EVERY, flush
 
 # The columns of `items` that make an ItemRow, in its field order.
 _ITEM_COLUMNS = "status, size, mtime_ns, hash, ask_key, fingerprint, run_id, reason"
@@ -193,6 +194,7 @@ class Items:
                 (recipe, path, run_id),
             )
             self.history.insert(c, run_id, recipe, path, history)
+            flush(c, FLUSH_EVERY)  # the search index, a batch at a time (schema.py, 012)
 
     def adopt(
         self,

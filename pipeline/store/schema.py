@@ -237,6 +237,89 @@ def _m011_replaced(db: sqlite_utils.Database) -> None:
     db["replaced"].create_index(["old_sha"])
 
 
+def _m012_search(db: sqlite_utils.Database) -> None:
+    # `pipe search`: full text over each item's text answer (store/search.py). One document
+    # per item (rowid = items.id, stable under VACUUM), read from the answer cache through a
+    # view: external content, so no answer is stored twice. The tokenizer folds case and
+    # diacritics ("cafe" finds "café") and stems English ("dogs on beaches" finds "a dog on
+    # the beach"); stems are what both sides compare, so other languages are still found
+    # word for word. The item's recipe (as one token: its name in hex) and path are indexed
+    # beside the answer, so that --recipe and --under narrow the search inside the index
+    # (searches are held to the answer column).
+    for statement in SEARCH_SCHEMA:
+        db.execute(statement)
+    # Index what is there already: FTS5 reads the view in one pass and flushes its terms
+    # to disk as it goes (bounded memory, whatever the number of answers).
+    db.execute("INSERT INTO search_index (search_index) VALUES ('rebuild')")
+
+
+# The triggers keep the index in step, whichever side changes and however (INSERT OR REPLACE
+# fires the delete triggers: the store sets recursive_triggers). An item whose document
+# changes is queued in `search_pending`, and the store adds the queued documents in batches
+# (store/search.py, flush): FTS5 writes a segment per commit, ~0.1 ms, and pipe commits
+# once per item. A document already in the index is taken out at once, while its old
+# values are known (an external-content index must be told the exact values it indexed):
+# the answer from its cache row before the cache changes (the cache triggers), or as it
+# is when the item changes (the item triggers). A queued item has nothing in the index.
+_NOT_QUEUED = "NOT EXISTS (SELECT 1 FROM search_pending WHERE item = {id})"
+_FORGET_ITEM = (
+    "INSERT INTO search_index (search_index, rowid, answer, recipe, place)"
+    " SELECT 'delete', {item}.id, answer, lower(hex({item}.recipe)), {item}.path FROM cache"
+    " WHERE fingerprint = {item}.fingerprint AND kind = 'text' AND "
+    + _NOT_QUEUED.format(id="{item}.id")
+)
+# Not INSERT OR IGNORE: the outer statement's conflict policy would replace the IGNORE.
+_QUEUE_ITEM = (
+    "INSERT INTO search_pending (item) SELECT {item}.id"
+    " WHERE {item}.fingerprint IS NOT NULL AND " + _NOT_QUEUED.format(id="{item}.id")
+)
+_FORGET_ANSWER = (
+    "INSERT INTO search_index (search_index, rowid, answer, recipe, place)"
+    " SELECT 'delete', id, {row}.answer, lower(hex(recipe)), path FROM items"
+    " WHERE fingerprint = {row}.fingerprint AND {row}.kind = 'text' AND "
+    + _NOT_QUEUED.format(id="items.id")
+)
+_QUEUE_ANSWER = (
+    "INSERT INTO search_pending (item) SELECT id FROM items"
+    " WHERE fingerprint = {row}.fingerprint AND " + _NOT_QUEUED.format(id="items.id")
+)
+SEARCH_TRIGGERS = {
+    "search_item_added": ("AFTER INSERT ON items", [_QUEUE_ITEM.format(item="new")]),
+    "search_item_removed": ("AFTER DELETE ON items", [_FORGET_ITEM.format(item="old")]),
+    "search_item_changed": (
+        "AFTER UPDATE OF id, fingerprint, recipe, path ON items",
+        [_FORGET_ITEM.format(item="old"), _QUEUE_ITEM.format(item="new")],
+    ),
+    "search_answer_added": ("AFTER INSERT ON cache", [_QUEUE_ANSWER.format(row="new")]),
+    "search_answer_removed": ("AFTER DELETE ON cache", [_FORGET_ANSWER.format(row="old")]),
+    "search_answer_changed": (
+        "AFTER UPDATE ON cache",
+        [_FORGET_ANSWER.format(row="old"), _QUEUE_ANSWER.format(row="new")],
+    ),
+}
+SEARCH_SCHEMA = [
+    # The cache triggers find an answer's items by fingerprint.
+    "CREATE INDEX IF NOT EXISTS items_fingerprint ON items (fingerprint)",
+    "CREATE VIEW search_docs AS SELECT i.id AS id, c.answer AS answer,"
+    " lower(hex(i.recipe)) AS recipe, i.path AS place FROM items i"
+    " JOIN cache c ON c.fingerprint = i.fingerprint WHERE c.kind = 'text'",
+    "CREATE VIRTUAL TABLE search_index USING fts5 (answer, recipe, place,"
+    " content = 'search_docs', content_rowid = 'id',"
+    " tokenize = 'porter unicode61 remove_diacritics 2')",
+    "CREATE TABLE search_pending (item INTEGER PRIMARY KEY)",
+    *(
+        f"CREATE TRIGGER {name} {when} BEGIN {'; '.join(body)}; END"
+        for name, (when, body) in SEARCH_TRIGGERS.items()
+    ),
+]
+# Adds the queued documents (those whose item still has a text answer) and empties the queue.
+SEARCH_FLUSH = (
+    "INSERT INTO search_index (rowid, answer, recipe, place) SELECT id, answer, recipe, place"
+    " FROM search_docs WHERE id IN (SELECT item FROM search_pending)",
+    "DELETE FROM search_pending",
+)
+
+
 # Append only: each runs once per database, in order, recorded in `_migrations`.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
@@ -250,6 +333,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("009_started_models", _m009_started_models),
     ("010_bench", _m010_bench),
     ("011_replaced", _m011_replaced),
+    ("012_search", _m012_search),
 ]
 
 

@@ -44,6 +44,7 @@ def test_migrations_run_once(tmp_path: Path) -> None:
         "009_started_models",
         "010_bench",
         "011_replaced",
+        "012_search",
     ]
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
