@@ -80,6 +80,7 @@ class EmbeddedAction(Action):
         finally:
             if os.path.lexists(done.temp):  # refused: pipe's copy is pipe's to remove
                 os.unlink(done.temp)
+        self.store.outputs.count_rewritten()  # the run's "written"
         st = os.stat(path)
         result.rewritten = (st.st_size, st.st_mtime_ns)
         self.store.items.rewritten(display_path(path), (o.size, o.mtime_ns), result.rewritten)

@@ -34,6 +34,11 @@ class Outputs:
             )
         self.written += 1
 
+    def count_rewritten(self) -> None:
+        """A user's file pipe rewrote in place (metadata embedded in a photo): counted as
+        written, but not remembered as pipe's output, since it stays an input."""
+        self.written += 1
+
     def forget_output(self, path: str) -> None:
         """After an undo put the user's file back: pipe no longer wrote what is there."""
         with self.connections.transaction() as c:

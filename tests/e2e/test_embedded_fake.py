@@ -57,6 +57,7 @@ def test_captions_go_into_the_photos_and_the_gif_fails_alone(
     failed = [line for line in r.stderr.splitlines() if "red.gif" in line]
     assert len(failed) == 1
     assert "embedded: exiv2 cannot write metadata into GIF; use --write xmp" in failed[0]
+    assert ", 3 written" in r.stderr  # the three photos pipe rewrote count as written
     assert {p.name: pixels(p) for p in folder.iterdir()} == seen
     assert sorted(p.name for p in folder.iterdir()) == sorted(before)  # no file left beside
     for name in ("street.jpg", "square.jpg", "blue.png"):
@@ -70,6 +71,7 @@ def test_captions_go_into_the_photos_and_the_gif_fails_alone(
     again = run_pipe(*run)
     assert again.returncode == 1, again.stderr  # the GIF again
     assert vision.generate_calls == calls  # the photos pipe wrote are finished, not new
+    assert "written" not in again.stderr  # and nothing is written again
     assert _state(folder) == written
 
     undo = run_pipe("undo")
