@@ -57,6 +57,16 @@ FORBIDDEN = {
         "pipeline.api",
     ),
     "bench": ("pipeline.engine", "pipeline.cli", "pipeline.api"),
+    # Prompt hints read files; the engine and the steps read them, never the reverse.
+    "hints": (
+        "pipeline.engine",
+        "pipeline.actions",
+        "pipeline.backends",
+        "pipeline.store",
+        "pipeline.steps",
+        "pipeline.cli",
+        "pipeline.api",
+    ),
 }
 IMPORT = re.compile(r"^\s*(?:from|import) (pipeline(?:\.\w+)*)", re.M)
 
