@@ -154,15 +154,22 @@ def _holds(path: str, kind: Writable, fields: XmpFields, previous: XmpFields | N
     """Whether the photo already holds these fields (exiv2 reads it; nothing is written)."""
     exiv2 = load_exiv2()
     try:
-        with exiv2_log() as messages:
-            image = exiv2.ImageFactory.open(path)
-            image.readMetadata()
-            _check_xmp(image, messages)
-        return _changed(image, kind, fields, previous) is None
+        return _changed(_opened(path), kind, fields, previous) is None
     except exiv2.Exiv2Error as e:
         raise EmbedError(f"exiv2: {e.args[-1] if e.args else e}") from None
     except XmpError as e:
         raise EmbedError(f"its XMP: {e}") from None
+
+
+def _opened(path: str) -> Any:
+    """exiv2's image of `path` with its metadata read; XmpError for an XMP packet exiv2
+    could not read (writing would drop it)."""
+    exiv2 = load_exiv2()
+    with exiv2_log() as messages:
+        image = exiv2.ImageFactory.open(path)
+        image.readMetadata()
+        _check_xmp(image, messages)
+    return image
 
 
 def _changed(
@@ -183,10 +190,7 @@ def _write(tmp: str, kind: Writable, fields: XmpFields, previous: XmpFields | No
     already held exactly these (nothing written)."""
     exiv2 = load_exiv2()
     try:
-        with exiv2_log() as messages:
-            image = exiv2.ImageFactory.open(tmp)
-            image.readMetadata()
-            _check_xmp(image, messages)
+        image = _opened(tmp)
         before = _kept(image, kind)
         want = _changed(image, kind, fields, previous)
         if want is None:
