@@ -269,7 +269,11 @@ class Runner:
                 _set_total(self._bar, self._counted[0])
             self._bar.update(1)
         if done is result:
-            self.ledger.counts.skipped += 1
+            # A finished file the action could not serve (its sidecar refused) is a failure
+            # of this run, said as one; the file stays finished and the next run tries again.
+            self.ledger.counts.count("failed" if result.status == "failed" else "skipped")
+            if result.status == "failed" and self.options.on_error:
+                self.options.on_error(result)
         elif result.deferred:  # finished by the action at the end (renames)
             self.ledger.save_answers(done)
             self._deferred.append(done)

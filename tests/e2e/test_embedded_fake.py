@@ -94,3 +94,22 @@ def test_sigkills_never_leave_a_broken_photo_and_undo_restores_all(tmp_path: Pat
     assert out.temp_files_left == 0
     assert (out.rerun_asked, out.rerun_replaced) == (0, 0)
     assert out.not_restored == []
+
+
+def test_a_finished_photo_the_action_cannot_serve_fails_the_run_in_one_line(
+    vision: FakeLlama, tmp_path: Path
+) -> None:
+    """Described by an earlier run (skipped now), the GIF still cannot be written into:
+    one line, counted as failed, exit 1; the photos that can be are written."""
+    folder = _album(tmp_path)
+    first = run_pipe("run", "describe-images", str(folder), "--backend", vision.url)
+    assert first.returncode == 0, first.stderr
+    calls = vision.generate_calls
+    r = run_pipe(
+        "run", "describe-images", str(folder), "--backend", vision.url, "--write", "embedded"
+    )
+    assert vision.generate_calls == calls  # every answer came from the earlier run
+    assert r.returncode == 1, r.stderr
+    failed = [line for line in r.stderr.splitlines() if "red.gif" in line]
+    assert len(failed) == 1 and "cannot write metadata into GIF" in failed[0]
+    assert "0 done, 0 from cache, 3 skipped, 1 failed, 3 written" in r.stderr
