@@ -66,6 +66,8 @@ def test_a_new_sidecar_holds_only_pipes_fields() -> None:
     [
         b"<x:xmpmeta><broken",
         b'<!DOCTYPE x [<!ENTITY a "b">]><x/>',
+        b'<?xml version="1.0" encoding="UTF-6"?><x:xmpmeta xmlns:x="adobe:ns:meta/"/>',
+        b'<?xml version="1.0" encoding="UTF-7"?><x:xmpmeta xmlns:x="adobe:ns:meta/"/>',
         b"",
         b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
         b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description>'

@@ -158,6 +158,8 @@ def check_well_formed(data: bytes) -> None:
     parser.EntityDeclHandler = refuse
     try:
         parser.Parse(data, True)
+    except (LookupError, ValueError) as e:  # encoding="UTF-6", "UTF-7": found by fuzzing
+        raise XmpError(f"it declares an encoding pipe cannot read ({e})") from None
     except expat.ExpatError as e:
         raise XmpError(
             f"not well-formed XML ({expat.ErrorString(e.code)}, line {e.lineno})"
