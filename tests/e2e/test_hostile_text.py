@@ -63,8 +63,7 @@ def test_lone_surrogates_become_replacement_characters(
         db.text_factory = bytes
         # FTS5's own tables (search_index_data, _idx...) hold its binary segments.
         tables = db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'"
-            " AND name NOT LIKE 'search_index_%'"
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'search_index_%'"
         ).fetchall()
         for (table,) in tables:
             for row in db.execute(f"SELECT * FROM {table.decode()}"):
