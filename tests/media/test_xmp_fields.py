@@ -77,3 +77,11 @@ def test_a_new_sidecar_holds_only_pipes_fields() -> None:
 def test_a_sidecar_exiv2_cannot_read_is_refused_not_replaced(broken: bytes) -> None:
     with pytest.raises(XmpError):
         merge_sidecar(broken, XmpFields(description="x"))
+
+
+def test_xmp_exiv2_cannot_read_back_is_refused() -> None:
+    """An `xml:` property makes exiv2 bind `xml` to a wrong namespace on writing (found by
+    fuzzing): the merged sidecar would be unreadable, so it is refused."""
+    odd = DARKTABLE.replace(b'xmp:Rating="3"', b'xml:odd="x" xmp:Rating="3"')
+    with pytest.raises(XmpError, match="cannot read back"):
+        merge_sidecar(odd, XmpFields(description="x"))

@@ -73,9 +73,34 @@ def merge_sidecar(
         io = image.io()
         view = io.mmap()
         try:
-            return bytes(view)
+            out = bytes(view)
         finally:
             io.munmap()
+    _check_read_back(out, fields)
+    return out
+
+
+def _check_read_back(out: bytes, fields: XmpFields) -> None:
+    """Raise XmpError unless `out` reads back with pipe's fields: exiv2 can write XMP it
+    cannot read (an `xml:` property in the input comes out bound to a wrong namespace,
+    found by fuzzing), and such a sidecar must never replace the user's."""
+    try:
+        back = read_sidecar(out)
+    except XmpError as e:
+        raise XmpError(f"exiv2 wrote XMP it cannot read back ({e}); not replacing it") from None
+    wanted = (
+        (fields.description is None or back.description == xml_text(fields.description))
+        and all(
+            new is None or {xml_text(k).casefold() for k in new if xml_text(k)}
+            <= {k.casefold() for k in found or ()}
+            for new, found in (
+                (fields.keywords, back.keywords),
+                (fields.hierarchical, back.hierarchical),
+            )
+        )
+    )
+    if not wanted:
+        raise XmpError("exiv2 wrote XMP that does not read back as written; not replacing it")
 
 
 def read_sidecar(data: bytes) -> XmpFields:
