@@ -89,14 +89,14 @@ def _check_read_back(out: bytes, fields: XmpFields) -> None:
     except XmpError as e:
         raise XmpError(f"exiv2 wrote XMP it cannot read back ({e}); not replacing it") from None
     wanted = (
-        (fields.description is None or back.description == xml_text(fields.description))
-        and all(
-            new is None or {xml_text(k).casefold() for k in new if xml_text(k)}
-            <= {k.casefold() for k in found or ()}
-            for new, found in (
-                (fields.keywords, back.keywords),
-                (fields.hierarchical, back.hierarchical),
-            )
+        fields.description is None or back.description == xml_text(fields.description)
+    ) and all(
+        new is None
+        or {xml_text(k).casefold() for k in new if xml_text(k)}
+        <= {k.casefold() for k in found or ()}
+        for new, found in (
+            (fields.keywords, back.keywords),
+            (fields.hierarchical, back.hierarchical),
         )
     )
     if not wanted:
