@@ -33,6 +33,7 @@ from pipeline.media.xmp.fields import (
     apply,
     check_well_formed,
     exiv2_log,
+    exiv2_message,
     load_exiv2,
     read,
 )
@@ -156,7 +157,7 @@ def _holds(path: str, kind: Writable, fields: XmpFields, previous: XmpFields | N
     try:
         return _changed(_opened(path), kind, fields, previous) is None
     except exiv2.Exiv2Error as e:
-        raise EmbedError(f"exiv2: {e.args[-1] if e.args else e}") from None
+        raise EmbedError(f"exiv2: {exiv2_message(e)}") from None
     except XmpError as e:
         raise EmbedError(f"its XMP: {e}") from None
 
@@ -200,7 +201,7 @@ def _write(tmp: str, kind: Writable, fields: XmpFields, previous: XmpFields | No
             back = exiv2.ImageFactory.open(tmp)
             back.readMetadata()
     except exiv2.Exiv2Error as e:
-        raise EmbedError(f"exiv2: {e.args[-1] if e.args else e}") from None
+        raise EmbedError(f"exiv2: {exiv2_message(e)}") from None
     except XmpError as e:
         raise EmbedError(f"its XMP: {e}") from None
     if _pipes(back, kind) != want:

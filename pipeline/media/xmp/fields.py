@@ -69,7 +69,7 @@ def merge_sidecar(
             apply(image.xmpData(), fields, previous)
             image.writeMetadata()
         except exiv2.Exiv2Error as e:
-            raise XmpError(f"exiv2: {e.args[-1] if e.args else e}") from None
+            raise XmpError(f"exiv2: {exiv2_message(e)}") from None
         io = image.io()
         view = io.mmap()
         try:
@@ -112,7 +112,7 @@ def read_sidecar(data: bytes) -> XmpFields:
             image = exiv2.ImageFactory.open(data)
             image.readMetadata()
         except exiv2.Exiv2Error as e:
-            raise XmpError(f"exiv2: {e.args[-1] if e.args else e}") from None
+            raise XmpError(f"exiv2: {exiv2_message(e)}") from None
         if messages:
             raise XmpError(f"exiv2 cannot read it: {messages[0]}")
         return read(image.xmpData())
@@ -124,10 +124,9 @@ def apply(data: exiv2.XmpData, fields: XmpFields, previous: XmpFields | None = N
     if fields.description is not None:
         languages = dict(_value(data, DESCRIPTION) or {})
         languages[DEFAULT_LANGUAGE] = xml_text(fields.description)
-        value = exiv2.LangAltValue()
-        # x-default first: readers that take the first alternative take it.
-        for language, text in sorted(languages.items(), key=lambda kv: kv[0] != "x-default"):
-            value.read(f'lang="{language}" {text}')
+        # Built from the mapping, not read from `lang="…" text`: a language tag in the
+        # user's file may hold quotes or newlines (exiv2 orders x-default first itself).
+        value = exiv2.LangAltValue(languages)
         _replace(data, DESCRIPTION, value)
     for key, new, old in (
         (SUBJECT, fields.keywords, previous.keywords if previous else None),
@@ -164,9 +163,18 @@ def merged(existing: Iterable[str], new: Iterable[str], previous: Iterable[str])
     return out
 
 
+def exiv2_message(error: Exception) -> str:
+    """The message of an exiv2 error as one line (it may quote the file's text)."""
+    return " ".join(str(error.args[-1] if error.args else error).split())[:300]
+
+
 def xml_text(text: str) -> str:
     """`text` without the characters XML 1.0 cannot hold (a model may answer any)."""
     return "".join(c for c in text if c in "\t\n\r" or ord(c) >= 0x20).strip()
+
+
+_XML_NS = "http://www.w3.org/XML/1998/namespace "
+_XML_ALLOWED = {_XML_NS + "lang"}
 
 
 def check_well_formed(data: bytes) -> None:
@@ -174,13 +182,22 @@ def check_well_formed(data: bytes) -> None:
     MAX_PACKET bytes (exiv2 would read broken XML as empty, and pipe would replace it)."""
     if len(data) > MAX_PACKET:
         raise XmpError(f"over {MAX_PACKET >> 20} MiB, more than an XMP sidecar holds")
-    parser = expat.ParserCreate()
+    parser = expat.ParserCreate(namespace_separator=" ")
 
     def refuse(*_: object) -> None:
         raise XmpError("it declares a DOCTYPE, which XMP never does")
 
+    def start(name: str, attributes: dict[str, str]) -> None:
+        # A property in the XML namespace (`xml:odd="x"`) makes exiv2 register `xml` for a
+        # wrong URI, for the rest of the process: every sidecar it writes after is unreadable
+        # (found by fuzzing). XMP uses only xml:lang.
+        for odd in (name, *attributes):
+            if odd.startswith(_XML_NS) and odd not in _XML_ALLOWED:
+                raise XmpError(f"it has a property xml:{odd[len(_XML_NS) :]}, which XMP never does")
+
     parser.StartDoctypeDeclHandler = refuse
     parser.EntityDeclHandler = refuse
+    parser.StartElementHandler = start
     try:
         parser.Parse(data, True)
     except (LookupError, ValueError) as e:  # encoding="UTF-6", "UTF-7": found by fuzzing
