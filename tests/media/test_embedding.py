@@ -192,6 +192,29 @@ def test_a_broken_xmp_packet_is_refused_not_replaced(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ["photo.jpg"]
 
 
+def test_a_packet_that_would_change_exiv2_is_refused_before_exiv2_reads_it(
+    tmp_path: Path,
+) -> None:
+    """A property in the xml namespace makes exiv2 bind `xml` to a wrong URI for the rest of
+    the process (found by fuzzing): refused before exiv2 sees it, and the next photo is
+    written as well as ever."""
+    odd = tmp_path / "odd.jpg"
+    _source().save(
+        odd,
+        xmp=b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF'
+        b' xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description'
+        b' rdf:about="" xml:odd="x"/></rdf:RDF></x:xmpmeta>',
+    )
+    with pytest.raises(EmbedError, match="xml:odd"):
+        embed(str(odd), FIELDS)
+    fine = tmp_path / "fine.jpg"
+    _source().save(fine)
+    done = embed(str(fine), FIELDS)
+    assert done.temp is not None
+    os.replace(done.temp, fine)
+    assert xmp_fields(fine)[0] == FIELDS.description
+
+
 def test_latin1_iptc_of_an_older_tool_becomes_utf8(tmp_path: Path) -> None:
     import exiv2
 

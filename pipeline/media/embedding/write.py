@@ -165,6 +165,9 @@ def _holds(path: str, kind: Writable, fields: XmpFields, previous: XmpFields | N
 def _opened(path: str) -> Any:
     """exiv2's image of `path` with its metadata read; XmpError for an XMP packet exiv2
     could not read (writing would drop it)."""
+    from pipeline.media.xmp.photo import check_packets
+
+    check_packets(path)
     exiv2 = load_exiv2()
     with exiv2_log() as messages:
         image = exiv2.ImageFactory.open(path)
