@@ -35,7 +35,7 @@ from pipeline.engine.work import ItemWork, start_workers
 from pipeline.recipe import Recipe
 from pipeline.renaming import moves
 from pipeline.results import ActionError, Result, ResultSink
-from pipeline.store.database import HEARTBEAT_SECONDS, Store
+from pipeline.store.database import HEARTBEAT_SECONDS, Counts, Store
 
 REORDER_WINDOW = 512  # items admitted but not yet shown, at most (bounds memory)
 # Workers beyond the server's slots: they read, hash and shrink the next files while every
@@ -269,11 +269,7 @@ class Runner:
                 _set_total(self._bar, self._counted[0])
             self._bar.update(1)
         if done is result:
-            # A finished file the action could not serve (its sidecar refused) is a failure
-            # of this run, said as one; the file stays finished and the next run tries again.
-            self.ledger.counts.count("failed" if result.status == "failed" else "skipped")
-            if result.status == "failed" and self.options.on_error:
-                self.options.on_error(result)
+            _count_settled(self.ledger.counts, result, self.options.on_error)
         elif result.deferred:  # finished by the action at the end (renames)
             self.ledger.save_answers(done)
             self._deferred.append(done)
@@ -318,6 +314,17 @@ def _count(
         if not (file and store.is_output(item.entry.key)):
             n += 1
     counted.append(n)
+
+
+def _count_settled(
+    counts: Counts, result: Result, on_error: Callable[[Result], None] | None
+) -> None:
+    """A file settled before this run: skipped, unless the action could not serve it (its
+    sidecar refused), a failure of this run said as one; the file stays finished and the
+    next run tries the action again."""
+    counts.count("failed" if result.status == "failed" else "skipped")
+    if result.status == "failed" and on_error:
+        on_error(result)
 
 
 RUN_STATUS = {0: "done", 1: "failed", 2: "usage", 3: "backend-down"}  # by exit code

@@ -86,3 +86,13 @@ def test_a_property_in_the_xml_namespace_is_refused_before_exiv2_sees_it() -> No
     with pytest.raises(XmpError, match="xml:odd"):
         merge_sidecar(odd, XmpFields(description="x"))
     assert read_sidecar(merge_sidecar(DARKTABLE, XmpFields(description="y"))).description == "y"
+
+
+def test_a_prefix_exiv2_knows_bound_elsewhere_is_refused() -> None:
+    """exiv2 would keep `dc` bound to the file's URI for the rest of the process, and write
+    pipe's captions under it (found by fuzzing)."""
+    odd = DARKTABLE.replace(b"http://purl.org/dc/elements/1.1/", b"http://example.com/dc/")
+    with pytest.raises(XmpError, match="binds dc: to 'http://example.com/dc/'"):
+        merge_sidecar(odd, XmpFields(description="x"))
+    root = ET.fromstring(merge_sidecar(None, XmpFields(description="y")))
+    assert root.find(f".//{DC}description") is not None

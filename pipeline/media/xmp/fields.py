@@ -195,11 +195,24 @@ def check_well_formed(data: bytes) -> None:
             if odd.startswith(_XML_NS) and odd not in _XML_ALLOWED:
                 raise XmpError(f"it has a property xml:{odd[len(_XML_NS) :]}, which XMP never does")
 
+    def declare(prefix: str | None, uri: str | None) -> None:
+        # exiv2 takes a file's binding for a prefix it knows (dc: to another URI) for the
+        # rest of the process: pipe's own fields would be written under it (fuzzing).
+        # Only the prefixes pipe writes: real photos bind others loosely (Windows writes
+        # MicrosoftPhoto: without exiv2's trailing slash).
+        known = standard.get(prefix or "") if prefix in _GUARDED else None
+        if known is not None and uri != known:
+            raise XmpError(f"it binds {prefix}: to {uri!r}, not to {known!r}")
+
+    standard = _standard_namespaces()
     parser.StartDoctypeDeclHandler = refuse
     parser.EntityDeclHandler = refuse
     parser.StartElementHandler = start
+    parser.StartNamespaceDeclHandler = declare
     try:
         parser.Parse(data, True)
+    except XmpError:
+        raise
     except (LookupError, ValueError) as e:  # encoding="UTF-6", "UTF-7": found by fuzzing
         raise XmpError(f"it declares an encoding pipe cannot read ({e})") from None
     except expat.ExpatError as e:
@@ -233,8 +246,16 @@ def _replace(data: exiv2.XmpData, key: str, value: Any) -> None:
 
 
 _lock = threading.Lock()
+_STANDARD: dict[str, str] = {}
+_GUARDED = frozenset({"x", "rdf", "dc", "lr"})  # the prefixes of what pipe writes
 _local = threading.local()
 _ready = False
+
+
+def _standard_namespaces() -> dict[str, str]:
+    """prefix -> URI as exiv2 knows them before reading any file."""
+    load_exiv2()
+    return _STANDARD
 
 
 def load_exiv2() -> Any:
@@ -248,6 +269,8 @@ def load_exiv2() -> Any:
         with _lock:
             if not _ready:
                 exiv2.XmpParser.initialize()
+                # Before any file is read: what exiv2 itself binds each prefix to.
+                _STANDARD.update(exiv2.XmpProperties.registeredNamespaces())
                 exiv2.LogMsg.setLevel(exiv2.LogMsg.Level.warn)
                 # python-exiv2 logs through the `exiv2` logger.
                 logger = logging.getLogger("exiv2")
