@@ -3,6 +3,7 @@ read back by a second reader (ElementTree), not only by exiv2 itself."""
 
 from __future__ import annotations
 
+import contextlib
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -96,3 +97,16 @@ def test_a_prefix_exiv2_knows_bound_elsewhere_is_refused() -> None:
         merge_sidecar(odd, XmpFields(description="x"))
     root = ET.fromstring(merge_sidecar(None, XmpFields(description="y")))
     assert root.find(f".//{DC}description") is not None
+
+
+def test_exiv2_is_itself_again_after_a_file_that_rebinds_a_prefix_it_knows() -> None:
+    """A sidecar binding xmp: to a broken URI broke exiv2's namespace map for every sidecar
+    after it (found by fuzzing); pipe starts exiv2's XMP toolkit afresh."""
+    odd = DARKTABLE.replace(
+        b"http://ns.adobe.com/xap/1.0/", b"htt\x7f\x7fp://ns.adobe.com/xap/0.0/"
+    )
+    with contextlib.suppress(XmpError):
+        merge_sidecar(odd, XmpFields(description="x"))
+    merged = merge_sidecar(DARKTABLE, XmpFields(description="y"))
+    root = ET.fromstring(merged)
+    assert root.find(f".//{RDF}Description").get("{http://ns.adobe.com/xap/1.0/}Rating") == "3"
