@@ -15,12 +15,9 @@ cannot write safely fails the item with one line; the run goes on.
 from __future__ import annotations
 
 import os
-from typing import Any
 
-from pipeline.actions.base import Action
-from pipeline.actions.keys import Needs
 from pipeline.actions.replacing import FileState, replace_journaled
-from pipeline.actions.xmp_keys import XmpKeys
+from pipeline.actions.xmp_keys import XmpWriter
 from pipeline.media.xmp.fields import XmpFields
 from pipeline.paths import display_path
 from pipeline.results import ActionError, Result
@@ -28,16 +25,10 @@ from pipeline.results import ActionError, Result
 KIND = "embedded"
 
 
-class EmbeddedAction(Action):
+class EmbeddedAction(XmpWriter):
     """The answer as the photo's caption or keywords, in its own XMP and IPTC."""
 
     name = "embedded"
-    then_keys = XmpKeys  # the xmp action's keys: a recipe sets them once for either
-    needs = Needs(answer="text", photos=True)
-
-    def fields(self, answer: str) -> XmpFields:
-        """What this action writes for an answer: what the xmp action writes."""
-        return self.recipe.then.get(XmpKeys).fields(answer)
 
     def apply(self, result: Result) -> None:
         if result.text is not None and result.is_file and result.status != "failed":
@@ -69,13 +60,13 @@ class EmbeddedAction(Action):
         try:
             replace_journaled(
                 self.store,
-                self._run_id(),
+                self.run_id(),
                 path,
                 done.temp,
                 expected=FileState(o.size, o.mtime_ns, o.sha256),
                 kind=KIND,
                 recipe=self.recipe.name,
-                fields=_journaled(fields),
+                fields=fields.to_json(),
             )
         finally:
             if os.path.lexists(done.temp):  # refused: pipe's copy is pipe's to remove
@@ -89,25 +80,7 @@ class EmbeddedAction(Action):
         """What this recipe last embedded in this photo, so its own old keywords go."""
         written = self.store.replaced.written_fields(os.path.abspath(path), KIND, self.recipe.name)
         found = written.get(None)
-        if not found:
-            return None
-        lists = {k: tuple(found[k]) for k in ("keywords", "hierarchical") if k in found}
-        return XmpFields(description=found.get("description"), **lists)
-
-    def _run_id(self) -> int:
-        """The run this action writes for (a library caller without one gets its own)."""
-        started = self.store.run_table.started
-        if started is None:
-            started = self.store.start_run(self.recipe.name, self.recipe.origin, [], "", "")
-        return started
-
-
-def _journaled(fields: XmpFields) -> dict[str, Any]:
-    return {
-        "description": fields.description,
-        "keywords": list(fields.keywords) if fields.keywords is not None else None,
-        "hierarchical": list(fields.hierarchical) if fields.hierarchical is not None else None,
-    }
+        return XmpFields.from_json(found) if found else None
 
 
 def _said(fields: XmpFields, iptc: bool) -> str:

@@ -19,10 +19,9 @@ import os
 from contextlib import nullcontext
 from typing import Any
 
-from pipeline.actions.base import Action, digest
-from pipeline.actions.keys import Needs
+from pipeline.actions.base import digest
 from pipeline.actions.replacing import FileState, holding, replace_journaled
-from pipeline.actions.xmp_keys import XmpKeys
+from pipeline.actions.xmp_keys import XmpWriter
 from pipeline.media.xmp.fields import XmpError, XmpFields, merge_sidecar, read_sidecar
 from pipeline.media.xmp.read import MAX_PACKET
 from pipeline.media.xmp.write import packet
@@ -40,22 +39,16 @@ def sidecar_of(path: str, naming: str) -> str:
     return path + ".xmp"
 
 
-class XmpSidecar(Action):
+class XmpSidecar(XmpWriter):
     """The photo's XMP sidecar with pipe's fields merged in (see the module's doc)."""
 
     name = "xmp"
-    then_keys = XmpKeys
-    needs = Needs(answer="text", photos=True)  # an XMP sidecar describes a photo
 
     def target(self, path: str) -> str:
         target = sidecar_of(path, self.context.xmp_sidecar)
         if os.path.abspath(target) == os.path.abspath(path):
             raise ActionError("the sidecar would be the input file itself")
         return target
-
-    def fields(self, answer: str) -> XmpFields:
-        """What this action writes into the sidecar for an answer."""
-        return self.recipe.then.get(XmpKeys).fields(answer)
 
     def apply(self, result: Result) -> None:
         if result.text is not None and result.is_file:
@@ -94,22 +87,15 @@ class XmpSidecar(Action):
             return
         replace_journaled(
             self.store,
-            self._run_id(),
+            self.run_id(),
             target,
             new,
             expected=state,
             kind=KIND,
             recipe=self.recipe.name,
-            fields={**_json(fields), "source": source},
+            fields={**fields.to_json(), "source": source},
         )
         self.store.remember_output(os.path.abspath(target), digest(new), len(new))
-
-    def _run_id(self) -> int:
-        """The run this action writes for (a library caller without one gets its own)."""
-        started = self.store.run_table.started
-        if started is None:
-            started = self.store.start_run(self.recipe.name, self.recipe.origin, [], "", "")
-        return started
 
 
 def content(existing: bytes | None, fields: XmpFields, previous: XmpFields | None) -> bytes:
@@ -142,18 +128,6 @@ def same_fields(existing: bytes, new: bytes) -> bool:
         return read_sidecar(existing) == read_sidecar(new)
     except XmpError:
         return False
-
-
-def _json(fields: XmpFields) -> dict[str, object]:
-    """What pipe wrote, for the journal: the fields it set."""
-    out: dict[str, object] = {}
-    if fields.description is not None:
-        out["description"] = fields.description
-    if fields.keywords is not None:
-        out["keywords"] = list(fields.keywords)
-    if fields.hierarchical is not None:
-        out["hierarchical"] = list(fields.hierarchical)
-    return out
 
 
 def _previous(written: dict[Any, dict[str, Any]], source: str) -> XmpFields | None:

@@ -1,13 +1,14 @@
-"""The `[then]` keys of the actions that write pipe's XMP fields (the `xmp` sidecar, and
-photos' own XMP): what the answer is, and whether keywords also go into a hierarchy.
-Both actions declare this one dataclass, so a recipe sets them once for either."""
+"""What the actions that write pipe's XMP fields (the `xmp` sidecar, and photos' own XMP)
+share: their `[then]` keys (what the answer is, and whether keywords also go into a
+hierarchy), so a recipe sets them once for either, and `XmpWriter`, their base."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from pipeline import keywords
-from pipeline.actions.keys import choice_key, text_key
+from pipeline.actions.base import Action
+from pipeline.actions.keys import Needs, choice_key, text_key
 from pipeline.media.xmp.fields import XmpFields
 
 FIELDS = ("description", "keywords")
@@ -36,3 +37,21 @@ class XmpKeys:
             keywords=found,
             hierarchical=tuple(f"{parent}|{k}" for k in found) if parent else None,
         )
+
+
+class XmpWriter(Action):
+    """An action that writes pipe's XMP fields for each photo's answer."""
+
+    then_keys = XmpKeys
+    needs = Needs(answer="text", photos=True)  # XMP describes a photo
+
+    def fields(self, answer: str) -> XmpFields:
+        """What this action writes for an answer."""
+        return self.recipe.then.get(XmpKeys).fields(answer)
+
+    def run_id(self) -> int:
+        """The run this action writes for (a library caller without one gets its own)."""
+        started = self.store.run_table.started
+        if started is None:
+            started = self.store.start_run(self.recipe.name, self.recipe.origin, [], "", "")
+        return started

@@ -47,6 +47,25 @@ class XmpFields:
     keywords: tuple[str, ...] | None = None  # dc:subject
     hierarchical: tuple[str, ...] | None = None  # lr:hierarchicalSubject ("a|b|c")
 
+    def to_json(self) -> dict[str, object]:
+        """The fields set, as JSON values: what the journal keeps of what pipe wrote."""
+        return {
+            name: list(value) if isinstance(value, tuple) else value
+            for name, value in vars(self).items()
+            if value is not None
+        }
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> XmpFields:
+        """`to_json`'s fields back (anything else in `values` is not read)."""
+        description = values.get("description")
+        lists = {
+            name: tuple(str(k) for k in values[name])
+            for name in ("keywords", "hierarchical")
+            if isinstance(values.get(name), list)
+        }
+        return cls(description=description if isinstance(description, str) else None, **lists)
+
 
 def merge_sidecar(
     existing: bytes | None, fields: XmpFields, previous: XmpFields | None = None
