@@ -106,11 +106,6 @@ def _restore(row: Replacement) -> None:
     fsync_folder(os.path.dirname(row.path))
 
 
-def undo(store: Store, run_id: int) -> list[Restored]:
-    """Every applied replacement of a run, newest first."""
-    return [undo_one(store, row) for row in store.replaced.applied(run_id)]
-
-
 def undo_run(store: Store, run_id: int) -> list[Outcome | Restored]:
     """A run's renames and replaced files put back together. Journal paths are absolute, so
     the order follows where each file was: a file rewritten under the name a rename gave

@@ -5,7 +5,8 @@ at a time without clobbering (a hard link to the new name, then unlinking the ol
 links are impossible, Linux's renameat2(RENAME_NOREPLACE)), and marked applied. A run killed
 at any instant leaves a journal that `reconcile` completes or abandons by looking at the
 disk: the file's identity (device, inode, size, mtime) was recorded when it was planned.
-`undo` walks a run's applied renames backwards with the same care.
+`undo_move` puts one back with the same care (`actions/restoring.undo_run` walks a run's
+renames backwards, with its replaced files).
 """
 
 from __future__ import annotations
@@ -139,11 +140,6 @@ def _settle(old: str, new: str, planned: tuple[int, int, int, int]) -> tuple[str
     if old_there:
         return "abandoned", "not applied before the interruption"
     return "failed", "neither name exists any more (moved or deleted by someone else)"
-
-
-def undo(store: Store, run_id: int) -> list[Outcome]:
-    """Put a run's applied renames back, newest first; refuse per file where unsafe."""
-    return [undo_move(store, *row) for row in store.journal.applied(run_id)]
 
 
 def undo_move(

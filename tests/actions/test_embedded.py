@@ -50,7 +50,7 @@ def test_the_caption_goes_into_the_photo_and_undo_restores_it(store: Store, fold
     assert sorted(os.listdir(folder)) == ["DSCN0029.jpg"]
     assert out.getvalue() == ""
 
-    [undone] = restoring.undo(store, run)
+    [undone] = restoring.undo_run(store, run)
     assert undone.state == "undone" and photo.read_bytes() == before
 
 

@@ -53,14 +53,14 @@ def test_undo_restores_byte_for_byte_and_removes_what_pipe_made(store: Store, fo
     run_id = run(store)
     replace_journaled(store, run_id, str(kept), NEW, expected=FileState.of(str(kept)), kind="xmp")
     replace_journaled(store, run_id, str(made), NEW, expected=None, kind="xmp")
-    outcomes = restoring.undo(store, run_id)
+    outcomes = restoring.undo_run(store, run_id)
     assert [(Path(o.path).name, o.state, o.did) for o in outcomes] == [
         ("b.xmp", "undone", "removed"),
         ("a.xmp", "undone", "restored"),
     ]
     assert kept.read_bytes() == OLD and not made.exists()
     assert kept.stat().st_mode & 0o777 == 0o664  # its mode, whatever the umask
-    assert restoring.undo(store, run_id) == []  # nothing applied is left
+    assert restoring.undo_run(store, run_id) == []  # nothing applied is left
 
 
 def test_undo_keeps_a_file_changed_since_pipe_wrote_it(store: Store, folder: Path) -> None:
@@ -71,7 +71,7 @@ def test_undo_keeps_a_file_changed_since_pipe_wrote_it(store: Store, folder: Pat
         store, run_id, str(target), NEW, expected=FileState.of(str(target)), kind="xmp"
     )
     target.write_bytes(b"darktable wrote again")
-    [outcome] = restoring.undo(store, run_id)
+    [outcome] = restoring.undo_run(store, run_id)
     assert (outcome.state, outcome.reason) == ("failed", "changed since pipe wrote it; kept")
     assert target.read_bytes() == b"darktable wrote again"
 
@@ -149,7 +149,7 @@ def test_identical_files_share_one_backup(store: Store, folder: Path) -> None:
         )
     assert os.listdir(store.replaced.folder) == [sha(OLD)]
     assert store.replaced.kept_bytes([run_id]) == {run_id: len(OLD)}
-    restoring.undo(store, run_id)
+    restoring.undo_run(store, run_id)
     assert (folder / "a.xmp").read_bytes() == (folder / "b.xmp").read_bytes() == OLD
 
 
@@ -209,7 +209,7 @@ def test_a_killed_replacement_is_settled_from_the_disk(
     [settled] = restoring.resolve(store)
     assert settled.state == ("applied" if replaced else "abandoned")
     assert sorted(p.name for p in folder.iterdir()) == ["a.xmp"]  # no half-written temporary
-    restoring.undo(store, run_id)
+    restoring.undo_run(store, run_id)
     assert target.read_bytes() == OLD
 
 
@@ -224,6 +224,6 @@ def test_prune_frees_the_kept_bytes_and_undo_then_refuses(store: Store, folder: 
     assert restoring.prune(store, store.replaced.prunable_runs(keep=0)) == len(OLD)
     assert not store.replaced.backup_path(sha(OLD)).exists()
     assert store.replaced.is_pruned(first)
-    [outcome] = restoring.undo(store, first)
+    [outcome] = restoring.undo_run(store, first)
     assert outcome.state == "failed" and "pruned" in outcome.reason
     assert target.read_bytes() == NEW

@@ -72,7 +72,7 @@ def test_a_darktable_sidecar_keeps_all_30_fields(store: Store, folder: Path) -> 
     assert kept(before, after) == list(before)
     assert after["dc:description"]["x-default"] == "A harbour at dawn & a <boat>."
     assert after["darktable:history"][2]["darktable:operation"] == "exposure"
-    assert restoring.undo(store, run_id)[0].did == "restored"
+    assert restoring.undo_run(store, run_id)[0].did == "restored"
     assert sidecar.read_text() == DARKTABLE  # byte for byte
 
 
