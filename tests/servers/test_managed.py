@@ -21,7 +21,7 @@ import pytest
 
 from pipeline.backends import ServerInfo
 from pipeline.errors import BackendUnavailable, UsageError
-from pipeline.servers import started_models
+from pipeline.servers import remembered
 from pipeline.servers.managed import ManagedServer, ManagedSpec, open_managed
 from pipeline.store.database import Store
 from tests import real_servers
@@ -468,16 +468,16 @@ def test_what_a_started_server_said_is_kept_for_that_very_file(tmp_path: Path) -
         n_ctx=4096,
         abilities=frozenset({"text", "vision"}),
     )
-    assert started_models.recall(store, spec) is None
-    started_models.remember(store, spec, said)
-    assert started_models.recall(store, spec) == replace(said, url="")
-    assert started_models.recall(store, ManagedSpec.for_model(model, mmproj=model)) is None
+    assert remembered.recall(store, spec) is None
+    remembered.remember(store, spec, said)
+    assert remembered.recall(store, spec) == replace(said, url="")
+    assert remembered.recall(store, ManagedSpec.for_model(model, mmproj=model)) is None
     for bad in ('{"model": 5}', "[", '{"model": "m", "url": "x"}', '{"slots": -1}', "x" * 70000):
         store.conn.execute("UPDATE started_models SET info = ?", (bad,))
-        assert started_models.recall(store, spec) is None
-    started_models.remember(store, spec, said)
+        assert remembered.recall(store, spec) is None
+    remembered.remember(store, spec, said)
     model.write_text("#!/bin/sh\n# rebuilt\n")
-    assert started_models.recall(store, spec) is None
+    assert remembered.recall(store, spec) is None
     store.close()
 
 
