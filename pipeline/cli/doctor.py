@@ -67,6 +67,7 @@ def doctor(recipe_name: str | None, as_json: bool, **_settings: object) -> None:
         checks.Probe(
             wait=s["wait"], timeout=s["timeout"], api_key=s.api_key(), model_name=s["model_name"]
         ),
+        None if urls.value else checks.last_default(settings.database(s["db"]), s["model_name"]),
     )
     # What doctor prints holds URLs as given and servers' replies: no password or key shows.
     if as_json:

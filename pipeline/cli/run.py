@@ -74,7 +74,8 @@ def run_options(func: Any) -> Any:
 _RUN_OPTIONS = [
     setting(
         "backends",
-        f"A server: {url_forms()}. Repeat it for a pool that shares the work."
+        f"A server: {url_forms()}; or embedded, the embedded model. Repeat it for a pool"
+        " that shares the work."
         " Env PIPE_BACKEND (several separated by spaces).",
         metavar="URL",
     ),

@@ -4,9 +4,11 @@ can run a recipe."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,9 +26,11 @@ from pipeline.backends import (
 )
 from pipeline.backends.base import VISION_HINT, tiny_jpeg
 from pipeline.backends.registry import start_hints
+from pipeline.errors import PipeError
 from pipeline.recipe import Recipe
-from pipeline.servers import embedded
+from pipeline.servers import embedded, fallback, remembered
 from pipeline.servers.connection import NO_IMAGE_MODEL
+from pipeline.servers.fallback import EMBEDDED
 from pipeline.steps import IMAGE_SERVER, TEXT_SERVER
 
 DEFAULT_ORIGIN = "default port"
@@ -216,9 +220,12 @@ def diagnose(
     default_images: list[str],
     recipe: Recipe | None,
     probe: Probe,
+    last_default: ServerInfo | None = None,
 ) -> Report:
     """Check every (url, origin) in `backends`, then the image server a drawing recipe would
-    use, and say whether the recipe (or, without one, anything) can run."""
+    use, and say whether the recipe (or, without one, anything) can run. `last_default`:
+    the server pipe run last used on a default port, which it waits for rather than fall
+    back to the embedded model."""
     text_needs = recipe.needs(TEXT_SERVER) if recipe else frozenset()
     needs_vision = "vision" in text_needs
     # Without a recipe, find out for real what each server sees; with one, only if it matters.
@@ -227,7 +234,9 @@ def diagnose(
     seen: set[str] = set()
     checks = _check_text_servers(backends, probe, want_vision, seen)
     if defaults_used and not any(c.works and c.text for c in checks):
-        checks.extend(_embedded_check())  # what pipe run would use: not started here
+        # What pipe run would use: the embedded model (not started here), unless it last
+        # used a server on a default port (it waits for that one).
+        checks.extend(_embedded_check() if last_default is None else [_gone(last_default)])
     draw_kinds = set(recipe.needs(IMAGE_SERVER)) if recipe else set()
     if sd_backend is not None:
         checks.append(check(sd_backend[0], "image", sd_backend[1], probe, False))
@@ -255,14 +264,16 @@ def _check_text_servers(
 ) -> list[Check]:
     """Check each (url, origin) once, first mention first (adding each to `seen`)."""
     todo: list[tuple[str, str]] = []
+    embedded_named = [_embedded_check(origin) for url, origin in backends if url == EMBEDDED]
     for url, origin in backends:
-        if normalize(url) not in seen:
+        if url != EMBEDDED and normalize(url) not in seen:
             seen.add(normalize(url))
             todo.append((url, origin))
     # All at once: a pool of many servers (or several down, each waiting its timeout) takes
     # about as long as its slowest server, not their sum.
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_AT_ONCE, len(todo)))) as executor:
-        return list(executor.map(lambda u: check(u[0], "text", u[1], probe, want_vision), todo))
+        checked = executor.map(lambda u: check(u[0], "text", u[1], probe, want_vision), todo)
+        return [c for named in embedded_named for c in named] + list(checked)
 
 
 def _judge(
@@ -324,9 +335,22 @@ def _needs(recipe: Recipe, text_needs: frozenset[str], draw_kinds: set[str]) -> 
     return "needs " + " and ".join(parts)
 
 
-def _embedded_check() -> list[Check]:
+def _gone(known: ServerInfo) -> Check:
+    """The server pipe run last used on a default port, which no longer answers."""
+    return Check(
+        url=known.url,
+        role="text",
+        origin="last used",
+        kind=known.kind,
+        model=known.model,
+        error=fallback.gone(known),
+    )
+
+
+def _embedded_check(origin: str = EMBEDDED_ORIGIN) -> list[Check]:
     """The embedded model, as pipe run would use it when nothing answers on the default
-    ports: known from its file, not started (pipe run starts it only when a file needs it)."""
+    ports (or with --backend embedded): known from its file, not started (pipe run starts
+    it only when a file needs it)."""
     name = embedded.model_name() if embedded.available() else None
     if name is None:
         return []
@@ -334,7 +358,7 @@ def _embedded_check() -> list[Check]:
         Check(
             url=f"embedded:{name}",
             role="text",
-            origin=EMBEDDED_ORIGIN,
+            origin=origin,
             reachable=True,
             kind="embedded model",
             model=name,
@@ -348,3 +372,17 @@ def _embedded_check() -> list[Check]:
             ],
         )
     ]
+
+
+def last_default(db: str, model_name: str | None) -> ServerInfo | None:
+    """The server `pipe run` last used on a default port, as the store `db` remembers it
+    (None: none, or no store to ask; doctor never makes one)."""
+    if not Path(db).is_file():
+        return None
+    from pipeline.store.database import Store
+
+    try:
+        with contextlib.closing(Store(db)) as store:
+            return remembered.recall_chosen(store, remembered.chosen("text", [], model_name))
+    except PipeError:  # a store pipe run would refuse too: it says so there
+        return None

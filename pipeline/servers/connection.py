@@ -25,11 +25,10 @@ from pipeline.config import default_image_backends
 from pipeline.errors import BackendUnavailable, UsageError
 from pipeline.recipe import Recipe
 from pipeline.servers import remembered
-from pipeline.servers.default_ports import on_default_ports
-from pipeline.servers.fallback import embedded_or_known
+from pipeline.servers.fallback import EMBEDDED, default_server, lazy_embedded
 from pipeline.servers.known import chosen_server, known_server
 from pipeline.servers.managed import ManagedServer, ManagedSpec
-from pipeline.servers.reach import HOW_TO_START, connect_or_explain
+from pipeline.servers.reach import HOW_TO_START, HOW_TO_START_VISION, connect_or_explain
 from pipeline.steps import IMAGE_SERVER
 
 if TYPE_CHECKING:
@@ -68,6 +67,20 @@ def open_backend(
         with _managed_backend(managed, store, wait, timeout, say) as backend:
             yield backend
         return
+    if EMBEDDED in urls:
+        if len(urls) > 1:
+            raise UsageError("--backend embedded is the embedded model alone: it joins no pool")
+        if vision_for:
+            raise BackendUnavailable(
+                f"{vision_for} needs a model that sees images, and the embedded model reads"
+                f" only text; {HOW_TO_START_VISION}"
+            )
+        backend = lazy_embedded(wait, timeout, say, vision_for)
+        try:
+            yield backend
+        finally:
+            backend.close()
+        return
     if urls:
         url = describe([normalize_url(u) for u in dict.fromkeys(urls)])
 
@@ -82,16 +95,7 @@ def open_backend(
         with chosen_server(store, choice, url, open_now) as backend:
             yield backend
         return
-    found = on_default_ports(timeout, api_key, model_name)
-    if found is not None:
-        if store is not None:
-            remembered.keep_chosen(store, remembered.chosen("text", [], model_name), found.info)
-        try:
-            yield found
-        finally:
-            found.close()
-        return
-    with embedded_or_known(store, wait, timeout, say, vision_for, api_key, model_name) as backend:
+    with default_server(store, wait, timeout, say, vision_for, api_key, model_name) as backend:
         yield backend
 
 

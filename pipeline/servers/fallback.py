@@ -1,6 +1,5 @@
-"""When no server is given and none answers on the default ports: the embedded model,
-started only when an item needs it; where it cannot serve (a recipe that sees, or none
-installed), the server pipe last found on a default port, looked for again only then."""
+"""When no server is given: the server on a default port pipe used last time, else the
+first that answers now, else the embedded model, started only when an item needs it."""
 
 from __future__ import annotations
 
@@ -22,9 +21,11 @@ from pipeline.servers.reach import HOW_TO_START, HOW_TO_START_VISION, connect_or
 if TYPE_CHECKING:
     from pipeline.store.database import Store
 
+EMBEDDED = "embedded"  # --backend embedded: the embedded model, chosen by name
+
 
 @contextmanager
-def embedded_or_known(
+def default_server(
     store: Store | None,
     wait: float,
     timeout: float,
@@ -33,30 +34,44 @@ def embedded_or_known(
     api_key: str | None,
     model_name: str | None,
 ) -> Iterator[Backend]:
-    """Nothing answers on the default ports: the embedded model, started when an item
-    needs it; where that cannot serve (a recipe that sees, or none installed), the server
-    pipe last found on a default port, looked for again when an item needs it."""
-    try:
-        backend: Backend = lazy_embedded(wait, timeout, say, vision_for)
-    except BackendUnavailable as e:
-        none_here = str(e)
-        choice = remembered.chosen("text", [], model_name)
-        if store is None or remembered.recall_chosen(store, choice) is None:
-            raise
+    """No server given. The one pipe last found on a default port, known from the store
+    and looked for only when an item needs an answer; if it is gone then, the run says so
+    (exit 3) rather than redo finished files with the embedded model under its other name.
+    Never used one: the first that answers now (remembered), else the embedded model,
+    started when an item needs it."""
+    choice = remembered.chosen("text", [], model_name)
+    known = remembered.recall_chosen(store, choice) if store is not None else None
+    if known is not None:
 
         def look_again() -> Backend:
             found = on_default_ports(timeout, api_key, model_name)
             if found is None:
-                raise BackendUnavailable(none_here)
+                raise BackendUnavailable(gone(known))
             return found
 
         with chosen_server(store, choice, "", look_again) as backend:
             yield backend
         return
+    found = on_default_ports(timeout, api_key, model_name)
+    if found is not None:
+        with chosen_server(store, choice, found.url, lambda: found) as backend:
+            yield backend
+        return
+    backend = lazy_embedded(wait, timeout, say, vision_for)
     try:
         yield backend
     finally:
         backend.close()
+
+
+def gone(known: ServerInfo) -> str:
+    """No server answers on the default ports, where pipe last used `known`."""
+    where = " or ".join(u.removeprefix("http://") for u in default_backends())
+    return (
+        f"no model server answers at {where}; pipe last used {known.kind} at"
+        f" {known.url.removeprefix('http://')} (model {known.model}): start it again, pass"
+        " --backend URL, or --backend embedded for the embedded model"
+    )
 
 
 def lazy_embedded(

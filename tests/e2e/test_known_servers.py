@@ -111,9 +111,12 @@ def test_a_pool_known_from_last_time_is_not_asked(notes: Path) -> None:
         assert any(path == "/completion" for path, _ in two.requests[before:])
 
 
-def test_a_vision_recipe_whose_default_server_is_down_skips_a_finished_folder(
+def test_a_default_port_server_known_from_last_time_is_not_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Found on a default port once, it is known after that: not asked for a finished
+    folder, up or down; when it is gone and a file needs an answer, the run says so rather
+    than redo the folder with the embedded model; `--backend embedded` chooses that."""
     photos = tmp_path / "photos"
     photos.mkdir()
     Image.new("RGB", (64, 48), (10, 90, 200)).save(photos / "p.jpg")
@@ -122,13 +125,47 @@ def test_a_vision_recipe_whose_default_server_is_down_skips_a_finished_folder(
         monkeypatch.setenv("PIPE_DEFAULT_BACKENDS", seer.url)
         first = cron(*args)
         assert first.returncode == 0, first.stderr
-    again = cron(*args)
-    assert again.returncode == 0, again.stderr
-    assert again.stdout == again.stderr == ""
+        asked = len(seer.requests)
+        up = cron(*args)
+        assert up.returncode == 0 and up.stdout == up.stderr == ""
+        assert len(seer.requests) == asked
+        where = seer.url.removeprefix("http://")
+    down = cron(*args)
+    assert down.returncode == 0, down.stderr
+    assert down.stdout == down.stderr == ""
     Image.new("RGB", (64, 48), (200, 90, 10)).save(photos / "q.jpg")
     new = cron(*args)
     assert new.returncode == 3
-    assert "describe-images needs a model that sees images" in new.stderr
+    error = new.stderr.strip().splitlines()[-1]
+    assert f"pipe last used llama.cpp at {where} (model seeing)" in error
+    assert "--backend embedded" in error
+    chosen = cron(*args, "--backend", "embedded")
+    assert chosen.returncode == 3 and "the embedded model reads only text" in chosen.stderr
+
+
+def test_a_text_recipe_waits_for_its_default_server_not_the_embedded_model(
+    notes: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With an embedded model installed (one that cannot start: trying is exit 3 with its
+    own line), a gone default server is said, and `--backend embedded` tries the model."""
+    not_a_model = tmp_path / "embedded.gguf"
+    not_a_model.write_bytes(b"not a model")
+    monkeypatch.setenv("PIPE_EMBEDDED_MODEL", str(not_a_model))
+    with FakeLlama(model="usual") as usual:
+        monkeypatch.setenv("PIPE_DEFAULT_BACKENDS", usual.url)
+        assert summarize(notes).returncode == 0
+    assert summarize(notes).returncode == 0  # finished: the embedded model is not started
+    (notes / "note4.md").write_text("A new note.\n")
+    gone = summarize(notes)
+    assert gone.returncode == 3 and "pipe last used llama.cpp" in gone.stderr
+    assert "embedded model server did not start" not in gone.stderr
+    embedded = summarize(notes, "embedded")
+    assert embedded.returncode == 3 and "embedded model server did not start" in embedded.stderr
+    r = cron("doctor", "summarize-text")
+    assert r.returncode == 3 and "pipe last used llama.cpp" in r.stdout
+    r = cron("doctor", "summarize-text", "--backend", "embedded")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "embedded.gguf" in r.stdout
 
 
 def test_thumbnails_with_the_image_server_down_skip_a_finished_folder(
