@@ -25,10 +25,10 @@ from pipeline.config import default_image_backends
 from pipeline.errors import BackendUnavailable, UsageError
 from pipeline.recipe import Recipe
 from pipeline.servers import remembered
-from pipeline.servers.fallback import EMBEDDED, default_server, lazy_embedded
+from pipeline.servers.fallback import EMBEDDED, default_server, named_embedded
 from pipeline.servers.known import chosen_server, known_server
 from pipeline.servers.managed import ManagedServer, ManagedSpec
-from pipeline.servers.reach import HOW_TO_START, HOW_TO_START_VISION, connect_or_explain
+from pipeline.servers.reach import HOW_TO_START, connect_or_explain
 from pipeline.steps import IMAGE_SERVER
 
 if TYPE_CHECKING:
@@ -68,18 +68,8 @@ def open_backend(
             yield backend
         return
     if EMBEDDED in urls:
-        if len(urls) > 1:
-            raise UsageError("--backend embedded is the embedded model alone: it joins no pool")
-        if vision_for:
-            raise BackendUnavailable(
-                f"{vision_for} needs a model that sees images, and the embedded model reads"
-                f" only text; {HOW_TO_START_VISION}"
-            )
-        backend = lazy_embedded(wait, timeout, say, vision_for)
-        try:
+        with named_embedded(urls, wait, timeout, say, vision_for) as backend:
             yield backend
-        finally:
-            backend.close()
         return
     if urls:
         url = describe([normalize_url(u) for u in dict.fromkeys(urls)])

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from pipeline.backends import Backend, ServerInfo
 from pipeline.backends.lazy import LazyBackend
 from pipeline.config import default_backends
-from pipeline.errors import BackendUnavailable
+from pipeline.errors import BackendUnavailable, UsageError
 from pipeline.servers import embedded, remembered
 from pipeline.servers.default_ports import on_default_ports
 from pipeline.servers.embedded import EmbeddedServer
@@ -57,6 +57,25 @@ def default_server(
         with chosen_server(store, choice, found.url, lambda: found) as backend:
             yield backend
         return
+    backend = lazy_embedded(wait, timeout, say, vision_for)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+@contextmanager
+def named_embedded(
+    urls: list[str], wait: float, timeout: float, say: Callable[[str], None], vision_for: str
+) -> Iterator[Backend]:
+    """`--backend embedded`: the embedded model, started when an item needs it."""
+    if len(urls) > 1:
+        raise UsageError("--backend embedded is the embedded model alone: it joins no pool")
+    if vision_for:
+        raise BackendUnavailable(
+            f"{vision_for} needs a model that sees images, and the embedded model reads"
+            f" only text; {HOW_TO_START_VISION}"
+        )
     backend = lazy_embedded(wait, timeout, say, vision_for)
     try:
         yield backend
