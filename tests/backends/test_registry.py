@@ -158,7 +158,7 @@ def test_the_cli_help_is_the_registry_s() -> None:
     from pipeline import cli
 
     [option] = [p for p in cli.run.params if p.name == "backend_urls"]
-    assert f"A server: {registry.url_forms()}. Repeat it" in str(option.help)
+    assert f"A server: {registry.url_forms()}; or embedded, the embedded model." in str(option.help)
     assert "openai:URL" in str(option.help) and "cli:FILE.llamafile" in str(option.help)
 
 
