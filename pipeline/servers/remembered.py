@@ -95,14 +95,6 @@ def remember_chosen(store: Store, choice: str, info: ServerInfo) -> None:
     _remember(store, choice, CHOSEN, info, url=redact(info.url))
 
 
-def keep_chosen(store: Store, choice: str, info: ServerInfo) -> None:
-    """`remember_chosen`, writing only when the server says something new (a run over a
-    finished folder writes nothing)."""
-    known = recall_chosen(store, choice)
-    if known is None or replace(known, url=redact(info.url)) != replace(info, url=redact(info.url)):
-        remember_chosen(store, choice, info)
-
-
 def _recall(store: Store, key: str, now: str) -> ServerInfo | None:
     try:
         row = store.conn.execute(

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.backends import ServerInfo
-from pipeline.servers import remembered
+from pipeline.backends import ServerInfo, connect
+from pipeline.backends.lazy import LazyBackend
+from pipeline.servers import known, remembered
 from pipeline.store.database import Store
+from tests.fakes.llama import FakeLlama
 
 SAID = ServerInfo(
     kind="koboldcpp",
@@ -44,19 +46,29 @@ def test_what_a_chosen_server_said_comes_back_without_its_password(tmp_path: Pat
     store.close()
 
 
-def test_keeping_what_was_said_again_writes_nothing(tmp_path: Path) -> None:
-    """A cron run whose default-port server says what it said before leaves the store be;
-    news (more slots) is kept."""
+def test_a_known_server_that_says_the_same_leaves_the_store_be(tmp_path: Path) -> None:
+    """Opened on first need, a server that says what it said before writes nothing (a cron
+    run leaves the store be); news (more slots) is kept for the next run."""
     store = Store(tmp_path / "s.db")
-    choice = remembered.chosen("text", [])
-    remembered.keep_chosen(store, choice, SAID)
-    store.conn.execute("UPDATE started_models SET updated = 'then'")
-    remembered.keep_chosen(store, choice, SAID)
-    assert store.conn.execute("SELECT updated FROM started_models").fetchone()[0] == "then"
-    remembered.keep_chosen(store, choice, replace(SAID, slots=4))
+    with FakeLlama(model="m", slots=2) as fake:
+        choice = remembered.chosen("text", [fake.url])
+
+        def run() -> None:
+            with known.chosen_server(store, choice, fake.url, lambda: connect(fake.url)) as b:
+                if isinstance(b, LazyBackend):
+                    b.open()
+
+        run()  # the first time: asked at once and remembered
+        asked = len(fake.requests)
+        store.conn.execute("UPDATE started_models SET updated = 'then'")
+        run()
+        assert len(fake.requests) > asked  # opened this time: it was needed
+        assert store.conn.execute("SELECT updated FROM started_models").fetchone()[0] == "then"
+        fake.slots = 4
+        run()
     assert store.conn.execute("SELECT updated FROM started_models").fetchone()[0] != "then"
     back = remembered.recall_chosen(store, choice)
-    assert back is not None and back.slots == 4
+    assert back is not None and back.slots == 4 and back.model == "m"
     store.close()
 
 
