@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, BinaryIO, TextIO
 
 from pipeline import sources
-from pipeline.actions import Action, ActionContext, open_action, restoring
+from pipeline.actions import Action, ActionContext, action_class, open_action, restoring
 from pipeline.backends import Backend
 from pipeline.backends.lazy import LazyBackend
 from pipeline.engine import Item, Options, Runner, Summary, file_items, stdin_item
@@ -75,6 +75,7 @@ def run(
     servers = servers or Servers()
     output = output or Output()
     options = options or Options()
+    _check_out_dir(recipe, output)
     image_urls = [servers.sd_url] if servers.sd_url else []
     if not recipe.asks and not image_urls:
         image_urls = servers.backend_urls  # a recipe that only draws: --backend draws
@@ -119,6 +120,16 @@ def run(
         _resolve_replacements(store, options)
         runner = Runner(recipe, backend, store, action, options, images=images)
         return runner.run(items, args or [])
+
+
+def _check_out_dir(recipe: Recipe, output: Output) -> None:
+    """`--out DIR` where nothing would go there is a mistake to say, not to ignore."""
+    action = output.write or recipe.action
+    if output.out_dir and not action_class(action).takes_out_dir:
+        raise UsageError(
+            f"--out is where pictures go, and {recipe.name} writes none (its answers go to"
+            f" the {action} action); leave out --out"
+        )
 
 
 def _resolve_replacements(store: Store, options: Options) -> None:

@@ -59,6 +59,7 @@ class Action:
     choosable: ClassVar[bool] = True  # offered by `--write`
     then_keys: ClassVar[type[Any] | None] = None  # its `then` keys: a dataclass (keys.py)
     needs: ClassVar[Needs] = Needs()  # what the recipe must answer for it
+    takes_out_dir: ClassVar[bool] = False  # writes its files into `--out DIR` when given
 
     def __init__(self, context: ActionContext) -> None:
         self.context = context

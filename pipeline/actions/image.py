@@ -35,6 +35,7 @@ class ImageAction(Action):
     choosable = False  # the recipe must draw
     then_keys = ImageKeys
     needs = Needs(answer="picture")
+    takes_out_dir = True
 
     def __init__(self, context: ActionContext) -> None:
         super().__init__(context)

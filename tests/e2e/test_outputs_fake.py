@@ -201,3 +201,19 @@ def test_a_replaced_output_keeps_its_permissions(llama: FakeLlama, notes: Path) 
     assert run_pipe(*run).returncode == 0
     assert sidecar.read_text() != before  # pipe replaced its own file
     assert mode(sidecar) == 0o640
+
+
+def test_out_where_nothing_would_go_is_a_usage_error(llama: FakeLlama, notes: Path) -> None:
+    """--out is for pictures: with a recipe that writes none it is said, not ignored, before
+    any server is asked or any folder made."""
+    out = notes.parent / "out"
+    for recipe, write in (
+        ("summarize-text", ()),
+        ("summarize-text", ("--write", "sidecar")),
+        ("describe-images", ("--write", "embedded")),
+    ):
+        r = run_pipe("run", recipe, str(notes), "--backend", llama.url, "--out", str(out), *write)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.count("\n") == 1 and "leave out --out" in r.stderr
+    assert llama.requests == [] and not out.exists()
+    assert not list(notes.glob("*.txt"))
