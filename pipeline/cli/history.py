@@ -77,6 +77,16 @@ def runs(limit: int, as_json: bool, db: str | None) -> None:
             echo(f"       replaced files kept for undo: {size_text(row['kept_bytes'])}")
 
 
+# A replacement's state (store/replaced.py) as `pipe show` says it.
+REPLACED = {
+    "planned": "interrupted",
+    "applied": "written",
+    "abandoned": "not written",
+    "failed": "failed",
+    "undone": "undone",
+}
+
+
 @click.command()
 @click.argument("path")
 @json_option("JSON Lines.")
@@ -95,6 +105,10 @@ def show(path: str, as_json: bool, db: str | None) -> None:
             click.echo(json.dumps(row, ensure_ascii=False))
             continue
         when = f"run {row['run_id']}  {row['started'][:19].replace('T', ' ')}"
+        if row["event"] == "replaced":  # its sidecar, or the photo itself (embedded)
+            state = REPLACED.get(row["state"], row["state"])
+            echo(f"{when}  replaced  {row['path']}  ({row['kind']}, {state})")
+            continue
         if row["event"] != "item":
             echo(f"{when}  {row['event']}  {row['path']} -> {row['new_path']}")
             continue

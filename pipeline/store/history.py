@@ -46,8 +46,9 @@ class History:
 
 def item_history(store: Store, path: str) -> list[dict[str, Any]]:
     """Everything that happened to the file at `path` (as given, or any name it had through
-    pipe's renames): its history rows and the renames and undos, oldest first. Each row
-    has an `event`: "item", "renamed" or "undone"."""
+    pipe's renames): its history rows, the renames and undos, and the files pipe replaced
+    for it (its sidecar, or the photo itself), oldest first. Each row has an `event`:
+    "item", "renamed", "undone" or "replaced"."""
     names, moves = store.journal.names_of(path)
     keys = sorted({display_path(name) for name in names} | {_history_key(path)})
     rows = store.history_rows(keys)
@@ -56,6 +57,11 @@ def item_history(store: Store, path: str) -> list[dict[str, Any]]:
         rows.append(_move(run_id, planned, "renamed", old_key, new_key))
         if state == "undone":
             rows.append(_move(run_id, updated, "undone", new_key, old_key))
+    for run_id, target, kind, state, planned, _ in store.replaced.of_files(keys):
+        rows.append(
+            {"event": "replaced", "run_id": run_id, "started": planned, "path": target}
+            | {"kind": kind, "state": state}
+        )
     return sorted(rows, key=lambda row: row["started"] or "")
 
 

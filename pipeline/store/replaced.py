@@ -151,6 +151,19 @@ class Replaced:
                     mine.setdefault(name, value)
         return found
 
+    def of_files(self, keys: list[str]) -> list[tuple[Any, ...]]:
+        """The files pipe replaced for the files keyed `keys` (display paths): the file
+        itself (embedded) or a sidecar describing it; (run_id, path, kind, state, planned,
+        updated) each, oldest first."""
+        marks = ",".join("?" * len(keys))
+        rows = self.conn.execute(
+            "SELECT run_id, path, kind, state, planned, updated FROM replaced"
+            f" WHERE path IN ({marks}) OR (json_valid(fields)"
+            f" AND json_extract(fields, '$.source') IN ({marks})) ORDER BY id",
+            (*keys, *keys),
+        ).fetchall()
+        return [(r[0], path_from_db(r[1]), *r[2:]) for r in rows]
+
     def referenced(self, sha256: str) -> bool:
         """Whether a row not pruned still needs the backup of `sha256`."""
         row = self.conn.execute(

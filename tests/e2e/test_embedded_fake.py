@@ -113,3 +113,17 @@ def test_a_finished_photo_the_action_cannot_serve_fails_the_run_in_one_line(
     failed = [line for line in r.stderr.splitlines() if "red.gif" in line]
     assert len(failed) == 1 and "cannot write metadata into GIF" in failed[0]
     assert "0 done, 0 from cache, 3 skipped, 1 failed, 3 written" in r.stderr
+
+
+def test_show_lists_a_photo_rewritten_in_place(vision: FakeLlama, tmp_path: Path) -> None:
+    folder = tmp_path / "album"
+    folder.mkdir()
+    photo = folder / "street.jpg"
+    shutil.copy(CORPUS / "gps" / "DSCN0029.jpg", photo)
+    run = ("run", "describe-images", str(folder), "--backend", vision.url, "--write", "embedded")
+    assert run_pipe(*run).returncode == 0
+    shown = run_pipe("show", str(photo))
+    assert shown.returncode == 0, shown.stderr
+    assert [x.split("  ", 2)[-1] for x in shown.stdout.splitlines() if "  replaced  " in x] == [
+        f"replaced  {photo}  (embedded, written)"
+    ]

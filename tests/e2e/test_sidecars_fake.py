@@ -302,3 +302,26 @@ def test_two_recipes_writing_one_sidecar_at_once_both_land(tmp_path: Path, pipe_
         assert found["dc:subject"] == ["holiday", "darktable|format|nef", "dog", "beach"]
         assert "pipe|dog" in found["lr:hierarchicalSubject"]
         assert found["xmp:Rating"] == "3" and len(found["darktable:history"]) == 6
+
+
+def test_show_lists_the_sidecar_pipe_replaced_for_a_photo(
+    vision: FakeLlama, tmp_path: Path
+) -> None:
+    """`pipe show photo.jpg` names the sidecar pipe merged for it, and after `pipe undo`
+    that it was undone; the sidecar's own name finds the same."""
+    folder, sidecar = album(tmp_path)
+    photo = folder / PHOTO.name
+    r = run_pipe("run", "describe-images", str(folder), "--backend", vision.url, "--write", "xmp")
+    assert r.returncode == 0, r.stderr
+    shown = run_pipe("show", str(photo))
+    assert shown.returncode == 0, shown.stderr
+    lines = [x for x in shown.stdout.splitlines() if "  replaced  " in x]
+    assert len(lines) == 1 and lines[0].endswith(f"replaced  {sidecar}  (xmp, written)")
+    assert run_pipe("undo").returncode == 0
+    shown = run_pipe("show", str(photo), "--json")
+    events = [json.loads(x) for x in shown.stdout.splitlines()]
+    replaced = [e for e in events if e["event"] == "replaced"]
+    assert [(e["path"], e["kind"], e["state"]) for e in replaced] == [
+        (str(sidecar), "xmp", "undone")
+    ]
+    assert any(e["event"] == "item" for e in events)
