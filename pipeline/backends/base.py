@@ -86,6 +86,9 @@ class Timed:
     server: ServerTimings | None = None  # the server's own account, where it gives one
 
 
+MAX_NAME_CHARS = 4096  # PATH_MAX: llama.cpp names its model by its path; more is not a name
+
+
 @dataclass(frozen=True)
 class ServerInfo:
     kind: str  # the kind's `kind` ("llama.cpp", "koboldcpp", ...), "pool of N", "embedded model"
@@ -106,10 +109,11 @@ class ServerInfo:
     grammar_repetition: bool = True
 
     def __post_init__(self) -> None:
-        # Names a server gives itself (model, version) are stored and shown: valid text only.
+        # Names a server gives itself (model, version) are stored, shown and part of every
+        # cache key: valid text only, and no longer than a path can be.
         for name, value in vars(self).items():
             if isinstance(value, str):
-                object.__setattr__(self, name, server_text.valid(value))
+                object.__setattr__(self, name, server_text.valid(value)[:MAX_NAME_CHARS])
 
     def can(self, ability: str) -> bool:
         return ability in self.abilities

@@ -114,12 +114,15 @@ def _remember(store: Store, key: str, now: str, info: ServerInfo, url: str = "")
     if url:
         said["url"] = url
     said["abilities"] = sorted(info.abilities)
+    text = json.dumps(said, sort_keys=True)
+    if len(text) > MAX_INFO_CHARS:
+        return  # never recalled (a server naming itself at such length): not worth a row
     # Only a saving: a store that cannot keep it (disk full) means a probe next time too.
     with contextlib.suppress(sqlite3.Error), store.transaction() as c:
         c.execute(
             "INSERT OR REPLACE INTO started_models (model, identity, info, updated)"
             " VALUES (?, ?, ?, ?)",
-            (key, now, json.dumps(said, sort_keys=True), now_iso()),
+            (key, now, text, now_iso()),
         )
 
 

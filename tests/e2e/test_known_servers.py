@@ -196,3 +196,20 @@ def test_what_is_remembered_holds_no_password(server: FakeLlama, notes: Path) ->
         rows = db.execute("SELECT model, info FROM started_models").fetchall()
     assert rows and all("hunter2secret" not in f"{key}{info}" for key, info in rows)
     assert b"hunter2secret" not in database.read_bytes()
+
+
+def test_a_hostile_name_is_bounded_and_never_raw(notes: Path, tmp_path: Path) -> None:
+    """A server naming its model with terminal escapes, a lone surrogate and 200,000
+    characters: what is kept is bounded, and the line that says it changed is escaped."""
+    with FakeLlama(model="\x1b[31mEVIL\x07\udcff" + "x" * 200_000) as hostile:
+        assert summarize(notes, hostile.url).returncode == 0
+        database = next((tmp_path / "pipe-home").rglob("*.db"))
+        with sqlite3.connect(database) as db:
+            [(info,)] = db.execute("SELECT info FROM started_models").fetchall()
+        assert len(info) < 10_000
+        hostile.model = "\x1b]0;pwned\x07" + "y" * 200_000
+        (notes / "note4.md").write_text("A new note.\n")
+        changed = summarize(notes, hostile.url)
+    assert changed.returncode == 3
+    assert "\x1b" not in changed.stderr and "\x07" not in changed.stderr
+    assert len(changed.stderr) < 12_000 and changed.stderr.count("\n") == 2  # summary, error
