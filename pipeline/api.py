@@ -172,10 +172,9 @@ def _say_servers(
             model = model or "unknown"
             say(f"{role} {info.kind} at {info.url} (model {model}, {in_flight} in flight)")
 
-        if not _lazy(server):
+        if not isinstance(server, LazyBackend):
             say_it(server)
         elif server.info.kind != "embedded model":  # which says so as it starts
-            assert isinstance(server, LazyBackend)
             server.check_when_opened(say_it)
 
 

@@ -49,9 +49,13 @@ class LazyBackend(Backend):
 
     def check_when_opened(self, check: Callable[[Backend], None]) -> None:
         """Run `check` on the real backend as it opens (what only the live server can say,
-        such as its samplers); a UsageError it raises stops the run like a server that is
-        down (exit 3)."""
-        self._checks.append(check)
+        such as its samplers), or now if it is open; a UsageError it raises as it opens
+        stops the run like a server that is down (exit 3)."""
+        with self._lock:
+            if self._backend is None:
+                self._checks.append(check)
+                return
+        check(self._backend)
 
     def open(self) -> Backend:
         """The real backend, opened by the first caller."""

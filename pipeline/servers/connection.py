@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -68,21 +68,19 @@ def open_backend(
             yield backend
         return
     if EMBEDDED in urls:
-        with named_embedded(urls, wait, timeout, say, vision_for) as backend:
+        with closing(named_embedded(urls, wait, timeout, say, vision_for)) as backend:
             yield backend
         return
     if urls:
-        url = describe([normalize_url(u) for u in dict.fromkeys(urls)])
 
         def open_now() -> Backend:
-            if len(urls) > 1:
-                return _open_pool(
-                    urls, wait, timeout, say, api_key, model_name, jobs, allow_mixed_models
-                )
-            return connect_or_explain(urls[0], wait, timeout, api_key, model_name)
+            return _open_given(
+                urls, wait, timeout, say, api_key, model_name, jobs, allow_mixed_models
+            )
 
         choice = remembered.chosen("text", urls, model_name)
-        with chosen_server(store, choice, url, open_now) as backend:
+        known = remembered.recall_chosen(store, choice)
+        with chosen_server(store, choice, known, _named(urls), open_now) as backend:
             yield backend
         return
     with default_server(store, wait, timeout, say, vision_for, api_key, model_name) as backend:
@@ -119,6 +117,30 @@ def _managed_backend(
 
     with known_server(known, start, keep, what=spec.name) as backend:
         yield backend
+
+
+def _open_given(
+    urls: list[str],
+    wait: float,
+    timeout: float,
+    say: Callable[[str], None],
+    api_key: str | None = None,
+    model_name: str | None = None,
+    jobs: int = 0,
+    allow_mixed_models: bool = False,
+    drawing: bool = False,
+) -> Backend:
+    """The server given, or the Pool of the several given."""
+    if len(urls) == 1:
+        return connect_or_explain(urls[0], wait, timeout, api_key, model_name)
+    return _open_pool(
+        urls, wait, timeout, say, api_key, model_name, jobs, allow_mixed_models, drawing
+    )
+
+
+def _named(urls: list[str]) -> str:
+    """How a run names the servers given before it opens them: as a Pool names itself."""
+    return describe([normalize_url(u) for u in dict.fromkeys(urls)])
 
 
 def _open_pool(
@@ -236,18 +258,14 @@ def open_image_backend(
         return
 
     def open_now() -> Backend:
-        if len(urls) > 1:
-            return _open_pool(
-                urls, wait, timeout, say, api_key=None, model_name=None, jobs=0,
-                allow_mixed_models=False, drawing=True,
-            )  # fmt: skip
         if urls:
-            return connect_or_explain(urls[0], wait, timeout)
+            return _open_given(urls, wait, timeout, say, drawing=True)
         return _on_default_image_ports(timeout)
 
-    label = describe([normalize_url(u) for u in dict.fromkeys(urls)]) if urls else ""
     choice = remembered.chosen("draw", urls)
-    with chosen_server(store, choice, label, open_now, name_field="image_model") as backend:
+    known = remembered.recall_chosen(store, choice)
+    label = _named(urls) if urls else ""
+    with chosen_server(store, choice, known, label, open_now, name_field="image_model") as backend:
         _check_can_draw(recipe, backend)
         yield backend
 
@@ -276,7 +294,7 @@ def _check_can_draw(recipe: Recipe, backend: Backend) -> None:
             f"{info.url} ({info.kind}) has no image model loaded, so it cannot"
             f" {' or '.join(sorted(missing))}; {NO_IMAGE_MODEL}"
         )
-    if isinstance(backend, LazyBackend) and backend.opened is None:
+    if isinstance(backend, LazyBackend):
         backend.check_when_opened(lambda opened: _check_samplers(recipe, opened))
     else:
         _check_samplers(recipe, backend)

@@ -4,7 +4,7 @@ first that answers now, else the embedded model, started only when an item needs
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -40,7 +40,7 @@ def default_server(
     Never used one: the first that answers now (remembered), else the embedded model,
     started when an item needs it."""
     choice = remembered.chosen("text", [], model_name)
-    known = remembered.recall_chosen(store, choice) if store is not None else None
+    known = remembered.recall_chosen(store, choice)
     if known is not None:
 
         def look_again() -> Backend:
@@ -49,38 +49,25 @@ def default_server(
                 raise BackendUnavailable(gone(known))
             return found
 
-        with chosen_server(store, choice, "", look_again) as backend:
+        with chosen_server(store, choice, known, "", look_again) as backend:
             yield backend
         return
     found = on_default_ports(timeout, api_key, model_name)
     if found is not None:
-        with chosen_server(store, choice, found.url, lambda: found) as backend:
+        with chosen_server(store, choice, None, found.url, lambda: found) as backend:
             yield backend
         return
-    backend = lazy_embedded(wait, timeout, say, vision_for)
-    try:
-        yield backend
-    finally:
-        backend.close()
+    with closing(lazy_embedded(wait, timeout, say, vision_for)) as embedded_model:
+        yield embedded_model
 
 
-@contextmanager
 def named_embedded(
     urls: list[str], wait: float, timeout: float, say: Callable[[str], None], vision_for: str
-) -> Iterator[Backend]:
+) -> LazyBackend:
     """`--backend embedded`: the embedded model, started when an item needs it."""
     if len(urls) > 1:
         raise UsageError("--backend embedded is the embedded model alone: it joins no pool")
-    if vision_for:
-        raise BackendUnavailable(
-            f"{vision_for} needs a model that sees images, and the embedded model reads"
-            f" only text; {HOW_TO_START_VISION}"
-        )
-    backend = lazy_embedded(wait, timeout, say, vision_for)
-    try:
-        yield backend
-    finally:
-        backend.close()
+    return lazy_embedded(wait, timeout, say, vision_for, named=True)
 
 
 def gone(known: ServerInfo) -> str:
@@ -94,15 +81,23 @@ def gone(known: ServerInfo) -> str:
 
 
 def lazy_embedded(
-    wait: float, timeout: float, say: Callable[[str], None], vision_for: str
+    wait: float,
+    timeout: float,
+    say: Callable[[str], None],
+    vision_for: str,
+    *,
+    named: bool = False,
 ) -> LazyBackend:
     """The embedded model, known by its file's name and started only when an item first
-    needs an answer (never for a finished folder or cached answers)."""
+    needs an answer (never for a finished folder or cached answers); `named`: chosen with
+    --backend embedded, not for want of a server."""
     where = " or ".join(u.removeprefix("http://") for u in default_backends())
     if vision_for:
+        reason = "the embedded model reads only text"
+        if not named:
+            reason = f"no model server answers at {where} ({reason})"
         raise BackendUnavailable(
-            f"{vision_for} needs a model that sees images, and no model server answers at"
-            f" {where} (the embedded model reads only text); {HOW_TO_START_VISION}"
+            f"{vision_for} needs a model that sees images, and {reason}; {HOW_TO_START_VISION}"
         )
     name = embedded.model_name() if embedded.available() else None
     if name is None:

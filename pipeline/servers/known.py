@@ -7,7 +7,9 @@ The first run with a choice of server opens it at once, as the cache keys need i
 name, and remembers what it said; a later run whose server now names another model stops
 at its first answer (exit 3) and remembers the new name, so the run after it keys by that.
 
-    with chosen_server(store, remembered.chosen("text", urls), url, open_now) as backend:
+    choice = remembered.chosen("text", urls)
+    known = remembered.recall_chosen(store, choice)
+    with chosen_server(store, choice, known, url, open_now) as backend:
         ...
 """
 
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 def known_server(
     known: ServerInfo | None,
     open_now: Opener,
-    keep: Callable[[ServerInfo], None] | None,
+    keep: Callable[[ServerInfo], None],
     *,
     what: str,
     name_field: str = "model",
@@ -45,8 +47,7 @@ def known_server(
     if known is None:
         with ExitStack() as stack:
             backend = open_now(stack)
-            if keep is not None:
-                keep(backend.info)
+            keep(backend.info)
             yield backend
         return
     said: list[ServerInfo] = []
@@ -69,7 +70,7 @@ def known_server(
         yield lazy
     finally:
         lazy.close()
-        if said and keep is not None:
+        if said:
             keep(said[0])
 
 
@@ -77,15 +78,16 @@ def known_server(
 def chosen_server(
     store: Store | None,
     choice: str,
+    known: ServerInfo | None,
     url: str,
     open_now: Callable[[], Backend],
     *,
     name_field: str = "model",
 ) -> Iterator[Backend]:
-    """The server chosen as `choice` (`remembered.chosen`): opened now and remembered the
-    first time, known from the store and opened on first need after that. `url` is how the
-    run names it meanwhile (`pipe runs`, the messages); "": where it was last time."""
-    known = remembered.recall_chosen(store, choice) if store is not None else None
+    """The server chosen as `choice` (`remembered.chosen`): with nothing `known` (what
+    `remembered.recall_chosen` gave), opened now and remembered; else known by that and
+    opened on first need. `url` is how the run names it meanwhile (`pipe runs`, the
+    messages); "": where it was last time."""
     if known is not None:
         known = replace(known, url=url or known.url)
 

@@ -85,9 +85,10 @@ def chosen(role: str, urls: list[str], model_name: str | None = None) -> str:
     return "chosen:" + hashlib.sha256(said.encode()).hexdigest()
 
 
-def recall_chosen(store: Store, choice: str) -> ServerInfo | None:
-    """What the server chosen as `choice` said when pipe last used it, else None."""
-    return _recall(store, choice, CHOSEN)
+def recall_chosen(store: Store | None, choice: str) -> ServerInfo | None:
+    """What the server chosen as `choice` said when pipe last used it, else None (also
+    without a store)."""
+    return None if store is None else _recall(store, choice, CHOSEN)
 
 
 def remember_chosen(store: Store, choice: str, info: ServerInfo) -> None:

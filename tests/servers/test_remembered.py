@@ -54,7 +54,9 @@ def test_a_known_server_that_says_the_same_leaves_the_store_be(tmp_path: Path) -
         choice = remembered.chosen("text", [fake.url])
 
         def run() -> None:
-            with known.chosen_server(store, choice, fake.url, lambda: connect(fake.url)) as b:
+            said = remembered.recall_chosen(store, choice)
+            opener = lambda: connect(fake.url)  # noqa: E731
+            with known.chosen_server(store, choice, said, fake.url, opener) as b:
                 if isinstance(b, LazyBackend):
                     b.open()
 
